@@ -1,0 +1,84 @@
+/* fraudwatch — the multithreaded engine: batches in, alerts out, in order.
+ *
+ * One thread (the feeder: replay's reader, the daemon's consumer) fills
+ * batches of raw messages, submits them, and retires them in submission
+ * order once every worker is done with them; N worker threads do the rest.
+ * The set of alerts — and, within a batch, their order — does not depend on
+ * N.  Each batch carries a reference to the rule set it is matched under, so
+ * a rule reload takes effect between two batches and every event is matched
+ * entirely by one set.
+ *
+ * Usage (feeder thread only):
+ *     b = fw_pipeline_acquire(p, rs);          // NULL: ring full, retire first
+ *     while (fw_batch_add(b, msg, len, tag)) …; fw_pipeline_submit(p, b);
+ *     r = fw_pipeline_retire(p, wait);         // oldest finished batch
+ *     … read alerts / malformed of r …; fw_pipeline_recycle(p, r);
+ */
+#ifndef FRAUDWATCH_PIPELINE_H
+#define FRAUDWATCH_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fraudwatch/ruleset.h"
+
+typedef struct fw_pipeline fw_pipeline;
+typedef struct fw_batch fw_batch;
+
+typedef struct fw_pipeline_opts {
+    uint32_t workers;          /* 1.. */
+    size_t max_event_bytes;    /* larger messages are malformed */
+    int64_t lateness_ms;       /* how long idle key state is kept past its window */
+    uint32_t batch_events;     /* messages per batch (default 1024) */
+} fw_pipeline_opts;
+
+#define FW_DEFAULT_MAX_EVENT_BYTES (1u << 20)
+#define FW_DEFAULT_LATENESS_MS INT64_C(86400000)
+
+fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen);
+/* Stops and joins the workers.  Retire every batch first. */
+void fw_pipeline_free(fw_pipeline *p);
+
+/* A free batch to fill, matched under `rs` (a reference is taken), or NULL
+ * when every slot is in flight: retire one and try again. */
+fw_batch *fw_pipeline_acquire(fw_pipeline *p, fw_ruleset *rs);
+/* Adds a message; false (nothing added) when the batch is full. */
+bool fw_batch_add(fw_batch *b, const char *data, size_t len, uint64_t tag);
+uint32_t fw_batch_count(const fw_batch *b);
+void fw_pipeline_submit(fw_pipeline *p, fw_batch *b);
+
+/* The oldest submitted batch once it is finished; NULL when none is in
+ * flight, or (wait == false) when the oldest is not finished yet. */
+fw_batch *fw_pipeline_retire(fw_pipeline *p, bool wait);
+void fw_pipeline_recycle(fw_pipeline *p, fw_batch *b);
+/* Batches submitted and not yet retired. */
+uint32_t fw_pipeline_in_flight(const fw_pipeline *p);
+
+/* Reading a retired batch. */
+uint64_t fw_batch_tag(const fw_batch *b, uint32_t seq);
+const fw_ruleset *fw_batch_ruleset(const fw_batch *b);
+uint64_t fw_batch_faults(const fw_batch *b);      /* regex limit hits */
+uint32_t fw_batch_malformed_count(const fw_batch *b);
+void fw_batch_malformed(const fw_batch *b, uint32_t i, uint32_t *seq,
+                        const char **reason);
+
+typedef struct fw_alert_iter {
+    size_t pos[64];
+} fw_alert_iter;
+
+typedef struct fw_alert_view {
+    const char *json;      /* one JSON object and a newline */
+    size_t len;
+    uint32_t seq;          /* event's index in the batch */
+    uint32_t rule;         /* rule index in the batch's rule set */
+} fw_alert_view;
+
+/* Alerts of a retired batch in event order, then rule order. */
+void fw_batch_alerts_begin(const fw_batch *b, fw_alert_iter *it);
+bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
+                          fw_alert_view *a);
+
+#define FW_MAX_WORKERS 64
+
+#endif

@@ -1,0 +1,45 @@
+/* fraudwatch — a compiled, validated, immutable rule set.
+ *
+ * A rule set is built whole from a rules directory (fw_ruleset_load_dir) or
+ * from in-memory files (fw_ruleset_load_files, used by the Redis store), and
+ * is either valid in every part or refused with every error found, each
+ * naming the file, the rule id and the member.  Once built it never changes:
+ * workers share it without locks, each holding a reference; the last
+ * fw_ruleset_unref() frees it.  Regexes are JIT-compiled before the set is
+ * returned, so nothing writes into it after publication. */
+#ifndef FRAUDWATCH_RULESET_H
+#define FRAUDWATCH_RULESET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct fw_ruleset fw_ruleset;
+
+/* One input file: a rules file (name ends in .json) or a watchlist (.list). */
+typedef struct fw_rulefile {
+    const char *name;   /* base name, e.g. "calls.json", "fraud_numbers.list" */
+    const char *data;
+    size_t len;
+} fw_rulefile;
+
+/* Loads every *.json and NAME.list in `dir` (files in name order).
+ * Returns 0 and sets *out, or -1 with a message (possibly several lines, one
+ * per error) in err. */
+int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
+                        char *err, size_t errlen);
+int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
+                          uint64_t version, fw_ruleset **out, char *err,
+                          size_t errlen);
+
+fw_ruleset *fw_ruleset_ref(fw_ruleset *rs);
+void fw_ruleset_unref(fw_ruleset *rs);
+
+uint64_t fw_ruleset_version(const fw_ruleset *rs);
+size_t fw_ruleset_rule_count(const fw_ruleset *rs);
+const char *fw_ruleset_rule_id(const fw_ruleset *rs, size_t i);
+
+/* Prints what was loaded: lists with sizes, rules with kind and summary. */
+void fw_ruleset_describe(const fw_ruleset *rs, FILE *out);
+
+#endif

@@ -1,0 +1,105 @@
+/* arena.c — chunked bump allocator (see include/fraudwatch/arena.h).
+ *
+ * Owns a list of malloc'd chunks.  An allocation larger than the chunk size
+ * gets a chunk of its own, so one megabyte event does not make every later
+ * chunk a megabyte.  Reset frees all chunks but the first. */
+#include "fraudwatch/arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct chunk {
+    struct chunk *next;
+    size_t size;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+};
+
+struct fw_arena {
+    struct chunk *head;  /* current chunk; the list ends with the first one */
+    size_t chunk_size;
+    size_t bytes;
+};
+
+static struct chunk *chunk_new(size_t size)
+{
+    struct chunk *c = malloc(sizeof *c + size);
+    if (!c)
+        return NULL;
+    c->next = NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+fw_arena *fw_arena_new(size_t chunk_size)
+{
+    fw_arena *a = malloc(sizeof *a);
+    if (!a)
+        return NULL;
+    a->chunk_size = chunk_size < 256 ? 256 : chunk_size;
+    a->head = chunk_new(a->chunk_size);
+    if (!a->head) {
+        free(a);
+        return NULL;
+    }
+    a->bytes = a->chunk_size;
+    return a;
+}
+
+void fw_arena_free(fw_arena *a)
+{
+    if (!a)
+        return;
+    for (struct chunk *c = a->head, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    free(a);
+}
+
+void fw_arena_reset(fw_arena *a)
+{
+    struct chunk *c = a->head;
+    while (c->next) {
+        struct chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    c->used = 0;
+    a->head = c;
+    a->bytes = c->size;
+}
+
+void *fw_arena_alloc(fw_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct chunk *c = a->head;
+    if (c->size - c->used < n) {
+        size_t size = n > a->chunk_size ? n : a->chunk_size;
+        struct chunk *nc = chunk_new(size);
+        if (!nc)
+            return NULL;
+        /* Keep the first chunk last so that reset can find it. */
+        nc->next = c;
+        a->head = nc;
+        a->bytes += size;
+        c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+char *fw_arena_strndup(fw_arena *a, const char *s, size_t n)
+{
+    char *p = fw_arena_alloc(a, n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+size_t fw_arena_bytes(const fw_arena *a) { return a->bytes; }

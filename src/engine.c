@@ -1,0 +1,166 @@
+/* engine.c — stage 1: one parsed event against one rule set.
+ *
+ * Owns the decision "does this event count for this rule, and under which
+ * key": the type index picks the candidate rules and sequence steps, the
+ * where-conditions are matched (match.c), and the key, the aggregated value
+ * and — for plain rules — the evidence are taken from the event while its
+ * JSON tree is still alive.  What comes out is a list of small updates that
+ * no longer need the event: the tree is thrown away right after, and the
+ * updates travel to the shard that owns their key (state.c).
+ *
+ * Everything here reads the immutable rule set and writes only the batch's
+ * arena and update vectors, so any number of workers can scan at once. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "match.h"
+
+struct fw_scanner {
+    fw_matcher *matcher;
+    fw_buf key;
+    fw_buf evidence;
+};
+
+fw_scanner *fw_scanner_new(void)
+{
+    fw_scanner *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->matcher = fw_matcher_new();
+    if (!s->matcher) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void fw_scanner_free(fw_scanner *s)
+{
+    if (!s)
+        return;
+    fw_matcher_free(s->matcher);
+    fw_buf_free(&s->key);
+    fw_buf_free(&s->evidence);
+    free(s);
+}
+
+uint64_t fw_scanner_faults(const fw_scanner *s)
+{
+    return fw_matcher_faults(s->matcher);
+}
+
+static void oom(void)
+{
+    fputs("fraudwatch: out of memory\n", stderr);
+    abort();
+}
+
+/* Appends the text of the field at `p` to `key`; false when the field is
+ * missing or neither a string nor a number. */
+static bool key_part(fw_buf *key, const cJSON *root, const fw_path *p)
+{
+    char num[FW_NUMTEXT_MAX];
+    const char *t;
+    size_t len;
+    if (!fw_value_text(fw_path_get(root, p), num, &t, &len))
+        return false;
+    fw_buf_put(key, t, len);
+    return true;
+}
+
+static void push(fw_updvec *v, const fw_update *u)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 256;
+        v->v = realloc(v->v, v->cap * sizeof *v->v);
+        if (!v->v)
+            oom();
+    }
+    v->v[v->n++] = *u;
+}
+
+void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
+                    uint32_t seq, fw_arena *arena, fw_updvec *out,
+                    uint32_t nshards)
+{
+    const fw_type_index *ix = fw_ruleset_targets(rs, ev->type);
+    const char *event_id = NULL;   /* copied into the arena on first use */
+    const cJSON *root = ev->root;
+
+    for (uint32_t i = 0; i < ix->ntargets; i++) {
+        const fw_rule *r = &rs->rules[ix->targets[i].rule];
+        uint32_t step = ix->targets[i].step;
+        const fw_cond *where = r->kind == FW_RULE_SEQUENCE ? r->steps[step].where
+                                                           : r->where;
+        uint32_t nwhere = r->kind == FW_RULE_SEQUENCE ? r->steps[step].nwhere
+                                                      : r->nwhere;
+        if (!fw_match_all(s->matcher, root, where, nwhere))
+            continue;
+
+        fw_update u = { .seq = seq, .rule = ix->targets[i].rule, .step = step,
+                        .ts = ev->ts };
+        fw_buf *key = &s->key;
+        key->len = 0;
+        switch (r->kind) {
+        case FW_RULE_THRESHOLD: {
+            bool ok = true;
+            for (uint32_t g = 0; g < r->ngroup && ok; g++) {
+                if (g)
+                    fw_buf_putc(key, '|');
+                ok = key_part(key, root, &r->group_by[g]);
+            }
+            if (!ok)
+                continue; /* a group_by field is missing: not counted */
+            const cJSON *v = r->agg == FW_AGG_COUNT
+                                 ? NULL : fw_path_get(root, &r->agg_field);
+            if (r->agg == FW_AGG_SUM) {
+                if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 9e12))
+                    continue;
+                u.vkind = FW_V_MICRO;
+                u.micro = llround(v->valuedouble * 1e6);
+            } else if (r->agg == FW_AGG_DISTINCT) {
+                char num[FW_NUMTEXT_MAX];
+                const char *t;
+                size_t len;
+                if (!fw_value_text(v, num, &t, &len))
+                    continue;
+                u.vkind = FW_V_TEXT;
+                u.vtext = fw_arena_strndup(arena, t, len);
+                u.vlen = (uint32_t)len;
+                if (!u.vtext)
+                    oom();
+            }
+            break;
+        }
+        case FW_RULE_SEQUENCE:
+            if (!key_part(key, root, &r->steps[step].key))
+                continue;
+            break;
+        case FW_RULE_PLAIN:
+            if (!r->subject.nparts || !key_part(key, root, &r->subject))
+                fw_buf_put(key, ev->event_id, ev->event_id_len);
+            s->evidence.len = 0;
+            fw_match_explain(s->matcher, root, r->where, r->nwhere,
+                             &s->evidence);
+            u.evidence = fw_arena_strndup(arena, s->evidence.p,
+                                          s->evidence.len);
+            if (!u.evidence)
+                oom();
+            break;
+        }
+        if (!event_id && !(event_id = fw_arena_strndup(arena, ev->event_id,
+                                                       ev->event_id_len)))
+            oom();
+        u.event_id = event_id;
+        u.event_id_len = (uint32_t)ev->event_id_len;
+        u.klen = (uint32_t)key->len;
+        u.key = fw_arena_strndup(arena, key->len ? key->p : "", key->len);
+        if (!u.key)
+            oom();
+        u.khash = fw_hash64(u.key, u.klen, r->state_sig);
+        push(&out[fw_shard_of(u.khash, nshards)], &u);
+    }
+}

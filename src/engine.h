@@ -1,0 +1,116 @@
+/* engine.h — the two halves of one event's trip through a rule set.
+ *
+ *   scan  (any worker, stage 1): event → matched rules → updates, each an
+ *         instruction "apply this to the state of (rule, key)", binned by
+ *         the shard that owns that key;
+ *   apply (the owning worker, stage 2): update → window / sequence /
+ *         suppression state → alerts.
+ *
+ * Splitting here is what lets parsing and matching run on every core while
+ * each key's state has exactly one owner and sees its events in input order
+ * (see pipeline.c). */
+#ifndef FRAUDWATCH_ENGINE_H
+#define FRAUDWATCH_ENGINE_H
+
+#include "fraudwatch/arena.h"
+#include "fraudwatch/buf.h"
+#include "fraudwatch/event.h"
+#include "ruleset_impl.h"
+
+__extension__ typedef __int128 fw_i128;
+__extension__ typedef unsigned __int128 fw_u128;
+
+#define FW_TS_NONE INT64_MIN
+
+enum fw_vkind { FW_V_NONE, FW_V_MICRO, FW_V_TEXT };
+
+typedef struct fw_update {
+    uint32_t seq;            /* event's index in its batch */
+    uint32_t rule;           /* index in the rule set */
+    uint32_t step;           /* sequence step, 0-based */
+    uint32_t klen;
+    uint64_t khash;          /* hash of key, seeded with the rule's state_sig */
+    int64_t ts;
+    const char *key;         /* subject / group key (batch arena) */
+    const char *event_id;    /* batch arena */
+    uint32_t event_id_len;
+    uint8_t vkind;
+    uint32_t vlen;
+    int64_t micro;           /* sum: the value in millionths */
+    const char *vtext;       /* distinct: the value as text */
+    const char *evidence;    /* plain rules: JSON array of matched conditions */
+} fw_update;
+
+typedef struct fw_updvec {
+    fw_update *v;
+    size_t n, cap;
+} fw_updvec;
+
+/* ---- stage 1 ---- */
+typedef struct fw_scanner fw_scanner;
+fw_scanner *fw_scanner_new(void);
+void fw_scanner_free(fw_scanner *s);
+uint64_t fw_scanner_faults(const fw_scanner *s);
+
+/* Appends the event's updates to out[shard], shard = fw_shard_of(khash, n). */
+void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
+                    uint32_t seq, fw_arena *arena, fw_updvec *out,
+                    uint32_t nshards);
+
+static inline uint32_t fw_shard_of(uint64_t khash, uint32_t nshards)
+{
+    return (uint32_t)(((khash >> 32) * nshards) >> 32);
+}
+
+/* ---- stage 2 ---- */
+typedef struct fw_state fw_state;
+
+/* Where apply puts alerts: one JSON line each, tagged with (seq, rule). */
+typedef struct fw_alert_ref {
+    uint32_t seq;
+    uint32_t rule;
+    size_t off;
+    size_t len;
+} fw_alert_ref;
+
+typedef struct fw_alert_out {
+    fw_buf text;
+    fw_alert_ref *refs;
+    size_t n, cap;
+} fw_alert_out;
+
+fw_state *fw_state_new(void);
+void fw_state_free(fw_state *st);
+void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
+                    fw_alert_out *out);
+/* Drops the state of keys idle for longer than their window (or
+ * suppression) plus `lateness_ms`, judged by the stream clock `clock`. */
+void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms);
+size_t fw_state_keys(const fw_state *st);
+
+/* ---- window.c / sequence.c, used by state.c ---- */
+typedef struct fw_window fw_window;
+void fw_window_free(fw_window *w);
+/* Applies a counted event to the key's window.  *m is the key's high-water
+ * mark.  Returns false when the event is expired (skipped); else sets the
+ * aggregate over (m − W, t] into *agg (count, distinct) or *micro (sum). */
+bool fw_window_apply(fw_window **w, const fw_rule *r, int64_t *m,
+                     const fw_update *u, double *agg, fw_i128 *micro);
+
+typedef struct fw_seqstate fw_seqstate;
+void fw_seqstate_free(fw_seqstate *s);
+/* Applies a matched step.  Returns true when the rule fires on this event;
+ * then `evidence` holds the chain as a JSON array. */
+bool fw_sequence_apply(fw_seqstate **s, const fw_rule *r, int64_t *m,
+                       const fw_update *u, fw_buf *evidence);
+
+/* ---- alert.c ---- */
+void fw_alert_render(fw_buf *out, const fw_rule *r, uint64_t version,
+                     const char *subject, size_t slen, const fw_update *u,
+                     const char *evidence, size_t evlen);
+/* 32 hex digits + NUL: deterministic in (rule_id, subject, event_id). */
+void fw_alert_id(const char *rule_id, const char *subject, size_t slen,
+                 const char *event_id, size_t idlen, char out[33]);
+void fw_micro_text(fw_buf *out, fw_i128 micro);
+
+#endif

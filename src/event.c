@@ -1,0 +1,266 @@
+/* event.c — JSON text → fw_event, and the text form of values.
+ *
+ * Owns the rules for what a well-formed event is (SPEC §1) and the one
+ * definition of "a value as text" that keys, subjects and distinct counts
+ * share.  cJSON allocates through hooks that use the calling thread's arena
+ * when one is set: a worker parses an event, matches it and throws the whole
+ * tree away with one arena reset instead of a free() per node. */
+#include "fraudwatch/event.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local fw_arena *tl_arena;
+
+static void *hook_malloc(size_t n)
+{
+    return tl_arena ? fw_arena_alloc(tl_arena, n) : malloc(n);
+}
+
+static void hook_free(void *p)
+{
+    if (!tl_arena)
+        free(p);
+}
+
+void fw_event_init(void)
+{
+    cJSON_Hooks hooks = { .malloc_fn = hook_malloc, .free_fn = hook_free };
+    cJSON_InitHooks(&hooks);
+}
+
+void fw_event_use_arena(fw_arena *a) { tl_arena = a; }
+
+bool fw_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        /* Fast path over ASCII, eight bytes at a time. */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            p += 8;
+        }
+        if (p >= end)
+            break;
+        unsigned c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;      /* no surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;      /* ≤ U+10FFFF */
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= n)
+            return false;
+        if (p[1] < lo || p[1] > hi)
+            return false;
+        for (size_t i = 2; i <= n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+/* Digits of an integer-valued double with |v| < 2^53. */
+static size_t int_text(double v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    uint64_t u = (uint64_t)(v < 0 ? -v : v);
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+size_t fw_numtext(double v, char *buf)
+{
+    if (isnan(v))
+        return (size_t)sprintf(buf, "NaN");
+    if (isinf(v))
+        return (size_t)sprintf(buf, v < 0 ? "-Infinity" : "Infinity");
+    if (v == 0)
+        return (size_t)sprintf(buf, "0");
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        return int_text(v, buf);
+
+    /* Shortest round-trip digits: 15 significant digits always identify a
+     * decimal uniquely, so if they read back, stripping their trailing
+     * zeros gives the shortest form; otherwise 16, then 17 digits. */
+    char e[40];
+    for (int prec = 14; prec <= 16; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, v);
+        if (strtod(e, NULL) == v)
+            break;
+    }
+    /* e = [-]D.DDDDe[+-]XX */
+    const char *p = e;
+    bool neg = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    char digits[24];
+    int k = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.')
+            digits[k++] = *p;
+    while (k > 1 && digits[k - 1] == '0')
+        k--;
+    int n = atoi(p + 1) + 1; /* decimal point position, as in ECMA-262 */
+
+    size_t len = 0;
+    if (neg)
+        buf[len++] = '-';
+    if (k <= n && n <= 21) {
+        memcpy(buf + len, digits, (size_t)k);
+        len += (size_t)k;
+        for (int i = k; i < n; i++)
+            buf[len++] = '0';
+    } else if (0 < n && n <= 21) {
+        memcpy(buf + len, digits, (size_t)n);
+        len += (size_t)n;
+        buf[len++] = '.';
+        memcpy(buf + len, digits + n, (size_t)(k - n));
+        len += (size_t)(k - n);
+    } else if (-6 < n && n <= 0) {
+        buf[len++] = '0';
+        buf[len++] = '.';
+        for (int i = 0; i < -n; i++)
+            buf[len++] = '0';
+        memcpy(buf + len, digits, (size_t)k);
+        len += (size_t)k;
+    } else {
+        buf[len++] = digits[0];
+        if (k > 1) {
+            buf[len++] = '.';
+            memcpy(buf + len, digits + 1, (size_t)(k - 1));
+            len += (size_t)(k - 1);
+        }
+        len += (size_t)sprintf(buf + len, "e%c%d", n - 1 < 0 ? '-' : '+',
+                               abs(n - 1));
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+bool fw_value_text(const cJSON *v, char *buf, const char **text, size_t *len)
+{
+    if (cJSON_IsString(v) && v->valuestring) {
+        *text = v->valuestring;
+        *len = strlen(v->valuestring);
+        return true;
+    }
+    if (cJSON_IsNumber(v)) {
+        *len = fw_numtext(v->valuedouble, buf);
+        *text = buf;
+        return true;
+    }
+    return false;
+}
+
+static bool nonempty_string(const cJSON *v)
+{
+    return cJSON_IsString(v) && v->valuestring && v->valuestring[0];
+}
+
+bool fw_event_parse(const char *data, size_t len, size_t max_bytes,
+                    fw_event *ev, const char **reason)
+{
+    memset(ev, 0, sizeof *ev);
+    if (len > max_bytes) {
+        *reason = "larger than the maximum event size";
+        return false;
+    }
+    if (!fw_utf8_valid(data, len)) {
+        *reason = "not valid UTF-8";
+        return false;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    if (!root) {
+        *reason = "not valid JSON";
+        return false;
+    }
+    ev->root = root;
+    for (const char *q = end; q < data + len; q++) {
+        if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
+            *reason = "trailing data after the JSON value";
+            goto bad;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        *reason = "not a JSON object";
+        goto bad;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "event_id");
+    if (!id) {
+        *reason = "missing event_id";
+        goto bad;
+    }
+    if (!nonempty_string(id)) {
+        *reason = "event_id is not a non-empty string";
+        goto bad;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!type) {
+        *reason = "missing type";
+        goto bad;
+    }
+    if (!nonempty_string(type)) {
+        *reason = "type is not a non-empty string";
+        goto bad;
+    }
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
+    if (!ts) {
+        *reason = "missing ts";
+        goto bad;
+    }
+    if (!cJSON_IsNumber(ts) || ts->valuedouble != floor(ts->valuedouble)) {
+        *reason = "ts is not an integer";
+        goto bad;
+    }
+    if (ts->valuedouble < 0 || ts->valuedouble > (double)FW_TS_MAX) {
+        *reason = "ts out of range (0 .. 253402300799999 ms)";
+        goto bad;
+    }
+    ev->event_id = id->valuestring;
+    ev->event_id_len = strlen(id->valuestring);
+    ev->type = type->valuestring;
+    ev->ts = (int64_t)ts->valuedouble;
+    return true;
+bad:
+    fw_event_release(ev);
+    return false;
+}
+
+void fw_event_release(fw_event *ev)
+{
+    if (ev->root)
+        cJSON_Delete(ev->root);
+    ev->root = NULL;
+}

@@ -1,0 +1,27 @@
+/* match.h — conditions against one event (internal to the engine). */
+#ifndef FRAUDWATCH_MATCH_H
+#define FRAUDWATCH_MATCH_H
+
+#include "fraudwatch/buf.h"
+#include "ruleset_impl.h"
+
+/* Per-thread matching resources: PCRE2 match data, JIT stack, limits. */
+typedef struct fw_matcher fw_matcher;
+
+#define FW_MATCH_LIMIT 1000000u   /* PCRE2 match limit per regex call */
+
+fw_matcher *fw_matcher_new(void);
+void fw_matcher_free(fw_matcher *m);
+
+/* True when every condition holds.  A regex that hits a match or JIT-stack
+ * limit counts as "no match" and increments fw_matcher_faults(). */
+bool fw_match_all(fw_matcher *m, const cJSON *root, const fw_cond *c,
+                  uint32_t n);
+uint64_t fw_matcher_faults(const fw_matcher *m);
+
+/* Appends a JSON array describing why the conditions hold (field, form,
+ * operand, the value seen, and the matched text of a regex). */
+void fw_match_explain(fw_matcher *m, const cJSON *root, const fw_cond *c,
+                      uint32_t n, fw_buf *out);
+
+#endif

@@ -1,0 +1,506 @@
+/* pipeline.c — worker threads, key ownership, and the batch ring.
+ *
+ * Owns the threads and every batch in flight.  A batch moves through
+ *
+ *     FREE → FILLING (feeder) → FILLED → PARSED (one worker, stage 1)
+ *          → DONE (every worker, stage 2, its own shard) → FREE (feeder)
+ *
+ * Stage 1 — parse, match, extract keys — is claimed one batch at a time by
+ * whichever worker is free, so parsing runs on every core.  It bins its
+ * updates by shard (a hash of rule and key).  Stage 2 is done by every
+ * worker for its own shard, walking the batches strictly in order: a key's
+ * state has one owner and sees its events in input order, without a lock.
+ * Workers prefer stage 2 (it retires batches) and parse when they would
+ * otherwise wait.
+ *
+ * Synchronisation is per batch, never per event: an atomic stage per slot,
+ * an atomic claim counter for stage 1, an atomic count of shards done, and a
+ * condition variable used only to sleep when there is nothing to do (a
+ * generation counter makes the wake-up race-free; sleepers are woken only
+ * when someone sleeps).
+ *
+ * Determinism: batches are cut by count, so in replay the same input gives
+ * the same batches; the stream clock used to expire idle keys is computed
+ * from the events in input order; alerts are merged by (event, rule).  So
+ * the thread count never changes the alerts. */
+#include "fraudwatch/pipeline.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+enum { ST_FREE, ST_FILLING, ST_FILLED, ST_PARSED, ST_DONE };
+
+#define BATCH_BYTES (4u << 20)
+#define GC_EVERY 256            /* batches between sweeps of idle keys */
+
+struct msg {
+    size_t off;
+    size_t len;
+    uint64_t tag;
+    bool oversize;
+};
+
+struct bad {
+    uint32_t seq;
+    const char *reason;
+};
+
+struct fw_batch {
+    uint64_t seqno;
+    atomic_int stage;
+    fw_ruleset *rs;
+
+    char *data;
+    size_t len, cap;
+    struct msg *msgs;
+    uint32_t n, max;
+    size_t max_bytes;        /* larger messages are not copied */
+
+    /* stage 1 */
+    fw_arena *arena;
+    fw_updvec *upd;          /* [nshards] */
+    int64_t *ts;             /* [max]: FW_TS_NONE for malformed */
+    struct bad *bad;         /* [max] */
+    uint32_t nbad;
+    uint64_t faults;
+
+    /* stage 2 */
+    fw_alert_out *out;       /* [nshards] */
+    atomic_uint shards_done;
+    uint32_t nshards;
+};
+
+struct worker {
+    fw_pipeline *p;
+    uint32_t id;
+    pthread_t thread;
+    fw_scanner *scanner;
+    fw_arena *parse_arena;
+    fw_state *state;
+    uint64_t next2;          /* next batch for stage 2 */
+    int64_t clock;           /* stream clock (for expiring idle keys) */
+};
+
+struct fw_pipeline {
+    fw_pipeline_opts o;
+    uint32_t nslots;
+    fw_batch *slots;
+    struct worker *workers;
+    uint32_t started;
+
+    uint64_t next_fill;      /* feeder: seqno of the next batch to hand out */
+    uint64_t next_retire;    /* feeder: seqno of the oldest in flight */
+    atomic_uint_fast64_t submitted;  /* batches [0, submitted) are FILLED+ */
+    atomic_uint_fast64_t next_parse; /* stage 1 claim counter */
+
+    atomic_bool stop;
+    atomic_uint_fast64_t gen;
+    atomic_uint sleepers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static fw_batch *slot(fw_pipeline *p, uint64_t seqno)
+{
+    return &p->slots[seqno % p->nslots];
+}
+
+/* ---- sleeping and waking ---------------------------------------------- */
+
+static void wake(fw_pipeline *p)
+{
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Sleeps until wake() is called after `seen` was read (or 50 ms pass). */
+static void sleep_until_change(fw_pipeline *p, uint64_t seen)
+{
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->sleepers, 1);
+    if (atomic_load(&p->gen) == seen) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    atomic_fetch_sub(&p->sleepers, 1);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- the two stages ---------------------------------------------------- */
+
+static void stage1(struct worker *w, fw_batch *b)
+{
+    fw_pipeline *p = w->p;
+    uint64_t faults = fw_scanner_faults(w->scanner);
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct msg *m = &b->msgs[i];
+        fw_event ev;
+        const char *reason;
+        b->ts[i] = FW_TS_NONE;
+        if (m->oversize) {
+            b->bad[b->nbad++] = (struct bad){ i, "larger than the maximum "
+                                                 "event size" };
+            continue;
+        }
+        if (!fw_event_parse(b->data + m->off, m->len, p->o.max_event_bytes,
+                            &ev, &reason)) {
+            b->bad[b->nbad++] = (struct bad){ i, reason };
+        } else {
+            b->ts[i] = ev.ts;
+            fw_engine_scan(w->scanner, b->rs, &ev, i, b->arena, b->upd,
+                           b->nshards);
+        }
+        fw_arena_reset(w->parse_arena);
+    }
+    b->faults = fw_scanner_faults(w->scanner) - faults;
+}
+
+static void stage2(struct worker *w, fw_batch *b)
+{
+    fw_pipeline *p = w->p;
+    const fw_updvec *v = &b->upd[w->id];
+    fw_alert_out *out = &b->out[w->id];
+    for (size_t i = 0; i < v->n; i++)
+        fw_state_apply(w->state, b->rs, &v->v[i], out);
+
+    /* The stream clock moves with event time, at most `lateness` per event,
+     * so one event stamped far in the future cannot expire everything. */
+    int64_t late = p->o.lateness_ms;
+    for (uint32_t i = 0; i < b->n; i++) {
+        int64_t t = b->ts[i];
+        if (t == FW_TS_NONE)
+            continue;
+        if (w->clock == FW_TS_NONE)
+            w->clock = t;
+        else if (t > w->clock)
+            w->clock = t - w->clock > late ? w->clock + late : t;
+    }
+    if (b->seqno % GC_EVERY == GC_EVERY - 1 && w->clock != FW_TS_NONE)
+        fw_state_gc(w->state, w->clock, late);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    fw_pipeline *p = w->p;
+    fw_event_use_arena(w->parse_arena);
+    for (;;) {
+        uint64_t seen = atomic_load(&p->gen);
+
+        /* Stage 2 of my next batch, if it has been parsed. */
+        if (w->next2 < atomic_load(&p->submitted)) {
+            fw_batch *b = slot(p, w->next2);
+            int st = atomic_load_explicit(&b->stage, memory_order_acquire);
+            if (b->seqno == w->next2 && st >= ST_PARSED) {
+                stage2(w, b);
+                w->next2++;
+                if (atomic_fetch_add_explicit(&b->shards_done, 1,
+                                              memory_order_acq_rel) + 1 ==
+                    b->nshards) {
+                    atomic_store_explicit(&b->stage, ST_DONE,
+                                          memory_order_release);
+                    wake(p);
+                }
+                continue;
+            }
+        }
+
+        /* Stage 1 of the next unclaimed batch. */
+        uint_fast64_t np = atomic_load(&p->next_parse);
+        if (np < atomic_load(&p->submitted) &&
+            atomic_compare_exchange_strong(&p->next_parse, &np, np + 1)) {
+            fw_batch *b = slot(p, np);
+            stage1(w, b);
+            atomic_store_explicit(&b->stage, ST_PARSED, memory_order_release);
+            wake(p);
+            continue;
+        }
+
+        if (atomic_load(&p->stop) && w->next2 >= atomic_load(&p->submitted))
+            break;
+        sleep_until_change(p, seen);
+    }
+    fw_event_use_arena(NULL);
+    return NULL;
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static void batch_free(fw_batch *b)
+{
+    fw_arena_free(b->arena);
+    for (uint32_t s = 0; s < b->nshards; s++) {
+        if (b->upd)
+            free(b->upd[s].v);
+        if (b->out) {
+            fw_buf_free(&b->out[s].text);
+            free(b->out[s].refs);
+        }
+    }
+    free(b->upd);
+    free(b->out);
+    free(b->data);
+    free(b->msgs);
+    free(b->ts);
+    free(b->bad);
+    fw_ruleset_unref(b->rs);
+}
+
+static bool batch_init(fw_batch *b, uint32_t max, uint32_t nshards,
+                       size_t max_bytes)
+{
+    b->max = max;
+    b->max_bytes = max_bytes;
+    b->nshards = nshards;
+    b->arena = fw_arena_new(256 * 1024);
+    b->upd = calloc(nshards, sizeof *b->upd);
+    b->out = calloc(nshards, sizeof *b->out);
+    b->msgs = calloc(max, sizeof *b->msgs);
+    b->ts = calloc(max, sizeof *b->ts);
+    b->bad = calloc(max, sizeof *b->bad);
+    b->cap = 256 * 1024;
+    b->data = malloc(b->cap);
+    atomic_init(&b->stage, ST_FREE);
+    atomic_init(&b->shards_done, 0);
+    return b->arena && b->upd && b->out && b->msgs && b->ts && b->bad &&
+           b->data;
+}
+
+fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen)
+{
+    if (o->workers < 1 || o->workers > FW_MAX_WORKERS) {
+        snprintf(err, errlen, "threads must be 1..%d, not %u", FW_MAX_WORKERS,
+                 o->workers);
+        return NULL;
+    }
+    fw_pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        goto oom;
+    p->o = *o;
+    if (!p->o.batch_events)
+        p->o.batch_events = 1024;
+    if (!p->o.max_event_bytes)
+        p->o.max_event_bytes = FW_DEFAULT_MAX_EVENT_BYTES;
+    if (p->o.lateness_ms <= 0)
+        p->o.lateness_ms = FW_DEFAULT_LATENESS_MS;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    atomic_init(&p->submitted, 0);
+    atomic_init(&p->next_parse, 0);
+    atomic_init(&p->stop, false);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->sleepers, 0);
+
+    uint32_t n = o->workers;
+    p->nslots = 4 * n + 4;
+    p->slots = calloc(p->nslots, sizeof *p->slots);
+    p->workers = calloc(n, sizeof *p->workers);
+    if (!p->slots || !p->workers)
+        goto oom;
+    for (uint32_t i = 0; i < p->nslots; i++)
+        if (!batch_init(&p->slots[i], p->o.batch_events, n,
+                        p->o.max_event_bytes))
+            goto oom;
+    for (uint32_t i = 0; i < n; i++) {
+        struct worker *w = &p->workers[i];
+        w->p = p;
+        w->id = i;
+        w->clock = FW_TS_NONE;
+        w->scanner = fw_scanner_new();
+        w->parse_arena = fw_arena_new(64 * 1024);
+        w->state = fw_state_new();
+        if (!w->scanner || !w->parse_arena || !w->state)
+            goto oom;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (pthread_create(&p->workers[i].thread, NULL, worker_main,
+                           &p->workers[i]) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %u", i);
+            fw_pipeline_free(p);
+            return NULL;
+        }
+        p->started++;
+    }
+    return p;
+oom:
+    snprintf(err, errlen, "out of memory creating the pipeline");
+    fw_pipeline_free(p);
+    return NULL;
+}
+
+void fw_pipeline_free(fw_pipeline *p)
+{
+    if (!p)
+        return;
+    atomic_store(&p->stop, true);
+    wake(p);
+    for (uint32_t i = 0; i < p->started; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    for (uint32_t i = 0; p->workers && i < p->o.workers; i++) {
+        fw_scanner_free(p->workers[i].scanner);
+        fw_arena_free(p->workers[i].parse_arena);
+        fw_state_free(p->workers[i].state);
+    }
+    for (uint32_t i = 0; p->slots && i < p->nslots; i++)
+        batch_free(&p->slots[i]);
+    free(p->slots);
+    free(p->workers);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+/* ---- feeder side ------------------------------------------------------- */
+
+fw_batch *fw_pipeline_acquire(fw_pipeline *p, fw_ruleset *rs)
+{
+    if (p->next_fill - p->next_retire >= p->nslots)
+        return NULL;
+    fw_batch *b = slot(p, p->next_fill);
+    b->seqno = p->next_fill++;
+    b->rs = fw_ruleset_ref(rs);
+    atomic_store_explicit(&b->stage, ST_FILLING, memory_order_relaxed);
+    return b;
+}
+
+bool fw_batch_add(fw_batch *b, const char *data, size_t len, uint64_t tag)
+{
+    if (b->n == b->max)
+        return false;
+    struct msg *m = &b->msgs[b->n];
+    m->tag = tag;
+    m->len = len;
+    m->off = b->len;
+    m->oversize = len > b->max_bytes;
+    if (!m->oversize) {
+        if (b->n > 0 && b->len + len > BATCH_BYTES)
+            return false;
+        if (b->len + len > b->cap) {
+            size_t cap = b->cap;
+            while (cap < b->len + len)
+                cap *= 2;
+            char *d = realloc(b->data, cap);
+            if (!d) {
+                fputs("fraudwatch: out of memory\n", stderr);
+                abort();
+            }
+            b->data = d;
+            b->cap = cap;
+        }
+        memcpy(b->data + b->len, data, len);
+        b->len += len;
+    }
+    b->n++;
+    return true;
+}
+
+uint32_t fw_batch_count(const fw_batch *b) { return b->n; }
+
+void fw_pipeline_submit(fw_pipeline *p, fw_batch *b)
+{
+    atomic_store_explicit(&b->stage, ST_FILLED, memory_order_release);
+    atomic_fetch_add(&p->submitted, 1);
+    wake(p);
+}
+
+fw_batch *fw_pipeline_retire(fw_pipeline *p, bool wait)
+{
+    if (p->next_retire == atomic_load(&p->submitted))
+        return NULL;
+    fw_batch *b = slot(p, p->next_retire);
+    for (;;) {
+        uint64_t seen = atomic_load(&p->gen);
+        if (atomic_load_explicit(&b->stage, memory_order_acquire) == ST_DONE)
+            break;
+        if (!wait)
+            return NULL;
+        sleep_until_change(p, seen);
+    }
+    p->next_retire++;
+    return b;
+}
+
+void fw_pipeline_recycle(fw_pipeline *p, fw_batch *b)
+{
+    (void)p;
+    fw_ruleset_unref(b->rs);
+    b->rs = NULL;
+    b->len = 0;
+    b->n = 0;
+    b->nbad = 0;
+    b->faults = 0;
+    fw_arena_reset(b->arena);
+    for (uint32_t s = 0; s < b->nshards; s++) {
+        b->upd[s].n = 0;
+        b->out[s].n = 0;
+        b->out[s].text.len = 0;
+    }
+    atomic_store(&b->shards_done, 0);
+    atomic_store_explicit(&b->stage, ST_FREE, memory_order_release);
+}
+
+uint32_t fw_pipeline_in_flight(const fw_pipeline *p)
+{
+    return (uint32_t)(p->next_fill - p->next_retire);
+}
+
+/* ---- reading a retired batch -------------------------------------------- */
+
+uint64_t fw_batch_tag(const fw_batch *b, uint32_t seq) { return b->msgs[seq].tag; }
+const fw_ruleset *fw_batch_ruleset(const fw_batch *b) { return b->rs; }
+uint64_t fw_batch_faults(const fw_batch *b) { return b->faults; }
+uint32_t fw_batch_malformed_count(const fw_batch *b) { return b->nbad; }
+
+void fw_batch_malformed(const fw_batch *b, uint32_t i, uint32_t *seq,
+                        const char **reason)
+{
+    *seq = b->bad[i].seq;
+    *reason = b->bad[i].reason;
+}
+
+void fw_batch_alerts_begin(const fw_batch *b, fw_alert_iter *it)
+{
+    (void)b;
+    memset(it, 0, sizeof *it);
+}
+
+bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
+                          fw_alert_view *a)
+{
+    /* k-way merge of the shards' lists, each already in (seq, rule) order. */
+    int best = -1;
+    const fw_alert_ref *br = NULL;
+    for (uint32_t s = 0; s < b->nshards; s++) {
+        if (it->pos[s] >= b->out[s].n)
+            continue;
+        const fw_alert_ref *r = &b->out[s].refs[it->pos[s]];
+        if (!br || r->seq < br->seq || (r->seq == br->seq && r->rule < br->rule)) {
+            best = (int)s;
+            br = r;
+        }
+    }
+    if (best < 0)
+        return false;
+    it->pos[best]++;
+    a->json = b->out[best].text.p + br->off;
+    a->len = br->len;
+    a->seq = br->seq;
+    a->rule = br->rule;
+    return true;
+}

@@ -1,0 +1,1078 @@
+/* rules_load.c — rule files and watchlists → a validated, compiled rule set.
+ *
+ * Owns the rule language's syntax and validation (SPEC §2).  Input is a list
+ * of in-memory files, so a directory on disk and a blob from Redis go through
+ * the same code.  Validation never stops at the first problem: every error is
+ * collected with its place — "calls.json: rule R101: threshold.window_s: …"
+ * — and the set is refused whole if there is any.  Unknown members are
+ * errors, so a typo like "treshold" cannot silently disable a threshold.
+ *
+ * Order of work: watchlists first (rules refer to them), then each rules file
+ * in name order, then set-wide checks (duplicate ids), then the per-type
+ * index the matcher walks.  Regexes are compiled and JIT-compiled here, once,
+ * before anyone else can see the set. */
+#include "ruleset_impl.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ERRORS 50
+#define MAX_ANY_DEPTH 16
+#define MAX_PATTERN 65536
+#define MAX_STEPS 16
+#define MAX_GROUP_BY 8
+#define MAX_RULE_FILE (64u << 20)
+
+struct loader {
+    char *err;
+    size_t errlen;
+    size_t used;
+    int nerrors;
+    const char *file;      /* current file */
+    char rule[80];         /* current rule id, or "#3" */
+    fw_ruleset *rs;
+    size_t rules_cap;
+};
+
+static void report(struct loader *L, const char *member, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void report(struct loader *L, const char *member, const char *fmt, ...)
+{
+    L->nerrors++;
+    if (L->nerrors > MAX_ERRORS || L->used + 1 >= L->errlen)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int n = snprintf(L->err + L->used, L->errlen - L->used, "%s%s%s%s%s%s%s%s",
+                     L->used ? "\n" : "", L->file ? L->file : "",
+                     L->file ? ": " : "",
+                     L->rule[0] ? "rule " : "", L->rule,
+                     L->rule[0] ? ": " : "",
+                     member ? member : "", member ? ": " : "");
+    if (n > 0)
+        L->used = (size_t)n + L->used < L->errlen ? L->used + (size_t)n
+                                                   : L->errlen - 1;
+    n = snprintf(L->err + L->used, L->errlen - L->used, "%s", msg);
+    if (n > 0)
+        L->used = (size_t)n + L->used < L->errlen ? L->used + (size_t)n
+                                                   : L->errlen - 1;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p) {
+        fputs("fraudwatch: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fputs("fraudwatch: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+/* ---- member bookkeeping ------------------------------------------------ */
+
+/* Reports members of `obj` not in `allowed` (NULL-terminated) and members
+ * that appear twice.  Returns false if any. */
+static bool check_members(struct loader *L, const cJSON *obj,
+                          const char *where, const char *const *allowed)
+{
+    bool ok = true;
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        bool known = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, m->string) == 0)
+                known = true;
+        char place[256];
+        snprintf(place, sizeof place, "%s%s%s", where, where[0] ? "." : "",
+                 m->string);
+        if (!known) {
+            report(L, place, "unknown member \"%s\"", m->string);
+            ok = false;
+        }
+        for (const cJSON *n = m->next; n; n = n->next) {
+            if (strcmp(n->string, m->string) == 0) {
+                report(L, place, "member appears more than once");
+                ok = false;
+                break;
+            }
+        }
+    }
+    return ok;
+}
+
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, name);
+}
+
+/* An integer member in [lo, hi]; *out untouched when absent. */
+static bool get_int(struct loader *L, const cJSON *obj, const char *name,
+                    const char *place, int64_t lo, int64_t hi, int64_t *out)
+{
+    const cJSON *v = member(obj, name);
+    if (!v)
+        return true;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) {
+        report(L, place, "must be an integer");
+        return false;
+    }
+    if (v->valuedouble < (double)lo || v->valuedouble > (double)hi) {
+        report(L, place, "%.17g is out of range %lld..%lld", v->valuedouble,
+               (long long)lo, (long long)hi);
+        return false;
+    }
+    *out = (int64_t)v->valuedouble;
+    return true;
+}
+
+static bool parse_path(struct loader *L, const cJSON *v, const char *place,
+                       fw_path *out)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0]) {
+        report(L, place, "must be a field name (a non-empty string)");
+        return false;
+    }
+    const char *s = v->valuestring;
+    uint32_t n = 1;
+    for (const char *p = s; *p; p++)
+        if (*p == '.')
+            n++;
+    char **parts = xcalloc(n, sizeof *parts);
+    const char *start = s;
+    uint32_t i = 0;
+    for (const char *p = s;; p++) {
+        if (*p == '.' || *p == '\0') {
+            if (p == start) {
+                report(L, place, "field path \"%s\" has an empty part", s);
+                for (uint32_t j = 0; j < i; j++)
+                    free(parts[j]);
+                free(parts);
+                return false;
+            }
+            parts[i] = xcalloc((size_t)(p - start) + 1, 1);
+            memcpy(parts[i], start, (size_t)(p - start));
+            i++;
+            start = p + 1;
+            if (*p == '\0')
+                break;
+        }
+    }
+    out->text = xstrdup(s);
+    out->parts = parts;
+    out->nparts = n;
+    return true;
+}
+
+/* ---- conditions ---------------------------------------------------------- */
+
+static bool parse_op(const char *s, enum fw_op *op)
+{
+    static const struct { const char *s; enum fw_op op; } ops[] = {
+        { "<", FW_OP_LT }, { "<=", FW_OP_LE }, { ">", FW_OP_GT },
+        { ">=", FW_OP_GE }, { "==", FW_OP_EQ }, { "!=", FW_OP_NE },
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        if (strcmp(ops[i].s, s) == 0) {
+            *op = ops[i].op;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool compile_regex(struct loader *L, const char *place,
+                          const char *pattern, bool caseless, pcre2_code **out)
+{
+    size_t len = strlen(pattern);
+    if (len > MAX_PATTERN) {
+        report(L, place, "pattern is %zu bytes, more than the limit of %d",
+               len, MAX_PATTERN);
+        return false;
+    }
+    int code;
+    PCRE2_SIZE off;
+    uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
+    if (caseless)
+        opts |= PCRE2_CASELESS;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code,
+                                   &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        report(L, place, "regex \"%s\" does not compile: %s at offset %zu",
+               pattern, (const char *)msg, (size_t)off);
+        return false;
+    }
+    /* JIT failure (no JIT on this CPU, or a pattern too large for it) is not
+     * an error: the interpreter honours the same limits. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    *out = re;
+    return true;
+}
+
+static bool parse_conds(struct loader *L, const cJSON *arr, const char *place,
+                        int depth, fw_cond **out, uint32_t *nout);
+
+static bool parse_cond(struct loader *L, const cJSON *c, const char *place,
+                       int depth, fw_cond *out)
+{
+    static const char *const allowed[] = {
+        "field", "regex", "not_regex", "flags", "op", "value", "in_list",
+        "not_in_list", "any", NULL
+    };
+    if (!cJSON_IsObject(c)) {
+        report(L, place, "a condition must be an object");
+        return false;
+    }
+    if (!check_members(L, c, place, allowed))
+        return false;
+
+    char sub[300];
+    const cJSON *any = member(c, "any");
+    if (any) {
+        if (c->child != any || any->next) {
+            report(L, place, "\"any\" must be the only member of its condition");
+            return false;
+        }
+        if (depth >= MAX_ANY_DEPTH) {
+            report(L, place, "\"any\" nested deeper than %d levels",
+                   MAX_ANY_DEPTH);
+            return false;
+        }
+        snprintf(sub, sizeof sub, "%s.any", place);
+        if (!cJSON_IsArray(any) || !any->child) {
+            report(L, sub, "must be a non-empty array of conditions");
+            return false;
+        }
+        out->kind = FW_C_ANY;
+        return parse_conds(L, any, sub, depth + 1, &out->any, &out->nany);
+    }
+
+    const char *forms[] = { "regex", "not_regex", "op", "in_list",
+                            "not_in_list" };
+    int nforms = 0;
+    const char *form = NULL;
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        if (member(c, forms[i])) {
+            nforms++;
+            form = forms[i];
+        }
+    }
+    if (nforms != 1) {
+        report(L, place, nforms ? "has more than one of regex, not_regex, op, "
+                                  "in_list, not_in_list"
+                                : "needs one of regex, not_regex, op, in_list, "
+                                  "not_in_list, any");
+        return false;
+    }
+    snprintf(sub, sizeof sub, "%s.field", place);
+    const cJSON *field = member(c, "field");
+    if (!field) {
+        report(L, sub, "missing (the event field the condition reads)");
+        return false;
+    }
+    if (!parse_path(L, field, sub, &out->path))
+        return false;
+
+    const cJSON *flags = member(c, "flags");
+    const cJSON *value = member(c, "value");
+    snprintf(sub, sizeof sub, "%s.%s", place, form);
+    const cJSON *f = member(c, form);
+
+    if (flags && strcmp(form, "regex") != 0 && strcmp(form, "not_regex") != 0) {
+        report(L, place, "\"flags\" applies only to regex and not_regex");
+        return false;
+    }
+    if (value && strcmp(form, "op") != 0) {
+        report(L, place, "\"value\" applies only to op");
+        return false;
+    }
+
+    if (strcmp(form, "regex") == 0 || strcmp(form, "not_regex") == 0) {
+        out->kind = form[0] == 'r' ? FW_C_REGEX : FW_C_NOT_REGEX;
+        if (flags) {
+            if (!cJSON_IsString(flags) ||
+                (strcmp(flags->valuestring, "i") != 0 &&
+                 strcmp(flags->valuestring, "") != 0)) {
+                char fp[320];
+                snprintf(fp, sizeof fp, "%s.flags", place);
+                report(L, fp, "must be \"i\" (caseless) or \"\"");
+                return false;
+            }
+            out->caseless = flags->valuestring[0] == 'i';
+        }
+        if (!cJSON_IsString(f)) {
+            report(L, sub, "must be a string (a PCRE2 pattern)");
+            return false;
+        }
+        out->pattern = xstrdup(f->valuestring);
+        return compile_regex(L, sub, f->valuestring, out->caseless, &out->re);
+    }
+    if (strcmp(form, "op") == 0) {
+        if (!cJSON_IsString(f) || !parse_op(f->valuestring, &out->op)) {
+            report(L, sub, "must be one of \"<\", \"<=\", \">\", \">=\", "
+                           "\"==\", \"!=\"");
+            return false;
+        }
+        char vp[320];
+        snprintf(vp, sizeof vp, "%s.value", place);
+        if (!value) {
+            report(L, vp, "missing (the number or string to compare with)");
+            return false;
+        }
+        if (cJSON_IsNumber(value)) {
+            if (!isfinite(value->valuedouble)) {
+                report(L, vp, "must be a finite number");
+                return false;
+            }
+            out->kind = FW_C_CMP_NUM;
+            out->num = value->valuedouble;
+            return true;
+        }
+        if (cJSON_IsString(value)) {
+            if (out->op != FW_OP_EQ && out->op != FW_OP_NE) {
+                report(L, vp, "a string compares only with \"==\" or \"!=\"");
+                return false;
+            }
+            out->kind = FW_C_CMP_STR;
+            out->str = xstrdup(value->valuestring);
+            out->str_len = strlen(out->str);
+            return true;
+        }
+        report(L, vp, "must be a number or a string");
+        return false;
+    }
+    /* in_list, not_in_list */
+    out->kind = form[0] == 'i' ? FW_C_IN_LIST : FW_C_NOT_IN_LIST;
+    if (!cJSON_IsString(f)) {
+        report(L, sub, "must be the name of a watchlist");
+        return false;
+    }
+    for (uint32_t i = 0; i < L->rs->nlists; i++)
+        if (strcmp(L->rs->lists[i].name, f->valuestring) == 0)
+            out->list = &L->rs->lists[i];
+    if (!out->list) {
+        char names[512] = "";
+        size_t used = 0;
+        for (uint32_t i = 0; i < L->rs->nlists && used < sizeof names - 1; i++) {
+            int n = snprintf(names + used, sizeof names - used, "%s%s",
+                             i ? ", " : "", L->rs->lists[i].name);
+            if (n > 0)
+                used += (size_t)n;
+        }
+        if (used >= sizeof names)
+            used = sizeof names - 1;
+        report(L, sub, "unknown watchlist \"%s\" (defined: %s; a list NAME "
+                       "comes from a file NAME.list)",
+               f->valuestring, L->rs->nlists ? names : "none");
+        return false;
+    }
+    return true;
+}
+
+static bool parse_conds(struct loader *L, const cJSON *arr, const char *place,
+                        int depth, fw_cond **out, uint32_t *nout)
+{
+    if (!cJSON_IsArray(arr)) {
+        report(L, place, "must be an array of conditions");
+        return false;
+    }
+    uint32_t n = (uint32_t)cJSON_GetArraySize(arr);
+    fw_cond *conds = xcalloc(n, sizeof *conds);
+    bool ok = true;
+    uint32_t i = 0;
+    for (const cJSON *c = arr->child; c; c = c->next, i++) {
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s[%u]", place, i);
+        if (!parse_cond(L, c, sub, depth, &conds[i]))
+            ok = false;
+    }
+    *out = conds;
+    *nout = n;
+    return ok;
+}
+
+/* ---- thresholds and sequences ------------------------------------------- */
+
+static bool parse_comparator(struct loader *L, const cJSON *obj,
+                             const char *place, bool with_field, fw_rule *r)
+{
+    static const char *const cmps[] = { ">=", ">", "<=", "<", "==" };
+    int found = 0;
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        if (with_field && strcmp(m->string, "field") == 0)
+            continue;
+        bool known = false;
+        for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++)
+            if (strcmp(m->string, cmps[i]) == 0)
+                known = true;
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s.%s", place, m->string);
+        if (!known) {
+            report(L, sub, "unknown member \"%s\" (comparators: >=, >, <=, "
+                           "<, ==%s)", m->string, with_field ? "; and field" : "");
+            return false;
+        }
+        if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble)) {
+            report(L, sub, "the limit must be a finite number");
+            return false;
+        }
+        parse_op(m->string, &r->agg_op);
+        r->limit = m->valuedouble;
+        found++;
+    }
+    if (found != 1) {
+        report(L, place, "needs exactly one comparator (>=, >, <=, <, ==) "
+                         "with its limit, e.g. {\">=\": 50}");
+        return false;
+    }
+    if (with_field) {
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s.field", place);
+        const cJSON *f = member(obj, "field");
+        if (!f) {
+            report(L, sub, "missing (the field to aggregate)");
+            return false;
+        }
+        return parse_path(L, f, sub, &r->agg_field);
+    }
+    return true;
+}
+
+static bool parse_threshold(struct loader *L, const cJSON *t, fw_rule *r)
+{
+    static const char *const allowed[] = {
+        "group_by", "window_s", "count", "sum", "distinct", NULL
+    };
+    if (!cJSON_IsObject(t)) {
+        report(L, "threshold", "must be an object");
+        return false;
+    }
+    if (!check_members(L, t, "threshold", allowed))
+        return false;
+    bool ok = true;
+
+    const cJSON *g = member(t, "group_by");
+    if (!g) {
+        report(L, "threshold.group_by", "missing (a field, or an array of "
+                                        "fields, naming the key)");
+        ok = false;
+    } else if (cJSON_IsArray(g)) {
+        int n = cJSON_GetArraySize(g);
+        if (n < 1 || n > MAX_GROUP_BY) {
+            report(L, "threshold.group_by", "an array needs 1..%d fields",
+                   MAX_GROUP_BY);
+            ok = false;
+        } else {
+            r->group_by = xcalloc((size_t)n, sizeof *r->group_by);
+            int i = 0;
+            for (const cJSON *e = g->child; e; e = e->next, i++) {
+                char sub[64];
+                snprintf(sub, sizeof sub, "threshold.group_by[%d]", i);
+                if (!parse_path(L, e, sub, &r->group_by[i]))
+                    ok = false;
+                else
+                    r->ngroup++;
+            }
+        }
+    } else {
+        r->group_by = xcalloc(1, sizeof *r->group_by);
+        if (parse_path(L, g, "threshold.group_by", &r->group_by[0]))
+            r->ngroup = 1;
+        else
+            ok = false;
+    }
+
+    int64_t w = 0;
+    if (!member(t, "window_s")) {
+        report(L, "threshold.window_s", "missing (seconds, 1..%d)",
+               FW_WINDOW_MAX_S);
+        ok = false;
+    } else if (get_int(L, t, "window_s", "threshold.window_s", 1,
+                       FW_WINDOW_MAX_S, &w)) {
+        r->window_ms = w * 1000;
+    } else {
+        ok = false;
+    }
+
+    const cJSON *count = member(t, "count"), *sum = member(t, "sum"),
+                *distinct = member(t, "distinct");
+    int naggs = !!count + !!sum + !!distinct;
+    if (naggs != 1) {
+        report(L, "threshold", "needs exactly one of count, sum, distinct");
+        return false;
+    }
+    const cJSON *a = count ? count : sum ? sum : distinct;
+    const char *place = count ? "threshold.count" : sum ? "threshold.sum"
+                                                        : "threshold.distinct";
+    r->agg = count ? FW_AGG_COUNT : sum ? FW_AGG_SUM : FW_AGG_DISTINCT;
+    if (!cJSON_IsObject(a)) {
+        report(L, place, "must be an object such as %s",
+               count ? "{\">=\": 50}" : "{\"field\": \"amount\", \">=\": 50000}");
+        return false;
+    }
+    if (!parse_comparator(L, a, place, !count, r))
+        return false;
+    if (r->agg == FW_AGG_SUM) {
+        if (fabs(r->limit) > 9e12) {
+            report(L, place, "the limit must be within ±9e12");
+            return false;
+        }
+        r->limit_micro = llround(r->limit * 1e6);
+    }
+    return ok;
+}
+
+static bool parse_sequence(struct loader *L, const cJSON *seq, fw_rule *r)
+{
+    static const char *const allowed[] = { "event", "where", "key", NULL };
+    if (!cJSON_IsArray(seq)) {
+        report(L, "sequence", "must be an array of steps");
+        return false;
+    }
+    int n = cJSON_GetArraySize(seq);
+    if (n < 2 || n > MAX_STEPS) {
+        report(L, "sequence", "needs 2..%d steps, has %d", MAX_STEPS, n);
+        return false;
+    }
+    r->steps = xcalloc((size_t)n, sizeof *r->steps);
+    r->nsteps = (uint32_t)n;
+    bool ok = true;
+    int i = 0;
+    for (const cJSON *s = seq->child; s; s = s->next, i++) {
+        char place[64], sub[96];
+        snprintf(place, sizeof place, "sequence[%d]", i);
+        fw_step *st = &r->steps[i];
+        if (!cJSON_IsObject(s)) {
+            report(L, place, "a step must be an object");
+            ok = false;
+            continue;
+        }
+        if (!check_members(L, s, place, allowed)) {
+            ok = false;
+            continue;
+        }
+        const cJSON *ev = member(s, "event");
+        snprintf(sub, sizeof sub, "%s.event", place);
+        if (!cJSON_IsString(ev) || !ev->valuestring[0]) {
+            report(L, sub, "must be an event type or \"*\"");
+            ok = false;
+        } else {
+            st->event = xstrdup(ev->valuestring);
+        }
+        const cJSON *w = member(s, "where");
+        snprintf(sub, sizeof sub, "%s.where", place);
+        if (w && !parse_conds(L, w, sub, 0, &st->where, &st->nwhere))
+            ok = false;
+        const cJSON *k = member(s, "key");
+        snprintf(sub, sizeof sub, "%s.key", place);
+        if (!k) {
+            report(L, sub, "missing (the field naming the person the steps "
+                           "share)");
+            ok = false;
+        } else if (!parse_path(L, k, sub, &st->key)) {
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* ---- one rule ------------------------------------------------------------- */
+
+static bool valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+            return false;
+    return true;
+}
+
+static uint64_t signature(const fw_rule *r, const cJSON *obj)
+{
+    /* The parts of a rule that define its state (SPEC §4): id, event,
+     * where, group_by/keys, window and aggregate.  Not the limit, severity,
+     * name or suppression. */
+    char *parts[6] = { 0 };
+    const char *names[] = { "event", "where", "sequence" };
+    for (int i = 0; i < 3; i++) {
+        const cJSON *m = member(obj, names[i]);
+        parts[i] = m ? cJSON_PrintUnformatted(m) : NULL;
+    }
+    const cJSON *t = member(obj, "threshold");
+    if (t) {
+        parts[3] = cJSON_PrintUnformatted(member(t, "group_by"));
+        const cJSON *a = member(t, "sum") ? member(t, "sum")
+                         : member(t, "distinct");
+        if (a)
+            parts[4] = cJSON_PrintUnformatted(member(a, "field"));
+    }
+    if (r->kind == FW_RULE_PLAIN && r->subject.nparts)
+        parts[5] = xstrdup(r->subject.text);
+
+    uint64_t h = fw_hash64(r->id, strlen(r->id), 0x5eed);
+    uint64_t fixed[4] = { (uint64_t)r->kind, (uint64_t)r->agg,
+                          (uint64_t)r->window_ms, (uint64_t)r->within_ms };
+    h = fw_hash64(fixed, sizeof fixed, h);
+    for (int i = 0; i < 6; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        h = fw_hash64(p, strlen(p) + 1, h);
+        if (i < 5)
+            cJSON_free(parts[i]);
+        else
+            free(parts[i]);
+    }
+    return h;
+}
+
+static void parse_rule(struct loader *L, const cJSON *obj, int index)
+{
+    static const char *const allowed[] = {
+        "id", "name", "description", "severity", "enabled", "event", "where",
+        "threshold", "subject", "suppress_s", "sequence", "within_s", NULL
+    };
+    snprintf(L->rule, sizeof L->rule, "#%d", index + 1);
+    if (!cJSON_IsObject(obj)) {
+        report(L, NULL, "a rule must be a JSON object");
+        return;
+    }
+    const cJSON *id = member(obj, "id");
+    if (!id) {
+        report(L, "id", "missing");
+        return;
+    }
+    if (!cJSON_IsString(id) || !valid_id(id->valuestring)) {
+        report(L, "id", "must be 1..64 characters of A-Z a-z 0-9 _ . -");
+        return;
+    }
+    snprintf(L->rule, sizeof L->rule, "%s", id->valuestring);
+
+    int before = L->nerrors;
+    check_members(L, obj, "", allowed);
+
+    fw_rule r = { 0 };
+    r.id = xstrdup(id->valuestring);
+    r.file = xstrdup(L->file);
+    r.severity = FW_SEV_MEDIUM;
+    r.enabled = true;
+
+    const cJSON *v;
+    if ((v = member(obj, "name")) && !cJSON_IsString(v))
+        report(L, "name", "must be a string");
+    r.name = xstrdup(cJSON_IsString(v) ? v->valuestring : r.id);
+    if ((v = member(obj, "description")) && !cJSON_IsString(v))
+        report(L, "description", "must be a string");
+    if ((v = member(obj, "severity"))) {
+        static const char *const sev[] = { "low", "medium", "high",
+                                           "critical" };
+        bool found = false;
+        for (int i = 0; i < 4 && cJSON_IsString(v); i++) {
+            if (strcmp(v->valuestring, sev[i]) == 0) {
+                r.severity = (enum fw_severity)i;
+                found = true;
+            }
+        }
+        if (!found)
+            report(L, "severity", "must be low, medium, high or critical");
+    }
+    if ((v = member(obj, "enabled"))) {
+        if (!cJSON_IsBool(v))
+            report(L, "enabled", "must be true or false");
+        else
+            r.enabled = cJSON_IsTrue(v);
+    }
+    if ((v = member(obj, "subject")))
+        parse_path(L, v, "subject", &r.subject);
+
+    const cJSON *seq = member(obj, "sequence");
+    if (seq) {
+        r.kind = FW_RULE_SEQUENCE;
+        const char *forbidden[] = { "event", "where", "threshold" };
+        for (int i = 0; i < 3; i++)
+            if (member(obj, forbidden[i]))
+                report(L, forbidden[i], "a sequence rule has no \"%s\" (each "
+                                        "step has its own event and where)",
+                       forbidden[i]);
+        parse_sequence(L, seq, &r);
+        int64_t w = 0;
+        if (!member(obj, "within_s"))
+            report(L, "within_s", "missing (seconds, 1..%d)", FW_WINDOW_MAX_S);
+        else if (get_int(L, obj, "within_s", "within_s", 1, FW_WINDOW_MAX_S, &w))
+            r.within_ms = w * 1000;
+        r.suppress_ms = r.within_ms;
+    } else {
+        if (member(obj, "within_s"))
+            report(L, "within_s", "only a sequence rule has within_s");
+        const cJSON *ev = member(obj, "event");
+        if (!ev)
+            report(L, "event", "missing (an event type, or \"*\" for any)");
+        else if (!cJSON_IsString(ev) || !ev->valuestring[0])
+            report(L, "event", "must be an event type, or \"*\" for any");
+        else
+            r.event = xstrdup(ev->valuestring);
+        const cJSON *w = member(obj, "where");
+        if (w)
+            parse_conds(L, w, "where", 0, &r.where, &r.nwhere);
+        const cJSON *t = member(obj, "threshold");
+        if (t) {
+            r.kind = FW_RULE_THRESHOLD;
+            parse_threshold(L, t, &r);
+            r.suppress_ms = r.window_ms;
+        } else {
+            r.kind = FW_RULE_PLAIN;
+            r.suppress_ms = 0;
+        }
+    }
+    int64_t sup = -1;
+    if (get_int(L, obj, "suppress_s", "suppress_s", 0, FW_WINDOW_MAX_S, &sup) &&
+        sup >= 0)
+        r.suppress_ms = sup * 1000;
+    r.stateful = r.kind != FW_RULE_PLAIN || r.suppress_ms > 0;
+    r.state_sig = signature(&r, obj);
+
+    fw_ruleset *rs = L->rs;
+    if (rs->nrules == L->rules_cap) {
+        L->rules_cap = L->rules_cap ? L->rules_cap * 2 : 16;
+        fw_rule *nr = realloc(rs->rules, L->rules_cap * sizeof *nr);
+        if (!nr) {
+            fputs("fraudwatch: out of memory\n", stderr);
+            abort();
+        }
+        rs->rules = nr;
+    }
+    /* Keep even a rule with errors, so that freeing is one code path. */
+    rs->rules[rs->nrules++] = r;
+    (void)before;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static void line_col(const char *data, const char *at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = data; p < at; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static void load_rules_file(struct loader *L, const fw_rulefile *f)
+{
+    L->file = f->name;
+    L->rule[0] = '\0';
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(f->data, f->len, &end, 0);
+    if (!root) {
+        int line, col;
+        const char *at = end ? end : cJSON_GetErrorPtr();
+        if (!at || at < f->data || at > f->data + f->len)
+            at = f->data;
+        line_col(f->data, at, &line, &col);
+        report(L, NULL, "not valid JSON (error near line %d, column %d)", line,
+               col);
+        return;
+    }
+    for (const char *q = end; q < f->data + f->len; q++) {
+        if (!isspace((unsigned char)*q)) {
+            int line, col;
+            line_col(f->data, q, &line, &col);
+            report(L, NULL, "unexpected text after the JSON value at line %d, "
+                            "column %d", line, col);
+            cJSON_Delete(root);
+            return;
+        }
+    }
+    const cJSON *rules = root;
+    if (cJSON_IsObject(root)) {
+        static const char *const allowed[] = { "rules", NULL };
+        if (!check_members(L, root, "", allowed)) {
+            cJSON_Delete(root);
+            return;
+        }
+        rules = member(root, "rules");
+    }
+    if (!cJSON_IsArray(rules)) {
+        report(L, NULL, "must be an array of rules or an object "
+                        "{\"rules\": [...]}");
+        cJSON_Delete(root);
+        return;
+    }
+    int i = 0;
+    for (const cJSON *r = rules->child; r; r = r->next, i++)
+        parse_rule(L, r, i);
+    L->rule[0] = '\0';
+    cJSON_Delete(root);
+}
+
+static bool item_eq(const void *item, const void *key, size_t len)
+{
+    uint32_t n;
+    memcpy(&n, item, sizeof n);
+    return n == len && memcmp((const char *)item + sizeof n, key, len) == 0;
+}
+
+bool fw_list_contains(const fw_list *l, const char *s, size_t len)
+{
+    return fw_hmap_find(l->set, fw_hash64(s, len, 0x11), s, len, item_eq) != NULL;
+}
+
+static bool valid_list_name(const char *s, size_t n)
+{
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' &&
+            s[i] != '-')
+            return false;
+    return true;
+}
+
+static void load_list_file(struct loader *L, const fw_rulefile *f)
+{
+    L->file = f->name;
+    L->rule[0] = '\0';
+    size_t nlen = strlen(f->name) - strlen(".list");
+    if (!valid_list_name(f->name, nlen)) {
+        report(L, NULL, "a watchlist name must be 1..64 characters of "
+                        "A-Z a-z 0-9 _ . -");
+        return;
+    }
+    /* Count lines for sizing; the pool holds each value with a length. */
+    size_t lines = 1;
+    for (size_t i = 0; i < f->len; i++)
+        if (f->data[i] == '\n')
+            lines++;
+    fw_list *l = &L->rs->lists[L->rs->nlists];
+    l->name = xcalloc(nlen + 1, 1);
+    memcpy(l->name, f->name, nlen);
+    l->set = fw_hmap_new(lines);
+    l->pool = malloc(f->len + lines * sizeof(uint32_t) + 1);
+    if (!l->set || !l->pool) {
+        fputs("fraudwatch: out of memory\n", stderr);
+        abort();
+    }
+    L->rs->nlists++;
+
+    size_t used = 0, lineno = 0;
+    const char *p = f->data, *end = f->data + f->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        lineno++;
+        const char *s = p, *e = le;
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        p = nl ? nl + 1 : end;
+        if (s == e || *s == '#')
+            continue;
+        size_t n = (size_t)(e - s);
+        if (n > UINT32_MAX) {
+            report(L, NULL, "line %zu: value too long", lineno);
+            continue;
+        }
+        uint64_t h = fw_hash64(s, n, 0x11);
+        if (fw_hmap_find(l->set, h, s, n, item_eq))
+            continue; /* a repeated value is harmless */
+        char *item = l->pool + used;
+        uint32_t n32 = (uint32_t)n;
+        memcpy(item, &n32, sizeof n32);
+        memcpy(item + sizeof n32, s, n);
+        used += sizeof n32 + n;
+        if (fw_hmap_insert(l->set, h, item) != 0) {
+            fputs("fraudwatch: out of memory\n", stderr);
+            abort();
+        }
+        l->count++;
+    }
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a > b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool id_eq(const void *item, const void *key, size_t len)
+{
+    const fw_rule *r = item;
+    return strlen(r->id) == len && memcmp(r->id, key, len) == 0;
+}
+
+int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
+                          uint64_t version, fw_ruleset **out, char *err,
+                          size_t errlen)
+{
+    char dummy[1];
+    struct loader L = { .err = errlen ? err : dummy,
+                        .errlen = errlen ? errlen : 1 };
+    L.err[0] = '\0';
+    fw_ruleset *rs = xcalloc(1, sizeof *rs);
+    atomic_init(&rs->refs, 1);
+    rs->version = version;
+    rs->lists = xcalloc(nfiles, sizeof *rs->lists);
+    L.rs = rs;
+
+    size_t nrulefiles = 0;
+    for (size_t i = 0; i < nfiles; i++)
+        if (ends_with(files[i].name, ".list"))
+            load_list_file(&L, &files[i]);
+    for (uint32_t i = 0; i < rs->nlists; i++)
+        for (uint32_t j = i + 1; j < rs->nlists; j++)
+            if (strcmp(rs->lists[i].name, rs->lists[j].name) == 0) {
+                L.file = NULL;
+                report(&L, NULL, "watchlist \"%s\" is defined twice",
+                       rs->lists[i].name);
+            }
+    for (size_t i = 0; i < nfiles; i++) {
+        if (ends_with(files[i].name, ".json")) {
+            if (files[i].len > MAX_RULE_FILE) {
+                L.file = files[i].name;
+                report(&L, NULL, "file is larger than %u MiB",
+                       MAX_RULE_FILE >> 20);
+                continue;
+            }
+            load_rules_file(&L, &files[i]);
+            nrulefiles++;
+        }
+    }
+    L.file = NULL;
+    L.rule[0] = '\0';
+    if (nrulefiles == 0)
+        report(&L, NULL, "no rules files (*.json) found");
+
+    /* Rule ids are unique across the whole set. */
+    fw_hmap *ids = fw_hmap_new(rs->nrules);
+    for (uint32_t i = 0; ids && i < rs->nrules; i++) {
+        fw_rule *r = &rs->rules[i];
+        uint64_t h = fw_hash64(r->id, strlen(r->id), 0);
+        const fw_rule *first = fw_hmap_find(ids, h, r->id, strlen(r->id), id_eq);
+        if (first) {
+            L.file = r->file;
+            snprintf(L.rule, sizeof L.rule, "%s", r->id);
+            report(&L, "id", "duplicate rule id (first defined in %s)",
+                   first->file);
+        } else {
+            fw_hmap_insert(ids, h, r);
+        }
+    }
+    fw_hmap_free(ids);
+
+    if (L.nerrors) {
+        if (L.nerrors > MAX_ERRORS && L.used + 40 < L.errlen)
+            snprintf(L.err + L.used, L.errlen - L.used, "\n... and %d more errors",
+                     L.nerrors - MAX_ERRORS);
+        fw_ruleset_unref(rs);
+        return -1;
+    }
+    fw_ruleset_build_index(rs);
+    *out = rs;
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const fw_rulefile *)a)->name, ((const fw_rulefile *)b)->name);
+}
+
+int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
+                        char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: cannot open the rules directory: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    fw_rulefile *files = NULL;
+    size_t n = 0, cap = 0;
+    int rc = -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (!ends_with(de->d_name, ".json") && !ends_with(de->d_name, ".list"))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *fp = fopen(path, "rb");
+        if (!fp) {
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+            goto out;
+        }
+        char *buf = NULL;
+        size_t len = 0, bcap = 0;
+        for (;;) {
+            if (len == bcap) {
+                bcap = bcap ? bcap * 2 : 65536;
+                char *nb = realloc(buf, bcap + 1);
+                if (!nb) {
+                    fputs("fraudwatch: out of memory\n", stderr);
+                    abort();
+                }
+                buf = nb;
+            }
+            size_t got = fread(buf + len, 1, bcap - len, fp);
+            len += got;
+            if (got == 0)
+                break;
+        }
+        bool failed = ferror(fp);
+        fclose(fp);
+        if (failed) {
+            free(buf);
+            snprintf(err, errlen, "%s: read error", path);
+            goto out;
+        }
+        buf[len] = '\0';
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            files = realloc(files, cap * sizeof *files);
+            if (!files) {
+                fputs("fraudwatch: out of memory\n", stderr);
+                abort();
+            }
+        }
+        files[n].name = xstrdup(de->d_name);
+        files[n].data = buf;
+        files[n].len = len;
+        n++;
+    }
+    qsort(files, n, sizeof *files, name_cmp);
+    rc = fw_ruleset_load_files(files, n, version, out, err, errlen);
+out:
+    closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        free((char *)files[i].name);
+        free((char *)files[i].data);
+    }
+    free(files);
+    return rc;
+}

@@ -1,0 +1,227 @@
+/* ruleset.c — life cycle and read-only views of a compiled rule set.
+ *
+ * Owns: the reference count (a set is shared by every worker that has a
+ * batch in flight under it, and freed by whoever drops the last reference),
+ * the per-event-type index that tells the matcher which rules and sequence
+ * steps an event can touch, and the human-readable description printed by
+ * `fraudwatch rules check`. */
+#include "ruleset_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const severity_names[] = { "low", "medium", "high",
+                                              "critical" };
+
+const char *fw_severity_name(enum fw_severity s) { return severity_names[s]; }
+
+const char *fw_op_name(enum fw_op op)
+{
+    static const char *const names[] = { "<", "<=", ">", ">=", "==", "!=" };
+    return names[op];
+}
+
+static void path_free(fw_path *p)
+{
+    for (uint32_t i = 0; i < p->nparts; i++)
+        free(p->parts[i]);
+    free(p->parts);
+    free(p->text);
+}
+
+static void conds_free(fw_cond *c, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        path_free(&c[i].path);
+        free(c[i].pattern);
+        pcre2_code_free(c[i].re);
+        free(c[i].str);
+        conds_free(c[i].any, c[i].nany);
+    }
+    free(c);
+}
+
+static void rule_free(fw_rule *r)
+{
+    free(r->id);
+    free(r->name);
+    free(r->file);
+    free(r->event);
+    conds_free(r->where, r->nwhere);
+    path_free(&r->subject);
+    for (uint32_t i = 0; i < r->ngroup; i++)
+        path_free(&r->group_by[i]);
+    free(r->group_by);
+    path_free(&r->agg_field);
+    for (uint32_t i = 0; i < r->nsteps; i++) {
+        free(r->steps[i].event);
+        conds_free(r->steps[i].where, r->steps[i].nwhere);
+        path_free(&r->steps[i].key);
+    }
+    free(r->steps);
+}
+
+static void ruleset_free(fw_ruleset *rs)
+{
+    for (uint32_t i = 0; i < rs->nrules; i++)
+        rule_free(&rs->rules[i]);
+    free(rs->rules);
+    for (uint32_t i = 0; i < rs->nlists; i++) {
+        free(rs->lists[i].name);
+        fw_hmap_free(rs->lists[i].set);
+        free(rs->lists[i].pool);
+    }
+    free(rs->lists);
+    for (uint32_t i = 0; i < rs->ntypes; i++) {
+        free(rs->types[i].type);
+        free(rs->types[i].targets);
+    }
+    free(rs->types);
+    free(rs->other.targets);
+    free(rs);
+}
+
+fw_ruleset *fw_ruleset_ref(fw_ruleset *rs)
+{
+    atomic_fetch_add_explicit(&rs->refs, 1, memory_order_relaxed);
+    return rs;
+}
+
+void fw_ruleset_unref(fw_ruleset *rs)
+{
+    if (rs && atomic_fetch_sub_explicit(&rs->refs, 1, memory_order_acq_rel) == 1)
+        ruleset_free(rs);
+}
+
+uint64_t fw_ruleset_version(const fw_ruleset *rs) { return rs->version; }
+size_t fw_ruleset_rule_count(const fw_ruleset *rs) { return rs->nrules; }
+const char *fw_ruleset_rule_id(const fw_ruleset *rs, size_t i)
+{
+    return rs->rules[i].id;
+}
+
+static bool type_matches(const char *want, const char *type)
+{
+    return strcmp(want, "*") == 0 || (type && strcmp(want, type) == 0);
+}
+
+/* Targets for events of `type` (NULL: a type no rule names). */
+static void build_targets(const fw_ruleset *rs, const char *type,
+                          fw_type_index *ix)
+{
+    uint32_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        n = 0;
+        for (uint32_t r = 0; r < rs->nrules; r++) {
+            const fw_rule *rule = &rs->rules[r];
+            if (!rule->enabled)
+                continue;
+            if (rule->kind != FW_RULE_SEQUENCE) {
+                if (type_matches(rule->event, type)) {
+                    if (pass)
+                        ix->targets[n] = (fw_target){ r, 0 };
+                    n++;
+                }
+                continue;
+            }
+            /* Last step first: one event never advances a chain twice. */
+            for (uint32_t s = rule->nsteps; s-- > 0;) {
+                if (type_matches(rule->steps[s].event, type)) {
+                    if (pass)
+                        ix->targets[n] = (fw_target){ r, s };
+                    n++;
+                }
+            }
+        }
+        if (!pass)
+            ix->targets = calloc(n ? n : 1, sizeof *ix->targets);
+    }
+    ix->ntargets = n;
+    ix->type = type ? strdup(type) : NULL;
+}
+
+void fw_ruleset_build_index(fw_ruleset *rs)
+{
+    /* Every distinct event type some rule or step names. */
+    size_t cap = 8;
+    const char **types = malloc(cap * sizeof *types);
+    uint32_t nt = 0;
+    for (uint32_t r = 0; r < rs->nrules; r++) {
+        const fw_rule *rule = &rs->rules[r];
+        for (uint32_t s = 0; s < (rule->nsteps ? rule->nsteps : 1); s++) {
+            const char *t = rule->nsteps ? rule->steps[s].event : rule->event;
+            if (strcmp(t, "*") == 0)
+                continue;
+            bool seen = false;
+            for (uint32_t i = 0; i < nt; i++)
+                if (strcmp(types[i], t) == 0)
+                    seen = true;
+            if (seen)
+                continue;
+            if (nt == cap)
+                types = realloc(types, (cap *= 2) * sizeof *types);
+            types[nt++] = t;
+        }
+        if (rule->nsteps > rs->max_steps)
+            rs->max_steps = rule->nsteps;
+    }
+    rs->types = calloc(nt ? nt : 1, sizeof *rs->types);
+    rs->ntypes = nt;
+    for (uint32_t i = 0; i < nt; i++)
+        build_targets(rs, types[i], &rs->types[i]);
+    build_targets(rs, NULL, &rs->other);
+    free(types);
+}
+
+const fw_type_index *fw_ruleset_targets(const fw_ruleset *rs, const char *type)
+{
+    for (uint32_t i = 0; i < rs->ntypes; i++)
+        if (strcmp(rs->types[i].type, type) == 0)
+            return &rs->types[i];
+    return &rs->other;
+}
+
+static const char *agg_name(enum fw_agg a)
+{
+    return a == FW_AGG_COUNT ? "count" : a == FW_AGG_SUM ? "sum" : "distinct";
+}
+
+void fw_ruleset_describe(const fw_ruleset *rs, FILE *out)
+{
+    fprintf(out, "rule set version %llu: %u rules, %u watchlists\n",
+            (unsigned long long)rs->version, rs->nrules, rs->nlists);
+    for (uint32_t i = 0; i < rs->nlists; i++)
+        fprintf(out, "  list %-24s %zu entries\n", rs->lists[i].name,
+                rs->lists[i].count);
+    for (uint32_t i = 0; i < rs->nrules; i++) {
+        const fw_rule *r = &rs->rules[i];
+        fprintf(out, "  %-8s %-8s %-9s", r->id, fw_severity_name(r->severity),
+                r->enabled ? "" : "disabled");
+        switch (r->kind) {
+        case FW_RULE_PLAIN:
+            fprintf(out, "plain     event=%s conditions=%u subject=%s", r->event,
+                    r->nwhere, r->subject.nparts ? r->subject.text : "event_id");
+            break;
+        case FW_RULE_THRESHOLD:
+            fprintf(out, "threshold event=%s conditions=%u %s%s%s %s %.17g "
+                         "window=%llds by=",
+                    r->event, r->nwhere, agg_name(r->agg),
+                    r->agg == FW_AGG_COUNT ? "" : ":",
+                    r->agg == FW_AGG_COUNT ? "" : r->agg_field.text,
+                    fw_op_name(r->agg_op), r->limit,
+                    (long long)(r->window_ms / 1000));
+            for (uint32_t g = 0; g < r->ngroup; g++)
+                fprintf(out, "%s%s", g ? "|" : "", r->group_by[g].text);
+            break;
+        case FW_RULE_SEQUENCE:
+            fprintf(out, "sequence  within=%llds steps=",
+                    (long long)(r->within_ms / 1000));
+            for (uint32_t s = 0; s < r->nsteps; s++)
+                fprintf(out, "%s%s(key=%s)", s ? " -> " : "", r->steps[s].event,
+                        r->steps[s].key.text);
+            break;
+        }
+        fprintf(out, " suppress=%llds  # %s\n", (long long)(r->suppress_ms / 1000),
+                r->name);
+    }
+}

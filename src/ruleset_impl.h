@@ -1,0 +1,153 @@
+/* ruleset_impl.h — the inside of a compiled rule set, shared by the modules
+ * that build it (rules_load.c, ruleset.c) and the ones that read it
+ * (match.c, engine.c, window.c, sequence.c, alert.c).  Everything here is
+ * immutable once fw_ruleset_load_*() returns. */
+#ifndef FRAUDWATCH_RULESET_IMPL_H
+#define FRAUDWATCH_RULESET_IMPL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "fraudwatch/hash.h"
+#include "fraudwatch/ruleset.h"
+
+#define FW_WINDOW_MAX_S 604800
+
+/* A dotted field path, split once at load time. */
+typedef struct fw_path {
+    char *text;      /* "payer.account" */
+    char **parts;    /* {"payer", "account"} */
+    uint32_t nparts;
+} fw_path;
+
+typedef struct fw_list {
+    char *name;
+    fw_hmap *set;    /* items: pointers to length-prefixed strings in `pool` */
+    char *pool;
+    size_t count;
+} fw_list;
+
+enum fw_cond_kind {
+    FW_C_REGEX, FW_C_NOT_REGEX, FW_C_CMP_NUM, FW_C_CMP_STR,
+    FW_C_IN_LIST, FW_C_NOT_IN_LIST, FW_C_ANY
+};
+
+enum fw_op { FW_OP_LT, FW_OP_LE, FW_OP_GT, FW_OP_GE, FW_OP_EQ, FW_OP_NE };
+
+typedef struct fw_cond {
+    enum fw_cond_kind kind;
+    fw_path path;
+    /* regex */
+    char *pattern;
+    pcre2_code *re;
+    bool caseless;
+    /* compare */
+    enum fw_op op;
+    double num;
+    char *str;
+    size_t str_len;
+    /* lists */
+    const fw_list *list;
+    /* any */
+    struct fw_cond *any;
+    uint32_t nany;
+} fw_cond;
+
+enum fw_rule_kind { FW_RULE_PLAIN, FW_RULE_THRESHOLD, FW_RULE_SEQUENCE };
+enum fw_agg { FW_AGG_COUNT, FW_AGG_SUM, FW_AGG_DISTINCT };
+enum fw_severity { FW_SEV_LOW, FW_SEV_MEDIUM, FW_SEV_HIGH, FW_SEV_CRITICAL };
+
+typedef struct fw_step {
+    char *event;     /* type, or "*" */
+    fw_cond *where;
+    uint32_t nwhere;
+    fw_path key;
+} fw_step;
+
+typedef struct fw_rule {
+    char *id;
+    char *name;
+    char *file;
+    enum fw_severity severity;
+    bool enabled;
+    enum fw_rule_kind kind;
+
+    /* plain and threshold rules */
+    char *event;
+    fw_cond *where;
+    uint32_t nwhere;
+    fw_path subject;         /* nparts == 0: none */
+
+    /* threshold */
+    fw_path *group_by;
+    uint32_t ngroup;
+    int64_t window_ms;
+    enum fw_agg agg;
+    fw_path agg_field;       /* sum, distinct */
+    enum fw_op agg_op;
+    double limit;
+    int64_t limit_micro;     /* sum: limit in micro-units */
+
+    /* sequence */
+    fw_step *steps;
+    uint32_t nsteps;
+    int64_t within_ms;
+
+    int64_t suppress_ms;
+    bool stateful;           /* needs per-key state in a shard */
+    /* Identity of the rule's window/sequence state: equal signatures across
+     * two rule sets mean the state carries over (SPEC §4). */
+    uint64_t state_sig;
+} fw_rule;
+
+/* Rules (and sequence steps) to try for one event type, in rule order and,
+ * within a sequence rule, from the last step to the first. */
+typedef struct fw_target {
+    uint32_t rule;
+    uint32_t step;
+} fw_target;
+
+typedef struct fw_type_index {
+    char *type;          /* NULL for the wildcard-only list */
+    fw_target *targets;
+    uint32_t ntargets;
+} fw_type_index;
+
+struct fw_ruleset {
+    atomic_uint refs;
+    uint64_t version;
+    fw_rule *rules;
+    uint32_t nrules;
+    fw_list *lists;
+    uint32_t nlists;
+    fw_type_index *types;    /* one per event type named by a rule */
+    uint32_t ntypes;
+    fw_type_index other;     /* targets for types no rule names ("*" only) */
+    uint32_t max_steps;
+};
+
+/* Look-up of a field by path; NULL when absent. */
+static inline const cJSON *fw_path_get(const cJSON *root, const fw_path *p)
+{
+    const cJSON *v = root;
+    for (uint32_t i = 0; i < p->nparts && v; i++) {
+        if (!cJSON_IsObject(v))
+            return NULL;
+        v = cJSON_GetObjectItemCaseSensitive(v, p->parts[i]);
+    }
+    return v;
+}
+
+bool fw_list_contains(const fw_list *l, const char *s, size_t len);
+/* Builds the per-type index (rules_load.c calls it on a valid set). */
+void fw_ruleset_build_index(fw_ruleset *rs);
+const fw_type_index *fw_ruleset_targets(const fw_ruleset *rs, const char *type);
+const char *fw_severity_name(enum fw_severity s);
+const char *fw_op_name(enum fw_op op);
+
+#endif

@@ -1,0 +1,146 @@
+/* sequence.c — chain state of one (sequence rule, key) (SPEC §2).
+ *
+ * Owns, per step i, c_i — the latest ts of the first event of a chain that
+ * has been completed through step i — and the chain itself (event ids and
+ * times), which becomes the alert's evidence.  Expiry is lazy and exact: a
+ * c_i with c_i ≤ m − W reads as absent wherever it is read, and its chain is
+ * freed the next time the key is touched.  The engine hands over an event's
+ * matched steps from last to first, so one event never advances a chain
+ * twice. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct link {
+    int64_t ts;
+    uint32_t off, len;    /* event id in chain->ids */
+};
+
+struct chain {
+    uint32_t n;
+    char *ids;
+    struct link l[];
+};
+
+struct fw_seqstate {
+    uint32_t nsteps;
+    int64_t *c;           /* [nsteps - 1]: the last step's c is never read */
+    struct chain **chain; /* [nsteps - 1] */
+};
+
+static void oom(void)
+{
+    fputs("fraudwatch: out of memory\n", stderr);
+    abort();
+}
+
+static struct chain *chain_extend(const struct chain *prev, const fw_update *u)
+{
+    uint32_t n = prev ? prev->n + 1 : 1;
+    size_t idbytes = u->event_id_len;
+    for (uint32_t i = 0; prev && i < prev->n; i++)
+        idbytes += prev->l[i].len;
+    struct chain *c = malloc(sizeof *c + n * sizeof c->l[0] + idbytes + 1);
+    if (!c)
+        oom();
+    c->n = n;
+    c->ids = (char *)&c->l[n];
+    size_t off = 0;
+    for (uint32_t i = 0; prev && i < prev->n; i++) {
+        c->l[i] = prev->l[i];
+        c->l[i].off = (uint32_t)off;
+        memcpy(c->ids + off, prev->ids + prev->l[i].off, prev->l[i].len);
+        off += prev->l[i].len;
+    }
+    c->l[n - 1] = (struct link){ u->ts, (uint32_t)off, u->event_id_len };
+    memcpy(c->ids + off, u->event_id, u->event_id_len);
+    return c;
+}
+
+void fw_seqstate_free(fw_seqstate *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i + 1 < s->nsteps; i++)
+        free(s->chain[i]);
+    free(s->c);
+    free(s->chain);
+    free(s);
+}
+
+static void chain_json(fw_buf *out, const struct chain *prev, const fw_update *u)
+{
+    fw_buf_putc(out, '[');
+    for (uint32_t i = 0; prev && i < prev->n; i++) {
+        fw_buf_printf(out, "%s{\"step\":%u,\"event_id\":", i ? "," : "", i + 1);
+        fw_buf_json_str(out, prev->ids + prev->l[i].off, prev->l[i].len,
+                        SIZE_MAX);
+        fw_buf_puts(out, ",\"ts\":");
+        fw_buf_i64(out, prev->l[i].ts);
+        fw_buf_putc(out, '}');
+    }
+    fw_buf_printf(out, "%s{\"step\":%u,\"event_id\":", prev ? "," : "",
+                  prev ? prev->n + 1 : 1);
+    fw_buf_json_str(out, u->event_id, u->event_id_len, SIZE_MAX);
+    fw_buf_puts(out, ",\"ts\":");
+    fw_buf_i64(out, u->ts);
+    fw_buf_puts(out, "}]");
+}
+
+bool fw_sequence_apply(fw_seqstate **sp, const fw_rule *r, int64_t *m,
+                       const fw_update *u, fw_buf *evidence)
+{
+    fw_seqstate *s = *sp;
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            oom();
+        s->nsteps = r->nsteps;
+        s->c = malloc((r->nsteps - 1) * sizeof *s->c);
+        s->chain = calloc(r->nsteps - 1, sizeof *s->chain);
+        if (!s->c || !s->chain)
+            oom();
+        for (uint32_t i = 0; i + 1 < r->nsteps; i++)
+            s->c[i] = FW_TS_NONE;
+        *sp = s;
+    }
+    int64_t t = u->ts;
+    if (t > *m)
+        *m = t;
+    int64_t cutoff = *m - r->within_ms;
+    for (uint32_t j = 0; j + 1 < s->nsteps; j++) {
+        if (s->c[j] != FW_TS_NONE && s->c[j] <= cutoff) {
+            s->c[j] = FW_TS_NONE;
+            free(s->chain[j]);
+            s->chain[j] = NULL;
+        }
+    }
+
+    uint32_t i = u->step;
+    bool last = i + 1 == s->nsteps;
+    if (i == 0) {
+        /* c_1 = max(c_1, t); an event already expired stays absent. */
+        if (t > cutoff && (s->c[0] == FW_TS_NONE || t > s->c[0])) {
+            s->c[0] = t;
+            free(s->chain[0]);
+            s->chain[0] = chain_extend(NULL, u);
+        }
+        return false;
+    }
+    int64_t prev = s->c[i - 1];
+    if (prev == FW_TS_NONE || prev > t)
+        return false;
+    if (last) {
+        evidence->len = 0;
+        chain_json(evidence, s->chain[i - 1], u);
+        return true;
+    }
+    if (s->c[i] == FW_TS_NONE || prev > s->c[i]) {
+        s->c[i] = prev;
+        free(s->chain[i]);
+        s->chain[i] = chain_extend(s->chain[i - 1], u);
+    }
+    return false;
+}

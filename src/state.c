@@ -1,0 +1,274 @@
+/* state.c — all per-key state owned by one shard, and the apply step.
+ *
+ * Owns one hash table of items keyed by (rule state signature, key text).
+ * An item carries what every stateful rule needs — the key's high-water mark
+ * m and the time of its last alert for suppression — plus the window
+ * (threshold rules) or chain state (sequence rules).  Keying by the rule's
+ * state signature instead of its index is what lets state survive a rule
+ * reload when SPEC §4 says it must: an unchanged rule in a new set computes
+ * the same signature and finds its old items.
+ *
+ * One shard = one worker thread; nothing here is shared or locked.
+ * Memory stays bounded: a window drops its expired events as it goes, and
+ * fw_state_gc() drops whole keys that have been idle for longer than their
+ * window (or suppression) plus the configured lateness. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+struct item {
+    uint64_t sig;
+    uint64_t khash;
+    int64_t m;            /* high-water mark of the key's counted events */
+    int64_t last_fire;    /* FW_TS_NONE: never fired */
+    int64_t life_ms;      /* window / within: how long m matters */
+    int64_t suppress_ms;
+    fw_window *win;
+    fw_seqstate *seq;
+    uint32_t klen;
+    char key[];
+};
+
+struct fw_state {
+    fw_hmap *items;
+    fw_buf evidence;
+};
+
+struct lookup {
+    uint64_t sig;
+    const char *key;
+};
+
+static bool item_eq(const void *it, const void *key, size_t len)
+{
+    const struct item *i = it;
+    const struct lookup *l = key;
+    return i->sig == l->sig && i->klen == len && memcmp(i->key, l->key, len) == 0;
+}
+
+fw_state *fw_state_new(void)
+{
+    fw_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->items = fw_hmap_new(1024);
+    if (!st->items) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void item_free(struct item *it)
+{
+    fw_window_free(it->win);
+    fw_seqstate_free(it->seq);
+    free(it);
+}
+
+void fw_state_free(fw_state *st)
+{
+    if (!st)
+        return;
+    size_t pos = 0;
+    struct item *it;
+    while ((it = fw_hmap_next(st->items, &pos)))
+        item_free(it);
+    fw_hmap_free(st->items);
+    fw_buf_free(&st->evidence);
+    free(st);
+}
+
+size_t fw_state_keys(const fw_state *st) { return fw_hmap_count(st->items); }
+
+static struct item *get_item(fw_state *st, const fw_rule *r, const fw_update *u)
+{
+    struct lookup l = { r->state_sig, u->key };
+    struct item *it = fw_hmap_find(st->items, u->khash, &l, u->klen, item_eq);
+    if (it)
+        return it;
+    it = calloc(1, sizeof *it + u->klen);
+    if (!it) {
+        fputs("fraudwatch: out of memory\n", stderr);
+        abort();
+    }
+    it->sig = r->state_sig;
+    it->khash = u->khash;
+    it->m = FW_TS_NONE;
+    it->last_fire = FW_TS_NONE;
+    it->klen = u->klen;
+    memcpy(it->key, u->key, u->klen);
+    if (fw_hmap_insert(st->items, u->khash, it) != 0) {
+        fputs("fraudwatch: out of memory\n", stderr);
+        abort();
+    }
+    return it;
+}
+
+static void emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
+                 const fw_update *u, const char *ev, size_t evlen)
+{
+    size_t off = out->text.len;
+    fw_alert_render(&out->text, r, version, u->key, u->klen, u, ev, evlen);
+    if (out->n == out->cap) {
+        out->cap = out->cap ? out->cap * 2 : 16;
+        out->refs = realloc(out->refs, out->cap * sizeof *out->refs);
+        if (!out->refs) {
+            fputs("fraudwatch: out of memory\n", stderr);
+            abort();
+        }
+    }
+    out->refs[out->n++] = (fw_alert_ref){ u->seq, u->rule, off,
+                                          out->text.len - off };
+}
+
+/* Suppression (SPEC §2): after firing at t_a, no alert for events with
+ * ts < t_a + suppress.  suppress 0 means none at all. */
+static bool suppressed(const struct item *it, int64_t suppress_ms, int64_t t)
+{
+    return suppress_ms > 0 && it->last_fire != FW_TS_NONE &&
+           t < it->last_fire + suppress_ms;
+}
+
+static const char *agg_name(enum fw_agg a)
+{
+    return a == FW_AGG_COUNT ? "count" : a == FW_AGG_SUM ? "sum" : "distinct";
+}
+
+static bool holds(enum fw_op op, double a, double b)
+{
+    switch (op) {
+    case FW_OP_GE: return a >= b;
+    case FW_OP_GT: return a > b;
+    case FW_OP_LE: return a <= b;
+    case FW_OP_LT: return a < b;
+    case FW_OP_EQ: return a == b;
+    case FW_OP_NE: return a != b;
+    }
+    return false;
+}
+
+static bool holds_micro(enum fw_op op, fw_i128 a, fw_i128 b)
+{
+    switch (op) {
+    case FW_OP_GE: return a >= b;
+    case FW_OP_GT: return a > b;
+    case FW_OP_LE: return a <= b;
+    case FW_OP_LT: return a < b;
+    case FW_OP_EQ: return a == b;
+    case FW_OP_NE: return a != b;
+    }
+    return false;
+}
+
+static void apply_threshold(fw_state *st, const fw_ruleset *rs,
+                            const fw_rule *r, const fw_update *u,
+                            fw_alert_out *out)
+{
+    struct item *it = get_item(st, r, u);
+    it->life_ms = r->window_ms;
+    it->suppress_ms = r->suppress_ms;
+    double agg = 0;
+    fw_i128 micro = 0;
+    if (!fw_window_apply(&it->win, r, &it->m, u, &agg, &micro))
+        return;
+    bool fire = r->agg == FW_AGG_SUM ? holds_micro(r->agg_op, micro, r->limit_micro)
+                                     : holds(r->agg_op, agg, r->limit);
+    if (!fire || suppressed(it, r->suppress_ms, u->ts))
+        return;
+    it->last_fire = u->ts;
+
+    fw_buf *ev = &st->evidence;
+    char num[FW_NUMTEXT_MAX];
+    ev->len = 0;
+    fw_buf_printf(ev, "{\"%s\":", agg_name(r->agg));
+    if (r->agg == FW_AGG_SUM)
+        fw_micro_text(ev, micro);
+    else
+        fw_buf_i64(ev, (int64_t)agg);
+    fw_buf_printf(ev, ",\"window_s\":%lld,\"limit\":{\"%s\":",
+                  (long long)(r->window_ms / 1000), fw_op_name(r->agg_op));
+    fw_numtext(r->limit, num);
+    fw_buf_puts(ev, num);
+    fw_buf_puts(ev, "}}");
+    emit(out, r, rs->version, u, ev->p, ev->len);
+}
+
+static void apply_sequence(fw_state *st, const fw_ruleset *rs,
+                           const fw_rule *r, const fw_update *u,
+                           fw_alert_out *out)
+{
+    struct item *it = get_item(st, r, u);
+    it->life_ms = r->within_ms;
+    it->suppress_ms = r->suppress_ms;
+    fw_buf chain = { 0 };
+    fw_buf *ev = &st->evidence;
+    if (!fw_sequence_apply(&it->seq, r, &it->m, u, ev))
+        return;
+    if (suppressed(it, r->suppress_ms, u->ts))
+        return;
+    it->last_fire = u->ts;
+    /* Wrap the chain: {"within_s": W, "steps": [...]} */
+    fw_buf_printf(&chain, "{\"within_s\":%lld,\"steps\":",
+                  (long long)(r->within_ms / 1000));
+    fw_buf_put(&chain, ev->p, ev->len);
+    fw_buf_putc(&chain, '}');
+    emit(out, r, rs->version, u, chain.p, chain.len);
+    fw_buf_free(&chain);
+}
+
+static void apply_plain(fw_state *st, const fw_ruleset *rs, const fw_rule *r,
+                        const fw_update *u, fw_alert_out *out)
+{
+    if (r->suppress_ms > 0) {
+        struct item *it = get_item(st, r, u);
+        it->life_ms = 0;
+        it->suppress_ms = r->suppress_ms;
+        if (u->ts > it->m)
+            it->m = u->ts;
+        if (suppressed(it, r->suppress_ms, u->ts))
+            return;
+        it->last_fire = u->ts;
+    }
+    fw_buf *ev = &st->evidence;
+    ev->len = 0;
+    fw_buf_puts(ev, "{\"matched\":");
+    fw_buf_puts(ev, u->evidence ? u->evidence : "[]");
+    fw_buf_putc(ev, '}');
+    emit(out, r, rs->version, u, ev->p, ev->len);
+}
+
+void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
+                    fw_alert_out *out)
+{
+    const fw_rule *r = &rs->rules[u->rule];
+    switch (r->kind) {
+    case FW_RULE_THRESHOLD:
+        apply_threshold(st, rs, r, u, out);
+        break;
+    case FW_RULE_SEQUENCE:
+        apply_sequence(st, rs, r, u, out);
+        break;
+    case FW_RULE_PLAIN:
+        apply_plain(st, rs, r, u, out);
+        break;
+    }
+}
+
+void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
+{
+    size_t pos = 0;
+    struct item *it;
+    while ((it = fw_hmap_next(st->items, &pos))) {
+        int64_t until = it->m == FW_TS_NONE ? FW_TS_NONE : it->m + it->life_ms;
+        if (it->last_fire != FW_TS_NONE &&
+            it->last_fire + it->suppress_ms > until)
+            until = it->last_fire + it->suppress_ms;
+        if (until == FW_TS_NONE || until + lateness_ms <= clock) {
+            fw_hmap_remove_at(st->items, &pos);
+            item_free(it);
+        }
+    }
+}
