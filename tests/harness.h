@@ -1,0 +1,45 @@
+/* harness.h — running the engine in-process for tests.
+ *
+ * fwt_run() loads a rule set from in-memory files, feeds events (JSONL text)
+ * through a real pipeline with N workers and returns the alerts, parsed, in
+ * output order.  Tests then assert on alert members. */
+#ifndef FW_TEST_HARNESS_H
+#define FW_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "fraudwatch/ruleset.h"
+
+typedef struct fwt_result {
+    cJSON **alerts;
+    size_t nalerts;
+    size_t malformed;
+    uint32_t bad_lines[64];     /* line numbers of the first malformed lines */
+    const char *bad_reasons[64];
+    uint64_t faults;
+} fwt_result;
+
+/* rules: one rules file's JSON text; lists: NULL or "name=a,b,c;name2=x". */
+int fwt_run(const char *rules, const char *lists, const char *events,
+            uint32_t threads, fwt_result *res, char *err, size_t errlen);
+int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
+                  uint32_t threads, fwt_result *res, char *err, size_t errlen);
+void fwt_result_free(fwt_result *res);
+
+/* Number of alerts with this rule_id (and subject / event_id when not NULL). */
+size_t fwt_count(const fwt_result *res, const char *rule_id,
+                 const char *subject, const char *event_id);
+/* The first alert of rule_id on event_id, or NULL. */
+const cJSON *fwt_find(const fwt_result *res, const char *rule_id,
+                      const char *event_id);
+/* Alert member as a string / number (evidence members by "evidence.count"). */
+const char *fwt_str(const cJSON *alert, const char *path);
+double fwt_num(const cJSON *alert, const char *path);
+
+/* "ev(id, type, ts, extra)" → a JSON event line; extra is ",\"k\":v..." */
+char *fwt_events(const char *fmt, ...);
+
+#endif

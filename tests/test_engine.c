@@ -1,0 +1,341 @@
+/* test_engine.c — the engine through a real pipeline: evidence, alert ids,
+ * thread-count independence, hostile input, malformed events.  The exact
+ * window and sequence semantics are pinned by the hand-derived cases in
+ * tests/cases/; these tests cover what those cannot see. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fraudwatch/event.h"
+#include "harness.h"
+
+#define T0 1700000000000LL
+
+static char err[8192];
+
+static void run(const char *rules, const char *lists, const char *events,
+                uint32_t threads, fwt_result *res)
+{
+    if (fwt_run(rules, lists, events, threads, res, err, sizeof err) != 0)
+        fail_msg("run failed: %s", err);
+}
+
+static void test_threshold_evidence(void **state)
+{
+    (void)state;
+    const char *rules = "[{\"id\":\"T1\",\"name\":\"burst\",\"severity\":\"high\","
+                        "\"event\":\"call\",\"threshold\":{\"group_by\":\"caller\","
+                        "\"window_s\":60,\"count\":{\">=\":3}}},"
+                        "{\"id\":\"T2\",\"event\":\"transfer\",\"threshold\":{"
+                        "\"group_by\":\"to\",\"window_s\":60,\"sum\":{\"field\":\"amount\","
+                        "\">\":100.5}}}]";
+    char *ev = fwt_events(
+        "{\"event_id\":\"a\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"111\"}\n"
+        "{\"event_id\":\"b\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"111\"}\n"
+        "{\"event_id\":\"c\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"111\"}\n"
+        "{\"event_id\":\"d\",\"type\":\"transfer\",\"ts\":%lld,\"to\":\"X\",\"amount\":100.25}\n"
+        "{\"event_id\":\"e\",\"type\":\"transfer\",\"ts\":%lld,\"to\":\"X\",\"amount\":0.26}\n",
+        T0, T0 + 1000, T0 + 2000, T0, T0 + 1);
+    fwt_result res;
+    run(rules, NULL, ev, 1, &res);
+    assert_int_equal(res.nalerts, 2);
+    const cJSON *a = fwt_find(&res, "T1", "c");
+    assert_non_null(a);
+    assert_string_equal(fwt_str(a, "rule_name"), "burst");
+    assert_string_equal(fwt_str(a, "severity"), "high");
+    assert_string_equal(fwt_str(a, "subject"), "111");
+    assert_true(fwt_num(a, "event_ts") == (double)(T0 + 2000));
+    assert_true(fwt_num(a, "evidence.count") == 3);
+    assert_true(fwt_num(a, "evidence.window_s") == 60);
+    assert_true(fwt_num(a, "ruleset_version") == 1);
+    double now = (double)time(NULL) * 1000;
+    assert_true(fwt_num(a, "detected_ts") > now - 600000 &&
+                fwt_num(a, "detected_ts") < now + 600000);
+    const cJSON *s = fwt_find(&res, "T2", "e");
+    assert_non_null(s);
+    /* exact decimal sum: 100.25 + 0.26 = 100.51 */
+    assert_true(fwt_num(s, "evidence.sum") == 100.51);
+    assert_string_equal(fwt_str(s, "severity"), "medium");
+    fwt_result_free(&res);
+    free(ev);
+}
+
+static void test_plain_evidence_and_subject(void **state)
+{
+    (void)state;
+    const char *rules =
+        "[{\"id\":\"P1\",\"event\":\"sms\",\"subject\":\"recipient\",\"where\":["
+        "{\"field\":\"text\",\"regex\":\"安全账户\"},"
+        "{\"field\":\"sender\",\"in_list\":\"fraud\"},"
+        "{\"any\":[{\"field\":\"n\",\"op\":\">\",\"value\":5},{\"field\":\"k\",\"op\":\"==\",\"value\":\"x\"}]}]}]";
+    const char *ev =
+        "{\"event_id\":\"m1\",\"type\":\"sms\",\"ts\":1,\"sender\":\"170\",\"recipient\":\"138\","
+        "\"text\":\"请把钱转到安全账户，谢谢\",\"n\":1,\"k\":\"x\"}\n"
+        "{\"event_id\":\"m2\",\"type\":\"sms\",\"ts\":2,\"sender\":\"171\",\"recipient\":\"138\","
+        "\"text\":\"安全账户\",\"n\":9}\n";
+    fwt_result res;
+    run(rules, "fraud=170", ev, 1, &res);
+    assert_int_equal(res.nalerts, 1);
+    const cJSON *a = fwt_find(&res, "P1", "m1");
+    assert_non_null(a);
+    assert_string_equal(fwt_str(a, "subject"), "138");
+    const cJSON *matched = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(a, "evidence"), "matched");
+    assert_int_equal(cJSON_GetArraySize(matched), 3);
+    const cJSON *m0 = cJSON_GetArrayItem(matched, 0);
+    assert_string_equal(fwt_str(m0, "field"), "text");
+    assert_string_equal(fwt_str(m0, "match"), "安全账户");
+    assert_string_equal(fwt_str(cJSON_GetArrayItem(matched, 1), "in_list"), "fraud");
+    assert_string_equal(fwt_str(cJSON_GetArrayItem(matched, 1), "value"), "170");
+    /* the alternative of "any" that held is the one shown */
+    const cJSON *any = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(matched, 2), "any");
+    assert_string_equal(fwt_str(cJSON_GetArrayItem(any, 0), "field"), "k");
+    fwt_result_free(&res);
+}
+
+static void test_sequence_evidence(void **state)
+{
+    (void)state;
+    const char *rules =
+        "[{\"id\":\"S1\",\"sequence\":[{\"event\":\"call\",\"key\":\"callee\"},"
+        "{\"event\":\"sms\",\"key\":\"to\"},{\"event\":\"transfer\",\"key\":\"phone\"}],"
+        "\"within_s\":600}]";
+    char *ev = fwt_events(
+        "{\"event_id\":\"c1\",\"type\":\"call\",\"ts\":%lld,\"callee\":\"138\"}\n"
+        "{\"event_id\":\"s1\",\"type\":\"sms\",\"ts\":%lld,\"to\":\"138\"}\n"
+        "{\"event_id\":\"t1\",\"type\":\"transfer\",\"ts\":%lld,\"phone\":\"138\"}\n",
+        T0, T0 + 1000, T0 + 2000);
+    fwt_result res;
+    run(rules, NULL, ev, 2, &res);
+    assert_int_equal(res.nalerts, 1);
+    const cJSON *a = fwt_find(&res, "S1", "t1");
+    assert_non_null(a);
+    assert_string_equal(fwt_str(a, "severity"), "medium");
+    const cJSON *evd = cJSON_GetObjectItemCaseSensitive(a, "evidence");
+    assert_true(fwt_num(evd, "within_s") == 600);
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(evd, "steps");
+    assert_int_equal(cJSON_GetArraySize(steps), 3);
+    assert_string_equal(fwt_str(cJSON_GetArrayItem(steps, 0), "event_id"), "c1");
+    assert_string_equal(fwt_str(cJSON_GetArrayItem(steps, 1), "event_id"), "s1");
+    assert_true(fwt_num(cJSON_GetArrayItem(steps, 1), "ts") == (double)(T0 + 1000));
+    assert_string_equal(fwt_str(cJSON_GetArrayItem(steps, 2), "event_id"), "t1");
+    fwt_result_free(&res);
+    free(ev);
+}
+
+static void test_alert_id(void **state)
+{
+    (void)state;
+    /* Deterministic in (rule_id, subject, event_id), independent of the
+     * rule's other members and of the event's time. */
+    const char *r1 = "[{\"id\":\"X\",\"event\":\"*\",\"subject\":\"s\"}]";
+    const char *r2 = "[{\"id\":\"X\",\"name\":\"other\",\"severity\":\"low\",\"event\":\"e\",\"subject\":\"s\"}]";
+    fwt_result a, b;
+    run(r1, NULL, "{\"event_id\":\"id1\",\"type\":\"e\",\"ts\":1,\"s\":\"q\"}\n"
+                  "{\"event_id\":\"id2\",\"type\":\"e\",\"ts\":1,\"s\":\"q\"}\n", 1, &a);
+    run(r2, NULL, "{\"event_id\":\"id1\",\"type\":\"e\",\"ts\":99,\"s\":\"q\"}\n", 1, &b);
+    const char *id1 = fwt_str(a.alerts[0], "alert_id");
+    assert_int_equal(strlen(id1), 32);
+    assert_string_equal(id1, fwt_str(b.alerts[0], "alert_id"));
+    assert_string_not_equal(id1, fwt_str(a.alerts[1], "alert_id"));
+    /* ("ab","c") and ("a","bc") must not collide by concatenation */
+    fwt_result c;
+    run("[{\"id\":\"X\",\"event\":\"*\",\"subject\":\"s\"}]", NULL,
+        "{\"event_id\":\"c\",\"type\":\"e\",\"ts\":1,\"s\":\"ab\"}\n"
+        "{\"event_id\":\"bc\",\"type\":\"e\",\"ts\":1,\"s\":\"a\"}\n", 1, &c);
+    assert_string_not_equal(fwt_str(c.alerts[0], "alert_id"),
+                            fwt_str(c.alerts[1], "alert_id"));
+    fwt_result_free(&a);
+    fwt_result_free(&b);
+    fwt_result_free(&c);
+}
+
+/* A deterministic pseudo-random stream over few keys, late events included,
+ * through rules of every kind: the alert lists for 1, 2, 3 and 5 threads
+ * must be identical, member for member (detected_ts aside). */
+static char *random_events(int n, unsigned seed)
+{
+    size_t cap = (size_t)n * 200, len = 0;
+    char *s = malloc(cap);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+    long long ts = T0;
+    for (int i = 0; i < n; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        ts += (long long)(x % 5000);
+        long long t = (x >> 20) % 10 == 0 ? ts - (long long)((x >> 30) % 60000) : ts;
+        const char *types[] = { "call", "sms", "transfer" };
+        len += (size_t)snprintf(s + len, cap - len,
+            "{\"event_id\":\"e%d\",\"type\":\"%s\",\"ts\":%lld,\"a\":\"k%u\",\"b\":%u,"
+            "\"v\":%u.5,\"t\":\"%s\"}\n",
+            i, types[(x >> 8) % 3], t, (unsigned)((x >> 12) % 7), (unsigned)((x >> 16) % 5),
+            (unsigned)((x >> 24) % 100), (x >> 40) % 4 ? "hello" : "安全账户 now");
+        if (i % 97 == 0)
+            len += (size_t)snprintf(s + len, cap - len, "{broken\n");
+    }
+    return s;
+}
+
+static void test_threads_identical(void **state)
+{
+    (void)state;
+    const char *rules =
+        "[{\"id\":\"C\",\"event\":\"*\",\"threshold\":{\"group_by\":\"a\",\"window_s\":30,\"count\":{\">=\":4}},\"suppress_s\":5},"
+        "{\"id\":\"S\",\"event\":\"transfer\",\"threshold\":{\"group_by\":[\"a\",\"b\"],\"window_s\":60,\"sum\":{\"field\":\"v\",\">=\":120}},\"suppress_s\":0},"
+        "{\"id\":\"D\",\"event\":\"call\",\"threshold\":{\"group_by\":\"b\",\"window_s\":40,\"distinct\":{\"field\":\"a\",\">=\":4}},\"suppress_s\":1},"
+        "{\"id\":\"P\",\"event\":\"sms\",\"where\":[{\"field\":\"t\",\"regex\":\"安全\"}],\"subject\":\"a\",\"suppress_s\":20},"
+        "{\"id\":\"Q\",\"sequence\":[{\"event\":\"call\",\"key\":\"a\"},{\"event\":\"sms\",\"key\":\"a\"},{\"event\":\"transfer\",\"key\":\"a\"}],\"within_s\":30,\"suppress_s\":0}]";
+    char *ev = random_events(3000, 7);
+    fwt_result base;
+    run(rules, NULL, ev, 1, &base);
+    assert_true(base.nalerts > 50);      /* the input exercises every rule */
+    assert_int_equal(base.malformed, 31);
+    const char *ids[] = { "C", "S", "D", "P", "Q" };
+    for (int i = 0; i < 5; i++)
+        assert_true(fwt_count(&base, ids[i], NULL, NULL) > 0);
+    uint32_t counts[] = { 2, 3, 5 };
+    for (int k = 0; k < 3; k++) {
+        fwt_result r;
+        run(rules, NULL, ev, counts[k], &r);
+        assert_int_equal(r.nalerts, base.nalerts);
+        for (size_t i = 0; i < r.nalerts; i++) {
+            cJSON_DeleteItemFromObject(r.alerts[i], "detected_ts");
+            cJSON_DeleteItemFromObject(base.alerts[i], "detected_ts");
+            if (!cJSON_Compare(r.alerts[i], base.alerts[i], 1)) {
+                char *x = cJSON_PrintUnformatted(r.alerts[i]);
+                char *y = cJSON_PrintUnformatted(base.alerts[i]);
+                fail_msg("threads=%u alert %zu differs:\n%s\n%s", counts[k], i, x, y);
+            }
+        }
+        fwt_result_free(&r);
+    }
+    fwt_result_free(&base);
+    free(ev);
+}
+
+static void test_malformed_reasons(void **state)
+{
+    (void)state;
+    char big[5000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char *ev = fwt_events(
+        "not json\n"
+        "[1,2]\n"
+        "{\"type\":\"a\",\"ts\":1}\n"
+        "{\"event_id\":\"\",\"type\":\"a\",\"ts\":1}\n"
+        "{\"event_id\":\"x\",\"ts\":1}\n"
+        "{\"event_id\":\"x\",\"type\":\"a\"}\n"
+        "{\"event_id\":\"x\",\"type\":\"a\",\"ts\":1.5}\n"
+        "{\"event_id\":\"x\",\"type\":\"a\",\"ts\":\"1\"}\n"
+        "{\"event_id\":\"x\",\"type\":\"a\",\"ts\":-1}\n"
+        "{\"event_id\":\"x\",\"type\":\"a\",\"ts\":1e300}\n"
+        "{\"event_id\":\"x\",\"type\":\"a\",\"ts\":1} trailing\n"
+        "{\"event_id\":\"x\",\"type\":\"a\",\"ts\":1,\"t\":\"\xff\xfe\"}\n"
+        "{\"event_id\":\"x\",\"type\":\"a\",\"ts\":1,\"t\":\"%s\"}\n"
+        "{\"event_id\":\"ok\",\"type\":\"a\",\"ts\":1e3}\n",
+        big);
+    fwt_result res;
+    run("[{\"id\":\"A\",\"event\":\"a\"}]", NULL, ev, 2, &res);
+    const char *want[] = {
+        "not valid JSON", "not a JSON object", "missing event_id",
+        "event_id is not a non-empty string", "missing type", "missing ts",
+        "ts is not an integer", "ts is not an integer", "ts out of range",
+        "ts out of range", "trailing data after the JSON value",
+        "not valid UTF-8", "larger than the maximum event size",
+    };
+    assert_int_equal(res.malformed, 13);
+    for (uint32_t i = 0; i < 13; i++) {
+        assert_int_equal(res.bad_lines[i], i + 1);
+        if (!strstr(res.bad_reasons[i], want[i]))
+            fail_msg("line %u: \"%s\" is not \"%s\"", i + 1, res.bad_reasons[i], want[i]);
+    }
+    /* 1e3 is an integer; the one good event alerts */
+    assert_int_equal(res.nalerts, 1);
+    assert_int_equal(fwt_count(&res, "A", "ok", "ok"), 1);
+    fwt_result_free(&res);
+    free(ev);
+}
+
+static void test_catastrophic_regex_bounded(void **state)
+{
+    (void)state;
+    /* (a+)+$ against 3000 'a's and a 'b': exponential without limits. */
+    size_t n = 3000;
+    char *text = malloc(n + 2);
+    memset(text, 'a', n);
+    text[n] = 'b';
+    text[n + 1] = '\0';
+    char *ev = fwt_events(
+        "{\"event_id\":\"h\",\"type\":\"sms\",\"ts\":1,\"text\":\"%s\"}\n"
+        "{\"event_id\":\"g\",\"type\":\"sms\",\"ts\":2,\"text\":\"aaa\"}\n", text);
+    fwt_result res;
+    run("[{\"id\":\"H\",\"event\":\"sms\",\"where\":[{\"field\":\"text\",\"regex\":\"^(a+)+$\"}]}]",
+        NULL, ev, 1, &res);
+    /* the hostile event is "no match" with a counted fault; the stream goes on */
+    assert_int_equal(res.faults, 1);
+    assert_int_equal(res.nalerts, 1);
+    assert_int_equal(fwt_count(&res, "H", NULL, "g"), 1);
+    fwt_result_free(&res);
+    free(ev);
+    free(text);
+}
+
+static void test_invalid_utf8_in_pattern_subject(void **state)
+{
+    (void)state;
+    /* Escaped control characters and odd JSON stay safe in regex matching
+     * and in the evidence (which must remain valid JSON). */
+    const char *ev = "{\"event_id\":\"q\\\"1\",\"type\":\"sms\",\"ts\":1,\"text\":\"line1\\nline2 \\u0001 \\\"x\\\"\"}\n";
+    fwt_result res;
+    run("[{\"id\":\"U\",\"event\":\"sms\",\"where\":[{\"field\":\"text\",\"regex\":\"line2\"}]}]",
+        NULL, ev, 1, &res);
+    assert_int_equal(res.nalerts, 1);     /* parsed back by the harness: valid JSON */
+    assert_string_equal(fwt_str(res.alerts[0], "event_id"), "q\"1");
+    fwt_result_free(&res);
+}
+
+static void test_state_expiry_keeps_semantics(void **state)
+{
+    (void)state;
+    /* Thousands of one-off keys over a long time: idle keys are dropped by
+     * the sweep, and a key that comes back after its window starts afresh,
+     * exactly as the SPEC's window says. */
+    size_t cap = 4000 * 120, len = 0;
+    char *ev = malloc(cap);
+    long long ts = T0;
+    for (int i = 0; i < 3000; i++, ts += 60000)
+        len += (size_t)snprintf(ev + len, cap - len,
+                                "{\"event_id\":\"x%d\",\"type\":\"c\",\"ts\":%lld,\"k\":\"k%d\"}\n",
+                                i, ts, i % 1000 == 0 ? 0 : i);
+    fwt_result res;
+    /* k0 appears at i = 0, 1000, 2000: 1000 minutes apart, window 10 min */
+    run("[{\"id\":\"W\",\"event\":\"c\",\"threshold\":{\"group_by\":\"k\",\"window_s\":600,\"count\":{\">=\":2}}}]",
+        NULL, ev, 2, &res);
+    assert_int_equal(res.nalerts, 0);
+    fwt_result_free(&res);
+    free(ev);
+}
+
+int main(void)
+{
+    fw_event_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threshold_evidence),
+        cmocka_unit_test(test_plain_evidence_and_subject),
+        cmocka_unit_test(test_sequence_evidence),
+        cmocka_unit_test(test_alert_id),
+        cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_malformed_reasons),
+        cmocka_unit_test(test_catastrophic_regex_bounded),
+        cmocka_unit_test(test_invalid_utf8_in_pattern_subject),
+        cmocka_unit_test(test_state_expiry_keeps_semantics),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
