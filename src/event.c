@@ -7,6 +7,7 @@
  * tree away with one arena reset instead of a free() per node. */
 #include "fraudwatch/event.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,10 +110,11 @@ size_t fw_numtext(double v, char *buf)
         return int_text(v, buf);
 
     /* Shortest round-trip digits: 15 significant digits always identify a
-     * decimal uniquely, so if they read back, stripping their trailing
-     * zeros gives the shortest form; otherwise 16, then 17 digits. */
+     * normal double uniquely, so if they read back, stripping their
+     * trailing zeros gives the shortest form; otherwise 16, then 17. */
     char e[40];
-    for (int prec = 14; prec <= 16; prec++) {
+    /* Subnormals carry fewer digits, so there the search starts at one. */
+    for (int prec = fabs(v) < DBL_MIN ? 0 : 14; prec <= 16; prec++) {
         snprintf(e, sizeof e, "%.*e", prec, v);
         if (strtod(e, NULL) == v)
             break;

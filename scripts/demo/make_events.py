@@ -30,9 +30,9 @@ construction, which event each rule must fire on.  The expected alerts are
 derived from the SPEC semantics by hand (see the comments in each case),
 not by running a rule engine.
 
-All numbers and accounts are synthetic: subscribers are 1xx2025nnnn,
-planted actors 1xx0009nnn / 00cc...0009nnn, accounts contain 2025 or long
-zero runs.
+All numbers and accounts are synthetic: subscribers are 1xx2025nnnn with
+accounts BBBB20250000nnnn; the planted actors' numbers and accounts are
+written out in each case (runs of zeros, 555, 666, 777, 888).
 """
 
 import json
