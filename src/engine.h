@@ -12,6 +12,8 @@
 #ifndef FRAUDWATCH_ENGINE_H
 #define FRAUDWATCH_ENGINE_H
 
+#include <stdio.h>
+
 #include "fraudwatch/arena.h"
 #include "fraudwatch/buf.h"
 #include "fraudwatch/event.h"
@@ -69,8 +71,10 @@ typedef struct fw_state fw_state;
 typedef struct fw_alert_ref {
     uint32_t seq;
     uint32_t rule;
-    size_t off;
+    size_t off;              /* the JSON line in text */
     size_t len;
+    size_t subject_off;      /* the raw subject (the Kafka message key) */
+    size_t subject_len;
 } fw_alert_ref;
 
 typedef struct fw_alert_out {
@@ -88,6 +92,13 @@ void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
 void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms);
 size_t fw_state_keys(const fw_state *st);
 
+/* Checkpoints (snapshot.c): every item, in a portable binary form. */
+int fw_state_save(const fw_state *st, FILE *f);
+/* Reads items saved by fw_state_save and hands each to `place`, which
+ * returns the state that must own it (resharding by the item's hash). */
+int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
+                  void *ctx, char *err, size_t errlen);
+
 /* ---- window.c / sequence.c, used by state.c ---- */
 typedef struct fw_window fw_window;
 void fw_window_free(fw_window *w);
@@ -103,6 +114,17 @@ void fw_seqstate_free(fw_seqstate *s);
  * then `evidence` holds the chain as a JSON array. */
 bool fw_sequence_apply(fw_seqstate **s, const fw_rule *r, int64_t *m,
                        const fw_update *u, fw_buf *evidence);
+
+/* ---- checkpoint encoding (snapshot.c) ---- */
+int fw_put_u64(FILE *f, uint64_t v);
+int fw_put_bytes(FILE *f, const void *p, uint32_t n);   /* length-prefixed */
+int fw_get_u64(FILE *f, uint64_t *v);
+/* Length-prefixed bytes into a malloc'd NUL-terminated buffer. */
+int fw_get_bytes(FILE *f, char **p, uint32_t *n, uint32_t max);
+int fw_window_save(const fw_window *w, FILE *f);
+int fw_window_load(fw_window **w, FILE *f);
+int fw_seqstate_save(const fw_seqstate *s, FILE *f);
+int fw_seqstate_load(fw_seqstate **s, FILE *f);
 
 /* ---- alert.c ---- */
 void fw_alert_render(fw_buf *out, const fw_rule *r, uint64_t version,

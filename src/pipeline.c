@@ -463,6 +463,12 @@ uint32_t fw_pipeline_in_flight(const fw_pipeline *p)
 /* ---- reading a retired batch -------------------------------------------- */
 
 uint64_t fw_batch_tag(const fw_batch *b, uint32_t seq) { return b->msgs[seq].tag; }
+
+const char *fw_batch_msg(const fw_batch *b, uint32_t seq, size_t *len)
+{
+    *len = b->msgs[seq].len;
+    return b->msgs[seq].oversize ? NULL : b->data + b->msgs[seq].off;
+}
 const fw_ruleset *fw_batch_ruleset(const fw_batch *b) { return b->rs; }
 uint64_t fw_batch_faults(const fw_batch *b) { return b->faults; }
 uint32_t fw_batch_malformed_count(const fw_batch *b) { return b->nbad; }
@@ -500,7 +506,81 @@ bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
     it->pos[best]++;
     a->json = b->out[best].text.p + br->off;
     a->len = br->len;
+    a->subject = b->out[best].text.p + br->subject_off;
+    a->subject_len = br->subject_len;
     a->seq = br->seq;
     a->rule = br->rule;
     return true;
+}
+
+/* ---- checkpoints -------------------------------------------------------- */
+
+#define CHECKPOINT_MAGIC UINT64_C(0x31544e5057465746) /* "FWFWPNT1" */
+
+static bool idle(const fw_pipeline *p)
+{
+    return p->next_fill == p->next_retire;
+}
+
+int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen)
+{
+    if (!idle(p)) {
+        snprintf(err, errlen, "checkpoint requested with batches in flight");
+        return -1;
+    }
+    /* Every worker has finished every batch (they were retired), so their
+     * state is quiet and visible here through the batches' DONE stage. */
+    if (fw_put_u64(f, CHECKPOINT_MAGIC) ||
+        fw_put_u64(f, (uint64_t)p->workers[0].clock))
+        goto bad;
+    for (uint32_t i = 0; i < p->o.workers; i++)
+        if (fw_state_save(p->workers[i].state, f))
+            goto bad;
+    if (fw_put_u64(f, CHECKPOINT_MAGIC) || fflush(f) != 0)
+        goto bad;
+    return 0;
+bad:
+    snprintf(err, errlen, "writing the checkpoint failed");
+    return -1;
+}
+
+static fw_state *place_item(void *ctx, uint64_t khash)
+{
+    fw_pipeline *p = ctx;
+    return p->workers[fw_shard_of(khash, p->o.workers)].state;
+}
+
+int fw_pipeline_load(fw_pipeline *p, FILE *f, char *err, size_t errlen)
+{
+    uint64_t magic, clock;
+    if (!idle(p)) {
+        snprintf(err, errlen, "checkpoint load with batches in flight");
+        return -1;
+    }
+    if (fw_get_u64(f, &magic) || magic != CHECKPOINT_MAGIC ||
+        fw_get_u64(f, &clock)) {
+        snprintf(err, errlen, "not a fraudwatch checkpoint");
+        return -1;
+    }
+    /* The saved shards may have been more or fewer: every item goes to the
+     * worker that owns its key now. */
+    for (;;) {
+        long at = ftell(f);
+        if (fw_get_u64(f, &magic) == 0 && magic == CHECKPOINT_MAGIC)
+            break;
+        if (fseek(f, at, SEEK_SET) != 0 ||
+            fw_state_load(f, place_item, p, err, errlen) != 0)
+            return -1;
+    }
+    for (uint32_t i = 0; i < p->o.workers; i++)
+        p->workers[i].clock = (int64_t)clock;
+    return 0;
+}
+
+size_t fw_pipeline_keys(fw_pipeline *p)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < p->o.workers; i++)
+        n += fw_state_keys(p->workers[i].state);
+    return n;
 }

@@ -144,3 +144,61 @@ bool fw_sequence_apply(fw_seqstate **sp, const fw_rule *r, int64_t *m,
     }
     return false;
 }
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+int fw_seqstate_save(const fw_seqstate *s, FILE *f)
+{
+    if (fw_put_u64(f, s->nsteps))
+        return -1;
+    for (uint32_t i = 0; i + 1 < s->nsteps; i++) {
+        const struct chain *c = s->chain[i];
+        if (fw_put_u64(f, (uint64_t)s->c[i]) || fw_put_u64(f, c ? c->n : 0))
+            return -1;
+        for (uint32_t j = 0; c && j < c->n; j++)
+            if (fw_put_u64(f, (uint64_t)c->l[j].ts) ||
+                fw_put_bytes(f, c->ids + c->l[j].off, c->l[j].len))
+                return -1;
+    }
+    return 0;
+}
+
+int fw_seqstate_load(fw_seqstate **sp, FILE *f)
+{
+    uint64_t nsteps;
+    if (fw_get_u64(f, &nsteps) || nsteps < 2 || nsteps > 64)
+        return -1;
+    fw_seqstate *s = calloc(1, sizeof *s);
+    if (!s)
+        oom();
+    *sp = s;
+    s->nsteps = (uint32_t)nsteps;
+    s->c = malloc((nsteps - 1) * sizeof *s->c);
+    s->chain = calloc(nsteps - 1, sizeof *s->chain);
+    if (!s->c || !s->chain)
+        oom();
+    for (uint32_t i = 0; i + 1 < s->nsteps; i++)
+        s->c[i] = FW_TS_NONE;
+    for (uint32_t i = 0; i + 1 < s->nsteps; i++) {
+        uint64_t c, n;
+        if (fw_get_u64(f, &c) || fw_get_u64(f, &n) || n > 64)
+            return -1;
+        s->c[i] = (int64_t)c;
+        for (uint64_t j = 0; j < n; j++) {
+            uint64_t ts;
+            fw_update u = { 0 };
+            char *id;
+            uint32_t len;
+            if (fw_get_u64(f, &ts) || fw_get_bytes(f, &id, &len, 1u << 20))
+                return -1;
+            u.ts = (int64_t)ts;
+            u.event_id = id;
+            u.event_id_len = len;
+            struct chain *next = chain_extend(s->chain[i], &u);
+            free(s->chain[i]);
+            s->chain[i] = next;
+            free(id);
+        }
+    }
+    return 0;
+}

@@ -120,8 +120,11 @@ static void emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
             abort();
         }
     }
-    out->refs[out->n++] = (fw_alert_ref){ u->seq, u->rule, off,
-                                          out->text.len - off };
+    size_t len = out->text.len - off;
+    size_t subject_off = out->text.len;
+    fw_buf_put(&out->text, u->key, u->klen);
+    out->refs[out->n++] = (fw_alert_ref){ u->seq, u->rule, off, len,
+                                          subject_off, u->klen };
 }
 
 /* Suppression (SPEC §2): after firing at t_a, no alert for events with
@@ -271,4 +274,75 @@ void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
             item_free(it);
         }
     }
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+enum { HAS_WINDOW = 1, HAS_SEQUENCE = 2 };
+
+int fw_state_save(const fw_state *st, FILE *f)
+{
+    if (fw_put_u64(f, fw_hmap_count(st->items)))
+        return -1;
+    size_t pos = 0;
+    const struct item *it;
+    while ((it = fw_hmap_next(st->items, &pos))) {
+        uint64_t flags = (it->win ? HAS_WINDOW : 0) | (it->seq ? HAS_SEQUENCE : 0);
+        if (fw_put_u64(f, it->sig) || fw_put_u64(f, it->khash) ||
+            fw_put_u64(f, (uint64_t)it->m) || fw_put_u64(f, (uint64_t)it->last_fire) ||
+            fw_put_u64(f, (uint64_t)it->life_ms) ||
+            fw_put_u64(f, (uint64_t)it->suppress_ms) || fw_put_u64(f, flags) ||
+            fw_put_bytes(f, it->key, it->klen))
+            return -1;
+        if (it->win && fw_window_save(it->win, f))
+            return -1;
+        if (it->seq && fw_seqstate_save(it->seq, f))
+            return -1;
+    }
+    return 0;
+}
+
+int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
+                  void *ctx, char *err, size_t errlen)
+{
+    uint64_t n;
+    if (fw_get_u64(f, &n))
+        goto bad;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v[7];
+        for (int j = 0; j < 7; j++)
+            if (fw_get_u64(f, &v[j]))
+                goto bad;
+        char *key;
+        uint32_t klen;
+        if (fw_get_bytes(f, &key, &klen, 1u << 24))
+            goto bad;
+        struct item *it = calloc(1, sizeof *it + klen);
+        if (!it) {
+            free(key);
+            goto bad;
+        }
+        it->sig = v[0];
+        it->khash = v[1];
+        it->m = (int64_t)v[2];
+        it->last_fire = (int64_t)v[3];
+        it->life_ms = (int64_t)v[4];
+        it->suppress_ms = (int64_t)v[5];
+        it->klen = klen;
+        memcpy(it->key, key, klen);
+        free(key);
+        bool ok = !((v[6] & HAS_WINDOW) && fw_window_load(&it->win, f)) &&
+                  !((v[6] & HAS_SEQUENCE) && fw_seqstate_load(&it->seq, f));
+        fw_state *st = ok ? place(ctx, it->khash) : NULL;
+        struct lookup l = { it->sig, it->key };
+        if (!st || fw_hmap_find(st->items, it->khash, &l, it->klen, item_eq) ||
+            fw_hmap_insert(st->items, it->khash, it) != 0) {
+            item_free(it);
+            goto bad;
+        }
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "checkpoint is truncated or corrupt");
+    return -1;
 }

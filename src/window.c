@@ -191,3 +191,54 @@ bool fw_window_apply(fw_window **wp, const fw_rule *r, int64_t *m,
     }
     return true;
 }
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+int fw_window_save(const fw_window *w, FILE *f)
+{
+    if (fw_put_u64(f, w->tail - w->head) || fw_put_u64(f, w->values != NULL))
+        return -1;
+    for (size_t i = w->head; i < w->tail; i++) {
+        const struct entry *x = &w->e[i];
+        if (fw_put_u64(f, (uint64_t)x->ts) || fw_put_u64(f, (uint64_t)x->micro))
+            return -1;
+        if (w->values && fw_put_bytes(f, x->dv->text, x->dv->len))
+            return -1;
+    }
+    return 0;
+}
+
+int fw_window_load(fw_window **wp, FILE *f)
+{
+    uint64_t n, distinct;
+    if (fw_get_u64(f, &n) || fw_get_u64(f, &distinct) || n > (1u << 30))
+        return -1;
+    fw_window *w = calloc(1, sizeof *w);
+    if (!w)
+        oom();
+    *wp = w;
+    if (distinct && !(w->values = fw_hmap_new((size_t)n)))
+        oom();
+    w->cap = n ? (size_t)n : 4;
+    if (!(w->e = malloc(w->cap * sizeof *w->e)))
+        oom();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t ts, micro;
+        if (fw_get_u64(f, &ts) || fw_get_u64(f, &micro))
+            return -1;
+        struct entry *x = &w->e[w->tail++];
+        x->ts = (int64_t)ts;
+        x->micro = (int64_t)micro;
+        x->dv = NULL;
+        w->sum += x->micro;
+        if (distinct) {
+            char *text;
+            uint32_t len;
+            if (fw_get_bytes(f, &text, &len, 1u << 24))
+                return -1;
+            x->dv = intern_value(w, text, len);
+            free(text);
+        }
+    }
+    return 0;
+}

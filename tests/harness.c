@@ -31,21 +31,10 @@ static void collect(fwt_result *res, fw_batch *b)
     res->faults += fw_batch_faults(b);
 }
 
-int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
-                  uint32_t threads, fwt_result *res, char *err, size_t errlen)
+/* Feeds lines [from, to) of `events` (1-based line numbers) through p. */
+static void feed(fw_pipeline *p, fw_ruleset *rs, const char *events,
+                 uint64_t from, uint64_t to, fwt_result *res)
 {
-    memset(res, 0, sizeof *res);
-    fw_ruleset *rs;
-    if (fw_ruleset_load_files(files, nfiles, 1, &rs, err, errlen) != 0)
-        return -1;
-    /* Small batches, so that even short inputs cross batch boundaries. */
-    fw_pipeline_opts o = { .workers = threads, .batch_events = 3,
-                           .max_event_bytes = 4096 };
-    fw_pipeline *p = fw_pipeline_new(&o, err, errlen);
-    if (!p) {
-        fw_ruleset_unref(rs);
-        return -1;
-    }
     fw_batch *cur = NULL;
     uint64_t lineno = 0;
     const char *s = events;
@@ -53,7 +42,7 @@ int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
         const char *nl = strchr(s, '\n');
         size_t len = nl ? (size_t)(nl - s) : strlen(s);
         lineno++;
-        if (len) {
+        if (len && lineno >= from && lineno < to) {
             for (;;) {
                 while (!cur && !(cur = fw_pipeline_acquire(p, rs))) {
                     fw_batch *d = fw_pipeline_retire(p, true);
@@ -75,9 +64,64 @@ int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
         collect(res, d);
         fw_pipeline_recycle(p, d);
     }
+}
+
+static fw_pipeline *pipeline(uint32_t threads, char *err, size_t errlen)
+{
+    /* Small batches, so that even short inputs cross batch boundaries. */
+    fw_pipeline_opts o = { .workers = threads, .batch_events = 3,
+                           .max_event_bytes = 4096 };
+    return fw_pipeline_new(&o, err, errlen);
+}
+
+int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
+                  uint32_t threads, fwt_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    fw_ruleset *rs;
+    if (fw_ruleset_load_files(files, nfiles, 1, &rs, err, errlen) != 0)
+        return -1;
+    fw_pipeline *p = pipeline(threads, err, errlen);
+    if (!p) {
+        fw_ruleset_unref(rs);
+        return -1;
+    }
+    feed(p, rs, events, 0, UINT64_MAX, res);
     fw_pipeline_free(p);
     fw_ruleset_unref(rs);
     return 0;
+}
+
+int fwt_run_checkpointed(const char *rules, const char *events, uint64_t split,
+                         uint32_t threads1, uint32_t threads2, fwt_result *res,
+                         char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    fw_rulefile f = { "test.json", rules, strlen(rules) };
+    fw_ruleset *rs;
+    if (fw_ruleset_load_files(&f, 1, 1, &rs, err, errlen) != 0)
+        return -1;
+    FILE *cp = tmpfile();
+    fw_pipeline *p = pipeline(threads1, err, errlen);
+    int rc = -1;
+    if (!cp || !p)
+        goto out;
+    feed(p, rs, events, 0, split, res);
+    if (fw_pipeline_save(p, cp, err, errlen) != 0)
+        goto out;
+    fw_pipeline_free(p);
+    p = pipeline(threads2, err, errlen);
+    rewind(cp);
+    if (!p || fw_pipeline_load(p, cp, err, errlen) != 0)
+        goto out;
+    feed(p, rs, events, split, UINT64_MAX, res);
+    rc = 0;
+out:
+    fw_pipeline_free(p);
+    if (cp)
+        fclose(cp);
+    fw_ruleset_unref(rs);
+    return rc;
 }
 
 int fwt_run(const char *rules, const char *lists, const char *events,

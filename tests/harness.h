@@ -27,6 +27,11 @@ int fwt_run(const char *rules, const char *lists, const char *events,
             uint32_t threads, fwt_result *res, char *err, size_t errlen);
 int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
                   uint32_t threads, fwt_result *res, char *err, size_t errlen);
+/* Lines before `split` through a pipeline of threads1 workers, a checkpoint
+ * saved and loaded into a new pipeline of threads2 workers, then the rest. */
+int fwt_run_checkpointed(const char *rules, const char *events, uint64_t split,
+                         uint32_t threads1, uint32_t threads2, fwt_result *res,
+                         char *err, size_t errlen);
 void fwt_result_free(fwt_result *res);
 
 /* Number of alerts with this rule_id (and subject / event_id when not NULL). */
@@ -40,6 +45,6 @@ const char *fwt_str(const cJSON *alert, const char *path);
 double fwt_num(const cJSON *alert, const char *path);
 
 /* "ev(id, type, ts, extra)" → a JSON event line; extra is ",\"k\":v..." */
-char *fwt_events(const char *fmt, ...);
+char *fwt_events(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

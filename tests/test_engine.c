@@ -219,6 +219,37 @@ static void test_threads_identical(void **state)
     free(ev);
 }
 
+/* A checkpoint taken mid-stream and loaded into a pipeline with another
+ * thread count continues exactly: same alerts as one uninterrupted run. */
+static void test_checkpoint_resume(void **state)
+{
+    (void)state;
+    const char *rules =
+        "[{\"id\":\"C\",\"event\":\"*\",\"threshold\":{\"group_by\":\"a\",\"window_s\":30,\"count\":{\">=\":4}},\"suppress_s\":5},"
+        "{\"id\":\"S\",\"event\":\"transfer\",\"threshold\":{\"group_by\":[\"a\",\"b\"],\"window_s\":60,\"sum\":{\"field\":\"v\",\">=\":120}},\"suppress_s\":0},"
+        "{\"id\":\"D\",\"event\":\"call\",\"threshold\":{\"group_by\":\"b\",\"window_s\":40,\"distinct\":{\"field\":\"a\",\">=\":4}},\"suppress_s\":1},"
+        "{\"id\":\"P\",\"event\":\"sms\",\"where\":[{\"field\":\"t\",\"regex\":\"安全\"}],\"subject\":\"a\",\"suppress_s\":20},"
+        "{\"id\":\"Q\",\"sequence\":[{\"event\":\"call\",\"key\":\"a\"},{\"event\":\"sms\",\"key\":\"a\"},{\"event\":\"transfer\",\"key\":\"a\"}],\"within_s\":30,\"suppress_s\":0}]";
+    char *ev = random_events(2000, 11);
+    fwt_result base;
+    run(rules, NULL, ev, 2, &base);
+    assert_true(base.nalerts > 30);
+    uint32_t splits[] = { 500, 1234, 1900 };
+    uint32_t t1[] = { 1, 2, 4 }, t2[] = { 3, 1, 2 };
+    for (int k = 0; k < 3; k++) {
+        fwt_result r;
+        if (fwt_run_checkpointed(rules, ev, splits[k], t1[k], t2[k], &r, err, sizeof err) != 0)
+            fail_msg("checkpointed run failed: %s", err);
+        assert_int_equal(r.nalerts, base.nalerts);
+        for (size_t i = 0; i < r.nalerts; i++)
+            assert_string_equal(fwt_str(r.alerts[i], "alert_id"),
+                                fwt_str(base.alerts[i], "alert_id"));
+        fwt_result_free(&r);
+    }
+    fwt_result_free(&base);
+    free(ev);
+}
+
 static void test_malformed_reasons(void **state)
 {
     (void)state;
@@ -332,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_sequence_evidence),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_checkpoint_resume),
         cmocka_unit_test(test_malformed_reasons),
         cmocka_unit_test(test_catastrophic_regex_bounded),
         cmocka_unit_test(test_invalid_utf8_in_pattern_subject),

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fraudwatch/ruleset.h"
 
@@ -57,6 +58,8 @@ uint32_t fw_pipeline_in_flight(const fw_pipeline *p);
 
 /* Reading a retired batch. */
 uint64_t fw_batch_tag(const fw_batch *b, uint32_t seq);
+/* The message as added (NULL, with its size in *len, for an oversize one). */
+const char *fw_batch_msg(const fw_batch *b, uint32_t seq, size_t *len);
 const fw_ruleset *fw_batch_ruleset(const fw_batch *b);
 uint64_t fw_batch_faults(const fw_batch *b);      /* regex limit hits */
 uint32_t fw_batch_malformed_count(const fw_batch *b);
@@ -70,6 +73,8 @@ typedef struct fw_alert_iter {
 typedef struct fw_alert_view {
     const char *json;      /* one JSON object and a newline */
     size_t len;
+    const char *subject;   /* raw subject (not NUL-terminated) */
+    size_t subject_len;
     uint32_t seq;          /* event's index in the batch */
     uint32_t rule;         /* rule index in the batch's rule set */
 } fw_alert_view;
@@ -78,6 +83,13 @@ typedef struct fw_alert_view {
 void fw_batch_alerts_begin(const fw_batch *b, fw_alert_iter *it);
 bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
                           fw_alert_view *a);
+
+/* Checkpoints: the state of every key, written and read while no batch is
+ * in flight.  A checkpoint loads into any number of workers. */
+int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen);
+int fw_pipeline_load(fw_pipeline *p, FILE *f, char *err, size_t errlen);
+/* Keys held (sum over workers); read while no batch is in flight. */
+size_t fw_pipeline_keys(fw_pipeline *p);
 
 #define FW_MAX_WORKERS 64
 

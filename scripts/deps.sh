@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages fraudwatch needs to build, test and demo.
+# Idempotent and quiet when everything is already there.  Needs root (or sudo).
+#
+#   scripts/deps.sh            build + test dependencies
+#   scripts/deps.sh --kafka    plus what the local Kafka broker needs (JDK, Maven, kcat)
+set -euo pipefail
+
+pkgs=(build-essential meson ninja-build pkg-config python3
+      libpcre2-dev libcjson-dev librdkafka-dev libhiredis-dev libcmocka-dev
+      libmicrohttpd-dev redis-server kcat valgrind clang libclang-rt-14-dev)
+if [[ "${1:-}" == "--kafka" ]]; then
+    pkgs+=(default-jdk-headless maven)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what it
+# needs, builds twice (warnings as errors; then AddressSanitizer +
+# UndefinedBehaviorSanitizer) and runs every suite in both builds.
+# Ends with one line "N passed, N failed"; exit status 0 only if all passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+
+builds=(build-ci build-ci-asan)
+setup() {
+    local dir=$1; shift
+    if [[ -f $dir/build.ninja ]]; then
+        meson setup --reconfigure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$@" >/dev/null
+    fi
+}
+setup build-ci --werror
+setup build-ci-asan --werror -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+status=0
+for b in "${builds[@]}"; do
+    echo "== $b: build" >&2
+    ninja -C "$b" >/dev/null
+    echo "== $b: test" >&2
+    meson test -C "$b" --print-errorlogs --num-processes 2 "$@" || status=1
+done
+
+# One closing line over both builds, from meson's own records.
+python3 - "${builds[@]}" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for b in sys.argv[1:]:
+    try:
+        lines = open(f"{b}/meson-logs/testlog.json").read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+PY
+exit $status
