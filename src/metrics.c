@@ -1,0 +1,878 @@
+/* metrics.c — the Prometheus registry, its series, and the HTTP endpoint.
+ *
+ * Owns: every family (one metric name: type, help, histogram bounds) and
+ * every series (one label set of a family) ever registered, until
+ * fw_metrics_free(); and, in fw_http, the libmicrohttpd daemon and its
+ * thread.
+ *
+ * Two paths with different rules:
+ *
+ *   the event path — fw_counter_add, fw_gauge_set/add, fw_histogram_observe —
+ *   touches only the series object: one relaxed atomic read-modify-write
+ *   (a compare-and-swap loop for the doubles).  No lock, no lookup, no
+ *   allocation.  Each counter and gauge sits alone on a 64-byte line, so
+ *   the per-worker series that different threads bump do not share cache
+ *   lines.  Relaxed ordering is enough: every series is independent, and a
+ *   scrape only needs each value to be one that really existed.
+ *
+ *   the registry path — registration and rendering — takes the registry
+ *   mutex.  Families are kept in an array sorted by name, and each family's
+ *   series in an array sorted by their label string, so a lookup is a
+ *   binary search and a render is a plain walk that comes out in the order
+ *   the exposition format asks for.  Registration is rare (start-up, a new
+ *   partition, a new malformed reason) and series are never removed, so the
+ *   pointers handed out stay valid and the event path never needs the lock.
+ *   A render (on the HTTP thread, every scrape) holds the mutex while it
+ *   writes the text into one fw_buf, so a registration waits at most that
+ *   long; numbers are spelled by fw_numtext, the project's one formatter.
+ *
+ * Histogram sums: a double stored as its IEEE-754 bits in an atomic uint64
+ * and updated by compare-and-swap.  The alternative, an atomic int64 of
+ * micro-units, is wait-free but fixes a unit and a range for every
+ * histogram (seconds? bytes?); a CAS loop that rarely retries costs less
+ * than that surprise.  A histogram's _count is derived from its buckets
+ * (the +Inf bucket), so a scrape always sees _count equal to le="+Inf".
+ *
+ * Registration validates names and label strings, because one malformed
+ * line makes Prometheus reject the whole scrape: a bad metric costs that
+ * metric (NULL, and every series operation accepts NULL), not the rest.
+ *
+ * The HTTP server is libmicrohttpd with its internal polling thread, bound
+ * with MHD_OPTION_SOCK_ADDR to exactly the loopback address given — the
+ * endpoint has no authentication, so nothing else is accepted.  Its
+ * messages go to fw_log (and, while starting, into the caller's error
+ * buffer). */
+#include "fraudwatch/metrics.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fraudwatch/buf.h"
+#include "fraudwatch/event.h"
+#include "fraudwatch/log.h"
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "series need lock-free 64-bit atomics");
+_Static_assert(sizeof(double) == sizeof(uint64_t), "doubles are stored as 64-bit words");
+
+#define CACHE_LINE 64
+#define MAX_LABELS 16
+
+enum kind { COUNTER, GAUGE, HISTOGRAM };
+static const char *const kind_names[] = { "counter", "gauge", "histogram" };
+
+struct fw_counter {
+    _Alignas(CACHE_LINE) _Atomic uint64_t v;
+};
+
+struct fw_gauge {
+    _Alignas(CACHE_LINE) _Atomic uint64_t bits; /* a double */
+};
+
+struct fw_histogram {
+    _Alignas(CACHE_LINE) _Atomic uint64_t sum_bits; /* a double */
+    const double *bounds; /* the family's */
+    size_t nbounds;
+    _Atomic uint64_t counts[]; /* nbounds + 1, not cumulative; last is +Inf */
+};
+
+struct series {
+    char *labels;
+    void *obj;
+};
+
+struct family {
+    char *name;
+    char *help; /* NULL until a non-empty help is given */
+    enum kind kind;
+    double *bounds; /* histograms */
+    size_t nbounds;
+    struct series *series; /* sorted by labels */
+    size_t n, cap;
+};
+
+struct fw_metrics {
+    pthread_mutex_t mu;
+    struct family **fams; /* sorted by name */
+    size_t n, cap;
+};
+
+static uint64_t dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static double bitsd(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* ---- the event path ------------------------------------------------------ */
+
+void fw_counter_add(fw_counter *c, uint64_t n)
+{
+    if (c)
+        atomic_fetch_add_explicit(&c->v, n, memory_order_relaxed);
+}
+
+uint64_t fw_counter_get(const fw_counter *c)
+{
+    return c ? atomic_load_explicit(&((fw_counter *)c)->v, memory_order_relaxed) : 0;
+}
+
+void fw_gauge_set(fw_gauge *g, double v)
+{
+    if (g)
+        atomic_store_explicit(&g->bits, dbits(v), memory_order_relaxed);
+}
+
+static void add_double(_Atomic uint64_t *bits, double v)
+{
+    uint64_t old = atomic_load_explicit(bits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(bits, &old, dbits(bitsd(old) + v),
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+void fw_gauge_add(fw_gauge *g, double v)
+{
+    if (g)
+        add_double(&g->bits, v);
+}
+
+double fw_gauge_get(const fw_gauge *g)
+{
+    return g ? bitsd(atomic_load_explicit(&((fw_gauge *)g)->bits, memory_order_relaxed)) : 0.0;
+}
+
+void fw_histogram_observe(fw_histogram *h, double v)
+{
+    if (!h)
+        return;
+    size_t lo = 0, hi = h->nbounds; /* first bound >= v; NaN falls through to +Inf */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v <= h->bounds[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    atomic_fetch_add_explicit(&h->counts[lo], 1, memory_order_relaxed);
+    add_double(&h->sum_bits, v);
+}
+
+/* ---- validation ----------------------------------------------------------- */
+
+static bool name_start(char c, bool colon)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
+}
+
+static bool name_char(char c, bool colon)
+{
+    return name_start(c, colon) || (c >= '0' && c <= '9');
+}
+
+static bool valid_name(const char *s)
+{
+    if (!s || !name_start(*s, true))
+        return false;
+    while (*++s)
+        if (!name_char(*s, true))
+            return false;
+    return true;
+}
+
+/* name="value"(,name="value")*, values escaped, label names unique and not
+ * reserved (__*), and no "le" on a histogram. */
+static bool valid_labels(const char *s, bool histogram)
+{
+    const char *names[MAX_LABELS];
+    size_t lens[MAX_LABELS], k = 0;
+
+    if (!*s)
+        return true;
+    if (!fw_utf8_valid(s, strlen(s)))
+        return false;
+    for (;;) {
+        const char *n = s;
+        if (!name_start(*s, false))
+            return false;
+        while (name_char(*s, false))
+            s++;
+        size_t len = (size_t)(s - n);
+        if ((len >= 2 && n[0] == '_' && n[1] == '_') ||
+            (histogram && len == 2 && memcmp(n, "le", 2) == 0) || k == MAX_LABELS)
+            return false;
+        for (size_t i = 0; i < k; i++)
+            if (lens[i] == len && memcmp(names[i], n, len) == 0)
+                return false;
+        names[k] = n;
+        lens[k++] = len;
+        if (*s++ != '=' || *s++ != '"')
+            return false;
+        while (*s != '"') {
+            if (*s == '\0' || *s == '\n')
+                return false;
+            if (*s == '\\') {
+                if (s[1] != '\\' && s[1] != '"' && s[1] != 'n')
+                    return false;
+                s++;
+            }
+            s++;
+        }
+        s++;
+        if (*s == '\0')
+            return true;
+        if (*s++ != ',')
+            return false;
+    }
+}
+
+static bool valid_bounds(const double *b, size_t n)
+{
+    if (n && !b)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(b[i]) || (i && !(b[i] > b[i - 1])))
+            return false;
+    return true;
+}
+
+/* ---- the registry ---------------------------------------------------------- */
+
+fw_metrics *fw_metrics_new(void)
+{
+    fw_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    if (pthread_mutex_init(&m->mu, NULL) != 0) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void family_free(struct family *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->series[i].labels);
+        free(f->series[i].obj);
+    }
+    free(f->series);
+    free(f->name);
+    free(f->help);
+    free(f->bounds);
+    free(f);
+}
+
+void fw_metrics_free(fw_metrics *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        family_free(m->fams[i]);
+    free(m->fams);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+/* Index of `name`, or where it would go; *found says which. */
+static size_t find_family(const fw_metrics *m, const char *name, bool *found)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->fams[mid]->name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static size_t find_series(const struct family *f, const char *labels, bool *found)
+{
+    size_t lo = 0, hi = f->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->series[mid].labels, labels);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* Makes room for one more element in a growable array. */
+static bool grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = ncap;
+    return true;
+}
+
+static void *new_object(const struct family *f)
+{
+    size_t size = f->kind == HISTOGRAM
+                      ? sizeof(fw_histogram) + (f->nbounds + 1) * sizeof(_Atomic uint64_t)
+                      : f->kind == GAUGE ? sizeof(fw_gauge) : sizeof(fw_counter);
+    size = (size + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    void *p = aligned_alloc(CACHE_LINE, size);
+    if (!p)
+        return NULL;
+    memset(p, 0, size); /* all-zero bits: 0, 0.0 and empty buckets */
+    if (f->kind == HISTOGRAM) {
+        fw_histogram *h = p;
+        h->bounds = f->bounds;
+        h->nbounds = f->nbounds;
+    }
+    return p;
+}
+
+static bool same_bounds(const struct family *f, const double *b, size_t n)
+{
+    if (f->nbounds != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (f->bounds[i] != b[i])
+            return false;
+    return true;
+}
+
+static struct family *new_family(const char *name, const char *help, enum kind kind,
+                                 const double *bounds, size_t nbounds)
+{
+    struct family *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->kind = kind;
+    f->name = strdup(name);
+    if (help && *help)
+        f->help = strdup(help);
+    if (nbounds) {
+        f->bounds = malloc(nbounds * sizeof *f->bounds);
+        if (f->bounds)
+            memcpy(f->bounds, bounds, nbounds * sizeof *f->bounds);
+    }
+    f->nbounds = nbounds;
+    if (!f->name || (help && *help && !f->help) || (nbounds && !f->bounds)) {
+        family_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void *get_or_create(fw_metrics *m, enum kind kind, const char *name, const char *help,
+                           const char *labels, const double *bounds, size_t nbounds)
+{
+    if (!labels)
+        labels = "";
+    if (!m || !valid_name(name) || !valid_labels(labels, kind == HISTOGRAM) ||
+        (kind == HISTOGRAM && !valid_bounds(bounds, nbounds)))
+        return NULL;
+
+    void *obj = NULL;
+    struct family *fresh = NULL;
+    char *lab = NULL;
+    pthread_mutex_lock(&m->mu);
+
+    bool found;
+    size_t fi = find_family(m, name, &found);
+    struct family *f = found ? m->fams[fi] : NULL;
+    if (f) {
+        if (f->kind != kind || (kind == HISTOGRAM && !same_bounds(f, bounds, nbounds)))
+            goto out;
+        if (!f->help && help && *help)
+            f->help = strdup(help); /* on failure: no HELP line, no harm */
+    } else {
+        f = fresh = new_family(name, help, kind, bounds, nbounds);
+        if (!f || !grow((void **)&m->fams, &m->cap, m->n, sizeof *m->fams))
+            goto out;
+    }
+
+    size_t si = find_series(f, labels, &found);
+    if (found) {
+        obj = f->series[si].obj;
+        goto out;
+    }
+    if (!grow((void **)&f->series, &f->cap, f->n, sizeof *f->series) ||
+        !(lab = strdup(labels)) || !(obj = new_object(f)))
+        goto out;
+    memmove(&f->series[si + 1], &f->series[si], (f->n - si) * sizeof *f->series);
+    f->series[si] = (struct series){ lab, obj };
+    f->n++;
+    lab = NULL;
+    if (fresh) {
+        memmove(&m->fams[fi + 1], &m->fams[fi], (m->n - fi) * sizeof *m->fams);
+        m->fams[fi] = fresh;
+        m->n++;
+        fresh = NULL;
+    }
+out:
+    pthread_mutex_unlock(&m->mu);
+    free(lab);
+    family_free(fresh); /* only if it was never inserted */
+    return obj;
+}
+
+fw_counter *fw_metrics_counter(fw_metrics *m, const char *name, const char *help,
+                               const char *labels)
+{
+    return get_or_create(m, COUNTER, name, help, labels, NULL, 0);
+}
+
+fw_gauge *fw_metrics_gauge(fw_metrics *m, const char *name, const char *help,
+                           const char *labels)
+{
+    return get_or_create(m, GAUGE, name, help, labels, NULL, 0);
+}
+
+fw_histogram *fw_metrics_histogram(fw_metrics *m, const char *name, const char *help,
+                                   const char *labels, const double *bounds, size_t nbounds)
+{
+    return get_or_create(m, HISTOGRAM, name, help, labels, bounds, nbounds);
+}
+
+/* ---- rendering ---------------------------------------------------------------- */
+
+/* A value as the exposition format spells it: the shortest digits that read
+ * back as the same double (the project's one number formatter), and +Inf,
+ * -Inf, NaN. */
+static void put_double(fw_buf *b, double v)
+{
+    char num[FW_NUMTEXT_MAX];
+    if (isnan(v))
+        fw_buf_puts(b, "NaN");
+    else if (isinf(v))
+        fw_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+    else
+        fw_buf_put(b, num, fw_numtext(v, num));
+}
+
+static void put_u64(fw_buf *b, uint64_t v)
+{
+    fw_buf_printf(b, "%llu", (unsigned long long)v);
+}
+
+/* name<suffix>{labels,le="bound"} -- then the caller writes " value\n". */
+static void put_series(fw_buf *b, const struct family *f, const char *suffix,
+                       const char *labels, const double *le)
+{
+    fw_buf_puts(b, f->name);
+    fw_buf_puts(b, suffix);
+    if (*labels || le) {
+        fw_buf_putc(b, '{');
+        fw_buf_puts(b, labels);
+        if (le) {
+            fw_buf_puts(b, *labels ? ",le=\"" : "le=\"");
+            put_double(b, *le);
+            fw_buf_putc(b, '"');
+        }
+        fw_buf_putc(b, '}');
+    }
+    fw_buf_putc(b, ' ');
+}
+
+static void render_family(fw_buf *b, const struct family *f)
+{
+    static const double inf = INFINITY;
+    if (f->help) {
+        fw_buf_printf(b, "# HELP %s ", f->name);
+        for (const char *p = f->help; *p; p++) {
+            if (*p == '\\')
+                fw_buf_puts(b, "\\\\");
+            else if (*p == '\n')
+                fw_buf_puts(b, "\\n");
+            else
+                fw_buf_putc(b, *p);
+        }
+        fw_buf_putc(b, '\n');
+    }
+    fw_buf_printf(b, "# TYPE %s %s\n", f->name, kind_names[f->kind]);
+
+    for (size_t i = 0; i < f->n; i++) {
+        const struct series *s = &f->series[i];
+        if (f->kind == COUNTER) {
+            put_series(b, f, "", s->labels, NULL);
+            put_u64(b, fw_counter_get(s->obj));
+        } else if (f->kind == GAUGE) {
+            put_series(b, f, "", s->labels, NULL);
+            put_double(b, fw_gauge_get(s->obj));
+        } else {
+            fw_histogram *h = s->obj;
+            uint64_t cum = 0;
+            for (size_t k = 0; k <= h->nbounds; k++) {
+                cum += atomic_load_explicit(&h->counts[k], memory_order_relaxed);
+                put_series(b, f, "_bucket", s->labels, k < h->nbounds ? &h->bounds[k] : &inf);
+                put_u64(b, cum);
+                fw_buf_putc(b, '\n');
+            }
+            put_series(b, f, "_sum", s->labels, NULL);
+            put_double(b, bitsd(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)));
+            fw_buf_putc(b, '\n');
+            put_series(b, f, "_count", s->labels, NULL);
+            put_u64(b, cum);
+        }
+        fw_buf_putc(b, '\n');
+    }
+}
+
+char *fw_metrics_render(fw_metrics *m, size_t *len)
+{
+    fw_buf b = { 0 };
+    if (len)
+        *len = 0;
+    if (!m)
+        return NULL;
+    fw_buf_reserve(&b, 4096);
+    b.p[0] = '\0'; /* an empty registry renders as "" */
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < m->n; i++)
+        render_family(&b, m->fams[i]);
+    pthread_mutex_unlock(&m->mu);
+    if (len)
+        *len = b.len;
+    return b.p;
+}
+
+size_t fw_metrics_escape_label(const char *value, char *buf, size_t buflen)
+{
+    const unsigned char *s = (const unsigned char *)(value ? value : "");
+    size_t need = 0, out = 0;
+    bool cut = buflen == 0;
+    while (*s) {
+        const char *piece = (const char *)s;
+        size_t plen = 1, adv = 1;
+        if (*s == '\\')
+            piece = "\\\\", plen = 2;
+        else if (*s == '"')
+            piece = "\\\"", plen = 2;
+        else if (*s == '\n')
+            piece = "\\n", plen = 2;
+        else if (*s >= 0x80) {
+            /* The sequence length its lead byte announces, if it is valid
+             * (fw_utf8_valid stops at the first bad byte, so never reads past
+             * the NUL). */
+            size_t k = *s >= 0xf0 ? 4 : *s >= 0xe0 ? 3 : 2;
+            if (fw_utf8_valid((const char *)s, k))
+                adv = plen = k;
+            else
+                piece = "\xef\xbf\xbd", plen = 3; /* U+FFFD for this byte */
+        }
+        if (!cut && out + plen < buflen) {
+            memcpy(buf + out, piece, plen);
+            out += plen;
+        } else {
+            cut = true;
+        }
+        need += plen;
+        s += adv;
+    }
+    if (buflen)
+        buf[out] = '\0';
+    return need;
+}
+
+/* ---- HTTP ----------------------------------------------------------------------- */
+
+#if defined(__has_include)
+#if __has_include(<microhttpd.h>)
+#define FW_HAVE_MICROHTTPD 1
+#endif
+#endif
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+/* "127.0.0.1:9464", "[::1]:9464", "localhost:9464" → a loopback address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
+                        size_t errlen)
+{
+    char host[64];
+    const char *port;
+    memset(ss, 0, sizeof *ss);
+    if (!listen || !*listen) {
+        snprintf(err, errlen, "metrics listen address is empty (want e.g. 127.0.0.1:9464)");
+        return -1;
+    }
+    if (listen[0] == '[') {
+        const char *end = strchr(listen, ']');
+        if (!end || end[1] != ':' || (size_t)(end - listen - 1) >= sizeof host) {
+            snprintf(err, errlen, "metrics listen address \"%s\": want [IPv6]:PORT, e.g. [::1]:9464",
+                     listen);
+            return -1;
+        }
+        memcpy(host, listen + 1, (size_t)(end - listen - 1));
+        host[end - listen - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(listen, ':');
+        if (!colon || (size_t)(colon - listen) >= sizeof host || memchr(listen, ':', (size_t)(colon - listen))) {
+            snprintf(err, errlen, "metrics listen address \"%s\": want HOST:PORT, e.g. 127.0.0.1:9464 "
+                     "(IPv6 in brackets: [::1]:9464)", listen);
+            return -1;
+        }
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+        port = colon + 1;
+    }
+    unsigned long p = 0;
+    size_t digits = strspn(port, "0123456789");
+    if (digits == 0 || digits > 5 || port[digits] != '\0' || (p = strtoul(port, NULL, 10)) > 65535) {
+        snprintf(err, errlen, "metrics listen address \"%s\": port must be 0..65535", listen);
+        return -1;
+    }
+    if (strcasecmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        if ((ntohl(v4->sin_addr.s_addr) >> 24) == 127) {
+            v4->sin_family = AF_INET;
+            v4->sin_port = htons((uint16_t)p);
+            return 0;
+        }
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) {
+            v6->sin6_family = AF_INET6;
+            v6->sin6_port = htons((uint16_t)p);
+            return 0;
+        }
+    } else if (*host) {
+        snprintf(err, errlen, "metrics listen address \"%s\": \"%s\" is not an IP address or "
+                 "localhost", listen, host);
+        return -1;
+    }
+    snprintf(err, errlen, "metrics listen address \"%s\" refused: not a loopback address. The "
+             "endpoint has no authentication, so it listens on 127.0.0.0/8 or [::1] only; "
+             "put a proxy or a sidecar in front of it to expose it", listen);
+    return -1;
+}
+
+#ifdef FW_HAVE_MICROHTTPD
+#include <microhttpd.h>
+
+#if MHD_VERSION >= 0x00097002
+typedef enum MHD_Result mhd_result;
+#else
+typedef int mhd_result;
+#endif
+
+struct fw_http {
+    struct MHD_Daemon *d;
+    fw_metrics *m;
+    fw_health_fn health;
+    void *ctx;
+    int port;
+    /* While MHD_start_daemon runs, MHD's messages from the starting thread
+     * are collected here for the caller's error buffer; all others go to
+     * the log. */
+    pthread_t starter;
+    atomic_bool starting;
+    char start_err[512];
+};
+
+FW_LOG_PRINTF(2, 0)
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    fw_http *h = cls;
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    if (atomic_load(&h->starting) && pthread_equal(pthread_self(), h->starter)) {
+        size_t used = strlen(h->start_err);
+        snprintf(h->start_err + used, sizeof h->start_err - used, "%s%s", used ? "; " : "", msg);
+        return;
+    }
+    fw_log(FW_LOG_WARN, "http", msg, NULL);
+}
+
+static mhd_result respond(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                          enum MHD_ResponseMemoryMode mode, const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (!r) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(body);
+        return MHD_NO; /* MHD closes the connection */
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    mhd_result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+#define TEXT "text/plain; charset=utf-8"
+
+static mhd_result handle(void *cls, struct MHD_Connection *c, const char *url,
+                         const char *method, const char *version, const char *upload,
+                         size_t *upload_size, void **con_cls)
+{
+    fw_http *h = cls;
+    (void)version;
+    (void)upload;
+    (void)con_cls;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        *upload_size = 0; /* answer now; MHD closes rather than read a body */
+        return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", 19,
+                       MHD_RESPMEM_PERSISTENT, TEXT);
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        size_t len;
+        char *text = fw_metrics_render(h->m, &len);
+        if (!text)
+            return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", 14,
+                           MHD_RESPMEM_PERSISTENT, TEXT);
+        return respond(c, MHD_HTTP_OK, text, len, MHD_RESPMEM_MUST_FREE,
+                       "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        char reason[256] = "";
+        if (!h->health || h->health(h->ctx, reason, sizeof reason))
+            return respond(c, MHD_HTTP_OK, "ok\n", 3, MHD_RESPMEM_PERSISTENT, TEXT);
+        reason[sizeof reason - 1] = '\0';
+        char body[sizeof reason + 1];
+        int n = snprintf(body, sizeof body, "%s\n", reason[0] ? reason : "unhealthy");
+        return respond(c, MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n,
+                       MHD_RESPMEM_MUST_COPY, TEXT);
+    }
+    return respond(c, MHD_HTTP_NOT_FOUND, "not found\n", 10, MHD_RESPMEM_PERSISTENT, TEXT);
+}
+
+fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, void *ctx,
+                       char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (parse_listen(listen, &ss, err, errlen) != 0)
+        return NULL;
+    fw_http *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->m = m;
+    h->health = health;
+    h->ctx = ctx;
+    h->starter = pthread_self();
+    atomic_init(&h->starting, true);
+
+    bool v6 = ss.ss_family == AF_INET6;
+    uint16_t port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                             : ((struct sockaddr_in *)&ss)->sin_port);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                     (v6 ? MHD_USE_IPv6 : 0);
+#if MHD_VERSION >= 0x00095300
+    flags |= MHD_USE_AUTO; /* epoll or poll rather than select */
+#endif
+    /* The logger goes first, or MHD prints what comes before it itself. */
+    h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_END);
+    if (!h->d) {
+        snprintf(err, errlen, "cannot serve metrics on %s: %s", listen,
+                 h->start_err[0] ? h->start_err : "libmicrohttpd refused to start");
+        free(h);
+        return NULL;
+    }
+    atomic_store(&h->starting, false);
+
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info && info->port ? info->port : port;
+    if (!h->port) {
+        /* Older libmicrohttpd: ask the socket. */
+        info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);
+        struct sockaddr_storage bound;
+        socklen_t sl = sizeof bound;
+        if (info && getsockname(info->listen_fd, (struct sockaddr *)&bound, &sl) == 0)
+            h->port = ntohs(bound.ss_family == AF_INET6
+                                ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                : ((struct sockaddr_in *)&bound)->sin_port);
+    }
+    return h;
+}
+
+int fw_http_port(const fw_http *h)
+{
+    return h ? h->port : 0;
+}
+
+void fw_http_stop(fw_http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}
+
+#else /* !FW_HAVE_MICROHTTPD */
+
+struct fw_http {
+    int unused;
+};
+
+fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, void *ctx,
+                       char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    (void)m;
+    (void)health;
+    (void)ctx;
+    if (parse_listen(listen, &ss, err, errlen) == 0)
+        snprintf(err, errlen, "cannot serve metrics on %s: this build has no libmicrohttpd "
+                 "(install libmicrohttpd-dev and rebuild)", listen);
+    return NULL;
+}
+
+int fw_http_port(const fw_http *h)
+{
+    (void)h;
+    return 0;
+}
+
+void fw_http_stop(fw_http *h)
+{
+    (void)h;
+}
+
+#endif
