@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what it
-# needs, builds twice (warnings as errors; then AddressSanitizer +
-# UndefinedBehaviorSanitizer) and runs every suite in both builds.
+# needs, starts a real Kafka broker on 127.0.0.1 (scripts/kafka.sh, stopped
+# again on exit), builds twice (warnings as errors; then AddressSanitizer +
+# UndefinedBehaviorSanitizer) and runs every suite in both builds: unit,
+# golden cases, and the daemon end to end against the broker.
 # Ends with one line "N passed, N failed"; exit status 0 only if all passed.
+#   scripts/test.sh [meson test args, e.g. --suite unit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh --kafka
+
+# A broker of the tests' own, on its own port and store, fresh each run.
+export FW_KAFKA_PORT=${FW_TEST_KAFKA_PORT:-19092}
+export FW_KAFKA_RUN_DIR=${TMPDIR:-/tmp}/fraudwatch-test-kafka-$FW_KAFKA_PORT
+kafka_dir=$FW_KAFKA_RUN_DIR
+scripts/kafka.sh stop --port "$FW_KAFKA_PORT" --dir "$kafka_dir" >/dev/null 2>&1 || true
+trap 'scripts/kafka.sh stop --port "$FW_KAFKA_PORT" --dir "$kafka_dir" >/dev/null 2>&1 || true' EXIT
+scripts/kafka.sh start --port "$FW_KAFKA_PORT" --dir "$kafka_dir" --fresh >&2
 
 builds=(build-ci build-ci-asan)
 setup() {

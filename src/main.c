@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef FW_HAVE_DAEMON
+#include "fraudwatch/config.h"
+#include "fraudwatch/daemon.h"
+#endif
 #include "fraudwatch/event.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/replay.h"
@@ -30,6 +34,10 @@ static const char usage_main[] =
     "                      run the engine over a JSONL file (or stdin); alerts as\n"
     "                      JSONL on stdout, malformed lines and a summary on stderr\n"
     "  rules check DIR     validate a rules directory and print what it holds\n"
+#ifdef FW_HAVE_DAEMON
+    "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
+    "                      the streaming daemon: events from Kafka, alerts to Kafka\n"
+#endif
     "\n"
     "options:\n"
     "  -h, --help          this help (or: fraudwatch <command> --help)\n"
@@ -64,6 +72,108 @@ static const char usage_rules[] =
     "Validates the rules directory DIR exactly as replay and the daemon load it\n"
     "and prints the watchlists and rules it holds.  On error, prints every\n"
     "problem found (file, rule id, member, reason) and exits 1.\n";
+
+#ifdef FW_HAVE_DAEMON
+static const char usage_run[] =
+    "usage: fraudwatch run -c FILE [--set KEY=VALUE]... [--check-config]\n"
+    "\n"
+    "Consumes events from the input topic(s) in a consumer group, matches them\n"
+    "with the rules of rules.source, produces alerts (key = subject) to the alert\n"
+    "topic and malformed events to the dead-letter topic.  Input offsets are\n"
+    "committed with a checkpoint of the window state, only after the broker has\n"
+    "acknowledged every alert up to them.  SIGTERM or SIGINT: finish in-flight\n"
+    "events, checkpoint, exit 0 (a second signal cuts the wait short).\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE        the configuration (see config/fraudwatch.conf)\n"
+    "  -s, --set KEY=VALUE      override one setting (repeatable; after the file)\n"
+    "      --check-config       validate, print the effective settings (secrets\n"
+    "                           masked) and exit\n"
+    "  -h, --help               this help\n"
+    "\n"
+    "exit status: 0 clean stop, 1 configuration / startup / shutdown failure,\n"
+    "2 usage error, 3 fatal Kafka error\n";
+
+static int cmd_run(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256 };
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "set", required_argument, NULL, 's' },
+        { "check-config", no_argument, NULL, OPT_CHECK },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *file = NULL;
+    char **sets = calloc((size_t)argc, sizeof *sets);
+    int nsets = 0;
+    bool check = false;
+    int c, rc = 2;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': file = optarg; break;
+        case 's': sets[nsets++] = optarg; break;
+        case OPT_CHECK: check = true; break;
+        case 'h':
+            fputs(usage_run, stdout);
+            free(sets);
+            return 0;
+        default:
+            fputs(usage_run, stderr);
+            free(sets);
+            return 2;
+        }
+    }
+    if (!file || optind != argc) {
+        fputs(file ? "fraudwatch run: unexpected argument\n"
+                   : "fraudwatch run: -c FILE is required\n", stderr);
+        fputs(usage_run, stderr);
+        free(sets);
+        return 2;
+    }
+    char err[4096];
+    fw_settings *s = fw_config_new();
+    if (!s) {
+        fputs("fraudwatch run: out of memory\n", stderr);
+        free(sets);
+        return 1;
+    }
+    rc = 1;
+    if (fw_config_load_file(s, file, err, sizeof err) != 0)
+        goto bad;
+    for (int i = 0; i < nsets; i++) {
+        char *eq = strchr(sets[i], '=');
+        if (!eq) {
+            snprintf(err, sizeof err, "--set %s: expected KEY=VALUE", sets[i]);
+            rc = 2;
+            goto bad;
+        }
+        *eq = '\0';
+        char origin[512];
+        snprintf(origin, sizeof origin, "--set %s=%s", sets[i], eq + 1);
+        if (fw_config_set(s, sets[i], eq + 1, origin, err, sizeof err) != 0)
+            goto bad;
+    }
+    if (fw_config_validate(s, err, sizeof err) != 0)
+        goto bad;
+    if (check) {
+        printf("%s: ok\n", file);
+        fw_config_print(s, stdout);
+        rc = 0;
+    } else {
+        rc = fw_daemon_run(s);
+    }
+    fw_config_free(s);
+    free(sets);
+    return rc;
+bad:
+    fprintf(stderr, "fraudwatch run: %s\n", err);
+    fw_config_free(s);
+    free(sets);
+    return rc;
+}
+#endif
 
 static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
                      unsigned long long *out)
@@ -218,6 +328,10 @@ int main(int argc, char **argv)
         return cmd_replay(argc - 1, argv + 1);
     if (strcmp(cmd, "rules") == 0)
         return cmd_rules(argc - 1, argv + 1);
+#ifdef FW_HAVE_DAEMON
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+#endif
     fprintf(stderr, "fraudwatch: unknown command '%s'\n\n", cmd);
     fputs(usage_main, stderr);
     return 2;

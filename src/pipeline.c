@@ -83,7 +83,7 @@ struct worker {
     fw_scanner *scanner;
     fw_arena *parse_arena;
     fw_state *state;
-    uint64_t next2;          /* next batch for stage 2 */
+    atomic_uint_fast64_t next2; /* next batch for stage 2 (read by metrics) */
     int64_t clock;           /* stream clock (for expiring idle keys) */
 };
 
@@ -204,12 +204,13 @@ static void *worker_main(void *arg)
         uint64_t seen = atomic_load(&p->gen);
 
         /* Stage 2 of my next batch, if it has been parsed. */
-        if (w->next2 < atomic_load(&p->submitted)) {
-            fw_batch *b = slot(p, w->next2);
+        uint64_t mine = atomic_load_explicit(&w->next2, memory_order_relaxed);
+        if (mine < atomic_load(&p->submitted)) {
+            fw_batch *b = slot(p, mine);
             int st = atomic_load_explicit(&b->stage, memory_order_acquire);
-            if (b->seqno == w->next2 && st >= ST_PARSED) {
+            if (b->seqno == mine && st >= ST_PARSED) {
                 stage2(w, b);
-                w->next2++;
+                atomic_store_explicit(&w->next2, mine + 1, memory_order_relaxed);
                 if (atomic_fetch_add_explicit(&b->shards_done, 1,
                                               memory_order_acq_rel) + 1 ==
                     b->nshards) {
@@ -232,7 +233,9 @@ static void *worker_main(void *arg)
             continue;
         }
 
-        if (atomic_load(&p->stop) && w->next2 >= atomic_load(&p->submitted))
+        if (atomic_load(&p->stop) &&
+            atomic_load_explicit(&w->next2, memory_order_relaxed) >=
+                atomic_load(&p->submitted))
             break;
         sleep_until_change(p, seen);
     }
@@ -454,6 +457,21 @@ void fw_pipeline_recycle(fw_pipeline *p, fw_batch *b)
     atomic_store(&b->shards_done, 0);
     atomic_store_explicit(&b->stage, ST_FREE, memory_order_release);
 }
+
+uint32_t fw_pipeline_queue_depth(fw_pipeline *p, uint32_t worker)
+{
+    uint64_t sub = atomic_load_explicit(&p->submitted, memory_order_relaxed);
+    uint64_t done = atomic_load_explicit(&p->workers[worker].next2,
+                                         memory_order_relaxed);
+    return sub > done ? (uint32_t)(sub - done) : 0;
+}
+
+size_t fw_pipeline_capacity(const fw_pipeline *p)
+{
+    return (size_t)p->nslots * p->o.batch_events;
+}
+
+uint32_t fw_pipeline_workers(const fw_pipeline *p) { return p->o.workers; }
 
 uint32_t fw_pipeline_in_flight(const fw_pipeline *p)
 {

@@ -100,6 +100,11 @@ const char *fw_ruleset_rule_id(const fw_ruleset *rs, size_t i)
     return rs->rules[i].id;
 }
 
+const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i)
+{
+    return fw_severity_name(rs->rules[i].severity);
+}
+
 static bool type_matches(const char *want, const char *type)
 {
     return strcmp(want, "*") == 0 || (type && strcmp(want, type) == 0);

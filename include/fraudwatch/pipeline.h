@@ -55,6 +55,11 @@ fw_batch *fw_pipeline_retire(fw_pipeline *p, bool wait);
 void fw_pipeline_recycle(fw_pipeline *p, fw_batch *b);
 /* Batches submitted and not yet retired. */
 uint32_t fw_pipeline_in_flight(const fw_pipeline *p);
+/* Batches submitted that `worker` has not yet applied (any thread). */
+uint32_t fw_pipeline_queue_depth(fw_pipeline *p, uint32_t worker);
+/* Messages that can be in flight at once (slots × batch size). */
+size_t fw_pipeline_capacity(const fw_pipeline *p);
+uint32_t fw_pipeline_workers(const fw_pipeline *p);
 
 /* Reading a retired batch. */
 uint64_t fw_batch_tag(const fw_batch *b, uint32_t seq);

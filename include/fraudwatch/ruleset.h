@@ -38,6 +38,7 @@ void fw_ruleset_unref(fw_ruleset *rs);
 uint64_t fw_ruleset_version(const fw_ruleset *rs);
 size_t fw_ruleset_rule_count(const fw_ruleset *rs);
 const char *fw_ruleset_rule_id(const fw_ruleset *rs, size_t i);
+const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i);
 
 /* Prints what was loaded: lists with sizes, rules with kind and summary. */
 void fw_ruleset_describe(const fw_ruleset *rs, FILE *out);

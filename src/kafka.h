@@ -1,0 +1,79 @@
+/* kafka.h — the daemon's two Kafka ends (internal).
+ *
+ *   kafka_in.c   consumer: group membership, cooperative rebalances, the
+ *                positions the daemon has processed, offset commits;
+ *   kafka_out.c  producer: alerts and dead letters, delivery reports,
+ *                re-sending what failed (nothing is ever dropped).
+ *
+ * Both are driven from the daemon's main thread only. */
+#ifndef FRAUDWATCH_KAFKA_H
+#define FRAUDWATCH_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fraudwatch/config.h"
+#include "fraudwatch/metrics.h"
+
+/* ---- producer ---- */
+typedef struct fw_out fw_out;
+
+fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen);
+void fw_out_free(fw_out *o);
+/* An alert: key = subject.  src_ts_ms is the input message's timestamp, for
+ * the event-to-alert latency histogram (0: unknown). */
+void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
+                  size_t klen, int64_t src_ts_ms);
+/* A dead letter: the original payload (NULL for one too large to keep),
+ * with the reason and the source position in headers. */
+void fw_out_dead_letter(fw_out *o, const char *payload, size_t len,
+                        const char *key, size_t klen, const char *reason,
+                        const char *topic, int32_t partition, int64_t offset);
+/* Serves delivery reports. */
+void fw_out_poll(fw_out *o, int timeout_ms);
+/* Waits until every message produced so far is delivered (failed ones are
+ * re-sent).  0, or -1 if `stop` became true or the producer failed fatally. */
+int fw_out_drain(fw_out *o, volatile sig_atomic_t *stop, int timeout_ms);
+/* Non-NULL after a fatal producer error (the daemon must exit). */
+const char *fw_out_fatal(fw_out *o);
+uint64_t fw_out_pending(fw_out *o);
+
+#endif
+
+/* ---- consumer ---- */
+typedef struct fw_in fw_in;
+
+/* Called inside a rebalance, before partitions are taken away, so that the
+ * daemon can finish and checkpoint what it holds (skipped when the
+ * assignment was lost: nothing can be committed then). */
+typedef void (*fw_in_revoke_fn)(void *ctx);
+
+fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
+                 void *ctx, char *err, size_t errlen);
+/* Leaves the group (after the final checkpoint) and frees the consumer. */
+void fw_in_close(fw_in *in);
+
+/* Where to start a partition the first time it is assigned (from a
+ * checkpoint); otherwise the group's committed offset is used. */
+void fw_in_start_at(fw_in *in, const char *topic, int32_t partition,
+                    int64_t offset);
+
+/* The next message, or NULL (errors are logged and counted here).  *src
+ * receives the partition's index for fw_in_done() and friends. */
+rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src);
+/* Every effect of the message at `offset` of partition `src` is produced. */
+void fw_in_done(fw_in *in, uint32_t src, int64_t offset);
+const char *fw_in_topic(const fw_in *in, uint32_t src);
+int32_t fw_in_partition(const fw_in *in, uint32_t src);
+
+/* Positions of the assigned partitions that have progressed (next offset to
+ * read), for a checkpoint; the caller destroys the list. */
+rd_kafka_topic_partition_list_t *fw_in_positions(fw_in *in);
+/* Commits positions synchronously; 0 or -1 (logged). */
+int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos);
+size_t fw_in_assigned(const fw_in *in);
+/* Refreshes the per-partition lag gauges (cheap: cached watermarks). */
+void fw_in_update_lag(fw_in *in);
+const char *fw_in_fatal(fw_in *in);

@@ -1,0 +1,312 @@
+/* kafka_in.c — the consumer: group membership, partitions, positions.
+ *
+ * Owns one librdkafka consumer in a consumer group using the
+ * cooperative-sticky assignor, and a table of every partition it has ever
+ * been assigned: its index (handed out with each message, so the daemon can
+ * tell later which partition an event came from without keeping the
+ * librdkafka message), the next offset whose effects are all produced, and
+ * whether it is assigned now.
+ *
+ * Offsets are never stored or committed automatically: the daemon commits
+ * the positions of a checkpoint, after every alert up to them has been
+ * acknowledged.  On a revocation the daemon is asked to checkpoint first
+ * (fw_in_revoke_fn), so the partitions are handed over with everything done
+ * committed; a lost assignment is handed over without a commit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fraudwatch/log.h"
+#include "kafka.h"
+
+struct part {
+    char *topic;
+    int32_t partition;
+    int64_t next;        /* next offset to read; -1: nothing done yet */
+    int64_t start;       /* from a checkpoint; -1: none */
+    bool assigned;
+    fw_gauge *lag;
+};
+
+struct fw_in {
+    rd_kafka_t *rk;
+    struct part *parts;
+    uint32_t nparts, cap;
+    fw_in_revoke_fn revoke;
+    void *ctx;
+    fw_metrics *metrics;
+    fw_counter *errors;
+    fw_counter *rebalances;
+    char fatal[512];
+};
+
+static uint32_t part_index(fw_in *in, const char *topic, int32_t partition)
+{
+    for (uint32_t i = 0; i < in->nparts; i++)
+        if (in->parts[i].partition == partition &&
+            strcmp(in->parts[i].topic, topic) == 0)
+            return i;
+    if (in->nparts == in->cap) {
+        in->cap = in->cap ? in->cap * 2 : 16;
+        in->parts = realloc(in->parts, in->cap * sizeof *in->parts);
+        if (!in->parts) {
+            fputs("fraudwatch: out of memory\n", stderr);
+            abort();
+        }
+    }
+    struct part *p = &in->parts[in->nparts];
+    memset(p, 0, sizeof *p);
+    p->topic = strdup(topic);
+    p->partition = partition;
+    p->next = -1;
+    p->start = -1;
+    char labels[512], esc[400];
+    fw_metrics_escape_label(topic, esc, sizeof esc);
+    snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", esc,
+             (int)partition);
+    p->lag = fw_metrics_gauge(in->metrics, "fraudwatch_consumer_lag",
+                              "Messages in the partition not yet processed.",
+                              labels);
+    return in->nparts++;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *arg)
+{
+    fw_in *in = arg;
+    fw_counter_add(in->rebalances, 1);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            uint32_t ix = part_index(in, tp->topic, tp->partition); /* may grow parts */
+            struct part *p = &in->parts[ix];
+            p->assigned = true;
+            if (p->start >= 0) {
+                tp->offset = p->start;  /* resume exactly where the checkpoint is */
+                p->start = -1;
+            }
+            fw_log(FW_LOG_INFO, "kafka", "partition assigned",
+                   "topic=%s partition=%d offset=%lld", tp->topic,
+                   (int)tp->partition, (long long)tp->offset);
+        }
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+        if (e) {
+            fw_log(FW_LOG_ERROR, "kafka", "incremental assign failed",
+                   "error=\"%s\"", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        bool lost = rd_kafka_assignment_lost(rk);
+        if (!lost && in->revoke)
+            in->revoke(in->ctx);
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            uint32_t ix = part_index(in, tp->topic, tp->partition);
+            struct part *p = &in->parts[ix];
+            p->assigned = false;
+            p->next = -1;      /* if it comes back, start from the commit */
+            fw_log(lost ? FW_LOG_WARN : FW_LOG_INFO, "kafka",
+                   lost ? "partition lost" : "partition revoked",
+                   "topic=%s partition=%d", tp->topic, (int)tp->partition);
+        }
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) {
+            fw_log(FW_LOG_ERROR, "kafka", "incremental unassign failed",
+                   "error=\"%s\"", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        return;
+    }
+    fw_log(FW_LOG_ERROR, "kafka", "rebalance error", "error=\"%s\"",
+           rd_kafka_err2str(err));
+    rd_kafka_assign(rk, NULL);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    (void)rk;
+    fw_log(level <= 3 ? FW_LOG_ERROR : level <= 4 ? FW_LOG_WARN
+                                     : level <= 6 ? FW_LOG_INFO : FW_LOG_DEBUG,
+           "librdkafka", buf, "facility=%s", fac);
+}
+
+static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err,
+               size_t errlen)
+{
+    char e[512];
+    if (rd_kafka_conf_set(c, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "consumer setting %s=%s: %s", k, v, e);
+        return -1;
+    }
+    return 0;
+}
+
+fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
+                 void *ctx, char *err, size_t errlen)
+{
+    fw_in *in = calloc(1, sizeof *in);
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    if (!in || !c)
+        goto fail;
+    in->revoke = revoke;
+    in->ctx = ctx;
+    in->metrics = m;
+    if (set(c, "bootstrap.servers", s->brokers, err, errlen) ||
+        set(c, "auto.offset.reset", "earliest", err, errlen) ||
+        set(c, "partition.assignment.strategy", "cooperative-sticky", err, errlen))
+        goto fail;
+    for (size_t i = 0; i < s->nconsumer; i++)
+        if (set(c, s->consumer_keys[i], s->consumer_values[i], err, errlen))
+            goto fail;
+    /* What the delivery guarantee needs; config.c refuses overrides. */
+    if (set(c, "group.id", s->group_id, err, errlen) ||
+        set(c, "client.id", s->instance_id, err, errlen) ||
+        set(c, "enable.auto.commit", "false", err, errlen) ||
+        set(c, "enable.auto.offset.store", "false", err, errlen) ||
+        set(c, "enable.partition.eof", "false", err, errlen))
+        goto fail;
+    rd_kafka_conf_set_opaque(c, in);
+    rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
+    rd_kafka_conf_set_log_cb(c, on_log);
+    char e[512];
+    in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e);
+    if (!in->rk) {
+        snprintf(err, errlen, "cannot create the Kafka consumer: %s", e);
+        goto fail;
+    }
+    c = NULL;
+    rd_kafka_poll_set_consumer(in->rk);
+    in->errors = fw_metrics_counter(m, "fraudwatch_consumer_errors_total",
+                                    "Consumer errors (reconnects, fetch errors).", "");
+    in->rebalances = fw_metrics_counter(m, "fraudwatch_rebalances_total",
+                                        "Partition assignments and revocations.", "");
+    topics = rd_kafka_topic_partition_list_new((int)s->ninput_topics);
+    for (size_t i = 0; i < s->ninput_topics; i++)
+        rd_kafka_topic_partition_list_add(topics, s->input_topics[i],
+                                          RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t r = rd_kafka_subscribe(in->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (r) {
+        snprintf(err, errlen, "cannot subscribe: %s", rd_kafka_err2str(r));
+        goto fail;
+    }
+    return in;
+fail:
+    if (c)
+        rd_kafka_conf_destroy(c);
+    if (in && in->rk) {
+        rd_kafka_destroy(in->rk);
+        in->rk = NULL;
+    }
+    free(in);
+    return NULL;
+}
+
+void fw_in_close(fw_in *in)
+{
+    if (!in)
+        return;
+    if (in->rk) {
+        rd_kafka_consumer_close(in->rk);
+        rd_kafka_destroy(in->rk);
+    }
+    for (uint32_t i = 0; i < in->nparts; i++)
+        free(in->parts[i].topic);
+    free(in->parts);
+    free(in);
+}
+
+void fw_in_start_at(fw_in *in, const char *topic, int32_t partition,
+                    int64_t offset)
+{
+    uint32_t ix = part_index(in, topic, partition);
+    in->parts[ix].start = offset;
+}
+
+rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, timeout_ms);
+    if (!m)
+        return NULL;
+    if (m->err) {
+        fw_counter_add(in->errors, 1);
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+            char buf[256];
+            rd_kafka_fatal_error(in->rk, buf, sizeof buf);
+            snprintf(in->fatal, sizeof in->fatal, "fatal consumer error: %s", buf);
+        }
+        fw_log(FW_LOG_WARN, "kafka", "consumer error", "topic=%s error=\"%s\"",
+               m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+               rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return NULL;
+    }
+    *src = part_index(in, rd_kafka_topic_name(m->rkt), m->partition);
+    return m;
+}
+
+void fw_in_done(fw_in *in, uint32_t src, int64_t offset)
+{
+    struct part *p = &in->parts[src];
+    if (p->assigned && offset + 1 > p->next)
+        p->next = offset + 1;
+}
+
+const char *fw_in_topic(const fw_in *in, uint32_t src) { return in->parts[src].topic; }
+int32_t fw_in_partition(const fw_in *in, uint32_t src) { return in->parts[src].partition; }
+
+rd_kafka_topic_partition_list_t *fw_in_positions(fw_in *in)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)in->nparts);
+    for (uint32_t i = 0; i < in->nparts; i++)
+        if (in->parts[i].assigned && in->parts[i].next >= 0)
+            rd_kafka_topic_partition_list_add(l, in->parts[i].topic,
+                                              in->parts[i].partition)->offset =
+                in->parts[i].next;
+    return l;
+}
+
+int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos)
+{
+    if (pos->cnt == 0)
+        return 0;
+    rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, pos, 0);
+    if (err) {
+        fw_counter_add(in->errors, 1);
+        fw_log(FW_LOG_WARN, "kafka", "offset commit failed (the checkpoint on "
+                                     "disk still holds the positions)",
+               "error=\"%s\"", rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+size_t fw_in_assigned(const fw_in *in)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < in->nparts; i++)
+        n += in->parts[i].assigned;
+    return n;
+}
+
+void fw_in_update_lag(fw_in *in)
+{
+    for (uint32_t i = 0; i < in->nparts; i++) {
+        struct part *p = &in->parts[i];
+        int64_t lo, hi;
+        if (!p->assigned) {
+            fw_gauge_set(p->lag, 0);
+            continue;
+        }
+        if (rd_kafka_get_watermark_offsets(in->rk, p->topic, p->partition, &lo,
+                                           &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0)
+            fw_gauge_set(p->lag, (double)(hi - (p->next >= 0 ? p->next : lo)));
+    }
+}
+
+const char *fw_in_fatal(fw_in *in) { return in->fatal[0] ? in->fatal : NULL; }

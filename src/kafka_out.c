@@ -1,0 +1,267 @@
+/* kafka_out.c — the producer: alerts to the alert topic, malformed events to
+ * the dead-letter topic, and the delivery bookkeeping behind at-least-once.
+ *
+ * Owns one idempotent librdkafka producer.  Every message is copied into
+ * librdkafka (RD_KAFKA_MSG_F_COPY), so callers may free their buffers at
+ * once.  A delivery report with an error does not lose the message: it is
+ * counted, logged and produced again, so a broker outage or a full disk
+ * stalls the stream instead of dropping alerts.  The daemon commits input
+ * offsets only after fw_out_drain() has seen every report come back clean,
+ * which is what makes "commit after the alert is acknowledged" hold.
+ *
+ * Single-threaded by design: produce, poll and delivery callbacks all run
+ * on the daemon's main thread, so the counters here need no locks. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fraudwatch/log.h"
+#include "kafka.h"
+
+struct fw_out {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *alerts;
+    rd_kafka_topic_t *dlq;
+    uint64_t pending;            /* produced, no clean report yet */
+    char fatal[512];
+    fw_counter *produced;
+    fw_counter *errors;
+    fw_counter *dead_letters;
+    fw_histogram *latency;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The opaque of a message: its source timestamp (ms), or 0. */
+static void *ts_opaque(int64_t ts) { return (void *)(intptr_t)ts; }
+
+static void produce(fw_out *o, rd_kafka_topic_t *topic, const void *payload,
+                    size_t len, const void *key, size_t klen,
+                    rd_kafka_headers_t *hdrs, void *opaque);
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
+{
+    fw_out *o = arg;
+    (void)rk;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        o->pending--;
+        fw_counter_add(o->produced, 1);
+        int64_t src = (int64_t)(intptr_t)m->_private;
+        if (src > 0) /* dead letters carry 0 */
+            fw_histogram_observe(o->latency, now_ms() > src
+                                                 ? (double)(now_ms() - src) / 1000.0
+                                                 : 0.0);
+        return;
+    }
+    /* Never drop: count, say so, and send it again. */
+    fw_counter_add(o->errors, 1);
+    fw_log(FW_LOG_WARN, "kafka", "delivery failed, producing again",
+           "topic=%s partition=%d error=\"%s\"", rd_kafka_topic_name(m->rkt),
+           (int)m->partition, rd_kafka_err2str(m->err));
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_headers_t *orig = NULL;
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = rd_kafka_headers_copy(orig);
+    o->pending--;
+    produce(o, m->rkt, m->payload, m->len, m->key, m->key_len, hdrs,
+            m->_private);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *arg)
+{
+    fw_out *o = arg;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        snprintf(o->fatal, sizeof o->fatal, "fatal producer error: %s", buf);
+        fw_log(FW_LOG_ERROR, "kafka", "fatal producer error", "error=\"%s\"", buf);
+        return;
+    }
+    fw_log(FW_LOG_WARN, "kafka", "producer error", "error=\"%s\" reason=\"%s\"",
+           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    (void)rk;
+    fw_log(level <= 3 ? FW_LOG_ERROR : level <= 4 ? FW_LOG_WARN
+                                     : level <= 6 ? FW_LOG_INFO : FW_LOG_DEBUG,
+           "librdkafka", buf, "facility=%s", fac);
+}
+
+static void produce(fw_out *o, rd_kafka_topic_t *topic, const void *payload,
+                    size_t len, const void *key, size_t klen,
+                    rd_kafka_headers_t *hdrs, void *opaque)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err =
+            hdrs ? rd_kafka_producev(
+                       o->rk, RD_KAFKA_V_RKT(topic),
+                       RD_KAFKA_V_VALUE((void *)payload, len),
+                       RD_KAFKA_V_KEY(key, klen),
+                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+                       RD_KAFKA_V_END)
+                 : rd_kafka_producev(
+                       o->rk, RD_KAFKA_V_RKT(topic),
+                       RD_KAFKA_V_VALUE((void *)payload, len),
+                       RD_KAFKA_V_KEY(key, klen),
+                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                       RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            o->pending++;
+            return;
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !o->fatal[0]) {
+            /* Back-pressure: serve reports until there is room. */
+            rd_kafka_poll(o->rk, 10);
+            continue;
+        }
+        /* Anything else is a bug or a fatal state: say it loudly. */
+        fw_counter_add(o->errors, 1);
+        snprintf(o->fatal, sizeof o->fatal, "produce to %s failed: %s",
+                 rd_kafka_topic_name(topic), rd_kafka_err2str(err));
+        fw_log(FW_LOG_ERROR, "kafka", "produce failed", "topic=%s error=\"%s\"",
+               rd_kafka_topic_name(topic), rd_kafka_err2str(err));
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        return;
+    }
+}
+
+static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err,
+               size_t errlen)
+{
+    char e[512];
+    if (rd_kafka_conf_set(c, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "producer setting %s=%s: %s", k, v, e);
+        return -1;
+    }
+    return 0;
+}
+
+fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen)
+{
+    fw_out *o = calloc(1, sizeof *o);
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    if (!o || !c)
+        goto fail;
+    /* Defaults first, then the operator's pass-through keys, then what the
+     * delivery guarantee needs (config.c refuses overrides of those). */
+    if (set(c, "bootstrap.servers", s->brokers, err, errlen) ||
+        set(c, "linger.ms", "2", err, errlen) ||
+        set(c, "message.timeout.ms", "0", err, errlen)) /* never expire */
+        goto fail;
+    for (size_t i = 0; i < s->nproducer; i++)
+        if (set(c, s->producer_keys[i], s->producer_values[i], err, errlen))
+            goto fail;
+    if (set(c, "enable.idempotence", "true", err, errlen) ||
+        set(c, "client.id", s->instance_id, err, errlen))
+        goto fail;
+    rd_kafka_conf_set_opaque(c, o);
+    rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+    rd_kafka_conf_set_error_cb(c, on_error);
+    rd_kafka_conf_set_log_cb(c, on_log);
+    char e[512];
+    o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof e);
+    if (!o->rk) {
+        snprintf(err, errlen, "cannot create the Kafka producer: %s", e);
+        goto fail;
+    }
+    c = NULL; /* rd_kafka_new() took it */
+    o->alerts = rd_kafka_topic_new(o->rk, s->alert_topic, NULL);
+    o->dlq = rd_kafka_topic_new(o->rk, s->dlq_topic, NULL);
+    if (!o->alerts || !o->dlq) {
+        snprintf(err, errlen, "cannot create producer topics");
+        goto fail;
+    }
+    static const double bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                     0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+    o->produced = fw_metrics_counter(m, "fraudwatch_produced_total",
+                                     "Messages delivered (alerts and dead letters).", "");
+    o->errors = fw_metrics_counter(m, "fraudwatch_produce_errors_total",
+                                   "Failed deliveries and produce calls (failed deliveries are retried).", "");
+    o->dead_letters = fw_metrics_counter(m, "fraudwatch_dead_letters_total",
+                                         "Malformed events sent to the dead-letter topic.", "");
+    o->latency = fw_metrics_histogram(m, "fraudwatch_event_to_alert_seconds",
+                                      "From the input message timestamp to the alert's delivery.",
+                                      "", bounds, sizeof bounds / sizeof bounds[0]);
+    return o;
+fail:
+    if (c)
+        rd_kafka_conf_destroy(c);
+    fw_out_free(o);
+    return NULL;
+}
+
+void fw_out_free(fw_out *o)
+{
+    if (!o)
+        return;
+    if (o->alerts)
+        rd_kafka_topic_destroy(o->alerts);
+    if (o->dlq)
+        rd_kafka_topic_destroy(o->dlq);
+    if (o->rk)
+        rd_kafka_destroy(o->rk);
+    free(o);
+}
+
+void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
+                  size_t klen, int64_t src_ts_ms)
+{
+    /* The alert line ends with a newline (JSONL); a Kafka message does not. */
+    if (len && json[len - 1] == '\n')
+        len--;
+    produce(o, o->alerts, json, len, key, klen, NULL, ts_opaque(src_ts_ms));
+}
+
+void fw_out_dead_letter(fw_out *o, const char *payload, size_t len,
+                        const char *key, size_t klen, const char *reason,
+                        const char *topic, int32_t partition, int64_t offset)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+    char num[32];
+    rd_kafka_header_add(h, "fw.reason", -1, reason, -1);
+    rd_kafka_header_add(h, "fw.source.topic", -1, topic, -1);
+    snprintf(num, sizeof num, "%d", (int)partition);
+    rd_kafka_header_add(h, "fw.source.partition", -1, num, -1);
+    snprintf(num, sizeof num, "%lld", (long long)offset);
+    rd_kafka_header_add(h, "fw.source.offset", -1, num, -1);
+    if (!payload) {
+        snprintf(num, sizeof num, "%zu", len);
+        rd_kafka_header_add(h, "fw.source.size", -1, num, -1);
+        len = 0;
+    }
+    fw_counter_add(o->dead_letters, 1);
+    produce(o, o->dlq, payload, len, key, klen, h, ts_opaque(0));
+}
+
+void fw_out_poll(fw_out *o, int timeout_ms) { rd_kafka_poll(o->rk, timeout_ms); }
+
+int fw_out_drain(fw_out *o, volatile sig_atomic_t *stop, int timeout_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (o->pending > 0 && !o->fatal[0]) {
+        rd_kafka_poll(o->rk, 50);
+        if (stop && *stop)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (timeout_ms >= 0 && ms >= timeout_ms)
+            return -1;
+    }
+    return o->fatal[0] ? -1 : 0;
+}
+
+const char *fw_out_fatal(fw_out *o) { return o->fatal[0] ? o->fatal : NULL; }
+uint64_t fw_out_pending(fw_out *o) { return o->pending; }

@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `fraudwatch run` against a real Kafka broker.
+
+The broker is the project's own (scripts/kafka.sh), started by scripts/test.sh,
+which exports FW_KAFKA_PORT.  The other side of every topic is kcat, a real
+client.  Each test uses topics and a consumer group of its own, so tests do
+not see each other's messages.  The reference for "the right alerts" is
+`fraudwatch replay` over the same events (SPEC §5: replay equals stream).
+
+usage: test_daemon.py FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...]
+Exit 77 (skipped) when no broker is configured.  Ends with "N passed, N failed".
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+
+FW, GEN, ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
+ONLY = sys.argv[4:]
+PORT = os.environ.get("FW_KAFKA_PORT")
+RUN_DIR = os.environ.get("FW_KAFKA_RUN_DIR")
+BROKER = f"127.0.0.1:{PORT}"
+KAFKA_SH = os.path.join(ROOT, "scripts", "kafka.sh")
+RULES = os.path.join(ROOT, "rules")
+DEMO = os.path.join(ROOT, "scripts", "demo", "events.jsonl")
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def create_topic(name, partitions=1):
+    run([KAFKA_SH, "topic", name, "--partitions", str(partitions), "--port", PORT])
+
+
+def produce(topic, lines, keyed=False):
+    """Produces one message per line; with keyed, lines are (key, value)."""
+    data = b"".join((k.encode() + b"\t" + v + b"\n") if keyed else v + b"\n" for k, v in
+                    (l if keyed else (None, l) for l in lines))
+    cmd = ["kcat", "-b", BROKER, "-P", "-t", topic, "-z", "none"]
+    if keyed:
+        cmd += ["-K", "\t"]
+    subprocess.run(cmd, input=data, check=True, stderr=subprocess.PIPE)
+
+
+def produce_raw(topic, payloads):
+    """One message per payload, whatever bytes it holds (newlines included)."""
+    for p in payloads:
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(p)
+            f.flush()
+            run(["kcat", "-b", BROKER, "-P", "-t", topic, f.name])
+
+
+def consume(topic, fmt="%s\n"):
+    out = run(["kcat", "-b", BROKER, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+               "-f", fmt]).stdout
+    return out
+
+
+def alerts_of(topic):
+    return [json.loads(l) for l in consume(topic).decode().splitlines() if l.strip()]
+
+
+def replay(events_path):
+    out = run([FW, "replay", "--rules", RULES, "--threads", "2", events_path]).stdout
+    return [json.loads(l) for l in out.decode().splitlines()]
+
+
+def wait_for(pred, timeout, what):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Daemon:
+    def __init__(self, tmp, topic, group, alerts, dlq, extra=""):
+        self.tmp = tmp
+        self.conf = os.path.join(tmp, "fraudwatch.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""# written by test_daemon.py
+kafka.bootstrap.servers = {BROKER}
+input.topics = {topic}
+kafka.group.id = {group}
+output.topic = {alerts}
+deadletter.topic = {dlq}
+engine.threads = 2
+rules.source = dir:{RULES}
+state.dir = {tmp}/state
+state.checkpoint_interval_ms = 500
+metrics.listen = off
+log.level = info
+shutdown.timeout_s = 20
+kafka.consumer.auto.offset.reset = earliest
+{extra}
+""")
+        self.proc = None
+        self.logs = []
+
+    def start(self):
+        logf = open(os.path.join(self.tmp, f"daemon-{len(self.logs)}.log"), "wb")
+        self.logs.append(logf.name)
+        self.proc = subprocess.Popen([FW, "run", "-c", self.conf], stdout=logf, stderr=logf)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=40):
+        if not self.proc:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("daemon did not exit within %ss of %s" % (timeout, sig))
+        self.proc = None
+        return rc
+
+    def log_text(self):
+        return "".join(open(p, errors="replace").read() for p in self.logs)
+
+
+class Case:
+    """Fresh topics, group and temp dir for one test."""
+
+    def __init__(self, partitions=1):
+        self.id = uuid.uuid4().hex[:8]
+        self.topic, self.alerts, self.dlq = (f"t-{self.id}-in", f"t-{self.id}-alerts",
+                                             f"t-{self.id}-dlq")
+        self.group = f"g-{self.id}"
+        self.tmp = tempfile.mkdtemp(prefix="fw-it-")
+        create_topic(self.topic, partitions)
+        create_topic(self.alerts, 1)
+        create_topic(self.dlq, 1)
+
+    def daemon(self, extra=""):
+        return Daemon(self.tmp, self.topic, self.group, self.alerts, self.dlq, extra)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def read_lines(path):
+    with open(path, "rb") as f:
+        return [l.rstrip(b"\n") for l in f if l.strip()]
+
+
+def generated(tmpdir, n, seed):
+    path = os.path.join(tmpdir, f"gen-{n}-{seed}.jsonl")
+    run([GEN, "--events", str(n), "--seed", str(seed), "--lists", RULES, "--fraud-rate", "5",
+         "-q", "-o", path])
+    return path
+
+
+def ids(alerts):
+    return {a["alert_id"] for a in alerts}
+
+
+# ---------------------------------------------------------------- tests ----
+
+def test_replay_equals_stream():
+    """One partition: the daemon's alert set equals replay's, no duplicates;
+    malformed lines reach the dead-letter topic; SIGTERM exits 0."""
+    c = Case()
+    try:
+        want = replay(DEMO)
+        produce(c.topic, read_lines(DEMO))
+        d = c.daemon().start()
+        wait_for(lambda: len(alerts_of(c.alerts)) >= len(want), 60, f"{len(want)} alerts")
+        time.sleep(1)
+        got = alerts_of(c.alerts)
+        assert d.stop() == 0, "SIGTERM exit status"
+        assert ids(got) == ids(want), f"alert sets differ: {ids(want) ^ ids(got)}"
+        assert len(got) == len(want), f"{len(got)} alerts for {len(want)} distinct"
+        for a in got:
+            assert a["ruleset_version"] == 1
+        dead = consume(c.dlq, "%h\n").decode().splitlines()
+        assert len(dead) == 3, dead
+        assert any("fw.reason=not valid JSON" in h for h in dead), dead
+        assert all("fw.source.topic=" + c.topic in h for h in dead), dead
+    finally:
+        c.cleanup()
+
+
+SUBSCRIBER = {"call": "caller", "sms": "sender", "transfer": "payer_phone"}
+KEYED_RULES = {"R101", "R102", "R103", "R104", "R203"}  # subject = the subscriber
+
+
+def test_four_partitions_keyed():
+    """Four partitions keyed by the subscriber: the same alerts as replay for
+    the rules whose subject is that subscriber."""
+    c = Case(partitions=4)
+    try:
+        path = generated(c.tmp, 30000, 41)
+        want = [a for a in replay(path) if a["rule_id"] in KEYED_RULES]
+        assert len(want) > 5, "the generated traffic exercises the keyed rules"
+        msgs = []
+        for line in read_lines(path):
+            ev = json.loads(line)
+            msgs.append((str(ev.get(SUBSCRIBER.get(ev["type"], ""), "x")), line))
+        produce(c.topic, msgs, keyed=True)
+        d = c.daemon("engine.threads = 3").start()
+        wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 90, "the keyed rules' alerts")
+        assert d.stop() == 0
+        got = [a for a in alerts_of(c.alerts) if a["rule_id"] in KEYED_RULES]
+        assert ids(got) == ids(want), f"differ: {ids(want) ^ ids(got)}"
+    finally:
+        c.cleanup()
+
+
+def test_kill9_restart():
+    """kill -9 mid-stream, then restart: every alert of an uninterrupted run
+    is produced (copies carry the same alert_id) and none other."""
+    c = Case()
+    try:
+        path = generated(c.tmp, 60000, 43)
+        want = replay(path)
+        lines = read_lines(path)
+        chunks = [lines[i:i + 6000] for i in range(0, len(lines), 6000)]
+        # A short session, so the restarted member need not wait 45 s for
+        # the killed one to be declared dead.
+        d = c.daemon("engine.threads = 2\nstate.checkpoint_interval_ms = 200\n"
+                     "kafka.consumer.session.timeout.ms = 6000").start()
+        for k, chunk in enumerate(chunks[:5]):
+            produce(c.topic, chunk)
+            time.sleep(0.3)
+        d.proc.kill()                       # mid-stream: chunk 5 is still arriving
+        d.proc.wait()
+        d.proc = None
+        partial = len(alerts_of(c.alerts))
+        for chunk in chunks[5:]:
+            produce(c.topic, chunk)
+        d.start()
+        wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 90, "every alert after restart")
+        assert d.stop() == 0
+        got = alerts_of(c.alerts)
+        assert ids(got) == ids(want), f"extra alerts: {ids(got) - ids(want)}"
+        assert partial < len(want)
+        log(f"    kill -9 after {partial} of {len(want)} alerts; {len(got) - len(want)} re-sent copies")
+    finally:
+        c.cleanup()
+
+
+def test_dead_letters():
+    """Malformed, oversize and non-UTF-8 messages go to the dead-letter
+    topic with reason and source position; the stream goes on."""
+    c = Case()
+    try:
+        good = json.dumps({"event_id": "after-bad", "type": "call", "ts": 1764547200000,
+                           "caller": "17012340000", "callee": "13800000000",
+                           "duration_s": 60}).encode()
+        payloads = [b"this is not json",
+                    b'{"event_id":"big","type":"sms","ts":1,"text":"' + b"x" * 5000 + b'"}',
+                    b'{"event_id":"u","type":"sms","ts":1,"text":"\xff\xfe"}',
+                    b'{"event_id":"nots","type":"sms"}',
+                    good]
+        produce_raw(c.topic, payloads)
+        d = c.daemon("limits.max_event_bytes = 2048").start()
+        wait_for(lambda: len(consume(c.dlq, "%h\n").decode().splitlines()) >= 4, 60, "4 dead letters")
+        wait_for(lambda: any(a["event_id"] == "after-bad" for a in alerts_of(c.alerts)), 30,
+                 "the alert of the event after the bad ones")
+        assert d.stop() == 0
+        dead = consume(c.dlq, "%o|%h|%S\n").decode().splitlines()
+        assert len(dead) == 4, dead
+        reasons = "\n".join(dead)
+        for r in ("not valid JSON", "larger than the maximum event size", "not valid UTF-8",
+                  "missing ts"):
+            assert "fw.reason=" + r in reasons, (r, reasons)
+        assert "fw.source.offset=1" in reasons and "fw.source.partition=0" in reasons, reasons
+        assert "fw.source.size=" in reasons, reasons
+    finally:
+        c.cleanup()
+
+
+def test_broker_outage():
+    """The broker stopped for 10 s and started again: the daemon recovers by
+    itself and loses nothing."""
+    c = Case()
+    try:
+        path = generated(c.tmp, 20000, 47)
+        want = replay(path)
+        lines = read_lines(path)
+        half = len(lines) // 2
+        produce(c.topic, lines[:half])
+        d = c.daemon().start()
+        wait_for(lambda: len(alerts_of(c.alerts)) > 0, 60, "first alerts")
+        where = ["--port", PORT] + (["--dir", RUN_DIR] if RUN_DIR else [])
+        run([KAFKA_SH, "stop"] + where)
+        time.sleep(10)
+        run([KAFKA_SH, "start"] + where)
+        assert d.proc.poll() is None, "daemon survived the outage"
+        produce(c.topic, lines[half:])
+        wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 120, "every alert after the outage")
+        assert d.stop() == 0
+        assert ids(alerts_of(c.alerts)) == ids(want)
+    finally:
+        c.cleanup()
+
+
+def test_sigterm_commits():
+    """SIGTERM: clean exit, offsets and state checkpointed; a restart produces
+    no alert a second time and picks up new events where it stopped."""
+    c = Case()
+    try:
+        lines = read_lines(DEMO)
+        want = replay(DEMO)
+        produce(c.topic, lines[:2000])
+        d = c.daemon("state.checkpoint_interval_ms = 3600000").start()
+        wait_for(lambda: len(alerts_of(c.alerts)) > 0, 60, "alerts")
+        time.sleep(2)
+        t0 = time.time()
+        assert d.stop() == 0
+        assert time.time() - t0 < 20, "bounded shutdown"
+        first = alerts_of(c.alerts)
+        produce(c.topic, lines[2000:])
+        d.start()
+        wait_for(lambda: len(alerts_of(c.alerts)) >= len(want), 60, "the rest of the alerts")
+        time.sleep(1)
+        assert d.stop() == 0
+        got = alerts_of(c.alerts)
+        assert len(got) == len(want), f"{len(got)} alerts, {len(want)} expected: duplicates after restart"
+        assert ids(got) == ids(want)
+        assert len(first) < len(want)
+    finally:
+        c.cleanup()
+
+
+def test_bad_config():
+    """Bad configuration: a clear message naming the key, non-zero exit."""
+    tmp = tempfile.mkdtemp(prefix="fw-it-")
+    try:
+        conf = os.path.join(tmp, "bad.conf")
+        with open(conf, "w") as f:
+            f.write("kafka.bootstrap.servers = %s\nengine.thread = 4\n" % BROKER)
+        p = subprocess.run([FW, "run", "-c", conf], capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0
+        assert "engine.thread" in p.stderr and "unknown" in p.stderr, p.stderr
+        with open(conf, "w") as f:
+            f.write("kafka.consumer.no.such.property = 1\n")
+        p = subprocess.run([FW, "run", "-c", conf, "--check-config"], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode != 0 and "no.such.property" in p.stderr, p.stderr
+        p = subprocess.run([FW, "run", "-c", "/nonexistent.conf"], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode != 0 and "/nonexistent.conf" in p.stderr, p.stderr
+        with open(conf, "w") as f:
+            f.write("kafka.consumer.sasl.password = hunter2\n")
+        p = subprocess.run([FW, "run", "-c", conf, "--check-config", "--set", "engine.threads=3"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert "hunter2" not in p.stdout and "engine.threads = 3" in p.stdout, p.stdout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_four_partitions_keyed,
+         test_sigterm_commits, test_kill9_restart, test_broker_outage]
+
+
+def main():
+    if not PORT:
+        print("FW_KAFKA_PORT not set: no broker, integration tests skipped")
+        return 77
+    passed = failed = 0
+    for t in TESTS:
+        if ONLY and not any(o in t.__name__ for o in ONLY):
+            continue
+        t0 = time.time()
+        try:
+            t()
+            passed += 1
+            log(f"ok   {t.__name__} ({time.time() - t0:.1f}s)")
+        except Exception:
+            failed += 1
+            log(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)")
+            traceback.print_exc(file=sys.stdout)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
