@@ -19,7 +19,7 @@ scripts/kafka.sh stop --port "$FW_KAFKA_PORT" --dir "$kafka_dir" >/dev/null 2>&1
 trap 'scripts/kafka.sh stop --port "$FW_KAFKA_PORT" --dir "$kafka_dir" >/dev/null 2>&1 || true' EXIT
 scripts/kafka.sh start --port "$FW_KAFKA_PORT" --dir "$kafka_dir" --fresh >&2
 
-builds=(build-ci build-ci-asan)
+builds=(build-ci build-ci-asan build-ci-tsan)
 setup() {
     local dir=$1; shift
     if [[ -f $dir/build.ninja ]]; then
@@ -30,16 +30,22 @@ setup() {
 }
 setup build-ci --werror
 setup build-ci-asan --werror -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+CC=clang setup build-ci-tsan --werror -Db_sanitize=thread -Db_lundef=false
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 status=0
 for b in "${builds[@]}"; do
     echo "== $b: build" >&2
     ninja -C "$b" >/dev/null
     echo "== $b: test" >&2
-    meson test -C "$b" --print-errorlogs --num-processes 2 "$@" || status=1
+    # ThreadSanitizer: the threaded engine (unit tests, golden cases with
+    # several threads); the end-to-end suite already runs in the other two.
+    suites=()
+    [[ $b == build-ci-tsan ]] && suites=(--suite unit --suite cases)
+    meson test -C "$b" --print-errorlogs --num-processes 2 "${suites[@]}" "$@" || status=1
 done
 
 # One closing line over both builds, from meson's own records.

@@ -223,8 +223,11 @@ static bool compile_regex(struct loader *L, const char *place,
         return false;
     }
     /* JIT failure (no JIT on this CPU, or a pattern too large for it) is not
-     * an error: the interpreter honours the same limits. */
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+     * an error: the interpreter honours the same limits.  FRAUDWATCH_NO_JIT=1
+     * turns JIT off, for valgrind, which cannot follow JIT-generated code. */
+    const char *nojit = getenv("FRAUDWATCH_NO_JIT");
+    if (!nojit || strcmp(nojit, "1") != 0)
+        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     *out = re;
     return true;
 }

@@ -1,0 +1,110 @@
+/* fraudwatch — the daemon's settings: a properties file, command-line
+ * overrides, and librdkafka pass-through (see src/config.c and
+ * docs/configuration.md).
+ *
+ * The order of use is fixed:
+ *
+ *     fw_settings *s = fw_config_new();                 defaults
+ *     fw_config_load_file(s, path, err, sizeof err);    the file
+ *     fw_config_set(s, key, value, origin, err, ...);   each --set, in order
+ *     fw_config_validate(s, err, sizeof err);           cross-key checks,
+ *                                                       instance.id filled in
+ *     ... read the fields ...
+ *     fw_config_free(s);
+ *
+ * Ownership: every string and array reachable from fw_settings belongs to
+ * it and is freed by fw_config_free().  Treat the struct as read-only: the
+ * setters keep private bookkeeping (where each key was set) next to it, so
+ * only pointers returned by fw_config_new() may be passed back, and a field
+ * written by hand is not re-checked until fw_config_validate().
+ *
+ * Errors: every function that can fail returns 0, or -1 with a message in
+ * err (always NUL-terminated when errlen > 0) that starts with where the
+ * value came from — "config/fraudwatch.conf:12: ..." or "--set k=v: ..." —
+ * and names the key.  A failed call may leave some keys of s updated;
+ * callers give up on s (the daemon exits), they do not retry on it.
+ *
+ * Not thread-safe for writing; a validated fw_settings may be read from any
+ * number of threads. */
+#ifndef FRAUDWATCH_CONFIG_H
+#define FRAUDWATCH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct fw_settings {
+    char *brokers;            /* kafka.bootstrap.servers, default "127.0.0.1:9092" */
+    char **input_topics;      /* input.topics, comma-separated, required, default "fraudwatch.events" */
+    size_t ninput_topics;
+    char *group_id;           /* kafka.group.id, default "fraudwatch" */
+    char *alert_topic;        /* output.topic, default "fraudwatch.alerts" */
+    char *dlq_topic;          /* deadletter.topic, default "fraudwatch.deadletter" */
+    uint32_t threads;         /* engine.threads 1..64, default 2 */
+    char *rules_source;       /* rules.source: "dir:PATH", default "dir:rules" */
+    size_t max_event_bytes;   /* limits.max_event_bytes 64..16777216, default 1048576 */
+    int64_t lateness_s;       /* engine.lateness_s 1..31536000, default 86400 */
+    char *state_dir;          /* state.dir: where checkpoints go, default "state" */
+    int checkpoint_interval_ms; /* state.checkpoint_interval_ms 100..3600000, default 5000 */
+    char *metrics_listen;     /* metrics.listen, default "127.0.0.1:9464", or "off";
+                               * a loopback address only (127.0.0.0/8, [::1], localhost) */
+    char *log_level;          /* log.level debug|info|warn|error, default "info" */
+    int shutdown_timeout_s;   /* shutdown.timeout_s 1..3600, default 30 */
+    char *instance_id;        /* instance.id; "" until fw_config_validate() fills in
+                               * "<hostname>-<pid>" */
+    /* Pass-through to librdkafka, in the order first set; the keys without
+     * their "kafka.consumer." / "kafka.producer." prefix, ready for
+     * rd_kafka_conf_set().  Each was accepted by librdkafka on a scratch
+     * conf; none is one the daemon fixes (see fw_config_set). */
+    char **consumer_keys, **consumer_values;
+    size_t nconsumer;         /* kafka.consumer.* */
+    char **producer_keys, **producer_values;
+    size_t nproducer;         /* kafka.producer.* */
+} fw_settings;
+
+/* All defaults (instance.id empty).  NULL on out-of-memory. */
+fw_settings *fw_config_new(void);
+
+/* NULL is fine. */
+void fw_config_free(fw_settings *s);
+
+/* Reads a properties file: "key = value" (or "key=value") per line; lines
+ * whose first non-blank character is '#' or ';' and blank lines are
+ * skipped; the key and the value are trimmed; the value may be empty.  No
+ * quoting, no inline comments, no continuation lines.  A key given twice:
+ * the later line wins.  Each line goes through fw_config_set() with the
+ * origin "PATH:LINE". */
+int fw_config_load_file(fw_settings *s, const char *path, char *err, size_t errlen);
+
+/* Sets one key from its text.  `origin` says where the value came from and
+ * starts the error message ("--set engine.threads=0"); NULL means the key
+ * itself.  The value is parsed and checked now (type, range, format), so
+ * the error can name the place; an unknown key is an error, with the
+ * closest known key suggested.  Keys "kafka.consumer.P" / "kafka.producer.P"
+ * pass P to librdkafka: P must be a librdkafka property of that client
+ * type, its value must be accepted by rd_kafka_conf_set(), and P must not
+ * be one the daemon fixes (bootstrap.servers, group.id, client.id, commits
+ * and offset stores, idempotence, ...; the message says what to set
+ * instead).  When the key is a secret, the value is replaced by "********"
+ * wherever it appears in `origin` before the message is written. */
+int fw_config_set(fw_settings *s, const char *key, const char *value,
+                  const char *origin, char *err, size_t errlen);
+
+/* Re-checks every key (fields may have been written by hand), then the
+ * rules between keys: input topics distinct, and neither the alert topic
+ * nor the dead-letter topic among them nor equal to each other.  Fills in
+ * instance.id when empty. */
+int fw_config_validate(fw_settings *s, char *err, size_t errlen);
+
+/* The effective settings, one "key = value" per line: every key in the
+ * order of docs/configuration.md, then the pass-through keys in order.
+ * Values of secret keys (names containing password, secret, sasl.jaas,
+ * ssl.key, ssl_key or token) are printed as "********".  The output reads
+ * back with fw_config_load_file() (secrets aside). */
+void fw_config_print(const fw_settings *s, FILE *out);
+
+/* The Markdown table of every key (key, default, range, meaning) that
+ * docs/configuration.md embeds; tests/test_config.c checks they agree. */
+void fw_config_write_docs(FILE *out);
+
+#endif

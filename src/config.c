@@ -1,0 +1,1186 @@
+/* config.c — the daemon's settings: defaults, a properties file, --set
+ * overrides, and keys passed through to librdkafka.
+ *
+ * Owns one table, `keys[]`: for every setting its name, type, place in
+ * fw_settings (offsetof), default text, range and meaning.  Everything
+ * walks that table — fw_config_new() parses each default, fw_config_set()
+ * finds the key and parses and checks the value, fw_config_validate()
+ * re-checks every field, fw_config_print() prints them, and
+ * fw_config_write_docs() prints the Markdown table that
+ * docs/configuration.md embeds (a test keeps the two equal).  Adding a
+ * setting is one row plus the field; there is no per-key code path, only
+ * per-type ones (string, topic list, integer of some width, enumeration)
+ * and a few value checkers (topic name, rules source, loopback listen
+ * address) that rows point at.
+ *
+ * How a value flows: text → parse() into a `struct val` (a string, a topic
+ * list or an int64) → check() against the row → store() into the field,
+ * freeing what was there.  A value that fails leaves the field alone.
+ * fw_config_validate() runs the same check() on load()ed fields, so a
+ * field written by hand is held to the same rules, and then the rules
+ * between keys (topics that would loop back into the input).
+ *
+ * Values are checked when set, not at the end, because that is when we
+ * know where they came from: each row remembers the origin of its last
+ * value ("conf:12", "--set k=v") in the private `struct cfg` that wraps
+ * fw_settings, so even a cross-key error in fw_config_validate() points at
+ * a line.
+ *
+ * Pass-through: "kafka.consumer.P" / "kafka.producer.P" hand P to
+ * librdkafka untouched, the way Fluent Bit's rdkafka.* and kcat -X do.  We
+ * check them now rather than at rd_kafka_new(): P must not be one the
+ * daemon fixes (`fixed[]`: the group, the commit discipline, idempotence —
+ * what the at-least-once checkpoint depends on), P must belong to that
+ * client type (librdkafka's own property table, read from
+ * rd_kafka_conf_properties_show(), says C, P or both), and
+ * rd_kafka_conf_set() on a scratch conf must accept it — so an unknown
+ * property or a bad value fails `--check-config` with librdkafka's own
+ * words, not the daemon's start.  Conflicts that librdkafka only detects
+ * when a client is created (max.in.flight > 5 with idempotence, say) still
+ * surface at rd_kafka_new(); creating clients here would run kinit and
+ * load certificates during a config check.
+ *
+ * Secrets (names containing password, secret, sasl.jaas, ssl.key, ssl_key,
+ * token) never leave this file in clear: print masks them, and error
+ * messages mask the value in the caller's origin and in librdkafka's
+ * message. */
+#include "fraudwatch/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#define MASK "********"
+#define CONSUMER_PREFIX "kafka.consumer."
+#define PRODUCER_PREFIX "kafka.producer."
+#define MAX_TOPIC 249           /* Kafka's limit on a topic name */
+
+/* ---- the table -------------------------------------------------------------- */
+
+enum ktype {
+    K_STR,      /* char *; min..max is the length in bytes */
+    K_TOPICS,   /* char ** + size_t count right after it; comma-separated */
+    K_ENUM,     /* char *, one of `choices` (case-insensitive, stored as listed) */
+    K_U32,      /* uint32_t */
+    K_INT,      /* int */
+    K_I64,      /* int64_t */
+    K_SIZE,     /* size_t */
+};
+
+/* A value checker for strings: 0, or -1 with the reason (after "KEY: ") in why. */
+typedef int (*check_fn)(const char *v, char *why, size_t whylen);
+
+struct key {
+    const char *name;
+    enum ktype type;
+    size_t off;
+    const char *def;
+    int64_t min, max;       /* numbers: the range; strings: length; topics: per name */
+    const char *choices;    /* K_ENUM: "debug|info|warn|error"; may add "|warning=warn"
+                             * aliases, accepted and stored as the value after '=' */
+    check_fn check;         /* strings: extra format check, or NULL */
+    const char *syntax;     /* strings: what the docs list as the range */
+    const char *desc;
+};
+
+static int check_topic(const char *v, char *why, size_t whylen);
+static int check_brokers(const char *v, char *why, size_t whylen);
+static int check_rules_source(const char *v, char *why, size_t whylen);
+static int check_listen(const char *v, char *why, size_t whylen);
+static int check_printable(const char *v, char *why, size_t whylen);
+
+#define F(field) offsetof(fw_settings, field)
+
+static const struct key keys[] = {
+    { "kafka.bootstrap.servers", K_STR, F(brokers), "127.0.0.1:9092", 1, 4096, NULL,
+      check_brokers, "HOST:PORT[,HOST:PORT...]",
+      "Kafka brokers to bootstrap from, comma-separated." },
+    { "kafka.group.id", K_STR, F(group_id), "fraudwatch", 1, 1024, NULL,
+      check_printable, "non-empty",
+      "Consumer group.  Instances with the same group share the input partitions; "
+      "the checkpoint records it and is refused under another group." },
+    { "input.topics", K_TOPICS, F(input_topics), "fraudwatch.events", 1, MAX_TOPIC, NULL,
+      check_topic, "topic[,topic...]",
+      "Topics to consume events from, comma-separated (required)." },
+    { "output.topic", K_STR, F(alert_topic), "fraudwatch.alerts", 1, MAX_TOPIC, NULL,
+      check_topic, "topic name",
+      "Topic the alerts are produced to." },
+    { "deadletter.topic", K_STR, F(dlq_topic), "fraudwatch.deadletter", 1, MAX_TOPIC, NULL,
+      check_topic, "topic name",
+      "Topic malformed events are copied to, with the reason in a header." },
+    { "rules.source", K_STR, F(rules_source), "dir:rules", 1, 4000, NULL,
+      check_rules_source, "dir:PATH",
+      "Where the rule set comes from: dir:PATH reads the `*.json` rules and `*.list` "
+      "watchlists in PATH (relative to the working directory)." },
+    { "engine.threads", K_U32, F(threads), "2", 1, 64, NULL, NULL, NULL,
+      "Worker threads.  Each owns the state of its share of the keys." },
+    { "engine.lateness_s", K_I64, F(lateness_s), "86400", 1, 31536000, NULL, NULL, NULL,
+      "How long, in event time, a key's idle state is kept past its window (or "
+      "suppression), so late events still find it.  The clock that expires state "
+      "also moves at most this far per event." },
+    { "limits.max_event_bytes", K_SIZE, F(max_event_bytes), "1048576", 64, 16777216, NULL,
+      NULL, NULL,
+      "Events larger than this are malformed (dead-lettered), not parsed." },
+    { "state.dir", K_STR, F(state_dir), "state", 1, 4000, NULL, NULL, "path",
+      "Directory for checkpoints (window state and the partition positions it "
+      "matches), created if missing." },
+    { "state.checkpoint_interval_ms", K_INT, F(checkpoint_interval_ms), "5000", 100, 3600000,
+      NULL, NULL, NULL,
+      "How often state is checkpointed and offsets committed.  Bounds the "
+      "alerts produced twice after a crash." },
+    { "metrics.listen", K_STR, F(metrics_listen), "127.0.0.1:9464", 1, 128, NULL,
+      check_listen, "loopback HOST:PORT, or off",
+      "Prometheus /metrics and /healthz.  Loopback only (127.0.0.0/8, [::1], "
+      "localhost): the endpoint has no authentication.  off disables it." },
+    { "log.level", K_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error|warning=warn", NULL,
+      NULL,
+      "Lowest level logged (logfmt on stderr); any case." },
+    { "shutdown.timeout_s", K_INT, F(shutdown_timeout_s), "30", 1, 3600, NULL, NULL, NULL,
+      "On SIGTERM, how long the final checkpoint may wait for deliveries." },
+    { "instance.id", K_STR, F(instance_id), "", 0, 255, NULL, check_printable,
+      "text; empty: HOSTNAME-PID",
+      "Names this process in logs and as the Kafka client.id." },
+};
+
+#undef F
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* K_TOPICS: the count is the field right after the array. */
+_Static_assert(offsetof(fw_settings, ninput_topics) ==
+               offsetof(fw_settings, input_topics) + sizeof(char **),
+               "input_topics must be followed by ninput_topics");
+
+/* Pass-through properties the daemon sets itself or depends on.  Each is
+ * refused outright, or limited to the values in `allowed` ("a|b", compared
+ * case-insensitively), or to integers in lo..hi. */
+enum side { CONSUMER = 1, PRODUCER = 2, BOTH = 3 };
+
+static const struct fixed {
+    unsigned sides;
+    const char *prop;
+    const char *allowed;
+    int64_t lo, hi;         /* hi > 0: an integer in lo..hi is accepted */
+    const char *why;
+} fixed[] = {
+    { BOTH, "bootstrap.servers", NULL, 0, 0, "set kafka.bootstrap.servers instead" },
+    { BOTH, "metadata.broker.list", NULL, 0, 0, "set kafka.bootstrap.servers instead" },
+    { BOTH, "client.id", NULL, 0, 0, "the daemon sets it to instance.id; set instance.id instead" },
+    { CONSUMER, "group.id", NULL, 0, 0,
+      "set kafka.group.id instead (the checkpoint records the group)" },
+    { CONSUMER, "enable.auto.commit", NULL, 0, 0,
+      "fixed to false: offsets are committed with each checkpoint, only after every "
+      "alert before them is acknowledged" },
+    { CONSUMER, "auto.commit.enable", NULL, 0, 0,
+      "fixed to false: offsets are committed with each checkpoint, only after every "
+      "alert before them is acknowledged" },
+    { CONSUMER, "enable.auto.offset.store", NULL, 0, 0,
+      "fixed to false: the daemon stores the offsets of checkpointed positions itself" },
+    { CONSUMER, "enable.partition.eof", NULL, 0, 0,
+      "fixed to false: the daemon does not handle end-of-partition events" },
+    { CONSUMER, "partition.assignment.strategy", "cooperative-sticky", 0, 0,
+      "the rebalance handling assigns incrementally, which only the cooperative-sticky "
+      "assignor does" },
+    { PRODUCER, "enable.idempotence", NULL, 0, 0,
+      "fixed to true: a retried send must not duplicate or reorder alerts" },
+    { PRODUCER, "acks", "all|-1", 0, 0,
+      "the idempotent producer needs acknowledgement by all in-sync replicas" },
+    { PRODUCER, "request.required.acks", "all|-1", 0, 0,
+      "the idempotent producer needs acknowledgement by all in-sync replicas" },
+    { PRODUCER, "max.in.flight", NULL, 1, 5,
+      "the idempotent producer keeps order with at most 5 requests in flight" },
+    { PRODUCER, "max.in.flight.requests.per.connection", NULL, 1, 5,
+      "the idempotent producer keeps order with at most 5 requests in flight" },
+    { PRODUCER, "retries", NULL, 1, INT32_MAX,
+      "the idempotent producer must be allowed to retry" },
+    { PRODUCER, "message.send.max.retries", NULL, 1, INT32_MAX,
+      "the idempotent producer must be allowed to retry" },
+    { PRODUCER, "transactional.id", NULL, 0, 0,
+      "fraudwatch does not use transactions: delivery is made safe by idempotence and checkpoints" },
+};
+
+/* fw_settings plus what only this file sees.  `s` comes first, so the
+ * caller's pointer is the struct's. */
+struct cfg {
+    fw_settings s;
+    char *origin[NKEYS];    /* where each key got its value; NULL: the default */
+    size_t consumer_cap, producer_cap;
+};
+
+/* ---- small things ------------------------------------------------------------ */
+
+__attribute__((format(printf, 4, 5)))
+static int fail(char *err, size_t errlen, const char *origin, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return -1;
+    size_t n = 0;
+    if (origin && *origin) {
+        int k = snprintf(err, errlen, "%s: ", origin);
+        n = k < 0 ? 0 : (size_t)k < errlen ? (size_t)k : errlen - 1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static bool is_secret(const char *key)
+{
+    static const char *const words[] = { "password", "secret", "sasl.jaas", "ssl.key",
+                                         "ssl_key", "token" };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcasestr(key, words[i]))
+            return true;
+    return false;
+}
+
+/* Replaces every occurrence of `what` in `s` (capacity cap) by MASK. */
+static void mask_in(char *s, size_t cap, const char *what)
+{
+    size_t wl = strlen(what), ml = strlen(MASK);
+    if (!wl)
+        return;
+    for (char *p = strstr(s, what); p; p = strstr(p + ml, what)) {
+        size_t tail = strlen(p + wl);
+        if ((size_t)(p - s) + ml + tail + 1 > cap)
+            return;
+        memmove(p + ml, p + wl, tail + 1);
+        memcpy(p, MASK, ml);
+    }
+}
+
+/* The origin to show in a message about `key` = `value`: the caller's, with
+ * a secret value masked.  "--set k=VALUE" has the value as its tail; any
+ * other origin is masked where the value appears, if it is not too short
+ * to be found by accident. */
+static const char *shown_origin(const char *key, const char *value, const char *origin,
+                                char *buf, size_t cap)
+{
+    if (!origin || !*origin)
+        return NULL;
+    if (!value || !*value || !is_secret(key))
+        return origin;
+    size_t ol = strlen(origin), vl = strlen(value);
+    if (ol > vl && origin[ol - vl - 1] == '=' && strcmp(origin + ol - vl, value) == 0)
+        snprintf(buf, cap, "%.*s%s", (int)(ol - vl), origin, MASK);
+    else {
+        snprintf(buf, cap, "%s", origin);
+        if (vl >= 4)
+            mask_in(buf, cap, value);
+    }
+    return buf;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+static size_t lev(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 128 || lb > 128)
+        return SIZE_MAX;
+    size_t row[129];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t sub = diag + (a[i - 1] != b[j - 1]);
+            size_t best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Close enough to be a typo: a third of the length, at least 2 edits. */
+static bool near(size_t d, const char *typed)
+{
+    size_t limit = strlen(typed) / 3;
+    return d <= (limit < 2 ? 2 : limit);
+}
+
+/* ---- values ----------------------------------------------------------------- */
+
+struct val {
+    char *str;          /* K_STR, K_ENUM */
+    char **list;        /* K_TOPICS */
+    size_t n;
+    int64_t num;        /* integers */
+};
+
+static void val_free(struct val *v)
+{
+    free(v->str);
+    for (size_t i = 0; i < v->n; i++)
+        free(v->list[i]);
+    free(v->list);
+    memset(v, 0, sizeof *v);
+}
+
+static bool is_number_type(enum ktype t)
+{
+    return t == K_U32 || t == K_INT || t == K_I64 || t == K_SIZE;
+}
+
+/* The length of the choices before the first alias. */
+static int choices_len(const struct key *k)
+{
+    const char *eq = strchr(k->choices, '=');
+    size_t n = eq ? (size_t)(eq - k->choices) : strlen(k->choices);
+    while (eq && n && k->choices[n - 1] != '|')
+        n--;
+    return (int)(n && k->choices[n - 1] == '|' ? n - 1 : n);
+}
+
+/* Text → value, for the type only (no range).  0, or -1 with the reason. */
+static int parse(const struct key *k, const char *text, struct val *v, char *why, size_t whylen)
+{
+    memset(v, 0, sizeof *v);
+    switch (k->type) {
+    case K_STR:
+        v->str = strdup(text);
+        break;
+    case K_ENUM: {
+        size_t tl = strlen(text);
+        for (const char *c = k->choices; *c;) {
+            size_t cl = strcspn(c, "|");
+            const char *eq = memchr(c, '=', cl);
+            size_t nl = eq ? (size_t)(eq - c) : cl;
+            if (nl == tl && strncasecmp(c, text, tl) == 0) {
+                /* stored as listed, an alias as what it stands for */
+                v->str = eq ? strndup(eq + 1, cl - nl - 1) : strndup(c, cl);
+                break;
+            }
+            c += cl + (c[cl] == '|');
+        }
+        if (!v->str && tl) {
+            snprintf(why, whylen, "must be one of %.*s (got \"%s\")", choices_len(k), k->choices,
+                     text);
+            return -1;
+        }
+        if (!v->str)
+            v->str = strdup("");
+        break;
+    }
+    case K_TOPICS: {
+        size_t cap = 1;
+        for (const char *p = text; *p; p++)
+            cap += *p == ',';
+        v->list = calloc(cap, sizeof *v->list);
+        if (!v->list)
+            break;
+        char *copy = strdup(text), *save = copy;
+        if (!copy) {
+            free(v->list);
+            v->list = NULL;
+            break;
+        }
+        bool blank = *trim(copy) == '\0';   /* "": no topics; check() says so */
+        for (size_t i = 0; !blank && i < cap; i++) {
+            char *end = strchr(save, ',');
+            if (end)
+                *end = '\0';
+            char *t = trim(save);
+            if (!*t)
+                snprintf(why, whylen, "entry %zu of \"%s\" is empty (a stray comma?)",
+                         i + 1, text);
+            else if (!(v->list[v->n++] = strdup(t)))
+                snprintf(why, whylen, "out of memory");
+            else {
+                save = end ? end + 1 : save + strlen(save);
+                continue;
+            }
+            free(copy);
+            val_free(v);
+            return -1;
+        }
+        free(copy);
+        return 0;
+    }
+    case K_U32:
+    case K_INT:
+    case K_I64:
+    case K_SIZE: {
+        char *end;
+        errno = 0;
+        long long x = strtoll(text, &end, 10);
+        bool digits = (text[0] >= '0' && text[0] <= '9') ||
+                      ((text[0] == '-' || text[0] == '+') && text[1] >= '0' && text[1] <= '9');
+        if (!digits || *end) {
+            snprintf(why, whylen, "must be an integer %" PRId64 "..%" PRId64 " (got \"%s\")%s",
+                     k->min, k->max, text,
+                     strpbrk(text, "#;") ? "; comments go on a line of their own" : "");
+            return -1;
+        }
+        if (errno == ERANGE) {
+            snprintf(why, whylen, "must be %" PRId64 "..%" PRId64 " (got %s)", k->min, k->max,
+                     text);
+            return -1;
+        }
+        v->num = x;
+        return 0;
+    }
+    }
+    if (!v->str && !v->list) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_string(const struct key *k, const char *s, char *why, size_t whylen)
+{
+    size_t len = strlen(s);
+    if (len == 0 && k->min > 0) {
+        snprintf(why, whylen, "must not be empty (want %s)", k->syntax ? k->syntax : "a value");
+        return -1;
+    }
+    if ((int64_t)len > k->max) {
+        snprintf(why, whylen, "is %zu bytes long; at most %" PRId64 " are allowed", len, k->max);
+        return -1;
+    }
+    return k->check && len ? k->check(s, why, whylen) : 0;
+}
+
+/* The row's rules for a parsed or loaded value. */
+static int check(const struct key *k, const struct val *v, char *why, size_t whylen)
+{
+    switch (k->type) {
+    case K_STR:
+        return check_string(k, v->str ? v->str : "", why, whylen);
+    case K_ENUM:
+        if (!v->str || !*v->str) {
+            snprintf(why, whylen, "must be one of %.*s", choices_len(k), k->choices);
+            return -1;
+        }
+        return 0;
+    case K_TOPICS:
+        if (v->n == 0) {
+            snprintf(why, whylen, "is required: name at least one topic (%s)", k->syntax);
+            return -1;
+        }
+        for (size_t i = 0; i < v->n; i++) {
+            if (check_string(k, v->list[i] ? v->list[i] : "", why, whylen) != 0)
+                return -1;
+            for (size_t j = 0; j < i; j++)
+                if (strcmp(v->list[i], v->list[j]) == 0) {
+                    snprintf(why, whylen, "lists \"%s\" twice", v->list[i]);
+                    return -1;
+                }
+        }
+        return 0;
+    default:
+        if (v->num < k->min || v->num > k->max) {
+            snprintf(why, whylen, "must be %" PRId64 "..%" PRId64 " (got %" PRId64 ")",
+                     k->min, k->max, v->num);
+            return -1;
+        }
+        return 0;
+    }
+}
+
+/* The field's current value, borrowed (not to be freed). */
+static struct val load(const struct key *k, const fw_settings *s)
+{
+    const char *p = (const char *)s + k->off;
+    struct val v = { 0 };
+    switch (k->type) {
+    case K_STR:
+    case K_ENUM:
+        memcpy(&v.str, p, sizeof v.str);
+        break;
+    case K_TOPICS:
+        memcpy(&v.list, p, sizeof v.list);
+        memcpy(&v.n, p + sizeof(char **), sizeof v.n);
+        break;
+    case K_U32: { uint32_t x; memcpy(&x, p, sizeof x); v.num = x; break; }
+    case K_INT: { int x; memcpy(&x, p, sizeof x); v.num = x; break; }
+    case K_I64: { int64_t x; memcpy(&x, p, sizeof x); v.num = x; break; }
+    case K_SIZE: { size_t x; memcpy(&x, p, sizeof x); v.num = (int64_t)x; break; }
+    }
+    return v;
+}
+
+/* Moves a checked value into the field, freeing the old one. */
+static void store(const struct key *k, fw_settings *s, struct val *v)
+{
+    char *p = (char *)s + k->off;
+    struct val old = load(k, s);
+    switch (k->type) {
+    case K_STR:
+    case K_ENUM:
+        memcpy(p, &v->str, sizeof v->str);
+        free(old.str);
+        break;
+    case K_TOPICS:
+        memcpy(p, &v->list, sizeof v->list);
+        memcpy(p + sizeof(char **), &v->n, sizeof v->n);
+        val_free(&old);
+        break;
+    case K_U32: { uint32_t x = (uint32_t)v->num; memcpy(p, &x, sizeof x); break; }
+    case K_INT: { int x = (int)v->num; memcpy(p, &x, sizeof x); break; }
+    case K_I64: { int64_t x = v->num; memcpy(p, &x, sizeof x); break; }
+    case K_SIZE: { size_t x = (size_t)v->num; memcpy(p, &x, sizeof x); break; }
+    }
+    memset(v, 0, sizeof *v);
+}
+
+/* The field as config text, into buf. */
+static const char *format(const struct key *k, const fw_settings *s, char *buf, size_t cap)
+{
+    struct val v = load(k, s);
+    if (is_number_type(k->type)) {
+        snprintf(buf, cap, "%" PRId64, v.num);
+        return buf;
+    }
+    if (k->type != K_TOPICS)
+        return v.str ? v.str : "";
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < v.n && n < cap; i++) {
+        int w = snprintf(buf + n, cap - n, "%s%s", i ? "," : "", v.list[i] ? v.list[i] : "");
+        n += w > 0 ? (size_t)w : 0;
+    }
+    return buf;
+}
+
+static const struct key *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* ---- value checkers ---------------------------------------------------------- */
+
+static int check_topic(const char *v, char *why, size_t whylen)
+{
+    size_t bad = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+    if (v[bad] || strcmp(v, ".") == 0 || strcmp(v, "..") == 0) {
+        snprintf(why, whylen, "\"%s\" is not a valid Kafka topic name (letters, digits, "
+                 "'.', '_' and '-' only)", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_brokers(const char *v, char *why, size_t whylen)
+{
+    for (const char *p = v;;) {
+        size_t n = strcspn(p, ",");
+        size_t lead = strspn(p, " \t");
+        if (lead >= n) {
+            snprintf(why, whylen, "\"%s\" has an empty entry (want HOST:PORT[,HOST:PORT...])", v);
+            return -1;
+        }
+        if (!p[n])
+            return 0;
+        p += n + 1;
+    }
+}
+
+static int check_printable(const char *v, char *why, size_t whylen)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            snprintf(why, whylen, "contains a control character");
+            return -1;
+        }
+    return 0;
+}
+
+static int check_rules_source(const char *v, char *why, size_t whylen)
+{
+    if (strncmp(v, "dir:", 4) == 0 && v[4])
+        return 0;
+    if (strncmp(v, "redis://", 8) == 0)
+        snprintf(why, whylen, "\"%s\": this build reads rules from a directory only "
+                 "(want dir:PATH, e.g. dir:rules)", v);
+    else
+        snprintf(why, whylen, "\"%s\" is not a rule source (want dir:PATH, e.g. dir:rules)", v);
+    return -1;
+}
+
+/* The syntax fw_http_start() takes: "off", HOST:PORT or [IPv6]:PORT, where
+ * HOST is 127.0.0.0/8, ::1 or localhost and PORT is 0..65535 (0: any). */
+static int check_listen(const char *v, char *why, size_t whylen)
+{
+    char host[64];
+    const char *port;
+    if (strcmp(v, "off") == 0)
+        return 0;
+    if (v[0] == '[') {
+        const char *end = strchr(v, ']');
+        if (!end || end[1] != ':' || (size_t)(end - v - 1) >= sizeof host) {
+            snprintf(why, whylen, "\"%s\": want [IPv6]:PORT, e.g. [::1]:9464", v);
+            return -1;
+        }
+        memcpy(host, v + 1, (size_t)(end - v - 1));
+        host[end - v - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(v, ':');
+        if (!colon || (size_t)(colon - v) >= sizeof host ||
+            memchr(v, ':', (size_t)(colon - v))) {
+            snprintf(why, whylen, "\"%s\": want HOST:PORT, e.g. 127.0.0.1:9464 (IPv6 in "
+                     "brackets: [::1]:9464), or off", v);
+            return -1;
+        }
+        memcpy(host, v, (size_t)(colon - v));
+        host[colon - v] = '\0';
+        port = colon + 1;
+    }
+    size_t digits = strspn(port, "0123456789");
+    if (digits == 0 || digits > 5 || port[digits] || strtoul(port, NULL, 10) > 65535) {
+        snprintf(why, whylen, "\"%s\": the port must be 0..65535", v);
+        return -1;
+    }
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcasecmp(host, "localhost") == 0)
+        return 0;
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        if ((ntohl(a4.s_addr) >> 24) == 127)
+            return 0;
+    } else if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6))
+            return 0;
+    } else {
+        snprintf(why, whylen, "\"%s\": \"%s\" is not an IP address or localhost", v, host);
+        return -1;
+    }
+    snprintf(why, whylen, "\"%s\" refused: not a loopback address.  The endpoint has no "
+             "authentication, so it listens on 127.0.0.0/8 or [::1] only; put a proxy or "
+             "a sidecar in front of it to expose it", v);
+    return -1;
+}
+
+/* ---- librdkafka pass-through -------------------------------------------------- */
+
+/* librdkafka's property table, as rd_kafka_conf_properties_show() writes
+ * it ("name | C/P | range | default | importance | description" rows).
+ * Read on demand: only while a pass-through key is checked. */
+struct props {
+    char *text;
+    size_t len;
+};
+
+static int props_read(struct props *p)
+{
+    p->text = NULL;
+    p->len = 0;
+    FILE *f = open_memstream(&p->text, &p->len);
+    if (!f)
+        return -1;
+    rd_kafka_conf_properties_show(f);
+    if (fclose(f) != 0) {
+        free(p->text);
+        p->text = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Calls fn(name, namelen, scope, arg) for each property row; stops when fn
+ * returns nonzero. */
+static void props_each(const struct props *p,
+                       int (*fn)(const char *name, size_t nl, char scope, void *arg), void *arg)
+{
+    for (const char *line = p->text; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+        size_t nl = strcspn(line, " |\n");
+        const char *bar = memchr(line, '|', ll);
+        if (nl && bar && line[0] != '-' && strncmp(line, "Property ", 9) != 0) {
+            const char *sc = bar + 1;
+            while (*sc == ' ')
+                sc++;
+            if (fn(line, nl, *sc, arg))
+                return;
+        }
+        line = eol ? eol + 1 : line + ll;
+    }
+}
+
+struct scope_q {
+    const char *prop;
+    char scope;
+};
+
+static int scope_hit(const char *name, size_t nl, char scope, void *arg)
+{
+    struct scope_q *q = arg;
+    if (strlen(q->prop) != nl || strncmp(name, q->prop, nl) != 0)
+        return 0;
+    /* A property may be listed twice (global and topic level). */
+    q->scope = !q->scope || q->scope == scope ? scope : '*';
+    return 0;
+}
+
+struct near_q {
+    const char *typed;
+    unsigned side;
+    char best[128];
+    size_t dist;
+};
+
+static int near_hit(const char *name, size_t nl, char scope, void *arg)
+{
+    struct near_q *q = arg;
+    if (nl >= sizeof q->best || (scope == 'C' && q->side == PRODUCER) ||
+        (scope == 'P' && q->side == CONSUMER))
+        return 0;
+    char n[128];
+    memcpy(n, name, nl);
+    n[nl] = '\0';
+    size_t d = lev(q->typed, n);
+    if (d < q->dist) {
+        q->dist = d;
+        memcpy(q->best, n, nl + 1);
+    }
+    return 0;
+}
+
+/* Checks kafka.consumer.PROP / kafka.producer.PROP = value.  `where` is the
+ * (already masked) origin. */
+static int check_pass(unsigned side, const char *prop, const char *value, const char *where,
+                      char *err, size_t errlen)
+{
+    const char *prefix = side == CONSUMER ? CONSUMER_PREFIX : PRODUCER_PREFIX;
+    const char *other = side == CONSUMER ? PRODUCER_PREFIX : CONSUMER_PREFIX;
+    if (!*prop)
+        return fail(err, errlen, where, "\"%s\" needs a librdkafka property after it, e.g. "
+                    "%s%s", prefix, prefix,
+                    side == CONSUMER ? "auto.offset.reset" : "compression.type");
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        const struct fixed *f = &fixed[i];
+        if (!(f->sides & side) || strcmp(f->prop, prop) != 0)
+            continue;
+        if (f->hi > 0) {
+            char *end;
+            errno = 0;
+            long long x = strtoll(value, &end, 10);
+            if (*value && !*end && errno == 0 && x >= f->lo && x <= f->hi)
+                goto allowed;
+            return fail(err, errlen, where, "%s%s must be %" PRId64 "..%" PRId64
+                        " (got \"%s\"): %s", prefix, prop, f->lo, f->hi, value, f->why);
+        }
+        if (f->allowed) {
+            size_t vl = strlen(value);
+            for (const char *a = f->allowed; *a;) {
+                size_t al = strcspn(a, "|");
+                if (al == vl && strncasecmp(a, value, vl) == 0)
+                    goto allowed;
+                a += al + (a[al] == '|');
+            }
+            return fail(err, errlen, where, "%s%s must be %s (got \"%s\"): %s", prefix, prop,
+                        f->allowed, value, f->why);
+        }
+        return fail(err, errlen, where, "%s%s cannot be set: %s", prefix, prop, f->why);
+    }
+allowed:;
+    struct props p;
+    bool have_props = props_read(&p) == 0;
+    if (have_props) {
+        struct scope_q q = { prop, 0 };
+        props_each(&p, scope_hit, &q);
+        if ((q.scope == 'C' && side == PRODUCER) || (q.scope == 'P' && side == CONSUMER)) {
+            free(p.text);
+            return fail(err, errlen, where, "%s%s: \"%s\" is a %s property; did you mean "
+                        "%s%s?", prefix, prop, prop,
+                        q.scope == 'C' ? "consumer" : "producer", other, prop);
+        }
+    }
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    if (!c) {
+        free(p.text);
+        return fail(err, errlen, where, "out of memory");
+    }
+    char e[512] = "";
+    rd_kafka_conf_res_t r = rd_kafka_conf_set(c, prop, value, e, sizeof e);
+    rd_kafka_conf_destroy(c);
+    if (r == RD_KAFKA_CONF_OK) {
+        free(p.text);
+        return 0;
+    }
+    char hint[200] = "";
+    if (r == RD_KAFKA_CONF_UNKNOWN && have_props) {
+        struct near_q q = { .typed = prop, .side = side, .dist = SIZE_MAX };
+        props_each(&p, near_hit, &q);
+        if (q.dist != SIZE_MAX && near(q.dist, prop))
+            snprintf(hint, sizeof hint, " (did you mean \"%s%s\"?)", prefix, q.best);
+    }
+    free(p.text);
+    if (is_secret(prop) && *value) {
+        char quoted[600];
+        snprintf(quoted, sizeof quoted, "\"%s\"", value);
+        mask_in(e, sizeof e, quoted);
+    }
+    return fail(err, errlen, where, "%s%s: librdkafka: %s%s", prefix, prop, e, hint);
+}
+
+/* Sets or replaces prop in one side's arrays. */
+static int pass_put(char ***pk, char ***pv, size_t *n, size_t *cap, const char *prop,
+                    const char *value)
+{
+    char *v = strdup(value);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*pk)[i], prop) == 0) {
+            free((*pv)[i]);
+            (*pv)[i] = v;
+            return 0;
+        }
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        char **nk = realloc(*pk, nc * sizeof *nk);
+        if (nk)
+            *pk = nk;
+        char **nv = nk ? realloc(*pv, nc * sizeof *nv) : NULL;
+        if (nv)
+            *pv = nv;
+        if (!nk || !nv) {
+            free(v);
+            return -1;
+        }
+        *cap = nc;
+    }
+    char *k = strdup(prop);
+    if (!k) {
+        free(v);
+        return -1;
+    }
+    (*pk)[*n] = k;
+    (*pv)[*n] = v;
+    (*n)++;
+    return 0;
+}
+
+/* ---- suggestions -------------------------------------------------------------- */
+
+/* The closest known key to an unknown one, into out ("" if none is close). */
+static void suggest(const char *typed, char *out, size_t cap)
+{
+    out[0] = '\0';
+    /* "kafka.consumr.x" → "kafka.consumer.x": compare the first two parts. */
+    const char *dot1 = strchr(typed, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    if (dot2 && dot2[1] && (size_t)(dot2 - typed) < 32) {
+        char head[32];
+        size_t hl = (size_t)(dot2 - typed) + 1;
+        memcpy(head, typed, hl);
+        head[hl] = '\0';
+        size_t dc = lev(head, CONSUMER_PREFIX), dp = lev(head, PRODUCER_PREFIX);
+        if ((dc < dp ? dc : dp) <= 3) {
+            snprintf(out, cap, "%s%s", dc <= dp ? CONSUMER_PREFIX : PRODUCER_PREFIX, dot2 + 1);
+            return;
+        }
+    }
+    size_t best = SIZE_MAX;
+    const char *name = NULL;
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t d = lev(typed, keys[i].name);
+        if (d < best) {
+            best = d;
+            name = keys[i].name;
+        }
+    }
+    if (name && near(best, typed)) {
+        snprintf(out, cap, "%s", name);
+        return;
+    }
+    /* "threads" → "engine.threads": the key without its section. */
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *last = strrchr(keys[i].name, '.');
+        if (last && strcmp(last + 1, typed) == 0) {
+            snprintf(out, cap, "%s", keys[i].name);
+            return;
+        }
+    }
+}
+
+/* ---- the API ------------------------------------------------------------------ */
+
+void fw_config_free(fw_settings *s)
+{
+    if (!s)
+        return;
+    struct cfg *c = (struct cfg *)s;
+    for (size_t i = 0; i < NKEYS; i++) {
+        struct val v = load(&keys[i], s);
+        if (!is_number_type(keys[i].type))
+            val_free(&v);
+        free(c->origin[i]);
+    }
+    for (size_t i = 0; i < s->nconsumer; i++) {
+        free(s->consumer_keys[i]);
+        free(s->consumer_values[i]);
+    }
+    for (size_t i = 0; i < s->nproducer; i++) {
+        free(s->producer_keys[i]);
+        free(s->producer_values[i]);
+    }
+    free(s->consumer_keys);
+    free(s->consumer_values);
+    free(s->producer_keys);
+    free(s->producer_values);
+    free(c);
+}
+
+fw_settings *fw_config_new(void)
+{
+    struct cfg *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    for (size_t i = 0; i < NKEYS; i++) {
+        struct val v;
+        char why[256];
+        if (parse(&keys[i], keys[i].def, &v, why, sizeof why) != 0) {
+            fw_config_free(&c->s);
+            return NULL;
+        }
+        store(&keys[i], &c->s, &v);
+    }
+    return &c->s;
+}
+
+int fw_config_set(fw_settings *s, const char *key, const char *value, const char *origin,
+                  char *err, size_t errlen)
+{
+    struct cfg *c = (struct cfg *)s;
+    char masked[1024];
+    if (!key)
+        key = "";
+    if (!value)
+        value = "";
+    const char *where = shown_origin(key, value, origin, masked, sizeof masked);
+
+    if (strncmp(key, CONSUMER_PREFIX, strlen(CONSUMER_PREFIX)) == 0) {
+        const char *prop = key + strlen(CONSUMER_PREFIX);
+        if (check_pass(CONSUMER, prop, value, where, err, errlen) != 0)
+            return -1;
+        if (pass_put(&s->consumer_keys, &s->consumer_values, &s->nconsumer,
+                     &c->consumer_cap, prop, value) != 0)
+            return fail(err, errlen, where, "out of memory");
+        return 0;
+    }
+    if (strncmp(key, PRODUCER_PREFIX, strlen(PRODUCER_PREFIX)) == 0) {
+        const char *prop = key + strlen(PRODUCER_PREFIX);
+        if (check_pass(PRODUCER, prop, value, where, err, errlen) != 0)
+            return -1;
+        if (pass_put(&s->producer_keys, &s->producer_values, &s->nproducer,
+                     &c->producer_cap, prop, value) != 0)
+            return fail(err, errlen, where, "out of memory");
+        return 0;
+    }
+
+    const struct key *k = find_key(key);
+    if (!k) {
+        char best[256];
+        if (!*key)
+            return fail(err, errlen, where, "missing key before \"=\"");
+        suggest(key, best, sizeof best);
+        if (*best)
+            return fail(err, errlen, where, "unknown key \"%s\" (did you mean \"%s\"?)", key,
+                        best);
+        return fail(err, errlen, where, "unknown key \"%s\" (docs/configuration.md lists "
+                    "every key)", key);
+    }
+    struct val v;
+    char why[768];
+    if (parse(k, value, &v, why, sizeof why) != 0)
+        return fail(err, errlen, where, "%s %s", k->name, why);
+    if (check(k, &v, why, sizeof why) != 0) {
+        val_free(&v);
+        return fail(err, errlen, where, "%s %s", k->name, why);
+    }
+    char *o = where ? strdup(where) : NULL;
+    if (where && !o) {
+        val_free(&v);
+        return fail(err, errlen, where, "out of memory");
+    }
+    size_t i = (size_t)(k - keys);
+    free(c->origin[i]);
+    c->origin[i] = o;
+    store(k, s, &v);
+    return 0;
+}
+
+int fw_config_load_file(fw_settings *s, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    int rc = 0;
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *p = line;
+        if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+            p += 3;     /* a UTF-8 byte order mark */
+        if (memchr(p, '\0', (size_t)got - (size_t)(p - line))) {
+            rc = fail(err, errlen, NULL, "%s:%u: NUL byte in line (not a text file?)",
+                      path, lineno);
+            break;
+        }
+        p = trim(p);
+        if (!*p || *p == '#' || *p == ';')
+            continue;
+        char origin[4200];
+        snprintf(origin, sizeof origin, "%s:%u", path, lineno);
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            rc = fail(err, errlen, origin, "expected \"key = value\", got \"%.80s\"", p);
+            break;
+        }
+        *eq = '\0';
+        if (fw_config_set(s, trim(p), trim(eq + 1), origin, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = fail(err, errlen, path, "read error: %s", strerror(errno));
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Where key i got its value, for a message. */
+static const char *origin_of(const struct cfg *c, size_t i)
+{
+    return c->origin[i];
+}
+
+int fw_config_validate(fw_settings *s, char *err, size_t errlen)
+{
+    struct cfg *c = (struct cfg *)s;
+    char why[768];
+    for (size_t i = 0; i < NKEYS; i++) {
+        struct val v = load(&keys[i], s);
+        if (keys[i].type == K_ENUM && v.str) {     /* as parse() would */
+            struct val p;
+            if (parse(&keys[i], v.str, &p, why, sizeof why) != 0)
+                return fail(err, errlen, origin_of(c, i), "%s %s", keys[i].name, why);
+            val_free(&p);
+        }
+        if (check(&keys[i], &v, why, sizeof why) != 0)
+            return fail(err, errlen, origin_of(c, i), "%s %s", keys[i].name, why);
+    }
+    for (size_t i = 0; i < s->nconsumer; i++)
+        if (check_pass(CONSUMER, s->consumer_keys[i], s->consumer_values[i], NULL, err,
+                       errlen) != 0)
+            return -1;
+    for (size_t i = 0; i < s->nproducer; i++)
+        if (check_pass(PRODUCER, s->producer_keys[i], s->producer_values[i], NULL, err,
+                       errlen) != 0)
+            return -1;
+
+    /* Rules between keys.  An output among the inputs is a loop: the daemon
+     * would read its own alerts (or dead letters) back as events. */
+    size_t in = (size_t)(find_key("input.topics") - keys);
+    size_t outs[2] = { (size_t)(find_key("output.topic") - keys),
+                       (size_t)(find_key("deadletter.topic") - keys) };
+    for (size_t o = 0; o < 2; o++) {
+        const char *t = load(&keys[outs[o]], s).str;
+        for (size_t i = 0; i < s->ninput_topics; i++)
+            if (strcmp(t, s->input_topics[i]) == 0)
+                return fail(err, errlen, origin_of(c, c->origin[outs[o]] ? outs[o] : in),
+                            "%s \"%s\" is also in input.topics: the daemon would consume "
+                            "its own %s", keys[outs[o]].name, t,
+                            o == 0 ? "alerts" : "dead letters");
+    }
+    if (strcmp(s->alert_topic, s->dlq_topic) == 0)
+        return fail(err, errlen, origin_of(c, c->origin[outs[1]] ? outs[1] : outs[0]),
+                    "deadletter.topic \"%s\" is also output.topic: alerts and malformed "
+                    "events need topics of their own", s->dlq_topic);
+
+    if (!*s->instance_id) {
+        char host[256] = "";
+        if (gethostname(host, sizeof host - 1) != 0 || !*host)
+            snprintf(host, sizeof host, "fraudwatch");
+        char id[320];
+        snprintf(id, sizeof id, "%s-%ld", host, (long)getpid());
+        char *dup = strdup(id);
+        if (!dup)
+            return fail(err, errlen, "instance.id", "out of memory");
+        free(s->instance_id);
+        s->instance_id = dup;
+    }
+    return 0;
+}
+
+static void print_kv(FILE *out, const char *key, const char *value)
+{
+    if (is_secret(key) && *value)
+        value = MASK;
+    fprintf(out, *value ? "%s = %s\n" : "%s =%s\n", key, value);
+}
+
+void fw_config_print(const fw_settings *s, FILE *out)
+{
+    char buf[8192];
+    for (size_t i = 0; i < NKEYS; i++)
+        print_kv(out, keys[i].name, format(&keys[i], s, buf, sizeof buf));
+    for (size_t i = 0; i < s->nconsumer; i++) {
+        snprintf(buf, sizeof buf, "%s%s", CONSUMER_PREFIX, s->consumer_keys[i]);
+        print_kv(out, buf, s->consumer_values[i]);
+    }
+    for (size_t i = 0; i < s->nproducer; i++) {
+        snprintf(buf, sizeof buf, "%s%s", PRODUCER_PREFIX, s->producer_keys[i]);
+        print_kv(out, buf, s->producer_values[i]);
+    }
+}
+
+void fw_config_write_docs(FILE *out)
+{
+    fputs("| key | default | range | meaning |\n|---|---|---|---|\n", out);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        fprintf(out, "| `%s` | %s%s%s | ", k->name, *k->def ? "`" : "", *k->def ? k->def : "(empty)",
+                *k->def ? "`" : "");
+        if (is_number_type(k->type))
+            fprintf(out, "%" PRId64 " .. %" PRId64, k->min, k->max);
+        else if (k->type == K_ENUM)
+            for (const char *ch = k->choices; *ch;) {
+                size_t n = strcspn(ch, "|");
+                const char *eq = memchr(ch, '=', n);
+                if (eq)
+                    fprintf(out, " (`%.*s` = `%.*s`)", (int)(eq - ch), ch,
+                            (int)(n - (size_t)(eq - ch) - 1), eq + 1);
+                else
+                    fprintf(out, "%s`%.*s`", ch == k->choices ? "" : ", ", (int)n, ch);
+                ch += n + (ch[n] == '|');
+            }
+        else
+            fputs(k->syntax, out);
+        fprintf(out, " | %s |\n", k->desc);
+    }
+}
