@@ -119,9 +119,12 @@ static const struct key keys[] = {
       check_topic, "topic name",
       "Topic malformed events are copied to, with the reason in a header." },
     { "rules.source", K_STR, F(rules_source), "dir:rules", 1, 4000, NULL,
-      check_rules_source, "dir:PATH",
-      "Where the rule set comes from: dir:PATH reads the `*.json` rules and `*.list` "
-      "watchlists in PATH (relative to the working directory)." },
+      check_rules_source, "dir:PATH or redis://[[user]:password@]host[:port][/db]",
+      "Where the rule set comes from.  dir:PATH reads the `*.json` rules and `*.list` "
+      "watchlists in PATH (relative to the working directory) and reloads on SIGHUP "
+      "and when the files change.  redis://... reads the set published with "
+      "`fraudwatch rules push` and reloads when a new version or a watchlist "
+      "change is published." },
     { "engine.threads", K_U32, F(threads), "2", 1, 64, NULL, NULL, NULL,
       "Worker threads.  Each owns the state of its share of the keys." },
     { "engine.lateness_s", K_I64, F(lateness_s), "86400", 1, 31536000, NULL, NULL, NULL,
@@ -616,11 +619,14 @@ static int check_rules_source(const char *v, char *why, size_t whylen)
 {
     if (strncmp(v, "dir:", 4) == 0 && v[4])
         return 0;
-    if (strncmp(v, "redis://", 8) == 0)
-        snprintf(why, whylen, "\"%s\": this build reads rules from a directory only "
-                 "(want dir:PATH, e.g. dir:rules)", v);
+    if (strncmp(v, "redis://", 8) == 0 && v[8])
+        return 0;   /* the URL itself is checked when the daemon connects */
+    if (strncmp(v, "rediss://", 9) == 0)
+        snprintf(why, whylen, "\"%s\": TLS to Redis is not available (hiredis 0.14 "
+                 "has no TLS); use redis:// over a trusted link or a local TLS tunnel", v);
     else
-        snprintf(why, whylen, "\"%s\" is not a rule source (want dir:PATH, e.g. dir:rules)", v);
+        snprintf(why, whylen, "\"%s\" is not a rule source (want dir:PATH, e.g. "
+                 "dir:rules, or redis://[[user]:password@]host[:port][/db])", v);
     return -1;
 }
 

@@ -38,16 +38,21 @@
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
 #include "kafka.h"
+#include "reload.h"
 
 #define CHECKPOINT_FILE "checkpoint"
 #define CHECKPOINT_MAGIC UINT64_C(0x3130545043574633) /* "3FWCPT01" */
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t hard_stop;
+static volatile sig_atomic_t hup_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    if (sig == SIGHUP) {
+        hup_requested = 1;
+        return;
+    }
     if (stop_requested)
         hard_stop = 1;
     stop_requested = 1;
@@ -67,6 +72,7 @@ struct daemon {
     fw_out *out;
     fw_metrics *m;
     fw_http *http;
+    fw_reloader *reloader;
 
     fw_batch *cur;           /* being filled */
     uint64_t msgno;          /* tag of the next message */
@@ -81,7 +87,6 @@ struct daemon {
     fw_gauge *state_keys;
     fw_gauge *ruleset_version;
     fw_gauge **queue_depth;
-    fw_counter **alerts_by_rule;     /* per rule index of `rs` */
     struct { const char *reason; fw_counter *c; } malformed[16];
 
     atomic_llong heartbeat_ms;
@@ -129,20 +134,17 @@ static fw_counter *malformed_counter(struct daemon *d, const char *reason)
     return d->malformed[n - 1].c;
 }
 
-static void setup_rule_counters(struct daemon *d)
+static void count_alert(struct daemon *d, const fw_ruleset *rs, uint32_t rule)
 {
-    size_t n = fw_ruleset_rule_count(d->rs);
-    d->alerts_by_rule = calloc(n ? n : 1, sizeof *d->alerts_by_rule);
-    for (size_t i = 0; i < n; i++) {
-        char labels[256], esc[160];
-        fw_metrics_escape_label(fw_ruleset_rule_id(d->rs, i), esc, sizeof esc);
-        snprintf(labels, sizeof labels, "rule=\"%s\",severity=\"%s\"", esc,
-                 fw_ruleset_rule_severity(d->rs, i));
-        d->alerts_by_rule[i] = fw_metrics_counter(
-            d->m, "fraudwatch_alerts_total", "Alerts produced, by rule and severity.",
-            labels);
-    }
-    fw_gauge_set(d->ruleset_version, (double)fw_ruleset_version(d->rs));
+    /* Alerts are rare next to events: a registry look-up each is fine, and
+     * it stays right across rule reloads. */
+    char labels[256], esc[160];
+    fw_metrics_escape_label(fw_ruleset_rule_id(rs, rule), esc, sizeof esc);
+    snprintf(labels, sizeof labels, "rule=\"%s\",severity=\"%s\"", esc,
+             fw_ruleset_rule_severity(rs, rule));
+    fw_counter_add(fw_metrics_counter(d->m, "fraudwatch_alerts_total",
+                                      "Alerts produced, by rule and severity.", labels),
+                   1);
 }
 
 /* Everything a finished batch caused: alerts, dead letters, positions. */
@@ -154,8 +156,7 @@ static void output(struct daemon *d, fw_batch *b)
     while (fw_batch_alerts_next(b, &it, &a)) {
         const struct src *sr = &d->ring[fw_batch_tag(b, a.seq) & d->ring_mask];
         fw_out_alert(d->out, a.json, a.len, a.subject, a.subject_len, sr->ts);
-        if (fw_batch_ruleset(b) == d->rs)
-            fw_counter_add(d->alerts_by_rule[a.rule], 1);
+        count_alert(d, fw_batch_ruleset(b), a.rule);
     }
     for (uint32_t i = 0; i < fw_batch_malformed_count(b); i++) {
         uint32_t seq;
@@ -358,12 +359,33 @@ static void update_gauges(struct daemon *d)
     fw_in_update_lag(d->in);
 }
 
+/* A new rule set from the reloader takes effect from the next batch. */
+static void swap_rules(struct daemon *d)
+{
+    if (hup_requested) {
+        hup_requested = 0;
+        fw_reloader_hup(d->reloader);
+    }
+    fw_ruleset *rs = fw_reloader_take(d->reloader);
+    if (!rs)
+        return;
+    submit_current(d);          /* filled under the old set */
+    uint64_t old = fw_ruleset_version(d->rs);
+    fw_ruleset_unref(d->rs);    /* batches in flight keep their own reference */
+    d->rs = rs;
+    fw_gauge_set(d->ruleset_version, (double)fw_ruleset_version(rs));
+    fw_log(FW_LOG_INFO, "rules", "rule set swapped in", "version=%llu previous=%llu rules=%zu",
+           (unsigned long long)fw_ruleset_version(rs), (unsigned long long)old,
+           fw_ruleset_rule_count(rs));
+}
+
 static int loop(struct daemon *d)
 {
     int64_t last_gauges = 0;
     int64_t interval = d->s->checkpoint_interval_ms;
     while (!stop_requested) {
         atomic_store(&d->heartbeat_ms, mono_ms());
+        swap_rules(d);
         bool busy = d->cur && fw_batch_count(d->cur) > 0;
         uint32_t part = 0;
         rd_kafka_message_t *m = fw_in_poll(d->in, busy ? 0 : 20, &part);
@@ -420,21 +442,17 @@ int fw_daemon_run(const fw_settings *s)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
-    if (strncmp(s->rules_source, "dir:", 4) != 0) {
-        fw_log(FW_LOG_ERROR, "rules", "unsupported rules.source (this build reads "
-                                      "dir:PATH)", "source=\"%s\"", s->rules_source);
-        return 1;
-    }
-    if (fw_ruleset_load_dir(s->rules_source + 4, 1, &d.rs, err, sizeof err) != 0) {
-        fprintf(stderr, "fraudwatch run: rules in %s refused:\n%s\n",
-                s->rules_source + 4, err);
+    d.m = fw_metrics_new();
+    if (fw_reloader_start(s, d.m, &d.rs, &d.reloader, err, sizeof err) != 0) {
+        fprintf(stderr, "fraudwatch run: %s\n", err);
+        fw_metrics_free(d.m);
         return 1;
     }
     if (make_state_dir(s->state_dir, err, sizeof err) != 0)
         goto out;
 
-    d.m = fw_metrics_new();
     d.events = fw_metrics_counter(d.m, "fraudwatch_events_total",
                                   "Events consumed and processed (malformed included).", "");
     d.checkpoints = fw_metrics_counter(d.m, "fraudwatch_checkpoints_total",
@@ -447,7 +465,7 @@ int fw_daemon_run(const fw_settings *s)
                                     "Keys with window, sequence or suppression state.", "");
     d.ruleset_version = fw_metrics_gauge(d.m, "fraudwatch_ruleset_version",
                                          "Version of the active rule set.", "");
-    setup_rule_counters(&d);
+    fw_gauge_set(d.ruleset_version, (double)fw_ruleset_version(d.rs));
 
     fw_pipeline_opts po = { .workers = s->threads,
                             .max_event_bytes = s->max_event_bytes,
@@ -517,6 +535,7 @@ out:
         retire_ready(&d, true);
     }
     fw_http_stop(d.http);
+    fw_reloader_stop(d.reloader);
     fw_in_close(d.in);
     fw_out_free(d.out);
     fw_pipeline_free(d.p);
@@ -524,6 +543,5 @@ out:
     fw_metrics_free(d.m);
     free(d.ring);
     free(d.queue_depth);
-    free(d.alerts_by_rule);
     return rc;
 }

@@ -329,8 +329,9 @@ static void test_strings(void **state)
 
     assert_contains(set_fails(s, "rules.source", "rules"), "want dir:PATH");
     assert_contains(set_fails(s, "rules.source", "dir:"), "want dir:PATH");
-    assert_contains(set_fails(s, "rules.source", "redis://127.0.0.1:6379"),
-                    "this build reads rules from a directory only");
+    set_ok(s, "rules.source", "redis://:secret@127.0.0.1:6379/2");
+    assert_contains(set_fails(s, "rules.source", "rediss://127.0.0.1:6380"),
+                    "hiredis 0.14 has no TLS");
     assert_contains(set_fails(s, "output.topic", ""), "output.topic must not be empty");
     assert_contains(set_fails(s, "output.topic", "my alerts"), "not a valid Kafka topic name");
     assert_contains(set_fails(s, "deadletter.topic", ".."), "not a valid Kafka topic name");

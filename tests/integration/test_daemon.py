@@ -72,9 +72,13 @@ def alerts_of(topic):
     return [json.loads(l) for l in consume(topic).decode().splitlines() if l.strip()]
 
 
-def replay(events_path):
-    out = run([FW, "replay", "--rules", RULES, "--threads", "2", events_path]).stdout
+def replay_with(rules, events_path):
+    out = run([FW, "replay", "--rules", rules, "--threads", "2", events_path]).stdout
     return [json.loads(l) for l in out.decode().splitlines()]
+
+
+def replay(events_path):
+    return replay_with(RULES, events_path)
 
 
 def wait_for(pred, timeout, what):
@@ -87,6 +91,7 @@ def wait_for(pred, timeout, what):
 
 
 class Daemon:
+    last = None
     def __init__(self, tmp, topic, group, alerts, dlq, extra=""):
         self.tmp = tmp
         self.conf = os.path.join(tmp, "fraudwatch.conf")
@@ -109,6 +114,7 @@ kafka.consumer.auto.offset.reset = earliest
 """)
         self.proc = None
         self.logs = []
+        Daemon.last = self
 
     def start(self):
         logf = open(os.path.join(self.tmp, f"daemon-{len(self.logs)}.log"), "wb")
@@ -366,6 +372,22 @@ def test_bad_config():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def dump_daemon_log():
+    d = Daemon.last
+    if d and d.logs:
+        try:
+            text = d.log_text().splitlines()
+        except OSError:
+            return
+        log("    --- last 40 lines of the daemon's log ---")
+        for line in text[-40:]:
+            log("    " + line[:400])
+        if d.proc:
+            d.proc.kill()
+            d.proc.wait()
+            d.proc = None
+
+
 TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_four_partitions_keyed,
          test_sigterm_commits, test_kill9_restart, test_broker_outage]
 
@@ -387,6 +409,7 @@ def main():
             failed += 1
             log(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)")
             traceback.print_exc(file=sys.stdout)
+            dump_daemon_log()
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

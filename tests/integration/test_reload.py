@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""End-to-end tests of live rule reloads: Redis rule store and rules directory.
+
+A real redis-server is started by these tests on a free port, without
+persistence, and stopped at the end; Kafka is the broker of scripts/test.sh
+(FW_KAFKA_PORT).  The reference for correct alerts is `fraudwatch replay`.
+
+usage: test_reload.py FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...]
+Exit 77 (skipped) when no broker is configured.  Ends with "N passed, N failed".
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import test_daemon as t
+from test_daemon import (Case, alerts_of, generated, ids, log, produce, read_lines, replay_with,
+                         run, wait_for)
+
+FW, ROOT = t.FW, t.ROOT
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Redis:
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.cli("PING") == "PONG", 10, "redis-server")
+
+    def cli(self, *args):
+        p = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
+                           capture_output=True, text=True)
+        return p.stdout.strip()
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def push(redis, rules_dir):
+    p = subprocess.run([FW, "rules", "push", rules_dir, "--redis", redis.url],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return int(redis.cli("GET", "fraudwatch:rules:version"))
+
+
+def rules_copy(tmp, name, edit=None):
+    d = os.path.join(tmp, name)
+    shutil.copytree(t.RULES, d)
+    if edit:
+        edit(d)
+    return d
+
+
+def add_rule(d, rule, fname="extra.json"):
+    with open(os.path.join(d, fname), "w") as f:
+        json.dump({"rules": [rule]}, f)
+
+
+def swapped(daemon, version):
+    return f'msg="rule set swapped in" version={version} ' in daemon.log_text()
+
+
+# ---------------------------------------------------------------- tests ----
+
+EXTRA = {"id": "X1", "name": "short call", "event": "call",
+         "where": [{"field": "duration_s", "op": "<", "value": 40}], "subject": "caller"}
+
+
+def test_reload_under_stream():
+    """200k events while 20 pushes alternate two rule sets: every event is
+    matched by one set, alerts of rules common to both equal an uninterrupted
+    run (their state survives the swaps), and every alert of the rule only
+    set B has is one that B produces."""
+    c = Case()
+    r = Redis()
+    try:
+        a = rules_copy(c.tmp, "A")
+        b = rules_copy(c.tmp, "B", lambda d: add_rule(d, EXTRA))
+        path = generated(c.tmp, 200000, 51)
+        want_a = replay_with(a, path)
+        want_b = {x["alert_id"] for x in replay_with(b, path) if x["rule_id"] == "X1"}
+        versions = {push(r, a): "A"}
+        d = c.daemon(f"rules.source = {r.url}").start()
+        lines = read_lines(path)
+        chunk = len(lines) // 20
+        for k in range(20):
+            produce(c.topic, lines[k * chunk:(k + 1) * chunk if k < 19 else len(lines)])
+            which = "B" if k % 2 == 0 else "A"
+            versions[push(r, b if which == "B" else a)] = which
+            time.sleep(0.2)
+        common = {x["alert_id"] for x in want_a}
+        wait_for(lambda: common <= ids(alerts_of(c.alerts)), 120, "the common rules' alerts")
+        time.sleep(2)
+        assert d.stop() == 0
+        got = alerts_of(c.alerts)
+        got_common = [x for x in got if x["rule_id"] != "X1"]
+        assert len(got_common) == len(common) and ids(got_common) == common, \
+            f"common rules differ: {len(got_common)} vs {len(common)}"
+        x1 = [x for x in got if x["rule_id"] == "X1"]
+        assert len(x1) == len(ids(x1)), "an event matched twice"
+        assert x1, "set B was active for part of the stream"
+        for x in x1:
+            assert versions.get(x["ruleset_version"]) == "B", x
+            assert x["alert_id"] in want_b, x
+        seen = {x["ruleset_version"] for x in got}
+        assert len(seen) >= 3, f"alerts under several versions: {seen}"
+        log(f"    {len(got)} alerts under versions {sorted(seen)}; {len(x1)} from the B-only rule")
+    finally:
+        r.stop()
+        c.cleanup()
+
+
+def test_limit_and_window_change():
+    """A threshold whose limit changes mid-window fires at the new limit with
+    the counts gathered before the reload; a rule whose window changed starts
+    fresh."""
+    c = Case()
+    r = Redis()
+    try:
+        def rule(limit, window):
+            return {"id": "T1", "event": "ping", "subject": "k",
+                    "threshold": {"group_by": "k", "window_s": window, "count": {">=": limit}}}
+
+        d5 = rules_copy(c.tmp, "five", lambda d: add_rule(d, rule(5, 3600)))
+        d4 = rules_copy(c.tmp, "four", lambda d: add_rule(d, rule(4, 3600)))
+        d4w = rules_copy(c.tmp, "four-w", lambda d: add_rule(d, rule(4, 7200)))
+        push(r, d5)
+        d = c.daemon(f"rules.source = {r.url}").start()
+
+        def ev(i, key="k1"):
+            return json.dumps({"event_id": f"p{i}", "type": "ping", "ts": 1764547200000 + i * 1000,
+                               "k": key}).encode()
+
+        produce(c.topic, [ev(i) for i in range(3)])
+        wait_for(lambda: "partition assigned" in d.log_text(), 30, "assignment")
+        time.sleep(2)
+        v = push(r, d4)                               # limit 5 -> 4, same window
+        wait_for(lambda: swapped(d, v), 10, f"version {v}")
+        produce(c.topic, [ev(3)])                     # 4th event: fires at the new limit
+        wait_for(lambda: any(x["rule_id"] == "T1" for x in alerts_of(c.alerts)), 30, "T1 alert")
+        got = [x for x in alerts_of(c.alerts) if x["rule_id"] == "T1"]
+        assert [x["event_id"] for x in got] == ["p3"], got
+        assert got[0]["evidence"]["count"] == 4 and got[0]["ruleset_version"] == v
+
+        v2 = push(r, d4w)                             # window changed: state starts fresh
+        wait_for(lambda: swapped(d, v2), 10, f"version {v2}")
+        produce(c.topic, [ev(i, "k2") for i in range(10, 13)] + [ev(i) for i in range(20, 23)])
+        time.sleep(3)
+        got = [x for x in alerts_of(c.alerts) if x["rule_id"] == "T1"]
+        assert [x["event_id"] for x in got] == ["p3"], f"fresh window must not fire: {got}"
+        produce(c.topic, [ev(23)])                    # 4th event in the new window
+        wait_for(lambda: len([x for x in alerts_of(c.alerts) if x["rule_id"] == "T1"]) == 2, 30,
+                 "the fresh window's alert")
+        assert d.stop() == 0
+    finally:
+        r.stop()
+        c.cleanup()
+
+
+def test_watchlist_change():
+    """A watchlist add/remove takes effect without a rule push."""
+    c = Case()
+    r = Redis()
+    try:
+        push(r, t.RULES)
+        d = c.daemon(f"rules.source = {r.url}").start()
+        number = "17099990001"
+
+        def call(i):
+            return json.dumps({"event_id": f"w{i}", "type": "call", "ts": 1764547200000 + i,
+                               "caller": number, "callee": "13800001111", "duration_s": 100,
+                               "caller_region": "x", "callee_region": "y"}).encode()
+
+        def r105():
+            return [x["event_id"] for x in alerts_of(c.alerts) if x["rule_id"] == "R105"]
+
+        produce(c.topic, [call(1)])
+        wait_for(lambda: "partition assigned" in d.log_text(), 30, "assignment")
+        time.sleep(2)
+        assert r105() == []
+        gen = r.cli("GET", "fraudwatch:generation")
+        p = subprocess.run([FW, "lists", "add", "fraud_numbers", number, "--redis", r.url],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert r.cli("GET", "fraudwatch:generation") != gen
+        time.sleep(2.5)
+        produce(c.topic, [call(2)])
+        wait_for(lambda: r105() == ["w2"], 30, "R105 after the list add")
+        p = subprocess.run([FW, "lists", "remove", "fraud_numbers", number, "--redis", r.url],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        time.sleep(2.5)
+        produce(c.topic, [call(3)])
+        time.sleep(3)
+        assert r105() == ["w2"], r105()
+        assert d.stop() == 0
+    finally:
+        r.stop()
+        c.cleanup()
+
+
+def test_redis_restart_and_lost_notification():
+    """Redis killed and restarted mid-stream: the stream goes on, the next push
+    is picked up.  A push whose notification is lost (subscriber cut off) is
+    still picked up within two seconds by the version check.  rules status
+    shows the daemon."""
+    c = Case()
+    r = Redis()
+    try:
+        b = rules_copy(c.tmp, "B", lambda d: add_rule(d, EXTRA))
+        push(r, t.RULES)
+        d = c.daemon(f"rules.source = {r.url}\ninstance.id = it-daemon").start()
+        lines = read_lines(t.DEMO)
+        produce(c.topic, lines[:1000])
+        wait_for(lambda: "partition assigned" in d.log_text(), 30, "assignment")
+        wait_for(lambda: "it-daemon" in subprocess.run(
+            [FW, "rules", "status", "--redis", r.url], capture_output=True, text=True).stdout,
+            10, "the heartbeat in rules status")
+        r.stop()                                      # Redis gone
+        produce(c.topic, lines[1000:2000])
+        n = len(alerts_of(c.alerts))
+        wait_for(lambda: len(alerts_of(c.alerts)) > n, 30, "alerts while Redis is down")
+        assert d.proc.poll() is None
+        r.start()                                     # back, empty (no persistence)
+        time.sleep(1)
+        v = push(r, b)
+        wait_for(lambda: swapped(d, v), 15, "the push after the restart")
+        # Lost notification: cut the subscriber off, then push at once.
+        r.cli("CLIENT", "KILL", "TYPE", "pubsub")
+        v2 = push(r, t.RULES)
+        t0 = time.time()
+        wait_for(lambda: swapped(d, v2), 5, "the push whose notification was lost")
+        assert time.time() - t0 <= 2.5, "picked up by the periodic check"
+        produce(c.topic, lines[2000:])
+        time.sleep(2)
+        assert d.stop() == 0
+    finally:
+        r.stop()
+        c.cleanup()
+
+
+def test_dir_reload():
+    """rules.source = dir: a changed file is picked up (inotify), an invalid
+    one is refused with the error logged and the last good set kept, SIGHUP
+    reloads."""
+    c = Case()
+    try:
+        d_rules = rules_copy(c.tmp, "R")
+        d = c.daemon(f"rules.source = dir:{d_rules}").start()
+        wait_for(lambda: "partition assigned" in d.log_text(), 30, "assignment")
+        add_rule(d_rules, EXTRA)
+        wait_for(lambda: swapped(d, 2), 10, "reload after a file change")
+        with open(os.path.join(d_rules, "bad.json"), "w") as f:
+            f.write('{"rules": [{"id": "B1", "event": "call", "treshold": {}}]}')
+        wait_for(lambda: "unknown member \\\"treshold\\\"" in d.log_text()
+                 or 'unknown member "treshold"' in d.log_text(), 10, "the refusal")
+        os.remove(os.path.join(d_rules, "bad.json"))
+        wait_for(lambda: swapped(d, 3), 10, "reload after the fix")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: swapped(d, 4), 10, "reload on SIGHUP")
+        produce(c.topic, read_lines(t.DEMO))
+        wait_for(lambda: any(x["rule_id"] == "X1" for x in alerts_of(c.alerts)), 30, "X1 alerts")
+        assert all(x["ruleset_version"] == 4 for x in alerts_of(c.alerts))
+        assert d.stop() == 0
+    finally:
+        c.cleanup()
+
+
+TESTS = [test_dir_reload, test_watchlist_change, test_limit_and_window_change,
+         test_redis_restart_and_lost_notification, test_reload_under_stream]
+
+
+def main():
+    if not t.PORT:
+        print("FW_KAFKA_PORT not set: no broker, reload tests skipped")
+        return 77
+    passed = failed = 0
+    for fn in TESTS:
+        if t.ONLY and not any(o in fn.__name__ for o in t.ONLY):
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            log(f"ok   {fn.__name__} ({time.time() - t0:.1f}s)")
+        except Exception:
+            failed += 1
+            log(f"FAIL {fn.__name__} ({time.time() - t0:.1f}s)")
+            traceback.print_exc(file=sys.stdout)
+            t.dump_daemon_log()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
