@@ -319,7 +319,9 @@ static int checkpoint(struct daemon *d, int deadline_ms)
                pos->cnt, (long long)(mono_ms() - t0));
     } else {
         fw_counter_add(d->checkpoint_failures, 1);
-        fw_log(FW_LOG_ERROR, "checkpoint", "failed", "error=\"%s\"", err);
+        char q[1024];
+        fw_log(FW_LOG_ERROR, "checkpoint", "failed", "error=\"%s\"",
+               fw_log_quote(err, q, sizeof q));
     }
     rd_kafka_topic_partition_list_destroy(pos);
     clock_gettime(CLOCK_MONOTONIC, &d->last_checkpoint);

@@ -255,3 +255,20 @@ void fw_log(enum fw_log_level l, const char *module, const char *msg, const char
         free(b.p);
     errno = saved_errno;
 }
+
+const char *fw_log_quote(const char *s, char *buf, size_t len)
+{
+    size_t o = 0;
+    if (!len)
+        return "";
+    for (; s && *s && o + 1 < len; s++) {
+        if (*s == '"' || *s == '\\') {
+            if (o + 2 >= len)
+                break;
+            buf[o++] = '\\';
+        }
+        buf[o++] = *s;
+    }
+    buf[o] = '\0';
+    return buf;
+}

@@ -91,8 +91,9 @@ static void refuse(fw_reloader *r, const char *what, const char *err)
     r->last_reload_ms = wall_ms();
     snprintf(r->last_error, sizeof r->last_error, "%s", err);
     fw_counter_add(r->failures, 1);
-    fw_log(FW_LOG_ERROR, "rules", what, "error=\"%s\" keeping_version=%llu", err,
-           (unsigned long long)r->version);
+    char q[4096];
+    fw_log(FW_LOG_ERROR, "rules", what, "error=\"%s\" keeping_version=%llu",
+           fw_log_quote(err, q, sizeof q), (unsigned long long)r->version);
 }
 
 fw_ruleset *fw_reloader_take(fw_reloader *r)
@@ -208,9 +209,10 @@ static void *redis_thread(void *arg)
             }
             if ((!st && fw_rstore_connect(url, REDIS_TIMEOUT_MS, &st, err, sizeof err) != 0) ||
                 (!sub && fw_rsub_connect(url, REDIS_TIMEOUT_MS, &sub, err, sizeof err) != 0)) {
+                char q[1024];
                 fw_log(FW_LOG_WARN, "rules", "redis unreachable, running on the last "
                                              "good set", "retry_ms=%lld error=\"%s\"",
-                       (long long)backoff, err);
+                       (long long)backoff, fw_log_quote(err, q, sizeof q));
                 fw_rstore_free(st);
                 st = NULL;
                 fw_rsub_free(sub);

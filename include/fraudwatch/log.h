@@ -8,7 +8,7 @@
  * caller's printf-formatted `kvfmt`, written as given except that control
  * bytes in them are escaped the same way, so one record is always one line.
  * A value that may contain spaces or quotes should be quoted by the caller
- * (`error="%s"`) and must not itself contain a double quote.
+ * (`error="%s"`) and passed through fw_log_quote() if it may hold a quote.
  *
  * Every function here is thread-safe and takes no lock of ours: the level is
  * an atomic, and each record is formatted on the caller's stack (or heap, if
@@ -19,6 +19,7 @@
 #define FRAUDWATCH_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -46,6 +47,10 @@ bool fw_log_enabled(enum fw_log_level l);
  * the level is filtered out. */
 void fw_log(enum fw_log_level l, const char *module, const char *msg, const char *kvfmt, ...)
     FW_LOG_PRINTF(4, 5);
+
+/* A value made safe inside a quoted pair (`error="%s"`): backslashes and
+ * double quotes escaped, cut to fit `len` bytes.  Returns buf. */
+const char *fw_log_quote(const char *s, char *buf, size_t len);
 
 /* Where records go; NULL restores the default, stderr (written with
  * write(2) on its descriptor).  Any other stream gets one fwrite() and an
