@@ -5,7 +5,7 @@ usage: run_cases.py FRAUDWATCH_BINARY CASES_DIR [CASE_NAME_SUBSTRING ...]
 
 For each case folder (one that has rules/, events.jsonl and expected.jsonl) it
 runs `fraudwatch replay --rules CASE/rules CASE/events.jsonl` once single-threaded
-and once with `--threads 3`, and checks for each run that:
+and once with `--threads 4`, and checks for each run that:
   * every stdout line is a JSON object (an alert);
   * the set of (rule_id, subject, event_id) equals expected.jsonl, with no duplicates;
   * every `evidence` member listed in expected.jsonl is present with that value
@@ -142,7 +142,7 @@ def run_case(binary, case_dir):
     ts_of = event_ts_map(os.path.join(case_dir, "events.jsonl"))
     problems = []
     runs = {}
-    for label, threads in (("1 thread", None), ("3 threads", 3)):
+    for label, threads in (("1 thread", None), ("4 threads", 4)):
         alerts, probs = run_once(binary, case_dir, threads)
         problems += ["[%s] %s" % (label, p) for p in probs]
         if alerts is None:
@@ -151,13 +151,13 @@ def run_case(binary, case_dir):
         problems += check_run(label, alerts, expected, ts_of)
     if len(runs) == 2:
         a1 = {triple(a): a.get("alert_id") for a in runs["1 thread"]}
-        a3 = {triple(a): a.get("alert_id") for a in runs["3 threads"]}
+        a3 = {triple(a): a.get("alert_id") for a in runs["4 threads"]}
         for t in sorted(set(a1) & set(a3), key=str):
             if a1[t] != a3[t]:
                 problems.append("alert_id differs between runs for %s: %r vs %r" % (fmt(t), a1[t], a3[t]))
         for t in sorted(set(a1) ^ set(a3), key=str):
-            problems.append("alert set differs between 1 and 3 threads: %s only in %s" %
-                            (fmt(t), "1 thread" if t in a1 else "3 threads"))
+            problems.append("alert set differs between 1 and 4 threads: %s only in %s" %
+                            (fmt(t), "1 thread" if t in a1 else "4 threads"))
     return problems
 
 
