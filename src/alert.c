@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "fraudwatch/clock.h"
 #include "sha256.h"
 
 static void put_len(fw_sha256 *s, const char *p, size_t n)
@@ -70,13 +71,6 @@ void fw_micro_text(fw_buf *out, fw_i128 micro)
     }
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void fw_alert_render(fw_buf *out, const fw_rule *r, uint64_t version,
                      const char *subject, size_t slen, const fw_update *u,
                      const char *evidence, size_t evlen)
@@ -97,7 +91,7 @@ void fw_alert_render(fw_buf *out, const fw_rule *r, uint64_t version,
     fw_buf_puts(out, ",\"event_ts\":");
     fw_buf_i64(out, u->ts);
     fw_buf_puts(out, ",\"detected_ts\":");
-    fw_buf_i64(out, now_ms());
+    fw_buf_i64(out, fw_wall_ms());
     fw_buf_puts(out, ",\"ruleset_version\":");
     fw_buf_i64(out, (int64_t)version);
     fw_buf_puts(out, ",\"evidence\":");

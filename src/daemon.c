@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
@@ -94,17 +95,10 @@ struct daemon {
     struct timespec last_checkpoint;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool healthy(void *ctx, char *reason, size_t len)
 {
     struct daemon *d = ctx;
-    int64_t age = mono_ms() - atomic_load(&d->heartbeat_ms);
+    int64_t age = fw_mono_ms() - atomic_load(&d->heartbeat_ms);
     if (age > 10000) {
         snprintf(reason, len, "main loop stalled for %lld ms", (long long)age);
         return false;
@@ -296,7 +290,7 @@ out:
  * checkpoint and commits its positions.  `deadline_ms` < 0: no limit. */
 static int checkpoint(struct daemon *d, int deadline_ms)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = fw_mono_ms();
     char err[1024];
     submit_current(d);
     retire_ready(d, true);
@@ -314,9 +308,9 @@ static int checkpoint(struct daemon *d, int deadline_ms)
         fw_in_commit(d->in, pos);
         fw_counter_add(d->checkpoints, 1);
         fw_gauge_set(d->state_keys, (double)fw_pipeline_keys(d->p));
-        fw_gauge_set(d->checkpoint_seconds, (double)(mono_ms() - t0) / 1000.0);
+        fw_gauge_set(d->checkpoint_seconds, (double)(fw_mono_ms() - t0) / 1000.0);
         fw_log(FW_LOG_DEBUG, "checkpoint", "written", "partitions=%d ms=%lld",
-               pos->cnt, (long long)(mono_ms() - t0));
+               pos->cnt, (long long)(fw_mono_ms() - t0));
     } else {
         fw_counter_add(d->checkpoint_failures, 1);
         char q[1024];
@@ -386,7 +380,7 @@ static int loop(struct daemon *d)
     int64_t last_gauges = 0;
     int64_t interval = d->s->checkpoint_interval_ms;
     while (!stop_requested) {
-        atomic_store(&d->heartbeat_ms, mono_ms());
+        atomic_store(&d->heartbeat_ms, fw_mono_ms());
         swap_rules(d);
         bool busy = d->cur && fw_batch_count(d->cur) > 0;
         uint32_t part = 0;
@@ -408,7 +402,7 @@ static int loop(struct daemon *d)
             snprintf(d->fatal, sizeof d->fatal, "%s", fatal);
             return -1;
         }
-        int64_t now = mono_ms();
+        int64_t now = fw_mono_ms();
         if (now - last_gauges >= 1000) {
             update_gauges(d);
             last_gauges = now;
@@ -497,7 +491,7 @@ int fw_daemon_run(const fw_settings *s)
     if (read_checkpoint(&d, err, sizeof err) != 0)
         goto out;
     if (strcmp(s->metrics_listen, "off") != 0) {
-        atomic_store(&d.heartbeat_ms, mono_ms());
+        atomic_store(&d.heartbeat_ms, fw_mono_ms());
         d.http = fw_http_start(s->metrics_listen, d.m, healthy, &d, err, sizeof err);
         if (!d.http)
             goto out;
@@ -518,11 +512,11 @@ int fw_daemon_run(const fw_settings *s)
         goto out;
     }
     fw_log(FW_LOG_INFO, "daemon", "shutting down: finishing in-flight events", NULL);
-    int64_t t0 = mono_ms();
+    int64_t t0 = fw_mono_ms();
     if (checkpoint(&d, (int)s->shutdown_timeout_s * 1000) == 0) {
         rc = 0;
         fw_log(FW_LOG_INFO, "daemon", "stopped cleanly", "ms=%lld",
-               (long long)(mono_ms() - t0));
+               (long long)(fw_mono_ms() - t0));
     } else {
         fw_log(FW_LOG_ERROR, "daemon", "stopped without a final checkpoint "
                                        "(a restart resumes from the previous one)", NULL);

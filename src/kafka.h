@@ -17,6 +17,13 @@
 #include "fraudwatch/config.h"
 #include "fraudwatch/metrics.h"
 
+/* ---- shared (kafka_common.c) ---- */
+/* librdkafka's log lines into ours, at the matching level. */
+void fw_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+/* rd_kafka_conf_set() with an error naming the client, key and value. */
+int fw_kafka_set(rd_kafka_conf_t *c, const char *client, const char *key,
+                 const char *value, char *err, size_t errlen);
+
 /* ---- producer ---- */
 typedef struct fw_out fw_out;
 

@@ -124,26 +124,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_assign(rk, NULL);
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
-{
-    (void)rk;
-    fw_log(level <= 3 ? FW_LOG_ERROR : level <= 4 ? FW_LOG_WARN
-                                     : level <= 6 ? FW_LOG_INFO : FW_LOG_DEBUG,
-           "librdkafka", buf, "facility=%s", fac);
-}
-
-static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err,
-               size_t errlen)
-{
-    char e[512];
-    if (rd_kafka_conf_set(c, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "consumer setting %s=%s: %s", k, v, e);
-        return -1;
-    }
-    return 0;
-}
-
 fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
                  void *ctx, char *err, size_t errlen)
 {
@@ -155,23 +135,23 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
     in->revoke = revoke;
     in->ctx = ctx;
     in->metrics = m;
-    if (set(c, "bootstrap.servers", s->brokers, err, errlen) ||
-        set(c, "auto.offset.reset", "earliest", err, errlen) ||
-        set(c, "partition.assignment.strategy", "cooperative-sticky", err, errlen))
+    if (fw_kafka_set(c, "consumer", "bootstrap.servers", s->brokers, err, errlen) ||
+        fw_kafka_set(c, "consumer", "auto.offset.reset", "earliest", err, errlen) ||
+        fw_kafka_set(c, "consumer", "partition.assignment.strategy", "cooperative-sticky", err, errlen))
         goto fail;
     for (size_t i = 0; i < s->nconsumer; i++)
-        if (set(c, s->consumer_keys[i], s->consumer_values[i], err, errlen))
+        if (fw_kafka_set(c, "consumer", s->consumer_keys[i], s->consumer_values[i], err, errlen))
             goto fail;
     /* What the delivery guarantee needs; config.c refuses overrides. */
-    if (set(c, "group.id", s->group_id, err, errlen) ||
-        set(c, "client.id", s->instance_id, err, errlen) ||
-        set(c, "enable.auto.commit", "false", err, errlen) ||
-        set(c, "enable.auto.offset.store", "false", err, errlen) ||
-        set(c, "enable.partition.eof", "false", err, errlen))
+    if (fw_kafka_set(c, "consumer", "group.id", s->group_id, err, errlen) ||
+        fw_kafka_set(c, "consumer", "client.id", s->instance_id, err, errlen) ||
+        fw_kafka_set(c, "consumer", "enable.auto.commit", "false", err, errlen) ||
+        fw_kafka_set(c, "consumer", "enable.auto.offset.store", "false", err, errlen) ||
+        fw_kafka_set(c, "consumer", "enable.partition.eof", "false", err, errlen))
         goto fail;
     rd_kafka_conf_set_opaque(c, in);
     rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
-    rd_kafka_conf_set_log_cb(c, on_log);
+    rd_kafka_conf_set_log_cb(c, fw_kafka_log);
     char e[512];
     in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e);
     if (!in->rk) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "kafka.h"
 
@@ -31,13 +32,6 @@ struct fw_out {
     fw_counter *dead_letters;
     fw_histogram *latency;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The opaque of a message: its source timestamp (ms), or 0. */
 static void *ts_opaque(int64_t ts) { return (void *)(intptr_t)ts; }
@@ -54,10 +48,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
         o->pending--;
         fw_counter_add(o->produced, 1);
         int64_t src = (int64_t)(intptr_t)m->_private;
+        int64_t age = fw_wall_ms() - src;  /* a producer's clock may run ahead */
         if (src > 0) /* dead letters carry 0 */
-            fw_histogram_observe(o->latency, now_ms() > src
-                                                 ? (double)(now_ms() - src) / 1000.0
-                                                 : 0.0);
+            fw_histogram_observe(o->latency, age > 0 ? (double)age / 1000.0 : 0.0);
         return;
     }
     /* Never drop: count, say so, and send it again. */
@@ -86,15 +79,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *arg)
     }
     fw_log(FW_LOG_WARN, "kafka", "producer error", "error=\"%s\" reason=\"%s\"",
            rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
-{
-    (void)rk;
-    fw_log(level <= 3 ? FW_LOG_ERROR : level <= 4 ? FW_LOG_WARN
-                                     : level <= 6 ? FW_LOG_INFO : FW_LOG_DEBUG,
-           "librdkafka", buf, "facility=%s", fac);
 }
 
 static void produce(fw_out *o, rd_kafka_topic_t *topic, const void *payload,
@@ -137,17 +121,6 @@ static void produce(fw_out *o, rd_kafka_topic_t *topic, const void *payload,
     }
 }
 
-static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err,
-               size_t errlen)
-{
-    char e[512];
-    if (rd_kafka_conf_set(c, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "producer setting %s=%s: %s", k, v, e);
-        return -1;
-    }
-    return 0;
-}
-
 fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen)
 {
     fw_out *o = calloc(1, sizeof *o);
@@ -156,20 +129,20 @@ fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen
         goto fail;
     /* Defaults first, then the operator's pass-through keys, then what the
      * delivery guarantee needs (config.c refuses overrides of those). */
-    if (set(c, "bootstrap.servers", s->brokers, err, errlen) ||
-        set(c, "linger.ms", "2", err, errlen) ||
-        set(c, "message.timeout.ms", "0", err, errlen)) /* never expire */
+    if (fw_kafka_set(c, "producer", "bootstrap.servers", s->brokers, err, errlen) ||
+        fw_kafka_set(c, "producer", "linger.ms", "2", err, errlen) ||
+        fw_kafka_set(c, "producer", "message.timeout.ms", "0", err, errlen)) /* never expire */
         goto fail;
     for (size_t i = 0; i < s->nproducer; i++)
-        if (set(c, s->producer_keys[i], s->producer_values[i], err, errlen))
+        if (fw_kafka_set(c, "producer", s->producer_keys[i], s->producer_values[i], err, errlen))
             goto fail;
-    if (set(c, "enable.idempotence", "true", err, errlen) ||
-        set(c, "client.id", s->instance_id, err, errlen))
+    if (fw_kafka_set(c, "producer", "enable.idempotence", "true", err, errlen) ||
+        fw_kafka_set(c, "producer", "client.id", s->instance_id, err, errlen))
         goto fail;
     rd_kafka_conf_set_opaque(c, o);
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
     rd_kafka_conf_set_error_cb(c, on_error);
-    rd_kafka_conf_set_log_cb(c, on_log);
+    rd_kafka_conf_set_log_cb(c, fw_kafka_log);
     char e[512];
     o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof e);
     if (!o->rk) {

@@ -8,6 +8,7 @@
  * condition false and its not_ form true. */
 #include "match.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "fraudwatch/event.h"
@@ -63,19 +64,6 @@ static int regex_search(fw_matcher *m, const fw_cond *c, const cJSON *v)
     return 0;
 }
 
-static bool compare(enum fw_op op, double a, double b)
-{
-    switch (op) {
-    case FW_OP_LT: return a < b;
-    case FW_OP_LE: return a <= b;
-    case FW_OP_GT: return a > b;
-    case FW_OP_GE: return a >= b;
-    case FW_OP_EQ: return a == b;
-    case FW_OP_NE: return a != b;
-    }
-    return false;
-}
-
 static bool in_list(const fw_cond *c, const cJSON *v)
 {
     if (!cJSON_IsString(v) || !v->valuestring)
@@ -98,7 +86,9 @@ static bool match_one(fw_matcher *m, const cJSON *root, const fw_cond *c)
     case FW_C_NOT_REGEX:
         return regex_search(m, c, v) == 0;
     case FW_C_CMP_NUM:
-        return cJSON_IsNumber(v) && compare(c->op, v->valuedouble, c->num);
+        return cJSON_IsNumber(v) &&
+               fw_op_holds(c->op, (v->valuedouble > c->num) - (v->valuedouble < c->num)) &&
+               !isnan(v->valuedouble);
     case FW_C_CMP_STR: {
         if (!cJSON_IsString(v) || !v->valuestring)
             return false;

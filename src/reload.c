@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #ifdef FW_HAVE_REDIS
 #include "fraudwatch/rulestore.h"
@@ -57,20 +58,6 @@ struct fw_reloader {
     fw_counter *failures;
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Hands a good set to the main thread (replacing one it has not taken). */
 static void publish(fw_reloader *r, fw_ruleset *rs)
 {
@@ -79,7 +66,7 @@ static void publish(fw_reloader *r, fw_ruleset *rs)
     r->version = fw_ruleset_version(rs);
     r->last_ok = true;
     r->last_error[0] = '\0';
-    r->last_reload_ms = wall_ms();
+    r->last_reload_ms = fw_wall_ms();
     fw_counter_add(r->reloads, 1);
     fw_log(FW_LOG_INFO, "rules", "new rule set ready", "version=%llu rules=%zu",
            (unsigned long long)r->version, fw_ruleset_rule_count(rs));
@@ -88,7 +75,7 @@ static void publish(fw_reloader *r, fw_ruleset *rs)
 static void refuse(fw_reloader *r, const char *what, const char *err)
 {
     r->last_ok = false;
-    r->last_reload_ms = wall_ms();
+    r->last_reload_ms = fw_wall_ms();
     snprintf(r->last_error, sizeof r->last_error, "%s", err);
     fw_counter_add(r->failures, 1);
     char q[4096];
@@ -140,13 +127,13 @@ static void *dir_thread(void *arg)
             char buf[4096];
             while (read(fd, buf, sizeof buf) > 0)
                 ;
-            due = mono_ms() + 200;   /* let a burst of writes settle */
+            due = fw_mono_ms() + 200;   /* let a burst of writes settle */
         }
         if (atomic_exchange(&r->hup, false)) {
             fw_log(FW_LOG_INFO, "rules", "SIGHUP: reloading", "dir=%s", r->dir);
-            due = mono_ms();
+            due = fw_mono_ms();
         }
-        if (due >= 0 && mono_ms() >= due) {
+        if (due >= 0 && fw_mono_ms() >= due) {
             due = -1;
             reload_dir(r);
         }
@@ -201,7 +188,7 @@ static void *redis_thread(void *arg)
     bool reconnecting = false;
     char err[8192];
     while (!atomic_load(&r->stop)) {
-        int64_t now = mono_ms();
+        int64_t now = fw_mono_ms();
         if (!st || !sub) {
             if (now < next_try) {
                 usleep(50000);
@@ -232,14 +219,14 @@ static void *redis_thread(void *arg)
             reconnecting = true;
         }
         /* Wait for a notification, at most until the next periodic check. */
-        int wait = (int)(next_check - mono_ms());
+        int wait = (int)(next_check - fw_mono_ms());
         int got = fw_rsub_wait(sub, wait > 0 ? (wait < 200 ? wait : 200) : 0);
         if (got < 0) {
             fw_rsub_free(sub);
             sub = NULL;
             continue;
         }
-        now = mono_ms();
+        now = fw_mono_ms();
         if (got == 1 || now >= next_check || atomic_exchange(&r->hup, false)) {
             next_check = now + 1000;
             uint64_t gen;
@@ -287,7 +274,7 @@ int fw_reloader_start(const fw_settings *s, fw_metrics *m, fw_ruleset **initial,
         return -1;
     }
     r->s = s;
-    r->started_ms = wall_ms();
+    r->started_ms = fw_wall_ms();
     atomic_init(&r->pending, NULL);
     atomic_init(&r->stop, false);
     atomic_init(&r->hup, false);
@@ -334,7 +321,7 @@ int fw_reloader_start(const fw_settings *s, fw_metrics *m, fw_ruleset **initial,
     }
     r->version = fw_ruleset_version(*initial);
     r->last_ok = true;
-    r->last_reload_ms = wall_ms();
+    r->last_reload_ms = fw_wall_ms();
     fw_counter_add(r->reloads, 1);
     if (pthread_create(&r->thread, NULL, fn, r) != 0) {
         fw_ruleset_unref(*initial);

@@ -131,6 +131,21 @@ struct fw_ruleset {
     uint32_t max_steps;
 };
 
+/* Does `a OP b` hold, given cmp = (a > b) - (a < b)?  One definition for
+ * conditions (doubles) and threshold limits (doubles or exact sums). */
+static inline bool fw_op_holds(enum fw_op op, int cmp)
+{
+    switch (op) {
+    case FW_OP_LT: return cmp < 0;
+    case FW_OP_LE: return cmp <= 0;
+    case FW_OP_GT: return cmp > 0;
+    case FW_OP_GE: return cmp >= 0;
+    case FW_OP_EQ: return cmp == 0;
+    case FW_OP_NE: return cmp != 0;
+    }
+    return false;
+}
+
 /* Look-up of a field by path; NULL when absent. */
 static inline const cJSON *fw_path_get(const cJSON *root, const fw_path *p)
 {

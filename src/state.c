@@ -140,32 +140,6 @@ static const char *agg_name(enum fw_agg a)
     return a == FW_AGG_COUNT ? "count" : a == FW_AGG_SUM ? "sum" : "distinct";
 }
 
-static bool holds(enum fw_op op, double a, double b)
-{
-    switch (op) {
-    case FW_OP_GE: return a >= b;
-    case FW_OP_GT: return a > b;
-    case FW_OP_LE: return a <= b;
-    case FW_OP_LT: return a < b;
-    case FW_OP_EQ: return a == b;
-    case FW_OP_NE: return a != b;
-    }
-    return false;
-}
-
-static bool holds_micro(enum fw_op op, fw_i128 a, fw_i128 b)
-{
-    switch (op) {
-    case FW_OP_GE: return a >= b;
-    case FW_OP_GT: return a > b;
-    case FW_OP_LE: return a <= b;
-    case FW_OP_LT: return a < b;
-    case FW_OP_EQ: return a == b;
-    case FW_OP_NE: return a != b;
-    }
-    return false;
-}
-
 static void apply_threshold(fw_state *st, const fw_ruleset *rs,
                             const fw_rule *r, const fw_update *u,
                             fw_alert_out *out)
@@ -177,8 +151,9 @@ static void apply_threshold(fw_state *st, const fw_ruleset *rs,
     fw_i128 micro = 0;
     if (!fw_window_apply(&it->win, r, &it->m, u, &agg, &micro))
         return;
-    bool fire = r->agg == FW_AGG_SUM ? holds_micro(r->agg_op, micro, r->limit_micro)
-                                     : holds(r->agg_op, agg, r->limit);
+    int cmp = r->agg == FW_AGG_SUM ? (micro > r->limit_micro) - (micro < r->limit_micro)
+                                   : (agg > r->limit) - (agg < r->limit);
+    bool fire = fw_op_holds(r->agg_op, cmp);
     if (!fire || suppressed(it, r->suppress_ms, u->ts))
         return;
     it->last_fire = u->ts;
