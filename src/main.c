@@ -1,11 +1,12 @@
 /* main.c — the `fraudwatch` command: argument parsing and subcommands.
  *
  * Owns nothing but the command line: each subcommand parses its options,
- * calls one module (replay.c, rules_load.c) and turns its result into an
- * exit status — 0 success, 1 a failure of the work (a refused rule set, an
- * unreadable file), 2 a usage error. */
+ * calls one module (replay.c, rules_load.c, rulestore.c) and turns its
+ * result into an exit status — 0 success, 1 a failure of the work (a refused
+ * rule set, an unreadable file, Redis unreachable), 2 a usage error. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/replay.h"
 #include "fraudwatch/ruleset.h"
+#ifdef FW_HAVE_REDIS
+#include "fraudwatch/clock.h"
+#include "fraudwatch/rulestore.h"
+#endif
 
 #ifndef FW_VERSION
 #define FW_VERSION "0.0.0"
@@ -34,6 +39,17 @@ static const char usage_main[] =
     "                      run the engine over a JSONL file (or stdin); alerts as\n"
     "                      JSONL on stdout, malformed lines and a summary on stderr\n"
     "  rules check DIR     validate a rules directory and print what it holds\n"
+#ifdef FW_HAVE_REDIS
+    "  rules push DIR --redis URL\n"
+    "                      validate DIR and publish it to Redis as a new version\n"
+    "  rules pull --redis URL DIR [--force]\n"
+    "                      write the active rule set and watchlists into DIR\n"
+    "  rules status --redis URL\n"
+    "                      active version, watchlists, and every live daemon\n"
+    "  lists add|remove NAME VALUE... --redis URL\n"
+    "  lists load NAME FILE --redis URL\n"
+    "                      change one watchlist in Redis (no rule push needed)\n"
+#endif
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
     "                      the streaming daemon: events from Kafka, alerts to Kafka\n"
@@ -43,7 +59,13 @@ static const char usage_main[] =
     "  -h, --help          this help (or: fraudwatch <command> --help)\n"
     "  -V, --version       print the version\n"
     "\n"
-    "Rule language, alert format and semantics: docs/rules.md, docs/alerts.md.\n";
+#ifdef FW_HAVE_REDIS
+    "--redis URL is redis://[[user]:password@]host[:port][/db]; without it the\n"
+    "URL is read from the environment variable FRAUDWATCH_REDIS.\n"
+#endif
+    "\n"
+    "Rule language, alert format and semantics: docs/rules.md, docs/alerts.md;\n"
+    "the rule store in Redis: docs/redis.md.\n";
 
 static const char usage_replay[] =
     "usage: fraudwatch replay --rules DIR [options] [FILE|-]\n"
@@ -68,10 +90,104 @@ static const char usage_replay[] =
 
 static const char usage_rules[] =
     "usage: fraudwatch rules check DIR\n"
+#ifdef FW_HAVE_REDIS
+    "       fraudwatch rules push DIR --redis URL\n"
+    "       fraudwatch rules pull --redis URL DIR [--force]\n"
+    "       fraudwatch rules status --redis URL\n"
+#endif
     "\n"
-    "Validates the rules directory DIR exactly as replay and the daemon load it\n"
-    "and prints the watchlists and rules it holds.  On error, prints every\n"
-    "problem found (file, rule id, member, reason) and exits 1.\n";
+    "check   validates the rules directory DIR exactly as replay and the daemon\n"
+    "        load it and prints the watchlists and rules it holds.  On error,\n"
+    "        prints every problem found (file, rule id, member, reason) and\n"
+    "        exits 1.\n"
+#ifdef FW_HAVE_REDIS
+    "push    validates DIR like check, then makes it the active set in Redis\n"
+    "        (rules and watchlists, one atomic change, a new version number) and\n"
+    "        notifies the daemons.  A refused set changes nothing.\n"
+    "pull    writes the active set from Redis into DIR, as files.\n"
+    "status  the active version, the watchlists and every live daemon.\n"
+    "\n"
+    "fraudwatch rules SUBCOMMAND --help for the options.\n"
+#endif
+    ;
+
+#ifdef FW_HAVE_REDIS
+#define REDIS_OPTIONS \
+    "  -r, --redis URL          redis://[[user]:password@]host[:port][/db]\n" \
+    "                           (default: the environment variable\n" \
+    "                           FRAUDWATCH_REDIS); rediss:// is not supported\n" \
+    "      --timeout MS         connect and per-command timeout (default 5000)\n" \
+    "  -h, --help               this help\n"
+
+static const char usage_rules_push[] =
+    "usage: fraudwatch rules push DIR --redis URL [--timeout MS]\n"
+    "\n"
+    "Reads every *.json and NAME.list in DIR, validates them exactly as\n"
+    "`fraudwatch rules check DIR` does and, if the set is valid, makes it the\n"
+    "active set in Redis in one transaction: the rule files, the watchlists\n"
+    "(lists that DIR does not have are removed), a new rules version and a new\n"
+    "generation, and a notification on fraudwatch:notify.  Running daemons load\n"
+    "it within a second.  A refused set changes nothing in Redis; every problem\n"
+    "is printed with its file and rule id.\n"
+    "\n"
+    "options:\n"
+    REDIS_OPTIONS
+    "\n"
+    "exit status: 0 pushed, 1 refused or Redis failure, 2 usage error\n";
+
+static const char usage_rules_pull[] =
+    "usage: fraudwatch rules pull --redis URL DIR [--force] [--timeout MS]\n"
+    "\n"
+    "Writes the active rule set from Redis into DIR (created if missing): the\n"
+    "rule files byte for byte as pushed, and each watchlist as NAME.list with\n"
+    "its entries sorted.  The result passes `fraudwatch rules check DIR` and can\n"
+    "be pushed again.  The read is consistent: files and lists of one version.\n"
+    "\n"
+    "options:\n"
+    "  -f, --force              DIR may be non-empty: its *.json and *.list files\n"
+    "                           are replaced, so DIR holds exactly the active set\n"
+    "                           (other files are left alone)\n"
+    REDIS_OPTIONS
+    "\n"
+    "exit status: 0 written, 1 failure (DIR not empty, Redis), 2 usage error\n";
+
+static const char usage_rules_status[] =
+    "usage: fraudwatch rules status --redis URL [--timeout MS]\n"
+    "\n"
+    "Prints the active rule set version and generation, every watchlist with\n"
+    "its size and version, and every live daemon (from its heartbeat key):\n"
+    "instance, host, pid, the version and generation it runs, the result and\n"
+    "time of its last reload, its last error, and when its heartbeat expires.\n"
+    "A daemon is \"behind\" while its generation is older than the store's.\n"
+    "\n"
+    "options:\n"
+    REDIS_OPTIONS
+    "\n"
+    "exit status: 0 printed, 1 Redis failure, 2 usage error\n";
+
+static const char usage_lists[] =
+    "usage: fraudwatch lists add NAME VALUE... --redis URL\n"
+    "       fraudwatch lists remove NAME VALUE... --redis URL\n"
+    "       fraudwatch lists load NAME FILE --redis URL\n"
+    "\n"
+    "Changes one watchlist in Redis without a rule push; each change bumps the\n"
+    "list's version and the store's generation in the same transaction, so the\n"
+    "daemons refresh within a second.\n"
+    "\n"
+    "add     adds the values (the list is created if it does not exist)\n"
+    "remove  removes the values\n"
+    "load    replaces the whole list with the values of FILE ('-': stdin), one\n"
+    "        per line, '#' comments and blank lines skipped, like a .list file;\n"
+    "        staged first, then swapped in atomically (a million lines is fine)\n"
+    "\n"
+    "NAME is 1..64 characters of A-Z a-z 0-9 _ . - (not starting with '.').\n"
+    "Values are trimmed; put -- before values that start with '-'.\n"
+    "\n"
+    "options:\n"
+    REDIS_OPTIONS
+    "\n"
+    "exit status: 0 changed, 1 refused or Redis failure, 2 usage error\n";
+#endif
 
 #ifdef FW_HAVE_DAEMON
 static const char usage_run[] =
@@ -276,35 +392,305 @@ static int cmd_replay(int argc, char **argv)
     return 0;
 }
 
-static int cmd_rules(int argc, char **argv)
+static bool is_help(const char *s)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage_rules, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (strcmp(argv[1], "check") != 0) {
-        fprintf(stderr, "fraudwatch rules: unknown subcommand '%s'\n", argv[1]);
-        fputs(usage_rules, stderr);
-        return 2;
-    }
-    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+    return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0;
+}
+
+static int cmd_rules_check(int argc, char **argv)
+{
+    if (argc == 2 && is_help(argv[1])) {
         fputs(usage_rules, stdout);
         return 0;
     }
-    if (argc != 3) {
+    if (argc != 2) {
         fputs(usage_rules, stderr);
         return 2;
     }
     fw_ruleset *rs;
     char err[16384];
-    if (fw_ruleset_load_dir(argv[2], 1, &rs, err, sizeof err) != 0) {
-        fprintf(stderr, "fraudwatch: rules in %s refused:\n%s\n", argv[2], err);
+    if (fw_ruleset_load_dir(argv[1], 1, &rs, err, sizeof err) != 0) {
+        fprintf(stderr, "fraudwatch: rules in %s refused:\n%s\n", argv[1], err);
         return 1;
     }
-    printf("%s: ok\n", argv[2]);
+    printf("%s: ok\n", argv[1]);
     fw_ruleset_describe(rs, stdout);
     fw_ruleset_unref(rs);
     return 0;
+}
+
+#ifdef FW_HAVE_REDIS
+struct redis_opts {
+    const char *url;
+    int timeout_ms;
+    bool force;
+};
+
+/* Options shared by the Redis subcommands.  argv[0] is the subcommand; the
+ * positional arguments end up in argv[optind..argc).  Returns -1 to go on,
+ * or the exit status. */
+static int parse_redis_opts(int argc, char **argv, const char *cmd,
+                            const char *usage, bool allow_force,
+                            struct redis_opts *o)
+{
+    enum { OPT_TIMEOUT = 256 };
+    static const struct option opts[] = {
+        { "redis", required_argument, NULL, 'r' },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "force", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    o->url = NULL;
+    o->timeout_ms = 5000;
+    o->force = false;
+    unsigned long long v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "r:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            o->url = optarg;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_u64(optarg, 1, 3600000, &v) != 0) {
+                fprintf(stderr, "fraudwatch %s: --timeout must be 1..3600000 ms, "
+                                "not '%s'\n", cmd, optarg);
+                return 2;
+            }
+            o->timeout_ms = (int)v;
+            break;
+        case 'f':
+            if (!allow_force) {
+                fprintf(stderr, "fraudwatch %s: --force is only for rules pull\n", cmd);
+                return 2;
+            }
+            o->force = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!o->url || !*o->url) {
+        const char *env = getenv("FRAUDWATCH_REDIS");
+        if (env && *env)
+            o->url = env;
+    }
+    if (!o->url) {
+        fprintf(stderr, "fraudwatch %s: --redis URL (or FRAUDWATCH_REDIS) is "
+                        "required\n", cmd);
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static int connect_store(const char *cmd, const struct redis_opts *o,
+                         fw_rstore **r)
+{
+    /* hiredis writes with write(2): a server that closes the connection
+     * must give an error message, not a silent death by SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    char err[1024];
+    if (fw_rstore_connect(o->url, o->timeout_ms, r, err, sizeof err) != 0) {
+        fprintf(stderr, "fraudwatch %s: %s\n", cmd, err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_rules_push(int argc, char **argv)
+{
+    struct redis_opts o;
+    int rc = parse_redis_opts(argc, argv, "rules push", usage_rules_push, false, &o);
+    if (rc >= 0)
+        return rc;
+    if (argc - optind != 1) {
+        fputs("fraudwatch rules push: expected one rules directory\n", stderr);
+        fputs(usage_rules_push, stderr);
+        return 2;
+    }
+    const char *dir = argv[optind];
+    fw_rstore *r;
+    if (connect_store("rules push", &o, &r) != 0)
+        return 1;
+    static char err[65536];
+    fw_rstore_push_result res;
+    rc = fw_rstore_push_dir(r, dir, &res, err, sizeof err);
+    if (rc == 0)
+    {
+        printf("%s: pushed to %s as version %llu (generation %llu): %zu rule "
+               "file%s, %zu rules, %zu watchlist%s (%zu entries); %lld "
+               "subscriber%s notified\n",
+               dir, fw_rstore_where(r), (unsigned long long)res.version,
+               (unsigned long long)res.generation, res.nfiles,
+               res.nfiles == 1 ? "" : "s", res.nrules, res.nlists,
+               res.nlists == 1 ? "" : "s", res.nentries, res.notified,
+               res.notified == 1 ? "" : "s");
+        if (res.nremoved)
+            printf("%zu watchlist%s that %s no longer has removed from redis\n",
+                   res.nremoved, res.nremoved == 1 ? "" : "s", dir);
+    }
+    else
+        fprintf(stderr, "fraudwatch rules push: %s\n", err);
+    fw_rstore_free(r);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_rules_pull(int argc, char **argv)
+{
+    struct redis_opts o;
+    int rc = parse_redis_opts(argc, argv, "rules pull", usage_rules_pull, true, &o);
+    if (rc >= 0)
+        return rc;
+    if (argc - optind != 1) {
+        fputs("fraudwatch rules pull: expected one target directory\n", stderr);
+        fputs(usage_rules_pull, stderr);
+        return 2;
+    }
+    const char *dir = argv[optind];
+    fw_rstore *r;
+    if (connect_store("rules pull", &o, &r) != 0)
+        return 1;
+    char err[4096];
+    fw_rstore_pull_result res;
+    rc = fw_rstore_pull_dir(r, dir, o.force, &res, err, sizeof err);
+    if (rc == 0) {
+        printf("%s: version %llu (generation %llu) pulled from %s: %zu rule "
+               "file%s, %zu watchlist%s (%zu entries)\n", dir,
+               (unsigned long long)res.version, (unsigned long long)res.generation,
+               fw_rstore_where(r), res.nfiles, res.nfiles == 1 ? "" : "s",
+               res.nlists, res.nlists == 1 ? "" : "s", res.nentries);
+        if (res.nremoved)
+            printf("%s: %zu stale *.json / *.list file%s removed (--force)\n", dir,
+                   res.nremoved, res.nremoved == 1 ? "" : "s");
+    } else {
+        fprintf(stderr, "fraudwatch rules pull: %s\n", err);
+    }
+    fw_rstore_free(r);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_rules_status(int argc, char **argv)
+{
+    struct redis_opts o;
+    int rc = parse_redis_opts(argc, argv, "rules status", usage_rules_status, false, &o);
+    if (rc >= 0)
+        return rc;
+    if (argc != optind) {
+        fputs("fraudwatch rules status: unexpected argument\n", stderr);
+        fputs(usage_rules_status, stderr);
+        return 2;
+    }
+    fw_rstore *r;
+    if (connect_store("rules status", &o, &r) != 0)
+        return 1;
+    char err[4096];
+    fw_rstore_status *st;
+    rc = fw_rstore_status_read(r, &st, err, sizeof err);
+    if (rc == 0) {
+        printf("store: %s\n", fw_rstore_where(r));
+        fw_rstore_status_print(st, fw_wall_ms(), stdout);
+        fw_rstore_status_free(st);
+    } else {
+        fprintf(stderr, "fraudwatch rules status: %s\n", err);
+    }
+    fw_rstore_free(r);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_lists(int argc, char **argv)
+{
+    if (argc < 2 || is_help(argv[1])) {
+        fputs(usage_lists, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    bool add = strcmp(sub, "add") == 0, rem = strcmp(sub, "remove") == 0,
+         load = strcmp(sub, "load") == 0;
+    if (!add && !rem && !load) {
+        fprintf(stderr, "fraudwatch lists: unknown subcommand '%s'\n", sub);
+        fputs(usage_lists, stderr);
+        return 2;
+    }
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "lists %s", sub);
+    struct redis_opts o;
+    int rc = parse_redis_opts(argc - 1, argv + 1, cmd, usage_lists, false, &o);
+    if (rc >= 0)
+        return rc;
+    char **pos = argv + 1 + optind;
+    int npos = argc - 1 - optind;
+    if (npos < 2 || (load && npos != 2)) {
+        fprintf(stderr, "fraudwatch %s: expected %s\n", cmd,
+                load ? "NAME FILE" : "NAME VALUE...");
+        fputs(usage_lists, stderr);
+        return 2;
+    }
+    const char *name = pos[0];
+    fw_rstore *r;
+    if (connect_store(cmd, &o, &r) != 0)
+        return 1;
+    char err[4096];
+    fw_rstore_list_result res;
+    if (load)
+        rc = fw_rstore_list_load(r, name, pos[1], &res, err, sizeof err);
+    else if (add)
+        rc = fw_rstore_list_add(r, name, (const char *const *)(pos + 1),
+                                (size_t)(npos - 1), &res, err, sizeof err);
+    else
+        rc = fw_rstore_list_remove(r, name, (const char *const *)(pos + 1),
+                                   (size_t)(npos - 1), &res, err, sizeof err);
+    if (rc == 0) {
+        if (load)
+            printf("watchlist %s: loaded from %s, %zu entries, version %llu "
+                   "(generation %llu), %.2f s\n", name, pos[1], res.size,
+                   (unsigned long long)res.version,
+                   (unsigned long long)res.generation, res.seconds);
+        else
+            printf("watchlist %s: %zu %s, %zu entries, version %llu "
+                   "(generation %llu)\n", name, res.changed,
+                   add ? "added" : "removed", res.size,
+                   (unsigned long long)res.version,
+                   (unsigned long long)res.generation);
+    } else {
+        fprintf(stderr, "fraudwatch %s: %s\n", cmd, err);
+    }
+    fw_rstore_free(r);
+    return rc == 0 ? 0 : 1;
+}
+#endif
+
+static int cmd_rules(int argc, char **argv)
+{
+    if (argc < 2 || is_help(argv[1])) {
+        fputs(usage_rules, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "check") == 0)
+        return cmd_rules_check(argc - 1, argv + 1);
+#ifdef FW_HAVE_REDIS
+    if (strcmp(argv[1], "push") == 0)
+        return cmd_rules_push(argc - 1, argv + 1);
+    if (strcmp(argv[1], "pull") == 0)
+        return cmd_rules_pull(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return cmd_rules_status(argc - 1, argv + 1);
+#else
+    if (strcmp(argv[1], "push") == 0 || strcmp(argv[1], "pull") == 0 ||
+        strcmp(argv[1], "status") == 0) {
+        fprintf(stderr, "fraudwatch rules %s: this build has no Redis support "
+                        "(hiredis was not found when it was built)\n", argv[1]);
+        return 1;
+    }
+#endif
+    fprintf(stderr, "fraudwatch rules: unknown subcommand '%s'\n", argv[1]);
+    fputs(usage_rules, stderr);
+    return 2;
 }
 
 int main(int argc, char **argv)
@@ -328,6 +714,16 @@ int main(int argc, char **argv)
         return cmd_replay(argc - 1, argv + 1);
     if (strcmp(cmd, "rules") == 0)
         return cmd_rules(argc - 1, argv + 1);
+#ifdef FW_HAVE_REDIS
+    if (strcmp(cmd, "lists") == 0)
+        return cmd_lists(argc - 1, argv + 1);
+#else
+    if (strcmp(cmd, "lists") == 0) {
+        fputs("fraudwatch lists: this build has no Redis support (hiredis was "
+              "not found when it was built)\n", stderr);
+        return 1;
+    }
+#endif
 #ifdef FW_HAVE_DAEMON
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);

@@ -241,8 +241,8 @@ def test_redis_restart_and_lost_notification():
             [FW, "rules", "status", "--redis", r.url], capture_output=True, text=True).stdout,
             10, "the heartbeat in rules status")
         r.stop()                                      # Redis gone
-        produce(c.topic, lines[1000:2000])
         n = len(alerts_of(c.alerts))
+        produce(c.topic, lines[1000:2000])
         wait_for(lambda: len(alerts_of(c.alerts)) > n, 30, "alerts while Redis is down")
         assert d.proc.poll() is None
         r.start()                                     # back, empty (no persistence)

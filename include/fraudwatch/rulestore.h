@@ -1,0 +1,204 @@
+/* fraudwatch — the rule store in Redis: push, pull, watchlists, heartbeats.
+ *
+ * The daemon's rule set lives in Redis (SPEC §4, data model in
+ * docs/redis.md).  An operator pushes a validated rules directory as one
+ * atomic change with a new version number; watchlists are Redis sets that
+ * can change on their own; every change bumps `fraudwatch:generation` and is
+ * announced on the channel `fraudwatch:notify`.  A daemon reads the
+ * generation (cheap), fetches a consistent snapshot when it moves, and keeps
+ * a heartbeat key that `fraudwatch rules status` lists.
+ *
+ * Connections.  One fw_rstore is one blocking hiredis connection, for one
+ * thread.  Every call is bounded by the timeout given at connect time (also
+ * for a server that accepts the connection and then stalls).  After any
+ * connection error the handle is dead: every later call fails at once with
+ * "reconnect"; free it and connect again.  A Redis error reply (WRONGTYPE,
+ * NOPERM, OOM, ...) leaves the handle usable.
+ *
+ * URLs: redis://[[user]:password@]host[:port][/db], host a name, an IPv4
+ * address or [IPv6]; user and password may be %-encoded.  rediss:// (TLS) is
+ * refused: hiredis 0.14 has no TLS.
+ *
+ * Errors are written to a caller buffer, naming the server (password
+ * masked), the key or file concerned and what to do.  Functions return 0 on
+ * success and a negative FW_RSTORE_* code on failure. */
+#ifndef FRAUDWATCH_RULESTORE_H
+#define FRAUDWATCH_RULESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fraudwatch/ruleset.h"
+
+enum {
+    FW_RSTORE_OK = 0,
+    FW_RSTORE_ERR = -1,      /* Redis unreachable / error reply / local I/O */
+    FW_RSTORE_REFUSED = -2,  /* the input is invalid (rule set, list name,
+                                value, directory not empty): nothing changed */
+};
+
+typedef struct fw_rstore fw_rstore;
+
+/* Connects (AUTH and SELECT as the URL says, then a PING).  timeout_ms
+ * bounds the connect and every later command (<= 0: 5000). */
+int fw_rstore_connect(const char *url, int timeout_ms, fw_rstore **out,
+                      char *err, size_t errlen);
+void fw_rstore_free(fw_rstore *r);
+/* The URL with its password masked, for messages. */
+const char *fw_rstore_where(const fw_rstore *r);
+
+/* GET fraudwatch:generation (0 when absent). */
+int fw_rstore_generation(fw_rstore *r, uint64_t *gen, char *err, size_t errlen);
+
+/* A consistent snapshot of the active set as in-memory files (rules *.json
+ * byte for byte, and NAME.list, one entry a line), sorted by name and ready
+ * for fw_ruleset_load_files(), with the rules version and the generation
+ * read together with the rule files.  Lists are read with SSCAN (Redis is
+ * never blocked long), each one re-read if its version moved meanwhile; a
+ * list whose version did not change since the previous fetch on this handle
+ * is taken from the handle's cache instead.  An empty store gives 0 files,
+ * version 0 and its generation (0 when nothing was ever written).  Free the
+ * files with fw_rstore_files_free(). */
+int fw_rstore_fetch(fw_rstore *r, fw_rulefile **files, size_t *nfiles,
+                    uint64_t *version, uint64_t *generation, char *err,
+                    size_t errlen);
+void fw_rstore_files_free(fw_rulefile *files, size_t n);
+
+/* ---- operator side ------------------------------------------------------- */
+
+typedef struct fw_rstore_push_result {
+    uint64_t version;      /* the new rules version */
+    uint64_t generation;   /* the generation after the push */
+    size_t nrules;         /* rules in the set */
+    size_t nfiles;         /* rule files */
+    size_t nlists;         /* watchlists */
+    size_t nentries;       /* watchlist entries, all lists */
+    size_t nremoved;       /* lists in Redis that the set no longer has */
+    long long notified;    /* subscribers that received the notification */
+} fw_rstore_push_result;
+
+/* Reads DIR exactly as `rules check` does (every *.json and NAME.list, not
+ * dot files), validates it, and makes it the active set in one MULTI/EXEC:
+ * rule files, watchlists (lists not in DIR are removed), list versions,
+ * rules version and generation, notification.  FW_RSTORE_REFUSED with the
+ * validation errors when the set is invalid: then Redis is not touched. */
+int fw_rstore_push_dir(fw_rstore *r, const char *dir,
+                       fw_rstore_push_result *res, char *err, size_t errlen);
+/* The same from in-memory files (names are base names). */
+int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
+                         fw_rstore_push_result *res, char *err, size_t errlen);
+
+typedef struct fw_rstore_pull_result {
+    uint64_t version, generation;
+    size_t nfiles, nlists, nentries;
+    size_t nremoved;       /* stale *.json / *.list removed (--force) */
+} fw_rstore_pull_result;
+
+/* Writes the active set into DIR (created when missing): rule files byte for
+ * byte, each list as NAME.list (a comment header, then the entries sorted).
+ * A DIR that exists and is not empty is refused unless `force`; with force,
+ * *.json and *.list files of DIR that are not in the set are removed, so DIR
+ * is exactly the active set.  Files are written to a temporary name and
+ * renamed into place. */
+int fw_rstore_pull_dir(fw_rstore *r, const char *dir, bool force,
+                       fw_rstore_pull_result *res, char *err, size_t errlen);
+
+/* Watchlist changes.  A name is [A-Za-z0-9_.-]{1,64} not starting with '.'.
+ * Each change is one MULTI/EXEC that also INCRs the list's version and the
+ * generation and publishes "list NAME VERSION". */
+typedef struct fw_rstore_list_result {
+    uint64_t version;      /* the list's new version */
+    uint64_t generation;
+    size_t changed;        /* entries added / removed */
+    size_t size;           /* entries in the list afterwards */
+    double seconds;        /* wall time of the whole operation */
+} fw_rstore_list_result;
+
+/* Values are trimmed like .list lines; an empty value, one starting with
+ * '#', or one holding a line break is refused.  add creates the list when
+ * it does not exist; remove refuses a list that does not exist. */
+int fw_rstore_list_add(fw_rstore *r, const char *name,
+                       const char *const *values, size_t n,
+                       fw_rstore_list_result *res, char *err, size_t errlen);
+int fw_rstore_list_remove(fw_rstore *r, const char *name,
+                          const char *const *values, size_t n,
+                          fw_rstore_list_result *res, char *err, size_t errlen);
+/* Replaces the list with the values of a .list text ('#' comments, blank
+ * lines, trimmed): staged with pipelined SADDs into a temporary key, then
+ * renamed into place atomically. */
+int fw_rstore_list_replace(fw_rstore *r, const char *name, const char *data,
+                           size_t len, fw_rstore_list_result *res, char *err,
+                           size_t errlen);
+/* fw_rstore_list_replace() with the contents of a file ("-": stdin). */
+int fw_rstore_list_load(fw_rstore *r, const char *name, const char *path,
+                        fw_rstore_list_result *res, char *err, size_t errlen);
+
+/* ---- daemons ------------------------------------------------------------- */
+
+typedef struct fw_heartbeat {
+    const char *instance, *host;
+    int pid;
+    uint64_t version, generation;
+    int64_t last_reload_ms;
+    bool last_ok;
+    const char *last_error;
+    int64_t started_ms;
+} fw_heartbeat;
+
+/* Writes fraudwatch:daemon:INSTANCE (a hash) with an EXPIRE of ttl_s. */
+int fw_rstore_heartbeat(fw_rstore *r, const fw_heartbeat *hb, int ttl_s,
+                        char *err, size_t errlen);
+
+typedef struct fw_rstore_daemon {
+    char *instance, *host;
+    int pid;
+    uint64_t version, generation;
+    int64_t last_reload_ms;
+    bool last_ok;
+    char *last_error;
+    int64_t started_ms;
+    int64_t ttl_ms;        /* until the heartbeat key expires */
+} fw_rstore_daemon;
+
+typedef struct fw_rstore_list_info {
+    char *name;
+    uint64_t size, version;
+} fw_rstore_list_info;
+
+typedef struct fw_rstore_status {
+    uint64_t version, generation;
+    size_t nfiles;
+    fw_rstore_list_info *lists;   /* sorted by name */
+    size_t nlists;
+    fw_rstore_daemon *daemons;    /* sorted by instance */
+    size_t ndaemons;
+} fw_rstore_status;
+
+/* The active version, the lists with sizes and versions, and every live
+ * daemon (heartbeat keys found with SCAN). */
+int fw_rstore_status_read(fw_rstore *r, fw_rstore_status **out, char *err,
+                          size_t errlen);
+/* A human-readable table; times relative to now_ms (wall clock). */
+void fw_rstore_status_print(const fw_rstore_status *st, int64_t now_ms,
+                            FILE *out);
+void fw_rstore_status_free(fw_rstore_status *st);
+
+/* ---- notifications ------------------------------------------------------- */
+
+/* A subscriber to fraudwatch:notify on its own connection.  Pub/sub is
+ * at-most-once: pair it with fw_rstore_generation() checked periodically
+ * and a full re-read after reconnecting. */
+typedef struct fw_rsub fw_rsub;
+
+int fw_rsub_connect(const char *url, int timeout_ms, fw_rsub **out,
+                    char *err, size_t errlen);
+/* Waits up to timeout_ms (0: just look) for a notification; several queued
+ * ones count as one.  Returns 1 notified, 0 timeout, -1 connection lost or
+ * the server stopped answering its keep-alive PING (free it and reconnect
+ * with backoff). */
+int fw_rsub_wait(fw_rsub *s, int timeout_ms);
+void fw_rsub_free(fw_rsub *s);
+
+#endif

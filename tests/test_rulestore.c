@@ -1,0 +1,1130 @@
+/* test_rulestore.c — the Redis rule store against real redis-server
+ * processes: push/pull round trip, a refused push changes nothing, fetch
+ * feeds the loader, versions and generation, watchlists (a 200k-line load,
+ * timed), heartbeats and status, URLs and AUTH (password and ACL user),
+ * notifications, and a stalled server (SIGSTOP) that must fail calls within
+ * the timeout instead of hanging them.
+ *
+ * The group setup starts two servers on free ports of 127.0.0.1 without
+ * persistence — an open one and one with --requirepass plus an ACL user —
+ * and the teardown stops them; the stall test starts a third of its own.
+ * Without redis-server installed the test is skipped (exit 77). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "fraudwatch/clock.h"
+#include "fraudwatch/event.h"
+#include "fraudwatch/rulestore.h"
+#include "fraudwatch/ruleset.h"
+
+#define RULES_DIR FW_SOURCE_DIR "/rules"
+
+/* ---- redis-server processes ------------------------------------------------- */
+
+struct server {
+    pid_t pid;
+    int port;
+    char url[128];
+};
+
+static struct server open_srv, auth_srv;
+static redisContext *raw;   /* to open_srv, for looking behind the API */
+static char tmp_root[64];
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static redisContext *connect_raw(int port, int timeout_ms)
+{
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (c && !c->err)
+        redisSetTimeout(c, tv);
+    return c;
+}
+
+static void stop_server(struct server *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGCONT);
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return;
+        }
+        usleep(50000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+/* Starts redis-server on a free port; extra: NULL-terminated arguments. */
+static int start_server(struct server *s, const char *const *extra)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        s->port = free_port();
+        if (s->port <= 0)
+            continue;
+        char port[16];
+        snprintf(port, sizeof port, "%d", s->port);
+        const char *argv[32] = { "redis-server", "--port", port, "--bind",
+                                 "127.0.0.1", "--save", "", "--appendonly", "no",
+                                 "--dir", tmp_root, "--loglevel", "warning" };
+        int n = 13;
+        for (int i = 0; extra && extra[i] && n < 31; i++)
+            argv[n++] = extra[i];
+        argv[n] = NULL;
+        s->pid = fork();
+        if (s->pid < 0)
+            return -1;
+        if (s->pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive the test */
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0) {
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+            }
+            execvp("redis-server", (char *const *)argv);
+            _exit(127);
+        }
+        for (int i = 0; i < 100; i++) {
+            if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+                s->pid = 0;
+                break;   /* died: the port was taken meanwhile? try another */
+            }
+            redisContext *c = connect_raw(s->port, 500);
+            bool up = c && !c->err;
+            if (up) {
+                redisReply *r = redisCommand(c, "PING");
+                up = r != NULL;   /* +PONG, or -NOAUTH: it answers */
+                if (r)
+                    freeReplyObject(r);
+            }
+            if (c)
+                redisFree(c);
+            if (up) {
+                snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+                return 0;
+            }
+            usleep(50000);
+        }
+        stop_server(s);
+    }
+    return -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/fw-test-rstore-XXXXXX");
+    if (!mkdtemp(tmp_root))
+        return -1;
+    if (start_server(&open_srv, NULL) != 0)
+        return -1;
+    const char *auth[] = { "--requirepass", "secret", NULL };
+    if (start_server(&auth_srv, auth) != 0)
+        return -1;
+    /* An ACL user with the permissions docs/redis.md asks for, no more. */
+    redisContext *c = connect_raw(auth_srv.port, 2000);
+    redisReply *r = redisCommand(c, "AUTH secret");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    r = redisCommand(c, "ACL SETUSER fwuser on >pw@x ~fraudwatch:* "
+                        "&fraudwatch:notify -@all +@read +@write +@keyspace "
+                        "+@transaction +@pubsub +@connection -@dangerous");
+    ok = ok && r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    raw = connect_raw(open_srv.port, 5000);
+    return ok && raw && !raw->err ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (raw)
+        redisFree(raw);
+    stop_server(&open_srv);
+    stop_server(&auth_srv);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmp_root);
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static redisReply *rcmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(raw, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+static long long rint_of(const char *fmt, const char *arg)
+{
+    redisReply *r = rcmd(fmt, arg);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                : r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+static void flush(void)
+{
+    freeReplyObject(rcmd("FLUSHALL"));
+}
+
+static size_t count_keys(const char *pattern)
+{
+    redisReply *r = rcmd("KEYS %s", pattern);
+    size_t n = r->elements;
+    freeReplyObject(r);
+    return n;
+}
+
+static fw_rstore *connect_open(void)
+{
+    fw_rstore *r;
+    char err[1024];
+    if (fw_rstore_connect(open_srv.url, 2000, &r, err, sizeof err) != 0)
+        fail_msg("connect: %s", err);
+    return r;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+static void spit(const char *path, const char *data)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(data, f);
+    fclose(f);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The entries of a .list text, as loaded (trimmed, no comments), sorted and
+ * unique, joined by '\n'. */
+static char *list_set(const char *text)
+{
+    size_t n = 0, cap = 64;
+    char **v = malloc(cap * sizeof *v);
+    char *copy = strdup(text), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t' || *line == '\r')
+            line++;
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == ' ' || line[l - 1] == '\t' || line[l - 1] == '\r'))
+            line[--l] = '\0';
+        if (!l || line[0] == '#')
+            continue;
+        if (n == cap)
+            v = realloc(v, (cap *= 2) * sizeof *v);
+        v[n++] = line;
+    }
+    qsort(v, n, sizeof *v, str_cmp);
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(v[i]) + 1;
+    char *out = calloc(1, total);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(v[i], v[i - 1]) != 0) {
+            strcat(out, v[i]);
+            strcat(out, "\n");
+        }
+    free(v);
+    free(copy);
+    return out;
+}
+
+static void make_dir(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", tmp_root, name);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A copy of the repo's rules/ in tmp_root/name. */
+static void copy_rules(char *out, size_t n, const char *name)
+{
+    make_dir(out, n, name);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", RULES_DIR, out);
+    assert_int_equal(system(cmd), 0);
+}
+
+static size_t shipped_rule_count(void)
+{
+    fw_ruleset *rs;
+    char err[4096];
+    if (fw_ruleset_load_dir(RULES_DIR, 1, &rs, err, sizeof err) != 0)
+        fail_msg("shipped rules: %s", err);
+    size_t n = fw_ruleset_rule_count(rs);
+    fw_ruleset_unref(rs);
+    return n;
+}
+
+static void push_shipped(fw_rstore *r, fw_rstore_push_result *res)
+{
+    char err[16384];
+    if (fw_rstore_push_dir(r, RULES_DIR, res, err, sizeof err) != 0)
+        fail_msg("push: %s", err);
+}
+
+/* Everything under fraudwatch:* (but heartbeats) as one comparable text. */
+static char *dump_store(void)
+{
+    redisReply *keys = rcmd("KEYS fraudwatch:*");
+    char **names = malloc((keys->elements + 1) * sizeof *names);
+    for (size_t i = 0; i < keys->elements; i++)
+        names[i] = strdup(keys->element[i]->str);
+    size_t nk = keys->elements;
+    freeReplyObject(keys);
+    qsort(names, nk, sizeof *names, str_cmp);
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(1, cap);
+    for (size_t i = 0; i < nk; i++) {
+        redisReply *dump = rcmd("DUMP %s", names[i]);
+        size_t need = len + strlen(names[i]) + 2 * dump->len + 8;
+        if (need > cap)
+            out = realloc(out, cap = need * 2);
+        len += (size_t)sprintf(out + len, "%s=", names[i]);
+        for (size_t j = 0; j < dump->len; j++)
+            len += (size_t)sprintf(out + len, "%02x", (unsigned char)dump->str[j]);
+        out[len++] = '\n';
+        out[len] = '\0';
+        freeReplyObject(dump);
+        free(names[i]);
+    }
+    free(names);
+    return out;
+}
+
+/* ---- URLs and AUTH -------------------------------------------------------------- */
+
+static void expect_connect_error(const char *url, const char *needle, const char *absent)
+{
+    fw_rstore *r = (fw_rstore *)1;
+    char err[1024] = "";
+    if (fw_rstore_connect(url, 1000, &r, err, sizeof err) == 0)
+        fail_msg("connected to %s", url);
+    assert_null(r);
+    if (!strstr(err, needle))
+        fail_msg("%s: error \"%s\" lacks \"%s\"", url, err, needle);
+    if (absent && strstr(err, absent))
+        fail_msg("%s: error \"%s\" shows \"%s\"", url, err, absent);
+}
+
+static void test_urls(void **state)
+{
+    (void)state;
+    char url[256];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", open_srv.port);
+    expect_connect_error(url, "TLS", NULL);
+    expect_connect_error(url, "hiredis 0.14", NULL);
+    expect_connect_error("redis://127.0.0.1:99999", "port \"99999\" is not a number 1..65535", NULL);
+    expect_connect_error("redis://127.0.0.1:0", "1..65535", NULL);
+    expect_connect_error("redis://127.0.0.1:6x79", "port", NULL);
+    expect_connect_error("redis://127.0.0.1:", "port", NULL);
+    expect_connect_error("http://127.0.0.1:6379", "not a Redis URL", NULL);
+    expect_connect_error("redis://", "no host", NULL);
+    expect_connect_error("redis://:6379", "no host", NULL);
+    expect_connect_error("redis://127.0.0.1:6379/x", "database", NULL);
+    expect_connect_error("redis://127.0.0.1:6379?db=1", "unexpected", NULL);
+    expect_connect_error("redis://user@127.0.0.1", "no password", NULL);
+    expect_connect_error("redis://:@127.0.0.1", "password is empty", NULL);
+    expect_connect_error("redis://:a%zz@127.0.0.1", "%-encoded", NULL);
+    expect_connect_error("", "no Redis URL", NULL);
+
+    /* Nobody listens: the error names the address and the cause. */
+    int port = free_port();
+    snprintf(url, sizeof url, "redis://:hunter2@127.0.0.1:%d", port);
+    char needle[64];
+    snprintf(needle, sizeof needle, "redis://:***@127.0.0.1:%d: cannot connect", port);
+    expect_connect_error(url, needle, "hunter2");
+    expect_connect_error(url, "refused", NULL);
+
+    /* A good URL with a database and an IPv6-style host parse. */
+    fw_rstore *r;
+    char err[1024];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", open_srv.port);
+    assert_int_equal(fw_rstore_connect(url, 1000, &r, err, sizeof err), 0);
+    assert_string_equal(fw_rstore_where(r), open_srv.url);
+    fw_rstore_free(r);
+}
+
+static void test_auth(void **state)
+{
+    (void)state;
+    char url[256], err[16384];
+    fw_rstore *r;
+    /* No password: the server says NOAUTH at the first command (our PING). */
+    expect_connect_error(auth_srv.url, "requires a password", NULL);
+    snprintf(url, sizeof url, "redis://:wrong-pw@127.0.0.1:%d", auth_srv.port);
+    expect_connect_error(url, "authentication failed", "wrong-pw");
+    snprintf(url, sizeof url, "redis://fwuser:nope@127.0.0.1:%d", auth_srv.port);
+    expect_connect_error(url, "check the user and password", "nope");
+
+    /* The default user's password. */
+    snprintf(url, sizeof url, "redis://:secret@127.0.0.1:%d", auth_srv.port);
+    assert_int_equal(fw_rstore_connect(url, 1000, &r, err, sizeof err), 0);
+    assert_null(strstr(fw_rstore_where(r), "secret"));
+    fw_rstore_free(r);
+
+    /* The ACL user (password "pw@x", %-encoded) can do everything, in db 3. */
+    snprintf(url, sizeof url, "redis://fwuser:pw%%40x@127.0.0.1:%d/3", auth_srv.port);
+    if (fw_rstore_connect(url, 1000, &r, err, sizeof err) != 0)
+        fail_msg("ACL user: %s", err);
+    fw_rstore_push_result pr;
+    if (fw_rstore_push_dir(r, RULES_DIR, &pr, err, sizeof err) != 0)
+        fail_msg("ACL user push: %s", err);
+    const char *vals[] = { "13811112222" };
+    fw_rstore_list_result lr;
+    if (fw_rstore_list_add(r, "fraud_numbers", vals, 1, &lr, err, sizeof err) != 0)
+        fail_msg("ACL user list add: %s", err);
+    if (fw_rstore_list_remove(r, "fraud_numbers", vals, 1, &lr, err, sizeof err) != 0)
+        fail_msg("ACL user list remove: %s", err);
+    if (fw_rstore_list_replace(r, "extra", "1\n2\n", 4, &lr, err, sizeof err) != 0)
+        fail_msg("ACL user list load: %s", err);
+    fw_rulefile *files;
+    size_t n;
+    uint64_t v, g;
+    if (fw_rstore_fetch(r, &files, &n, &v, &g, err, sizeof err) != 0)
+        fail_msg("ACL user fetch: %s", err);
+    fw_rstore_files_free(files, n);
+    fw_heartbeat hb = { .instance = "acl-1", .host = "h", .pid = 1, .last_ok = true };
+    if (fw_rstore_heartbeat(r, &hb, 5, err, sizeof err) != 0)
+        fail_msg("ACL user heartbeat: %s", err);
+    fw_rstore_status *st;
+    if (fw_rstore_status_read(r, &st, err, sizeof err) != 0)
+        fail_msg("ACL user status: %s", err);
+    assert_int_equal(st->ndaemons, 1);
+    fw_rstore_status_free(st);
+    char dir[256];
+    make_dir(dir, sizeof dir, "acl-pull");
+    if (fw_rstore_pull_dir(r, dir, false, NULL, err, sizeof err) != 0)
+        fail_msg("ACL user pull: %s", err);
+    fw_rstore_free(r);
+    fw_rsub *s;
+    if (fw_rsub_connect(url, 1000, &s, err, sizeof err) != 0)
+        fail_msg("ACL user subscribe: %s", err);
+    fw_rsub_free(s);
+
+    /* It all went to db 3, not db 0. */
+    redisContext *c = connect_raw(auth_srv.port, 2000);
+    redisReply *rep = redisCommand(c, "AUTH secret");
+    freeReplyObject(rep);
+    rep = redisCommand(c, "EXISTS fraudwatch:rules:version");
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    rep = redisCommand(c, "SELECT 3");
+    freeReplyObject(rep);
+    rep = redisCommand(c, "GET fraudwatch:rules:version");
+    assert_string_equal(rep->str, "1");
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+/* ---- push, pull, fetch ------------------------------------------------------------ */
+
+static void test_push_pull_roundtrip(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    assert_int_equal(pr.version, 1);
+    assert_int_equal(pr.generation, 1);
+    assert_int_equal(pr.nrules, shipped_rule_count());
+    assert_int_equal(pr.nlists, 2);
+    assert_int_equal(count_keys("fraudwatch:tmp:*"), 0);
+    assert_int_equal(rint_of("TTL %s", "fraudwatch:list:fraud_numbers"), -1);
+
+    char dir[256], err[4096];
+    make_dir(dir, sizeof dir, "pulled/deeper");
+    fw_rstore_pull_result res;
+    if (fw_rstore_pull_dir(r, dir, false, &res, err, sizeof err) != 0)
+        fail_msg("pull: %s", err);
+    assert_int_equal(res.version, 1);
+    assert_int_equal(res.nlists, 2);
+
+    /* Every file of rules/ is back: .json byte for byte, .list as a set. */
+    DIR *d = opendir(RULES_DIR);
+    struct dirent *de;
+    size_t nfiles = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char a[512], b[512];
+        snprintf(a, sizeof a, "%s/%s", RULES_DIR, de->d_name);
+        snprintf(b, sizeof b, "%s/%s", dir, de->d_name);
+        size_t la, lb;
+        char *da = slurp(a, &la), *db = slurp(b, &lb);
+        if (!db)
+            fail_msg("%s was not pulled", de->d_name);
+        if (strstr(de->d_name, ".json")) {
+            assert_int_equal(la, lb);
+            assert_memory_equal(da, db, la);
+        } else {
+            char *sa = list_set(da), *sb = list_set(db);
+            assert_string_equal(sa, sb);
+            free(sa);
+            free(sb);
+        }
+        free(da);
+        free(db);
+        nfiles++;
+    }
+    closedir(d);
+    assert_int_equal(nfiles, pr.nfiles + pr.nlists);
+
+    /* The pulled directory is a valid set again. */
+    fw_ruleset *rs;
+    if (fw_ruleset_load_dir(dir, 1, &rs, err, sizeof err) != 0)
+        fail_msg("pulled set refused: %s", err);
+    assert_int_equal(fw_ruleset_rule_count(rs), pr.nrules);
+    fw_ruleset_unref(rs);
+
+    /* A non-empty directory needs --force; --force leaves DIR = the set. */
+    assert_int_equal(fw_rstore_pull_dir(r, dir, false, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "not empty"));
+    assert_non_null(strstr(err, "--force"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/stale.json", dir);
+    spit(path, "[]");
+    snprintf(path, sizeof path, "%s/old.list", dir);
+    spit(path, "1\n");
+    snprintf(path, sizeof path, "%s/README.txt", dir);
+    spit(path, "keep me");
+    if (fw_rstore_pull_dir(r, dir, true, &res, err, sizeof err) != 0)
+        fail_msg("pull --force: %s", err);
+    assert_int_equal(res.nremoved, 2);
+    snprintf(path, sizeof path, "%s/stale.json", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/README.txt", dir);
+    assert_int_equal(access(path, F_OK), 0);
+
+    /* Pulling from an empty store is an error, not an empty directory. */
+    flush();
+    make_dir(dir, sizeof dir, "pulled-empty");
+    assert_int_not_equal(fw_rstore_pull_dir(r, dir, false, NULL, err, sizeof err), 0);
+    assert_non_null(strstr(err, "no rule set yet"));
+    assert_int_equal(access(dir, F_OK), -1);
+    fw_rstore_free(r);
+}
+
+static void test_refused_push_changes_nothing(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    const char *vals[] = { "13899990000" };
+    char err[16384];
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", vals, 1, NULL, err,
+                                        sizeof err), 0);
+    char *before = dump_store();
+
+    char dir[256], path[512];
+    copy_rules(dir, sizeof dir, "bad-set");
+    snprintf(path, sizeof path, "%s/zz_bad.json", dir);
+    spit(path, "[{\"id\":\"BAD1\",\"event\":\"call\",\"treshold\":{}},"
+               "{\"id\":\"BAD2\",\"event\":\"sms\",\"where\":[{\"field\":\"sender\","
+               "\"in_list\":\"no_such_list\"}]}]");
+    snprintf(path, sizeof path, "%s/fraud_numbers.list", dir);
+    spit(path, "# shrunk\n1\n");
+    int rc = fw_rstore_push_dir(r, dir, &pr, err, sizeof err);
+    assert_int_equal(rc, FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "nothing was changed"));
+    assert_non_null(strstr(err, "zz_bad.json: rule BAD1: treshold"));
+    assert_non_null(strstr(err, "zz_bad.json: rule BAD2"));
+    assert_non_null(strstr(err, "no_such_list"));
+
+    char *after = dump_store();
+    assert_string_equal(before, after);
+    assert_int_equal(count_keys("fraudwatch:tmp:*"), 0);
+    free(after);
+
+    /* No rule file at all is refused as well. */
+    make_dir(dir, sizeof dir, "only-lists");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/a.list", dir);
+    spit(path, "1\n");
+    assert_int_equal(fw_rstore_push_dir(r, dir, NULL, err, sizeof err), FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "no rules files"));
+    after = dump_store();
+    assert_string_equal(before, after);
+    free(after);
+    free(before);
+
+    /* A directory that cannot be read is an error that names it. */
+    assert_int_not_equal(fw_rstore_push_dir(r, "/nonexistent/rules", NULL, err,
+                                            sizeof err), 0);
+    assert_non_null(strstr(err, "/nonexistent/rules"));
+    fw_rstore_free(r);
+}
+
+static void test_fetch_feeds_loader(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    fw_rulefile *files;
+    size_t n;
+    uint64_t version = 9, gen = 9;
+    char err[16384];
+    /* Empty store: no files, version 0, generation 0. */
+    assert_int_equal(fw_rstore_fetch(r, &files, &n, &version, &gen, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(version, 0);
+    assert_int_equal(gen, 0);
+    fw_rstore_files_free(files, n);
+
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    push_shipped(r, &pr);
+    assert_int_equal(pr.version, 2);
+    if (fw_rstore_fetch(r, &files, &n, &version, &gen, err, sizeof err) != 0)
+        fail_msg("fetch: %s", err);
+    assert_int_equal(version, 2);
+    assert_int_equal(gen, 2);
+    assert_int_equal(n, pr.nfiles + pr.nlists);
+    for (size_t i = 1; i < n; i++)
+        assert_true(strcmp(files[i - 1].name, files[i].name) < 0);
+    fw_ruleset *rs;
+    if (fw_ruleset_load_files(files, n, version, &rs, err, sizeof err) != 0)
+        fail_msg("fetched set refused: %s", err);
+    assert_int_equal(fw_ruleset_rule_count(rs), shipped_rule_count());
+    assert_int_equal(fw_ruleset_version(rs), 2);
+    fw_ruleset_unref(rs);
+    fw_rstore_files_free(files, n);
+
+    /* A list change: the next fetch has it (the other list from the cache). */
+    const char *vals[] = { "8613800001111", "8613800002222" };
+    assert_int_equal(fw_rstore_list_add(r, "mule_accounts", vals, 2, NULL, err,
+                                        sizeof err), 0);
+    const char *gone[] = { "8613800001111" };
+    assert_int_equal(fw_rstore_list_remove(r, "mule_accounts", gone, 1, NULL, err,
+                                           sizeof err), 0);
+    if (fw_rstore_fetch(r, &files, &n, &version, &gen, err, sizeof err) != 0)
+        fail_msg("fetch: %s", err);
+    assert_int_equal(gen, 4);
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(files[i].name, "mule_accounts.list") == 0) {
+            assert_non_null(strstr(files[i].data, "8613800002222\n"));
+            assert_null(strstr(files[i].data, "8613800001111"));
+            seen = true;
+        }
+        if (strcmp(files[i].name, "fraud_numbers.list") == 0) {
+            char orig[512];
+            snprintf(orig, sizeof orig, "%s/fraud_numbers.list", RULES_DIR);
+            char *o = slurp(orig, NULL), *a = list_set(o),
+                 *b = list_set(files[i].data);
+            assert_string_equal(a, b);
+            free(o);
+            free(a);
+            free(b);
+        }
+    }
+    assert_true(seen);
+    if (fw_ruleset_load_files(files, n, version, &rs, err, sizeof err) != 0)
+        fail_msg("fetched set refused: %s", err);
+    fw_ruleset_unref(rs);
+    fw_rstore_files_free(files, n);
+    fw_rstore_free(r);
+}
+
+/* ---- versions, generation, notifications -------------------------------------------- */
+
+static void test_generation_and_versions(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    char err[4096];
+    uint64_t gen = 99;
+    assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    assert_int_equal(gen, 0);
+
+    fw_rsub *s;
+    if (fw_rsub_connect(open_srv.url, 1000, &s, err, sizeof err) != 0)
+        fail_msg("subscribe: %s", err);
+    assert_int_equal(fw_rsub_wait(s, 0), 0);
+    redisReply *sub = rcmd("PUBSUB NUMSUB fraudwatch:notify");
+    assert_int_equal(sub->element[1]->integer, 1);
+    freeReplyObject(sub);
+
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    assert_int_equal(pr.notified, 1);
+    assert_int_equal(fw_rsub_wait(s, 2000), 1);
+    assert_int_equal(fw_rsub_wait(s, 0), 0);
+    assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    assert_int_equal(gen, 1);
+    assert_int_equal(rint_of("GET %s", "fraudwatch:list:fraud_numbers:version"), 1);
+
+    fw_rstore_list_result lr;
+    const char *vals[] = { "13800000001", "  13800000002\t", "13800000001" };
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", vals, 3, &lr, err, sizeof err), 0);
+    assert_int_equal(lr.changed, 2);
+    assert_int_equal(lr.version, 2);
+    assert_int_equal(lr.generation, 2);
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:list:fraud_numbers %s", "13800000002"), 1);
+    assert_int_equal(fw_rsub_wait(s, 2000), 1);
+
+    assert_int_equal(fw_rstore_list_remove(r, "fraud_numbers", vals, 1, &lr, err, sizeof err), 0);
+    assert_int_equal(lr.changed, 1);
+    assert_int_equal(lr.version, 3);
+    assert_int_equal(lr.generation, 3);
+    assert_int_equal(fw_rsub_wait(s, 2000), 1);
+
+    /* A brand-new list by add; versions are per list. */
+    assert_int_equal(fw_rstore_list_add(r, "new_list", vals, 1, &lr, err, sizeof err), 0);
+    assert_int_equal(lr.version, 1);
+    assert_int_equal(lr.generation, 4);
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:lists %s", "new_list"), 1);
+
+    assert_int_equal(fw_rstore_list_replace(r, "new_list", "# x\n1\n2\n", 8, &lr, err,
+                                            sizeof err), 0);
+    assert_int_equal(lr.version, 2);
+    assert_int_equal(lr.generation, 5);
+    assert_int_equal(lr.size, 2);
+
+    /* A push bumps every list it writes and the rules version. */
+    push_shipped(r, &pr);
+    assert_int_equal(pr.version, 2);
+    assert_int_equal(pr.generation, 6);
+    assert_int_equal(pr.nremoved, 1);   /* new_list is not in rules/ */
+    assert_int_equal(rint_of("GET %s", "fraudwatch:list:fraud_numbers:version"), 4);
+    assert_int_equal(rint_of("GET %s", "fraudwatch:list:new_list:version"), 3);
+    assert_int_equal(rint_of("EXISTS %s", "fraudwatch:list:new_list"), 0);
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:lists %s", "new_list"), 0);
+    assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    assert_int_equal(gen, 6);
+
+    /* What cannot change. */
+    assert_int_equal(fw_rstore_list_remove(r, "nope", vals, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "no watchlist \"nope\""));
+    assert_int_equal(fw_rstore_list_add(r, "bad name", vals, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "not a valid watchlist name"));
+    assert_int_equal(fw_rstore_list_add(r, ".hidden", vals, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    char longname[80];
+    memset(longname, 'a', 65);
+    longname[65] = '\0';
+    assert_int_equal(fw_rstore_list_add(r, longname, vals, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    const char *bad1[] = { "  " }, *bad2[] = { "#123" }, *bad3[] = { "1\n2" };
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", bad1, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", bad2, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", bad3, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_int_equal(fw_rstore_list_load(r, "../etc", "/dev/null", NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    assert_int_equal(gen, 6);
+    fw_rsub_free(s);
+    fw_rstore_free(r);
+}
+
+static void test_list_load_large(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    char path[512], err[4096];
+    snprintf(path, sizeof path, "%s/big.list", tmp_root);
+    FILE *f = fopen(path, "w");
+    fputs("# 200k synthetic numbers\n\n", f);
+    for (int i = 0; i < 200000; i++)
+        fprintf(f, i % 1000 == 0 ? "  %d  \n# c\n\n" : "%d\n", 1390000000 + i);
+    fclose(f);
+
+    fw_rstore_list_result lr;
+    int64_t t0 = fw_mono_ms();
+    if (fw_rstore_list_load(r, "fraud_numbers", path, &lr, err, sizeof err) != 0)
+        fail_msg("load: %s", err);
+    int64_t ms = fw_mono_ms() - t0;
+    printf("lists load: 200000 entries in %lld ms (%.0f entries/s)\n", (long long)ms,
+           200000.0 / ((double)(ms ? ms : 1) / 1000.0));
+    assert_int_equal(lr.size, 200000);
+    assert_int_equal(lr.version, 2);
+    assert_int_equal(rint_of("SCARD %s", "fraudwatch:list:fraud_numbers"), 200000);
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:list:fraud_numbers %s", "1390000000"), 1);
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:list:fraud_numbers %s", "1390199999"), 1);
+    /* The old entries are gone: load replaces. */
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:list:fraud_numbers %s", "13800138000"), 0);
+    assert_int_equal(rint_of("TTL %s", "fraudwatch:list:fraud_numbers"), -1);
+    assert_int_equal(count_keys("fraudwatch:tmp:*"), 0);
+
+    /* Fetch reads it with SSCAN; the loader takes it. */
+    fw_rulefile *files;
+    size_t n;
+    uint64_t v, g;
+    t0 = fw_mono_ms();
+    if (fw_rstore_fetch(r, &files, &n, &v, &g, err, sizeof err) != 0)
+        fail_msg("fetch: %s", err);
+    printf("fetch with a 200000-entry list: %lld ms\n", (long long)(fw_mono_ms() - t0));
+    fw_ruleset *rs;
+    if (fw_ruleset_load_files(files, n, v, &rs, err, sizeof err) != 0)
+        fail_msg("refused: %s", err);
+    fw_ruleset_unref(rs);
+    fw_rstore_files_free(files, n);
+
+    /* Loading an empty file empties the list; it still exists. */
+    snprintf(path, sizeof path, "%s/empty.list", tmp_root);
+    spit(path, "# nothing left\n\n");
+    assert_int_equal(fw_rstore_list_load(r, "fraud_numbers", path, &lr, err, sizeof err), 0);
+    assert_int_equal(lr.size, 0);
+    assert_int_equal(lr.version, 3);
+    assert_int_equal(rint_of("EXISTS %s", "fraudwatch:list:fraud_numbers"), 0);
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:lists %s", "fraud_numbers"), 1);
+    char dir[256];
+    make_dir(dir, sizeof dir, "pull-empty-list");
+    assert_int_equal(fw_rstore_pull_dir(r, dir, false, NULL, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/fraud_numbers.list", dir);
+    char *text = slurp(path, NULL), *set = list_set(text);
+    assert_string_equal(set, "");
+    free(text);
+    free(set);
+
+    assert_int_not_equal(fw_rstore_list_load(r, "x", "/nonexistent.list", NULL, err,
+                                             sizeof err), 0);
+    assert_non_null(strstr(err, "/nonexistent.list"));
+    fw_rstore_free(r);
+}
+
+static void test_push_with_empty_list(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    char dir[256], path[512], err[16384];
+    copy_rules(dir, sizeof dir, "with-empty");
+    snprintf(path, sizeof path, "%s/nobody.list", dir);
+    spit(path, "# no entries yet\n");
+    fw_rstore_push_result pr;
+    if (fw_rstore_push_dir(r, dir, &pr, err, sizeof err) != 0)
+        fail_msg("push: %s", err);
+    assert_int_equal(pr.nlists, 3);
+    assert_int_equal(rint_of("SISMEMBER fraudwatch:lists %s", "nobody"), 1);
+    assert_int_equal(rint_of("EXISTS %s", "fraudwatch:list:nobody"), 0);
+    fw_rstore_status *st;
+    assert_int_equal(fw_rstore_status_read(r, &st, err, sizeof err), 0);
+    assert_int_equal(st->nlists, 3);
+    assert_string_equal(st->lists[1].name, "mule_accounts");
+    assert_string_equal(st->lists[2].name, "nobody");
+    assert_int_equal(st->lists[2].size, 0);
+    assert_int_equal(st->lists[2].version, 1);
+    fw_rstore_status_free(st);
+    fw_rstore_free(r);
+}
+
+/* Writers at once: 3 processes add to one list while the parent pushes and
+ * a 4th process fetches.  WATCH conflicts are retried, no change is lost
+ * (every version and the generation count every change exactly once), and
+ * every fetched snapshot is a valid set. */
+static void test_concurrent_writers(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    enum { ADDERS = 3, ADDS = 20, PUSHES = 5, FETCHES = 20 };
+    pid_t kids[ADDERS + 1];
+    for (int k = 0; k < ADDERS + 1; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] > 0)
+            continue;
+        fw_rstore *c;
+        char err[16384];
+        if (fw_rstore_connect(open_srv.url, 5000, &c, err, sizeof err) != 0)
+            _exit(10);
+        for (int i = 0; i < (k < ADDERS ? ADDS : FETCHES); i++) {
+            if (k < ADDERS) {
+                char v[32];
+                snprintf(v, sizeof v, "1770000%02d%03d", k, i);
+                const char *vals[] = { v };
+                if (fw_rstore_list_add(c, "fraud_numbers", vals, 1, NULL, err,
+                                       sizeof err) != 0) {
+                    fprintf(stderr, "adder %d: %s\n", k, err);
+                    _exit(11);
+                }
+            } else {
+                fw_rulefile *files;
+                size_t n;
+                uint64_t v, g;
+                fw_ruleset *rs;
+                if (fw_rstore_fetch(c, &files, &n, &v, &g, err, sizeof err) != 0 ||
+                    fw_ruleset_load_files(files, n, v, &rs, err, sizeof err) != 0) {
+                    fprintf(stderr, "fetcher: %s\n", err);
+                    _exit(12);
+                }
+                fw_ruleset_unref(rs);
+                fw_rstore_files_free(files, n);
+            }
+        }
+        fw_rstore_free(c);
+        _exit(0);
+    }
+    for (int i = 0; i < PUSHES; i++)
+        push_shipped(r, &pr);
+    for (int k = 0; k < ADDERS + 1; k++) {
+        int st;
+        assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    uint64_t gen;
+    char err[1024];
+    assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    assert_int_equal(gen, 1 + PUSHES + ADDERS * ADDS);
+    assert_int_equal(rint_of("GET %s", "fraudwatch:rules:version"), 1 + PUSHES);
+    assert_int_equal(rint_of("GET %s", "fraudwatch:list:fraud_numbers:version"),
+                     1 + PUSHES + ADDERS * ADDS);
+    assert_int_equal(rint_of("GET %s", "fraudwatch:list:mule_accounts:version"),
+                     1 + PUSHES);
+    assert_int_equal(count_keys("fraudwatch:tmp:*"), 0);
+    fw_rstore_free(r);
+}
+
+/* ---- heartbeats and status ------------------------------------------------------------ */
+
+static void test_heartbeat_status(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    char err[4096];
+    int64_t now = fw_wall_ms();
+    fw_heartbeat a = { .instance = "fw-a", .host = "node1", .pid = 4242,
+                       .version = 1, .generation = 1, .last_reload_ms = now - 3000,
+                       .last_ok = true, .last_error = "", .started_ms = now - 60000 };
+    fw_heartbeat b = { .instance = "fw-b", .host = "node2", .pid = 17,
+                       .version = 0, .generation = 0, .last_reload_ms = now,
+                       .last_ok = false,
+                       .last_error = "calls.json: rule R101: threshold: bad",
+                       .started_ms = now };
+    assert_int_equal(fw_rstore_heartbeat(r, &a, 5, err, sizeof err), 0);
+    assert_int_equal(fw_rstore_heartbeat(r, &b, 1, err, sizeof err), 0);
+    long long ttl = rint_of("PTTL %s", "fraudwatch:daemon:fw-a");
+    assert_true(ttl > 0 && ttl <= 5000);
+
+    fw_rstore_status *st;
+    assert_int_equal(fw_rstore_status_read(r, &st, err, sizeof err), 0);
+    assert_int_equal(st->version, 1);
+    assert_int_equal(st->generation, 1);
+    assert_int_equal(st->nfiles, pr.nfiles);
+    assert_int_equal(st->nlists, 2);
+    assert_string_equal(st->lists[0].name, "fraud_numbers");
+    assert_int_equal(st->ndaemons, 2);
+    const fw_rstore_daemon *d = &st->daemons[0];
+    assert_string_equal(d->instance, "fw-a");
+    assert_string_equal(d->host, "node1");
+    assert_int_equal(d->pid, 4242);
+    assert_int_equal(d->version, 1);
+    assert_int_equal(d->last_reload_ms, now - 3000);
+    assert_int_equal(d->started_ms, now - 60000);
+    assert_true(d->last_ok);
+    assert_true(d->ttl_ms > 0 && d->ttl_ms <= 5000);
+    assert_false(st->daemons[1].last_ok);
+    assert_string_equal(st->daemons[1].last_error, b.last_error);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    fw_rstore_status_print(st, now, out);
+    fclose(out);
+    printf("%s", text);
+    assert_non_null(strstr(text, "active rule set: version 1, generation 1"));
+    assert_non_null(strstr(text, "fw-a"));
+    assert_non_null(strstr(text, "node2"));
+    assert_non_null(strstr(text, "behind"));
+    assert_non_null(strstr(text, "last error: calls.json: rule R101"));
+    free(text);
+    fw_rstore_status_free(st);
+
+    /* A daemon that stops beating disappears when its TTL runs out. */
+    usleep(1300 * 1000);
+    assert_int_equal(fw_rstore_status_read(r, &st, err, sizeof err), 0);
+    assert_int_equal(st->ndaemons, 1);
+    assert_string_equal(st->daemons[0].instance, "fw-a");
+    fw_rstore_status_free(st);
+    fw_rstore_free(r);
+}
+
+/* ---- a stalled server ----------------------------------------------------------------- */
+
+static void test_stalled_server(void **state)
+{
+    (void)state;
+    struct server s = { 0 };
+    assert_int_equal(start_server(&s, NULL), 0);
+    fw_rstore *r;
+    fw_rsub *sub;
+    char err[4096];
+    const int timeout = 400;
+    assert_int_equal(fw_rstore_connect(s.url, timeout, &r, err, sizeof err), 0);
+    assert_int_equal(fw_rsub_connect(s.url, timeout, &sub, err, sizeof err), 0);
+    uint64_t gen;
+    assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+
+    kill(s.pid, SIGSTOP);
+    int64_t t0 = fw_mono_ms();
+    assert_int_not_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    int64_t took = fw_mono_ms() - t0;
+    printf("stalled server: GET failed after %lld ms: %s\n", (long long)took, err);
+    assert_true(took >= timeout - 50 && took < 3 * timeout);
+    assert_non_null(strstr(err, "no answer within 400 ms"));
+    /* The handle is dead now: no second wait, an instruction instead. */
+    t0 = fw_mono_ms();
+    assert_int_not_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    assert_true(fw_mono_ms() - t0 < 50);
+    assert_non_null(strstr(err, "reconnect"));
+    fw_rulefile *files;
+    size_t n;
+    uint64_t v;
+    assert_int_not_equal(fw_rstore_fetch(r, &files, &n, &v, &gen, err, sizeof err), 0);
+    fw_rstore_free(r);
+
+    /* A new connection: the kernel accepts it, the server never answers. */
+    t0 = fw_mono_ms();
+    assert_int_not_equal(fw_rstore_connect(s.url, timeout, &r, err, sizeof err), 0);
+    took = fw_mono_ms() - t0;
+    printf("stalled server: connect failed after %lld ms: %s\n", (long long)took, err);
+    assert_true(took < 3 * timeout);
+
+    /* The subscriber: quiet, then a PING without PONG ends it. */
+    t0 = fw_mono_ms();
+    int got = fw_rsub_wait(sub, 200);
+    assert_int_equal(got, 0);
+    got = fw_rsub_wait(sub, 10000);
+    took = fw_mono_ms() - t0;
+    printf("stalled server: subscriber gave up after %lld ms\n", (long long)took);
+    assert_int_equal(got, -1);
+    assert_true(took < 5000 + 3 * timeout);
+    assert_int_equal(fw_rsub_wait(sub, 0), -1);
+    fw_rsub_free(sub);
+
+    kill(s.pid, SIGCONT);
+    if (fw_rstore_connect(s.url, timeout, &r, err, sizeof err) != 0)
+        fail_msg("after SIGCONT: %s", err);
+    assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
+    fw_rstore_free(r);
+
+    /* A server that goes away: the subscriber reports it at once. */
+    assert_int_equal(fw_rsub_connect(s.url, timeout, &sub, err, sizeof err), 0);
+    stop_server(&s);
+    t0 = fw_mono_ms();
+    assert_int_equal(fw_rsub_wait(sub, 2000), -1);
+    assert_true(fw_mono_ms() - t0 < 1000);
+    fw_rsub_free(sub);
+}
+
+static bool have_redis_server(void)
+{
+    return system("redis-server --version >/dev/null 2>&1") == 0;
+}
+
+int main(void)
+{
+    fw_event_init();
+    if (!have_redis_server()) {
+        printf("redis-server is not installed: skipped (scripts/deps.sh installs it)\n");
+        return 77;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_push_pull_roundtrip),
+        cmocka_unit_test(test_refused_push_changes_nothing),
+        cmocka_unit_test(test_fetch_feeds_loader),
+        cmocka_unit_test(test_generation_and_versions),
+        cmocka_unit_test(test_list_load_large),
+        cmocka_unit_test(test_push_with_empty_list),
+        cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_heartbeat_status),
+        cmocka_unit_test(test_stalled_server),
+    };
+    return cmocka_run_group_tests_name("rulestore", tests, group_setup, group_teardown);
+}
