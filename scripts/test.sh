@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what it
 # needs, starts a real Kafka broker on 127.0.0.1 (scripts/kafka.sh, stopped
-# again on exit), builds twice (warnings as errors; then AddressSanitizer +
-# UndefinedBehaviorSanitizer) and runs every suite in both builds: unit,
-# golden cases, and the daemon end to end against the broker.
+# again on exit), builds three times (warnings as errors; AddressSanitizer +
+# UndefinedBehaviorSanitizer; then ThreadSanitizer) and runs the suites:
+# unit, hostile input, fuzz corpora, golden cases, the daemon and rule
+# reloads end to end against the broker and redis-server; then a one-minute
+# libFuzzer run of each fuzz target.
 # Ends with one line "N passed, N failed"; exit status 0 only if all passed.
 #   scripts/test.sh [meson test args, e.g. --suite unit]
 set -euo pipefail
@@ -48,7 +50,17 @@ for b in "${builds[@]}"; do
     meson test -C "$b" --print-errorlogs --num-processes 2 "${suites[@]}" "$@" || status=1
 done
 
-# One closing line over both builds, from meson's own records.
+# Fuzz smoke (tests/fuzz/README.md): each libFuzzer target for
+# FW_FUZZ_SECONDS (default 60) on a scratch copy of its corpus; a crash
+# fails the run and its input is saved in tests/fuzz/regressions/TARGET/.
+CC=clang setup build-ci-fuzz --werror -Dfuzzing=true -Db_lundef=false
+echo "== build-ci-fuzz: build" >&2
+ninja -C build-ci-fuzz >/dev/null
+echo "== build-ci-fuzz: fuzz" >&2
+meson test -C build-ci-fuzz --print-errorlogs --suite fuzz || status=1
+builds+=(build-ci-fuzz)
+
+# One closing line over every build, from meson's own records.
 python3 - "${builds[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0

@@ -82,6 +82,7 @@ struct daemon {
 
     /* metrics */
     fw_counter *events;
+    fw_counter *regex_faults;
     fw_counter *checkpoints;
     fw_counter *checkpoint_failures;
     fw_gauge *checkpoint_seconds;
@@ -170,6 +171,7 @@ static void output(struct daemon *d, fw_batch *b)
         fw_in_done(d->in, sr->part, sr->offset);
     }
     fw_counter_add(d->events, n);
+    fw_counter_add(d->regex_faults, fw_batch_faults(b));
     fw_pipeline_recycle(d->p, b);
 }
 
@@ -451,6 +453,9 @@ int fw_daemon_run(const fw_settings *s)
 
     d.events = fw_metrics_counter(d.m, "fraudwatch_events_total",
                                   "Events consumed and processed (malformed included).", "");
+    d.regex_faults = fw_metrics_counter(d.m, "fraudwatch_regex_faults_total",
+                                        "Regex searches stopped by a match, depth or heap "
+                                        "limit (counted as no match).", "");
     d.checkpoints = fw_metrics_counter(d.m, "fraudwatch_checkpoints_total",
                                        "Checkpoints written and committed.", "");
     d.checkpoint_failures = fw_metrics_counter(d.m, "fraudwatch_checkpoint_failures_total",

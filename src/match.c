@@ -34,6 +34,9 @@ fw_matcher *fw_matcher_new(void)
     }
     pcre2_set_match_limit(m->mctx, FW_MATCH_LIMIT);
     pcre2_set_depth_limit(m->mctx, 10000);
+    /* The interpreter (a pattern JIT could not compile) gets at most this
+     * much backtracking memory, in KiB. */
+    pcre2_set_heap_limit(m->mctx, FW_MATCH_HEAP_KIB);
     pcre2_jit_stack_assign(m->mctx, NULL, m->jit);
     return m;
 }
@@ -56,7 +59,14 @@ static int regex_search(fw_matcher *m, const fw_cond *c, const cJSON *v)
     if (!cJSON_IsString(v) || !v->valuestring)
         return 0;
     const char *s = v->valuestring;
-    int rc = pcre2_match(c->re, (PCRE2_SPTR)s, strlen(s), 0, 0, m->md, m->mctx);
+    size_t len = strlen(s);
+    /* PCRE2 applies the match limit at each start position, so the work of
+     * one search is up to len × limit: scale the limit down for long
+     * subjects to bound the work per condition (about 10^7 steps). */
+    uint32_t limit = len ? (uint32_t)(FW_MATCH_WORK / len) : FW_MATCH_LIMIT;
+    limit = limit < 100 ? 100 : limit > FW_MATCH_LIMIT ? FW_MATCH_LIMIT : limit;
+    pcre2_set_match_limit(m->mctx, limit);
+    int rc = pcre2_match(c->re, (PCRE2_SPTR)s, len, 0, 0, m->md, m->mctx);
     if (rc >= 0)
         return 1;
     if (rc != PCRE2_ERROR_NOMATCH)
@@ -126,7 +136,9 @@ static void explain_value(fw_buf *out, const cJSON *v)
         fw_buf_puts(out, ",\"value\":null");
     } else if (cJSON_IsNumber(v)) {
         fw_numtext(v->valuedouble, num);
-        fw_buf_printf(out, ",\"value\":%s", num);
+        /* JSON has no Infinity: a non-finite number is shown as text. */
+        fw_buf_printf(out, isfinite(v->valuedouble) ? ",\"value\":%s"
+                                                    : ",\"value\":\"%s\"", num);
     } else if (fw_value_text(v, num, &t, &len)) {
         fw_buf_puts(out, ",\"value\":");
         fw_buf_json_str(out, t, len, EVIDENCE_TEXT_MAX);

@@ -8,7 +8,9 @@
 /* Per-thread matching resources: PCRE2 match data, JIT stack, limits. */
 typedef struct fw_matcher fw_matcher;
 
-#define FW_MATCH_LIMIT 1000000u   /* PCRE2 match limit per regex call */
+#define FW_MATCH_LIMIT 1000000u   /* PCRE2 match limit per start position */
+#define FW_MATCH_WORK 10000000u   /* ...scaled so that one search does about this much */
+#define FW_MATCH_HEAP_KIB 20000u  /* interpreter backtracking memory per search */
 
 fw_matcher *fw_matcher_new(void);
 void fw_matcher_free(fw_matcher *m);

@@ -12,6 +12,7 @@
  * index the matcher walks.  Regexes are compiled and JIT-compiled here, once,
  * before anyone else can see the set. */
 #include "ruleset_impl.h"
+#include "fraudwatch/event.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -95,6 +96,14 @@ static void *xcalloc(size_t n, size_t size)
 static bool check_members(struct loader *L, const cJSON *obj,
                           const char *where, const char *const *allowed)
 {
+    /* Every object of the language has a dozen members at most; refusing a
+     * huge one up front keeps the duplicate check below cheap. */
+    int members = cJSON_GetArraySize(obj);
+    if (members > 64) {
+        report(L, where[0] ? where : NULL, "has %d members; no object of the "
+                                          "rule language has more than 12", members);
+        return false;
+    }
     bool ok = true;
     for (const cJSON *m = obj->child; m; m = m->next) {
         bool known = false;
@@ -218,8 +227,8 @@ static bool compile_regex(struct loader *L, const char *place,
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
-        report(L, place, "regex \"%s\" does not compile: %s at offset %zu",
-               pattern, (const char *)msg, (size_t)off);
+        report(L, place, "regex \"%.200s%s\" does not compile: %s at offset %zu",
+               pattern, len > 200 ? "..." : "", (const char *)msg, (size_t)off);
         return false;
     }
     /* JIT failure (no JIT on this CPU, or a pattern too large for it) is not
@@ -491,7 +500,7 @@ static bool parse_threshold(struct loader *L, const cJSON *t, fw_rule *r)
             for (const cJSON *e = g->child; e; e = e->next, i++) {
                 char sub[64];
                 snprintf(sub, sizeof sub, "threshold.group_by[%d]", i);
-                if (!parse_path(L, e, sub, &r->group_by[i]))
+                if (!parse_path(L, e, sub, &r->group_by[r->ngroup]))
                     ok = false;
                 else
                     r->ngroup++;
@@ -789,6 +798,12 @@ static void load_rules_file(struct loader *L, const fw_rulefile *f)
 {
     L->file = f->name;
     L->rule[0] = '\0';
+    /* Names, fields and strings of a rule end up in alerts: they must be
+     * text an alert consumer can read. */
+    if (!fw_utf8_valid(f->data, f->len)) {
+        report(L, NULL, "not valid UTF-8");
+        return;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(f->data, f->len, &end, 0);
     if (!root) {
