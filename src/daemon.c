@@ -77,6 +77,7 @@ struct daemon {
 
     fw_batch *cur;           /* being filled */
     uint64_t msgno;          /* tag of the next message */
+    uint64_t checkpointed;   /* msgno at the last checkpoint */
     struct src *ring;        /* provenance by tag */
     size_t ring_mask;
 
@@ -294,6 +295,12 @@ static int checkpoint(struct daemon *d, int deadline_ms)
 {
     int64_t t0 = fw_mono_ms();
     char err[1024];
+    if (d->msgno == d->checkpointed) {
+        /* Nothing consumed since the last one: state and positions are
+         * what it holds (an idle daemon, or a revocation at shutdown). */
+        clock_gettime(CLOCK_MONOTONIC, &d->last_checkpoint);
+        return 0;
+    }
     submit_current(d);
     retire_ready(d, true);
     if (fw_out_drain(d->out, deadline_ms < 0 ? &stop_requested : &hard_stop,
@@ -307,6 +314,7 @@ static int checkpoint(struct daemon *d, int deadline_ms)
     rd_kafka_topic_partition_list_t *pos = fw_in_positions(d->in);
     int rc = write_checkpoint(d, pos, err, sizeof err);
     if (rc == 0) {
+        d->checkpointed = d->msgno;
         fw_in_commit(d->in, pos);
         fw_counter_add(d->checkpoints, 1);
         fw_gauge_set(d->state_keys, (double)fw_pipeline_keys(d->p));

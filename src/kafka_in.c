@@ -137,7 +137,14 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
     in->metrics = m;
     if (fw_kafka_set(c, "consumer", "bootstrap.servers", s->brokers, err, errlen) ||
         fw_kafka_set(c, "consumer", "auto.offset.reset", "earliest", err, errlen) ||
-        fw_kafka_set(c, "consumer", "partition.assignment.strategy", "cooperative-sticky", err, errlen))
+        fw_kafka_set(c, "consumer", "partition.assignment.strategy", "cooperative-sticky", err, errlen) ||
+        /* librdkafka 2.0.2 stops fetching when its local queue holds
+         * queued.min.messages and looks again about a second later: with the
+         * default (100000) a daemon catching up a backlog drains the queue in
+         * a tenth of that and then idles (bench/README.md).  A deeper queue,
+         * capped in bytes, keeps the workers fed. */
+        fw_kafka_set(c, "consumer", "queued.min.messages", "1000000", err, errlen) ||
+        fw_kafka_set(c, "consumer", "queued.max.messages.kbytes", "262144", err, errlen))
         goto fail;
     for (size_t i = 0; i < s->nconsumer; i++)
         if (fw_kafka_set(c, "consumer", s->consumer_keys[i], s->consumer_values[i], err, errlen))
