@@ -1020,8 +1020,8 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(((const fw_rulefile *)a)->name, ((const fw_rulefile *)b)->name);
 }
 
-int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
-                        char *err, size_t errlen)
+int fw_rulefiles_read_dir(const char *dir, fw_rulefile **out, size_t *nout,
+                          char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -1031,7 +1031,7 @@ int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
     }
     fw_rulefile *files = NULL;
     size_t n = 0, cap = 0;
-    int rc = -1;
+    int rc = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
@@ -1043,7 +1043,8 @@ int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
         FILE *fp = fopen(path, "rb");
         if (!fp) {
             snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-            goto out;
+            rc = -1;
+            break;
         }
         char *buf = NULL;
         size_t len = 0, bcap = 0;
@@ -1067,7 +1068,8 @@ int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
         if (failed) {
             free(buf);
             snprintf(err, errlen, "%s: read error", path);
-            goto out;
+            rc = -1;
+            break;
         }
         buf[len] = '\0';
         if (n == cap) {
@@ -1083,14 +1085,34 @@ int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
         files[n].len = len;
         n++;
     }
-    qsort(files, n, sizeof *files, name_cmp);
-    rc = fw_ruleset_load_files(files, n, version, out, err, errlen);
-out:
     closedir(d);
-    for (size_t i = 0; i < n; i++) {
+    if (rc != 0) {
+        fw_rulefiles_free(files, n);
+        return -1;
+    }
+    qsort(files, n, sizeof *files, name_cmp);
+    *out = files;
+    *nout = n;
+    return 0;
+}
+
+void fw_rulefiles_free(fw_rulefile *files, size_t n)
+{
+    for (size_t i = 0; files && i < n; i++) {
         free((char *)files[i].name);
         free((char *)files[i].data);
     }
     free(files);
+}
+
+int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
+                        char *err, size_t errlen)
+{
+    fw_rulefile *files;
+    size_t n;
+    if (fw_rulefiles_read_dir(dir, &files, &n, err, errlen) != 0)
+        return -1;
+    int rc = fw_ruleset_load_files(files, n, version, out, err, errlen);
+    fw_rulefiles_free(files, n);
     return rc;
 }

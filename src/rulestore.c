@@ -1030,53 +1030,6 @@ fail:
     return FW_RSTORE_ERR;
 }
 
-/* Every *.json and NAME.list of dir (not dot files), in name order: the
- * selection fw_ruleset_load_dir makes. */
-static int read_dir(const char *dir, fw_rulefile **out, size_t *nout, char *err,
-                    size_t errlen)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(err, errlen, "%s: cannot open the rules directory: %s", dir,
-                 strerror(errno));
-        return FW_RSTORE_ERR;
-    }
-    fw_rulefile *files = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (!ends_with(de->d_name, ".json") && !ends_with(de->d_name, ".list"))
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        char *data;
-        size_t len;
-        if ((rc = slurp(path, &data, &len, err, errlen)) != 0)
-            break;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            files = xrealloc(files, cap * sizeof *files);
-        }
-        files[n].name = xstrndup(de->d_name, strlen(de->d_name));
-        files[n].data = data;
-        files[n].len = len;
-        n++;
-    }
-    closedir(d);
-    if (rc != 0) {
-        fw_rstore_files_free(files, n);
-        return rc;
-    }
-    if (n)
-        qsort(files, n, sizeof *files, file_cmp);
-    *out = files;
-    *nout = n;
-    return 0;
-}
-
 /* ---- push ------------------------------------------------------------------ */
 
 int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
@@ -1334,7 +1287,7 @@ int fw_rstore_push_dir(fw_rstore *r, const char *dir, fw_rstore_push_result *res
         return dead_fail(r, err, errlen);
     fw_rulefile *files = NULL;
     size_t n = 0;
-    int rc = read_dir(dir, &files, &n, err, errlen);
+    int rc = fw_rulefiles_read_dir(dir, &files, &n, err, errlen) == 0 ? 0 : FW_RSTORE_ERR;
     if (rc != 0)
         return rc;
     rc = fw_rstore_push_files(r, files, n, res, err, errlen);

@@ -32,6 +32,12 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
                           uint64_t version, fw_ruleset **out, char *err,
                           size_t errlen);
 
+/* Every *.json and NAME.list of dir (dot files skipped), in name order: the
+ * files fw_ruleset_load_dir() loads.  Free with fw_rulefiles_free(). */
+int fw_rulefiles_read_dir(const char *dir, fw_rulefile **out, size_t *nout,
+                          char *err, size_t errlen);
+void fw_rulefiles_free(fw_rulefile *files, size_t n);
+
 fw_ruleset *fw_ruleset_ref(fw_ruleset *rs);
 void fw_ruleset_unref(fw_ruleset *rs);
 
