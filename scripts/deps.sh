@@ -8,7 +8,8 @@ set -euo pipefail
 
 pkgs=(build-essential meson ninja-build pkg-config python3
       libpcre2-dev libcjson-dev librdkafka-dev libhiredis-dev libcmocka-dev
-      libmicrohttpd-dev redis-server kcat curl valgrind clang libclang-rt-14-dev)
+      libmicrohttpd-dev redis-server kcat curl valgrind clang libclang-rt-14-dev
+      gnuplot-nox)
 if [[ "${1:-}" == "--kafka" ]]; then
     pkgs+=(default-jdk-headless maven)
 fi

@@ -235,6 +235,9 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
     if (st->faults)
         fprintf(o->log, "regex limit hits (counted as no match): %llu\n",
                 (unsigned long long)st->faults);
+    /* The state still held at the end (keys whose window or sequence has
+     * not expired): what the bench sets memory against. */
+    fprintf(o->log, "live keys: %zu\n", fw_pipeline_keys(p));
     rc = 0;
 out:
     fw_pipeline_free(p);

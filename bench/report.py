@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""report.py — the arithmetic and the report of bench/run.
+
+Owns everything bench/run computes from raw data and everything it writes:
+latency percentiles, detection quality against the generator's ground
+truth, throughput over time from a metrics trace, the markdown report and
+the gnuplot plots.  It is a module of pure functions (bench/run imports
+it; tests/bench/test_report.py checks them on hand-worked input) plus a
+small command line, so a results folder can be re-rendered or any alert
+file scored without running the bench again:
+
+    report.py render RESULTS_DIR          report.md + plots from results.json
+    report.py score --truth T ALERTS...   detection quality of alert files
+    report.py latency --side S ALERTS     percentiles of "append_ts<TAB>alert"
+
+Definitions (also printed in every report):
+  percentile  nearest rank: the p-th percentile of n sorted samples is the
+              sample at rank ceil(p/100 * n), 1-based (so p100 = max); the
+              same rule as bench/latency.c.
+  latency     per alert: the alert's broker timestamp (LogAppendTime of the
+              alert topic) minus the send time of the input message whose
+              event_id the alert names (bench/loadgen's side file).
+  precision   an alert (deduplicated by alert_id) is a true positive when
+              some truth line lists its rule_id and has its subject.
+  recall      a truth line is detected when every rule it lists has an
+              alert with its subject; recall of a scenario = detected lines
+              / lines.  Lines marked "incidental" (side-effect alerts the
+              generator knows about) are scored as their own scenarios,
+              "<scenario> (incidental)".  With a `present` set of event ids
+              (a run that sent only a prefix of the stream), lines whose
+              events were not all sent are left out.
+
+Standard library only; gnuplot is run as a program.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+PCTS = (50, 95, 99, 99.9)
+
+
+# --- latency ------------------------------------------------------------------
+
+def percentile(sorted_vals, p):
+    """Nearest-rank percentile of an ascending list; None when empty."""
+    n = len(sorted_vals)
+    if n == 0:
+        return None
+    rank = math.ceil(p / 100.0 * n)
+    return sorted_vals[min(max(rank, 1), n) - 1]
+
+
+def latency_stats(samples):
+    """samples: latencies in ms.  -> {n, p50, p95, p99, p99.9, max, mean}."""
+    v = sorted(samples)
+    out = {"n": len(v)}
+    for p in PCTS:
+        out[f"p{p:g}"] = percentile(v, p)
+    out["max"] = v[-1] if v else None
+    out["mean"] = (sum(v) / len(v)) if v else None
+    return out
+
+
+def read_side(path):
+    """bench/loadgen's side file: event_id<TAB>send_ts_ms per line."""
+    side = {}
+    with open(path) as f:
+        for line in f:
+            eid, _, ts = line.rstrip("\n").partition("\t")
+            if ts:
+                side[eid] = int(ts)
+    return side
+
+
+def read_timed_alerts(path):
+    """kcat -f '%T\\t%s\\n' output: [(append_ts_ms, alert dict)]."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            ts, _, js = line.rstrip("\n").partition("\t")
+            if js:
+                out.append((int(ts), json.loads(js)))
+    return out
+
+
+def alert_latencies(timed_alerts, side):
+    """Latency (ms) of each alert whose event_id is in the side file, and
+    the number of alerts whose event was not (sent by someone else)."""
+    lat, unknown = [], 0
+    for ts, a in timed_alerts:
+        sent = side.get(a.get("event_id"))
+        if sent is None:
+            unknown += 1
+        else:
+            lat.append(ts - sent)
+    return lat, unknown
+
+
+# --- detection quality ----------------------------------------------------------
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def scenario_name(line):
+    return line["scenario"] + (" (incidental)" if line.get("incidental") else "")
+
+
+def score(alerts, truth, present=None):
+    """Detection quality of `alerts` (dicts with alert_id, rule_id, subject)
+    against `truth` (the generator's lines).  -> dict, see the module doc."""
+    uniq = {}
+    for a in alerts:
+        uniq.setdefault(a["alert_id"], a)
+    fired = {(a["rule_id"], a["subject"]) for a in uniq.values()}
+    known = set()
+    for t in truth:
+        for r in t["rules"]:
+            known.add((r, t["subject"]))
+
+    scen = {}
+    missed = []
+    for t in truth:
+        if present is not None and not all(e in present for e in t["event_ids"]):
+            continue
+        name = scenario_name(t)
+        s = scen.setdefault(name, {"lines": 0, "detected": 0})
+        s["lines"] += 1
+        if all((r, t["subject"]) in fired for r in t["rules"]):
+            s["detected"] += 1
+        else:
+            missed.append({"scenario": name, "subject": t["subject"],
+                           "rules": [r for r in t["rules"] if (r, t["subject"]) not in fired]})
+    for s in scen.values():
+        s["recall"] = s["detected"] / s["lines"] if s["lines"] else None
+
+    fp = [a for a in uniq.values() if (a["rule_id"], a["subject"]) not in known]
+    n = len(uniq)
+    planted = [s for k, s in scen.items() if not k.endswith("(incidental)")]
+    lines = sum(s["lines"] for s in planted)
+    detected = sum(s["detected"] for s in planted)
+    return {
+        "alerts": len(alerts),
+        "unique_alerts": n,
+        "duplicates": len(alerts) - n,
+        "true_positives": n - len(fp),
+        "false_positives": len(fp),
+        "precision": (n - len(fp)) / n if n else None,
+        "planted_lines": lines,
+        "planted_detected": detected,
+        "recall": detected / lines if lines else None,
+        "scenarios": dict(sorted(scen.items())),
+        "missed": missed,
+        "false_positive_alerts": [
+            {"alert_id": a["alert_id"], "rule_id": a["rule_id"], "subject": a["subject"],
+             "event_id": a.get("event_id")} for a in fp],
+    }
+
+
+# --- throughput over time ---------------------------------------------------------
+
+def read_trace(path):
+    """watch trace: 'seconds events_total [cpu_s]' per line."""
+    pts = []
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if len(p) >= 2:
+                pts.append((float(p[0]), float(p[1])))
+    return pts
+
+
+def rate_series(points, step=0.5):
+    """(t, events_total) samples -> [(t_mid, events/s)] over consecutive
+    windows of at least `step` seconds, from the first sample."""
+    out = []
+    if not points:
+        return out
+    t0, e0 = points[0]
+    for t, e in points[1:]:
+        if t - t0 >= step:
+            out.append(((t0 + t) / 2, (e - e0) / (t - t0)))
+            t0, e0 = t, e
+    return out
+
+
+# --- the report ---------------------------------------------------------------------
+
+def fmt_int(v):
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def fmt_ms(v):
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def fmt_pct(v):
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def fmt_mib(kib):
+    return "–" if kib is None else f"{kib / 1024:,.0f} MiB"
+
+
+def rate_label(r):
+    return "max" if r == "max" else f"{int(r) // 1000}k"
+
+
+def met(ok):
+    return "met" if ok else "**NOT met**"
+
+
+def render_markdown(res):
+    m = res["meta"]
+    L = []
+    w = L.append
+    w(f"# fraudwatch bench report — {m['date']}")
+    w("")
+    w(f"- command: `{m['command']}`")
+    w(f"- commit: {m['commit']}")
+    w(f"- machine: {m['machine']}")
+    w(f"- input: {m['events']:,} events from `bench/gen --seed {m['seed']} --fraud-rate "
+      f"{m['fraud_rate']:g}` ({m['planted']} planted scenarios), topic of "
+      f"{m['partitions']} partition(s), daemon with {m['threads']} engine threads, "
+      f"rules from Redis (`fraudwatch rules push rules/`)")
+    w(f"- broker, Redis, daemon and load generator share the machine; "
+      f"load average at the start: {m['loadavg']}")
+    w("")
+
+    w("## Throughput")
+    w("")
+    mx = next((r for r in res.get("runs", []) if r["rate"] == "max"), None)
+    t = res.get("throughput", {})
+    w("| measure | figure | |")
+    w("|---|---:|---|")
+    if mx:
+        e2e = mx.get("e2e_s")
+        w(f"| end to end: {mx['events']:,} events produced as fast as possible "
+          f"and processed by the daemon | {e2e:.2f} s = {fmt_int(mx['events'] / e2e)} ev/s "
+          f"| target < 10 s for 1.7M: {met(e2e < 10) if mx['events'] >= 1_700_000 else 'n/a (not 1.7M)'} |")
+    d, p = t.get("daemon_backlog"), t.get("passthrough")
+    if d:
+        w(f"| daemon draining the topic (backlog, no producer running) | "
+          f"{fmt_int(d['events_per_s'])} ev/s | {d['cpu_s']:.1f} CPU s, peak RSS {fmt_mib(d['hwm_kib'])} |")
+    if p:
+        w(f"| pass-through ceiling over the same topic (consume + produce, no matching) | "
+          f"{fmt_int(p['msg_per_s'])} msg/s | |")
+    if d and p:
+        ratio = d["events_per_s"] / p["msg_per_s"]
+        w(f"| daemon / pass-through | **{ratio:.2f}** | target ≥ 0.60: {met(ratio >= 0.60)} |")
+    rp = res.get("replay")
+    if rp:
+        w(f"| `fraudwatch replay --threads {rp['threads']}` over the same file (no Kafka) | "
+          f"{fmt_int(rp['events_per_s'])} ev/s | {rp['alerts']} alerts, peak RSS {fmt_mib(rp['hwm_kib'])} |")
+    w("")
+    if os.path.exists(os.path.join(res.get("dir", "."), "throughput.png")):
+        w("![events processed per second over time](throughput.png)")
+        w("")
+
+    runs = res.get("runs", [])
+    if runs:
+        w("## Event-to-alert latency by offered rate")
+        w("")
+        w("Alert broker append time minus the send time of the event it names, per alert (ms).")
+        w("")
+        w("| offered | achieved | events | alerts | p50 | p95 | p99 | p99.9 | max | daemon CPU s | peak RSS | checkpoints (longest) |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in runs:
+            l = r["latency_ms"]
+            off = "max" if r["rate"] == "max" else f"{r['rate']:,}/s"
+            w(f"| {off} | {fmt_int(r.get('achieved'))}/s | {r['events']:,} | {l['n']:,} | "
+              f"{fmt_ms(l['p50'])} | {fmt_ms(l['p95'])} | {fmt_ms(l['p99'])} | {fmt_ms(l['p99.9'])} | "
+              f"{fmt_ms(l['max'])} | {r['cpu_s']:.1f} | {fmt_mib(r['hwm_kib'])} | "
+              f"{r.get('checkpoints', 0)} ({r.get('checkpoint_max_s', 0) * 1000:.0f} ms) |")
+        w("")
+        w("At `max` the load generator and the daemon run at the same time; its latency "
+          "includes the time events wait in the topic while the daemon catches up.")
+        w("")
+        if os.path.exists(os.path.join(res.get("dir", "."), "latency.png")):
+            w("![latency percentiles against offered rate](latency.png)")
+            w("")
+
+    q = res.get("quality")
+    if q:
+        w("## Detection quality against the ground truth")
+        w("")
+        w(f"Alerts of the `{q['source']}` run ({q['alerts']:,} alerts, {q['duplicates']} "
+          f"duplicates by alert_id) against the generator's truth file.")
+        w("")
+        w("| scenario | planted | detected | recall |")
+        w("|---|---:|---:|---:|")
+        for name, s in q["scenarios"].items():
+            w(f"| {name} | {s['lines']} | {s['detected']} | {fmt_pct(s['recall'])} |")
+        w(f"| **all planted** | **{q['planted_lines']}** | **{q['planted_detected']}** | "
+          f"**{fmt_pct(q['recall'])}** |")
+        w("")
+        w(f"Precision: {q['true_positives']:,} of {q['unique_alerts']:,} alerts name a planted "
+          f"scenario's rule and subject = **{fmt_pct(q['precision'])}** "
+          f"({q['false_positives']} false positives).  Recall target 100 %: "
+          f"{met(q['recall'] == 1.0)}.")
+        if q["missed"]:
+            w("")
+            w("Missed: " + "; ".join(f"{x['scenario']} {x['subject']} ({', '.join(x['rules'])})"
+                                     for x in q["missed"][:10]))
+        if q["false_positive_alerts"]:
+            w("")
+            w("False positives: " + "; ".join(f"{x['rule_id']} {x['subject']} ({x['event_id']})"
+                                              for x in q["false_positive_alerts"][:10]))
+        if "replay_same_alerts" in q:
+            w("")
+            w(f"The daemon's alert_id set equals `fraudwatch replay`'s over the same file: "
+              f"{'yes' if q['replay_same_alerts'] else '**no**'}"
+              + ("" if q["replay_same_alerts"] else
+                 f" (only daemon: {q['only_daemon']}, only replay: {q['only_replay']})") + ".")
+        w("")
+
+    mem = res.get("memory")
+    if mem:
+        w("## Resources")
+        w("")
+        if mx:
+            w(f"- daemon over the `max` run: {mx['cpu_s']:.1f} CPU s, peak RSS {fmt_mib(mx['hwm_kib'])} "
+              f"(its consumer may queue up to 256 MiB of fetched events: "
+              f"`kafka.consumer.queued.max.messages.kbytes`).")
+        w(f"- memory per 1 000 live keys: **{mem['kib_per_1000_keys']:.0f} KiB** "
+          f"(≈ {mem['kib_per_1000_keys'] * 1.024:.0f} bytes a key) — the slope of "
+          f"`fraudwatch replay`'s peak RSS between {mem['small']['events']:,} events "
+          f"({mem['small']['keys']:,} keys, {fmt_mib(mem['small']['hwm_kib'])}) and "
+          f"{mem['full']['events']:,} events ({mem['full']['keys']:,} keys, "
+          f"{fmt_mib(mem['full']['hwm_kib'])}), so buffers that do not grow with the keys "
+          f"are left out.")
+        w("")
+
+    w("## Method")
+    w("")
+    for line in res.get("method", []):
+        w(line)
+    w("")
+    w("Definitions: percentiles are nearest-rank (rank ⌈p·n/100⌉); an alert is a true "
+      "positive when a truth line lists its rule and subject; a truth line is detected when "
+      "each of its rules alerted on its subject (bench/report.py).")
+    return "\n".join(L) + "\n"
+
+
+GNUPLOT_LATENCY = """\
+set terminal pngcairo size 900,520 font ",10"
+set output '{out}'
+set title 'fraudwatch: event-to-alert latency by offered rate'
+set xlabel 'offered rate (events/s)'
+set ylabel 'latency (ms)'
+set logscale y
+set grid ytics
+set key top left
+set style data linespoints
+set arrow from graph 0, first 50 to graph 1, first 50 nohead dashtype 2 lc rgb 'gray40'
+set label 'p99 target: 50 ms' at graph 0.01, first 58 tc rgb 'gray40'
+plot '{dat}' using 0:2:xtic(1) title 'p50' pt 7, \\
+     '' using 0:3 title 'p95' pt 7, \\
+     '' using 0:4 title 'p99' pt 7, \\
+     '' using 0:5 title 'p99.9' pt 7, \\
+     '' using 0:6 title 'max' pt 7
+"""
+
+GNUPLOT_THROUGHPUT = """\
+set terminal pngcairo size 900,520 font ",10"
+set output '{out}'
+set title 'fraudwatch: events processed per second'
+set xlabel 'seconds since the phase started (just before the first send)'
+set ylabel 'events/s (0.5 s windows; shorter on short runs)'
+set format y '%.1s%c'
+set grid
+set key top right
+plot {plots}
+"""
+
+
+def gnuplot(exe, script):
+    p = subprocess.run([exe], input=script, text=True, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        raise RuntimeError(f"gnuplot failed: {p.stderr.strip()}\nscript:\n{script}")
+
+
+def write_plots(res, outdir):
+    """latency.png and throughput.png with gnuplot; returns the files made."""
+    gp = shutil.which("gnuplot")
+    if not gp:
+        return []
+    made = []
+    runs = [r for r in res.get("runs", []) if r["latency_ms"]["n"] > 0]
+    if runs:
+        dat = os.path.join(outdir, "latency.dat")
+        with open(dat, "w") as f:
+            f.write("# offered p50 p95 p99 p99.9 max (ms)\n")
+            for r in runs:
+                l = r["latency_ms"]
+                # log scale: a 0 ms sample is drawn at 0.5 ms
+                vals = [max(l[k], 0.5) for k in ("p50", "p95", "p99", "p99.9", "max")]
+                f.write(rate_label(r["rate"]) + " " + " ".join(f"{v:g}" for v in vals) + "\n")
+        out = os.path.join(outdir, "latency.png")
+        gnuplot(gp, GNUPLOT_LATENCY.format(out=out, dat=dat))
+        made.append(out)
+    plots = []
+    for name, title in (("max", "produced and processed at once (max)"),
+                        ("backlog", "draining the topic (backlog)")):
+        tr = os.path.join(outdir, f"trace-{name}.txt")
+        if not os.path.exists(tr):
+            continue
+        pts = read_trace(tr)
+        span = pts[-1][0] - pts[0][0] if pts else 0
+        series = rate_series(pts, step=min(0.5, span / 20))  # >= 20 points on short runs
+        if len(series) < 2:
+            continue
+        dat = os.path.join(outdir, f"rate-{name}.dat")
+        with open(dat, "w") as f:
+            for t, r in series:
+                f.write(f"{t:.3f} {r:.0f}\n")
+        plots.append(f"'{dat}' using 1:2 with lines lw 2 title '{title}'")
+    if plots:
+        out = os.path.join(outdir, "throughput.png")
+        gnuplot(gp, GNUPLOT_THROUGHPUT.format(out=out, plots=", ".join(plots)))
+        made.append(out)
+    return made
+
+
+def render(outdir):
+    with open(os.path.join(outdir, "results.json")) as f:
+        res = json.load(f)
+    res["dir"] = outdir
+    write_plots(res, outdir)
+    md = render_markdown(res)
+    with open(os.path.join(outdir, "report.md"), "w") as f:
+        f.write(md)
+    return md
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("render", help="report.md and plots from RESULTS_DIR/results.json")
+    r.add_argument("dir")
+    s = sub.add_parser("score", help="detection quality of alert files (JSONL)")
+    s.add_argument("--truth", required=True)
+    s.add_argument("alerts", nargs="+")
+    l = sub.add_parser("latency", help="percentiles of 'append_ts<TAB>alert' lines")
+    l.add_argument("--side", required=True)
+    l.add_argument("alerts")
+    a = ap.parse_args(argv)
+    if a.cmd == "render":
+        sys.stdout.write(render(a.dir))
+    elif a.cmd == "score":
+        alerts = [x for p in a.alerts for x in read_jsonl(p)]
+        json.dump(score(alerts, read_jsonl(a.truth)), sys.stdout, indent=1, ensure_ascii=False)
+        print()
+    else:
+        lat, unknown = alert_latencies(read_timed_alerts(a.alerts), read_side(a.side))
+        st = latency_stats(lat)
+        st["unmatched_alerts"] = unknown
+        print(json.dumps(st))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
