@@ -268,15 +268,19 @@ def render_markdown(res):
         w("")
         w("Alert broker append time minus the send time of the event it names, per alert (ms).")
         w("")
-        w("| offered | achieved | events | alerts | p50 | p95 | p99 | p99.9 | max | daemon CPU s | peak RSS | checkpoints (longest) |")
-        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("| offered | achieved | events | alerts | p50 | p95 | p99 | p99.9 | max | recall / precision | daemon CPU s | peak RSS | checkpoints (longest) |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in runs:
             l = r["latency_ms"]
             off = "max" if r["rate"] == "max" else f"{r['rate']:,}/s"
             w(f"| {off} | {fmt_int(r.get('achieved'))}/s | {r['events']:,} | {l['n']:,} | "
               f"{fmt_ms(l['p50'])} | {fmt_ms(l['p95'])} | {fmt_ms(l['p99'])} | {fmt_ms(l['p99.9'])} | "
-              f"{fmt_ms(l['max'])} | {r['cpu_s']:.1f} | {fmt_mib(r['hwm_kib'])} | "
+              f"{fmt_ms(l['max'])} | {fmt_pct(r.get('recall'))} / {fmt_pct(r.get('precision'))} | "
+              f"{r['cpu_s']:.1f} | {fmt_mib(r['hwm_kib'])} | "
               f"{r.get('checkpoints', 0)} ({r.get('checkpoint_max_s', 0) * 1000:.0f} ms) |")
+        w("")
+        w("Recall and precision per row count the planted scenarios whose events were all "
+          "sent in that run (a paced run sends the first rate × seconds events).")
         w("")
         w("At `max` the load generator and the daemon run at the same time; its latency "
           "includes the time events wait in the topic while the daemon catches up.")

@@ -36,7 +36,7 @@ def main():
         out = os.path.join(tmp, "results")
         cmd = [os.path.join(ROOT, "bench", "run"), "--events", "20000",
                "--rates", "10000,max", "--rate-seconds", "1",
-               "--broker", f"127.0.0.1:{PORT}", "--build-dir", BUILD, "--no-build",
+               "--broker", f"127.0.0.1:{PORT}", "--build-dir", BUILD, "--no-build", "--no-deps",
                "--cache", os.path.join(tmp, "cache"), "--out", out]
         print("$ " + " ".join(cmd), flush=True)
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -149,8 +149,9 @@ def test_markdown_report():
         "quality": dict(report.score([al("1", "R104", "C")], TRUTH), source="max"),
         "method": ["1. method line"],
     }
+    res["runs"][0].update(recall=1.0, precision=0.5)
     md = report.render_markdown(res)
-    for want in ("| 10,000/s | 9,999/s | 200,000 | 4 | 2 | 4 | 4 | 4 | 4 |",
+    for want in ("| 10,000/s | 9,999/s | 200,000 | 4 | 2 | 4 | 4 | 4 | 4 | 100.0 % / 50.0 % |",
                  "8.50 s = 200,000 ev/s", "target < 10 s for 1.7M: met",
                  "| daemon / pass-through | **0.70** | target ≥ 0.60: met |",
                  "| overseas_call | 2 | 1 | 50.0 % |", "Recall target 100 %: **NOT met**",
