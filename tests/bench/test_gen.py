@@ -18,15 +18,18 @@ usage: test_gen.py GEN FRAUDWATCH SOURCE_ROOT   (ends with "N passed, N failed")
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
 
 GEN, FW, ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
 RULES = os.path.join(ROOT, "rules")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import report  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runner  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="fwtest-gen-")
 
@@ -109,20 +112,10 @@ def test_truth_agrees_with_the_rules():
 
 
 def main():
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_")]
-    passed = failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            passed += 1
-            print(f"ok   {name}", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL {name}", flush=True)
-            traceback.print_exc()
-    subprocess.run(["rm", "-rf", TMP])
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    try:
+        return runner.run(globals())
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 if __name__ == "__main__":

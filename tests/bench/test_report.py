@@ -10,11 +10,13 @@ import json
 import os
 import sys
 import tempfile
-import traceback
 
 ROOT = os.path.abspath(sys.argv[1])
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import report  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runner  # noqa: E402
 
 
 def eq(got, want, what):
@@ -160,19 +162,7 @@ def test_markdown_report():
 
 
 def main():
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_")]
-    passed = failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            passed += 1
-            print(f"ok   {name}")
-        except Exception:
-            failed += 1
-            print(f"FAIL {name}")
-            traceback.print_exc()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return runner.run(globals())
 
 
 if __name__ == "__main__":
