@@ -1,22 +1,40 @@
 /* daemon.c — `fraudwatch run`: Kafka in, engine, Kafka out, around the clock.
  *
- * Owns the main thread's loop and the checkpoint.  The main thread is the
+ * Owns the main thread's loop and the checkpoints.  The main thread is the
  * pipeline's feeder: it polls the consumer, packs messages into batches,
  * submits them to the workers, retires finished batches in order — alerts
  * to the alert topic, malformed events to the dead-letter topic — and
  * serves the producer's delivery reports.  Nothing here runs per event on
  * another thread, and nothing takes a lock per event.
  *
- * At-least-once, with window state: every checkpoint_interval the loop
- * stops feeding, retires every batch, waits until the broker has
- * acknowledged every alert and dead letter, then writes the state of every
- * key together with the partition positions it corresponds to (one file,
- * written aside and renamed into place) and commits those positions to the
- * group.  After kill -9 the daemon reloads the last checkpoint and resumes
- * each partition at the checkpoint's position: the state is exactly the
- * state those events built, so every alert of an uninterrupted run is
- * produced again (alerts after the checkpoint are produced twice, with the
- * same alert_id).  A revocation or SIGTERM checkpoints before letting go.
+ * At-least-once, with window state, through checkpoints: a checkpoint is
+ * the state of every key together with the partition positions it
+ * corresponds to, in one file.  After kill -9 the daemon reloads the last
+ * checkpoint and resumes each partition at the checkpoint's position: the
+ * state is exactly the state those events built, so every alert of an
+ * uninterrupted run is produced again (alerts after the checkpoint are
+ * produced twice, with the same alert_id).
+ *
+ * Every checkpoint_interval the stream is *cut* without stopping it
+ * (pipeline.c): the next batch is marked, each worker serialises its own
+ * shard into memory right after applying it, and when the main loop retires
+ * that batch it takes the snapshot, the positions of everything retired so
+ * far (exactly the cut) and a delivery mark (kafka_out.c), and hands the
+ * snapshot to the writer thread (snapshot.c), which writes and fsyncs
+ * `checkpoint.tmp`.  The loop carries on.  Once the file is durable AND
+ * every alert and dead letter produced before the cut is acknowledged, the
+ * writer renames it into place, and only then are the positions committed
+ * to the group.  Both conditions come before the rename because the file
+ * in place is what a restart resumes from: resuming after a cut whose
+ * alerts were never delivered would lose them.  One checkpoint is in
+ * flight at a time; the stream stands still only while the workers
+ * serialise (fraudwatch_checkpoint_pause_seconds).
+ *
+ * A revocation and SIGTERM checkpoint synchronously before letting go (a
+ * hand-over must be exact): the same cut, then every batch retired, every
+ * delivery awaited, the file written and published, the offsets committed.
+ * A periodic checkpoint still in flight then is dropped unpublished (or
+ * finished, if it is already in place).
  *
  * Message provenance (partition, offset, timestamp) lives in a ring indexed
  * by the batch tag, so the librdkafka message is freed as soon as its bytes
@@ -65,6 +83,26 @@ struct src {
     int64_t ts;              /* message timestamp (ms), 0 if none */
 };
 
+/* The checkpoint in flight (one at a time). */
+enum ck_phase {
+    CK_NONE,
+    CK_CUT,          /* cut batch submitted, not retired yet */
+    CK_WRITING,      /* snapshot with the writer; waiting for it and the acks */
+    CK_PUBLISHING,   /* durable and acknowledged: being renamed into place */
+};
+
+struct ckpt {
+    enum ck_phase phase;
+    bool sync;                /* revocation / shutdown: no writer start in output() */
+    uint64_t cut_msgno;       /* msgno at the cut: messages before it are in */
+    uint64_t mark;            /* fw_out_mark() at the cut */
+    fw_snapshot *snap;
+    rd_kafka_topic_partition_list_t *pos;
+    const char *group;
+    int64_t t_cut;            /* fw_mono_ns() when cut */
+    int64_t main_ns;          /* main loop time spent on it */
+};
+
 struct daemon {
     const fw_settings *s;
     fw_ruleset *rs;
@@ -78,6 +116,8 @@ struct daemon {
     fw_batch *cur;           /* being filled */
     uint64_t msgno;          /* tag of the next message */
     uint64_t checkpointed;   /* msgno at the last checkpoint */
+    struct ckpt ck;
+    fw_ckpt_writer *writer;
     struct src *ring;        /* provenance by tag */
     size_t ring_mask;
 
@@ -87,6 +127,7 @@ struct daemon {
     fw_counter *checkpoints;
     fw_counter *checkpoint_failures;
     fw_gauge *checkpoint_seconds;
+    fw_gauge *checkpoint_pause;
     fw_gauge *state_keys;
     fw_gauge *ruleset_version;
     fw_gauge **queue_depth;
@@ -143,6 +184,8 @@ static void count_alert(struct daemon *d, const fw_ruleset *rs, uint32_t rule)
                    1);
 }
 
+static void cut_retired(struct daemon *d, fw_batch *b);
+
 /* Everything a finished batch caused: alerts, dead letters, positions. */
 static void output(struct daemon *d, fw_batch *b)
 {
@@ -173,6 +216,8 @@ static void output(struct daemon *d, fw_batch *b)
     }
     fw_counter_add(d->events, n);
     fw_counter_add(d->regex_faults, fw_batch_faults(b));
+    if (fw_batch_is_cut(b))
+        cut_retired(d, b);
     fw_pipeline_recycle(d->p, b);
 }
 
@@ -193,22 +238,21 @@ static void submit_current(struct daemon *d)
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-static int write_checkpoint(struct daemon *d, rd_kafka_topic_partition_list_t *pos,
-                            char *err, size_t errlen)
+static int64_t fw_mono_ns(void)
 {
-    char tmp[4096], final[4096];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", d->s->state_dir, CHECKPOINT_FILE);
-    snprintf(final, sizeof final, "%s/%s", d->s->state_dir, CHECKPOINT_FILE);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    static char buf[1 << 16];
-    setvbuf(f, buf, _IOFBF, sizeof buf);
-    int rc = -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The file: magic, group, positions, then the pipeline's snapshot.  Runs
+ * on the writer thread; the job is not touched by the loop meanwhile. */
+static int fill_checkpoint(void *ctx, FILE *f, char *err, size_t errlen)
+{
+    const struct ckpt *ck = ctx;
+    const rd_kafka_topic_partition_list_t *pos = ck->pos;
     if (fw_put_u64(f, CHECKPOINT_MAGIC) ||
-        fw_put_bytes(f, d->s->group_id, (uint32_t)strlen(d->s->group_id)) ||
+        fw_put_bytes(f, ck->group, (uint32_t)strlen(ck->group)) ||
         fw_put_u64(f, (uint64_t)pos->cnt))
         goto io;
     for (int i = 0; i < pos->cnt; i++)
@@ -216,25 +260,140 @@ static int write_checkpoint(struct daemon *d, rd_kafka_topic_partition_list_t *p
             fw_put_u64(f, (uint64_t)pos->elems[i].partition) ||
             fw_put_u64(f, (uint64_t)pos->elems[i].offset))
             goto io;
-    if (fw_pipeline_save(d->p, f, err, errlen) != 0)
-        goto out;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        goto io;
-    if (fclose(f) != 0) {
-        f = NULL;
-        goto io;
-    }
-    f = NULL;
-    if (rename(tmp, final) != 0)
-        goto io;
-    return 0;
+    return fw_snapshot_write(ck->snap, f, err, errlen);
 io:
-    snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno));
-out:
-    if (f)
-        fclose(f);
-    unlink(tmp);
-    return rc;
+    snprintf(err, errlen, "%s", strerror(errno));
+    return -1;
+}
+
+static void ck_clear(struct daemon *d)
+{
+    fw_snapshot_free(d->ck.snap);
+    if (d->ck.pos)
+        rd_kafka_topic_partition_list_destroy(d->ck.pos);
+    d->ck = (struct ckpt){ .phase = CK_NONE };
+}
+
+static void ck_failed(struct daemon *d, const char *err)
+{
+    fw_counter_add(d->checkpoint_failures, 1);
+    char q[1024];
+    fw_log(FW_LOG_ERROR, "checkpoint", "failed", "error=\"%s\"",
+           fw_log_quote(err, q, sizeof q));
+    fw_ckpt_writer_reset(d->writer);
+    ck_clear(d);
+}
+
+/* Marks the next batch as the cut and submits it (an empty one if nothing
+ * is being filled).  false when no batch slot is free and `wait` is false. */
+static bool cut(struct daemon *d, bool wait)
+{
+    int64_t t0 = fw_mono_ns();
+    while (!d->cur && !(d->cur = fw_pipeline_acquire(d->p, d->rs))) {
+        if (!wait)
+            return false;
+        output(d, fw_pipeline_retire(d->p, true));
+    }
+    if (!fw_batch_set_cut(d->cur))
+        return false;
+    d->ck.phase = CK_CUT;
+    d->ck.cut_msgno = d->msgno;
+    d->ck.group = d->s->group_id;
+    d->ck.t_cut = t0;
+    submit_current(d);
+    d->ck.main_ns += fw_mono_ns() - t0;
+    clock_gettime(CLOCK_MONOTONIC, &d->last_checkpoint);
+    return true;
+}
+
+/* The cut batch is retired: everything before it is output, nothing after
+ * it is, so the positions now are the cut's; the snapshot goes to disk. */
+static void cut_retired(struct daemon *d, fw_batch *b)
+{
+    int64_t t0 = fw_mono_ns();
+    fw_snapshot *snap = fw_batch_take_snapshot(b);
+    if (d->ck.phase != CK_CUT) {    /* teardown after a fatal error */
+        fw_snapshot_free(snap);
+        return;
+    }
+    d->ck.snap = snap;
+    d->ck.pos = fw_in_positions(d->in);
+    d->ck.mark = fw_out_mark(d->out);
+    d->ck.phase = CK_WRITING;
+    if (!fw_snapshot_ok(snap)) {
+        ck_failed(d, "serialising the state failed (out of memory)");
+        return;
+    }
+    if (fw_ckpt_writer_start(d->writer, fill_checkpoint, &d->ck) != 0) {
+        ck_failed(d, "the checkpoint writer is busy");
+        return;
+    }
+    d->ck.main_ns += fw_mono_ns() - t0;
+}
+
+/* The file is in place: commit its positions, count it, say so. */
+static void ck_finish(struct daemon *d)
+{
+    int64_t t0 = fw_mono_ns();
+    fw_in_commit(d->in, d->ck.pos);    /* a failed commit is retried by kafka_in.c */
+    int64_t t1 = fw_mono_ns();
+    d->ck.main_ns += t1 - t0;
+    d->checkpointed = d->ck.cut_msgno;
+    double serialise = fw_snapshot_seconds(d->ck.snap);
+    double pause = (double)d->ck.main_ns / 1e9 + (d->ck.sync ? 0 : serialise);
+    fw_counter_add(d->checkpoints, 1);
+    fw_gauge_set(d->state_keys, (double)fw_snapshot_keys(d->ck.snap));
+    fw_gauge_set(d->checkpoint_seconds, (double)(t1 - d->ck.t_cut) / 1e9);
+    fw_gauge_set(d->checkpoint_pause, pause);
+    /* ms= is cut to commit (the stream keeps going meanwhile, except in a
+     * synchronous one); pause_ms= how long the stream stood still. */
+    fw_log(FW_LOG_DEBUG, "checkpoint", "written",
+           "mode=%s partitions=%d keys=%zu bytes=%zu pause_ms=%.1f serialise_ms=%.1f "
+           "write_ms=%.1f publish_ms=%.1f commit_ms=%.1f ms=%lld",
+           d->ck.sync ? "sync" : "background", d->ck.pos->cnt,
+           fw_snapshot_keys(d->ck.snap), fw_snapshot_bytes(d->ck.snap), pause * 1e3,
+           serialise * 1e3, fw_ckpt_writer_write_seconds(d->writer) * 1e3,
+           fw_ckpt_writer_publish_seconds(d->writer) * 1e3, (double)(t1 - t0) / 1e6,
+           (long long)((t1 - d->ck.t_cut) / 1000000));
+    fw_ckpt_writer_reset(d->writer);
+    ck_clear(d);
+}
+
+/* Moves the checkpoint in flight on, never waiting: publish once written
+ * and acknowledged, commit once published. */
+static void ck_poll(struct daemon *d)
+{
+    char err[1024];
+    switch (d->ck.phase) {
+    case CK_NONE:
+    case CK_CUT:
+        return;
+    case CK_WRITING:
+        switch (fw_ckpt_writer_state(d->writer, err, sizeof err)) {
+        case FW_CKPT_FAILED:
+            ck_failed(d, err);
+            return;
+        case FW_CKPT_WRITTEN:
+            if (!fw_out_acked(d->out, d->ck.mark))
+                return;
+            fw_ckpt_writer_publish(d->writer);
+            d->ck.phase = CK_PUBLISHING;
+            return;
+        default:
+            return;
+        }
+    case CK_PUBLISHING:
+        switch (fw_ckpt_writer_state(d->writer, err, sizeof err)) {
+        case FW_CKPT_FAILED:
+            ck_failed(d, err);
+            return;
+        case FW_CKPT_DONE:
+            ck_finish(d);
+            return;
+        default:
+            return;
+        }
+    }
 }
 
 static int read_checkpoint(struct daemon *d, char *err, size_t errlen)
@@ -289,47 +448,75 @@ out:
     return rc;
 }
 
-/* Finishes everything in flight, waits for every acknowledgement, writes the
- * checkpoint and commits its positions.  `deadline_ms` < 0: no limit. */
-static int checkpoint(struct daemon *d, int deadline_ms)
+/* Every checkpoint_interval: cut, and let the rest happen in the background. */
+static void ck_periodic(struct daemon *d)
 {
-    int64_t t0 = fw_mono_ms();
-    char err[1024];
+    if (d->ck.phase != CK_NONE)
+        return;                 /* the previous one is still on its way */
     if (d->msgno == d->checkpointed) {
         /* Nothing consumed since the last one: state and positions are
-         * what it holds (an idle daemon, or a revocation at shutdown). */
+         * what it holds (an idle daemon). */
+        clock_gettime(CLOCK_MONOTONIC, &d->last_checkpoint);
+        return;
+    }
+    cut(d, false);              /* no free slot: next time round */
+}
+
+/* Revocation and shutdown: a checkpoint of everything consumed, finished
+ * before returning.  `deadline_ms` bounds the wait for acknowledgements. */
+static int checkpoint(struct daemon *d, int deadline_ms)
+{
+    char err[1024];
+    /* A periodic one in flight: finish it if it is already in place, else
+     * drop it unpublished — this one supersedes it. */
+    if (d->ck.phase == CK_CUT) {
+        submit_current(d);
+        retire_ready(d, true);
+    }
+    if (d->ck.phase != CK_NONE) {
+        enum fw_ckpt_state st = fw_ckpt_writer_wait(d->writer, err, sizeof err);
+        if (d->ck.phase == CK_PUBLISHING && st == FW_CKPT_DONE) {
+            ck_finish(d);
+        } else {
+            fw_ckpt_writer_reset(d->writer);
+            ck_clear(d);
+        }
+    }
+    if (d->msgno == d->checkpointed) {
+        /* Nothing consumed since the last one (an idle daemon, or a
+         * revocation at shutdown). */
         clock_gettime(CLOCK_MONOTONIC, &d->last_checkpoint);
         return 0;
     }
-    submit_current(d);
-    retire_ready(d, true);
+    if (!cut(d, true)) {
+        ck_failed(d, "out of memory marking the cut");
+        return -1;
+    }
+    d->ck.sync = true;
+    retire_ready(d, true);      /* the cut's snapshot goes to the writer */
+    if (d->ck.phase != CK_WRITING)
+        return -1;              /* failed, and said so */
     if (fw_out_drain(d->out, deadline_ms < 0 ? &stop_requested : &hard_stop,
                      deadline_ms) != 0) {
         /* Not all acknowledged: the last checkpoint stays the truth. */
         fw_counter_add(d->checkpoint_failures, 1);
         fw_log(FW_LOG_WARN, "checkpoint", "skipped: alerts not yet acknowledged",
                "pending=%llu", (unsigned long long)fw_out_pending(d->out));
+        fw_ckpt_writer_reset(d->writer);
+        ck_clear(d);
         return -1;
     }
-    rd_kafka_topic_partition_list_t *pos = fw_in_positions(d->in);
-    int rc = write_checkpoint(d, pos, err, sizeof err);
-    if (rc == 0) {
-        d->checkpointed = d->msgno;
-        fw_in_commit(d->in, pos);
-        fw_counter_add(d->checkpoints, 1);
-        fw_gauge_set(d->state_keys, (double)fw_pipeline_keys(d->p));
-        fw_gauge_set(d->checkpoint_seconds, (double)(fw_mono_ms() - t0) / 1000.0);
-        fw_log(FW_LOG_DEBUG, "checkpoint", "written", "partitions=%d ms=%lld",
-               pos->cnt, (long long)(fw_mono_ms() - t0));
-    } else {
-        fw_counter_add(d->checkpoint_failures, 1);
-        char q[1024];
-        fw_log(FW_LOG_ERROR, "checkpoint", "failed", "error=\"%s\"",
-               fw_log_quote(err, q, sizeof q));
+    if (fw_ckpt_writer_wait(d->writer, err, sizeof err) == FW_CKPT_WRITTEN) {
+        fw_ckpt_writer_publish(d->writer);
+        d->ck.phase = CK_PUBLISHING;
     }
-    rd_kafka_topic_partition_list_destroy(pos);
-    clock_gettime(CLOCK_MONOTONIC, &d->last_checkpoint);
-    return rc;
+    if (fw_ckpt_writer_wait(d->writer, err, sizeof err) != FW_CKPT_DONE) {
+        ck_failed(d, err);
+        return -1;
+    }
+    d->ck.main_ns = fw_mono_ns() - d->ck.t_cut;   /* it all stood still */
+    ck_finish(d);
+    return 0;
 }
 
 static void on_revoke(void *ctx)
@@ -420,7 +607,8 @@ static int loop(struct daemon *d)
         int64_t since = now - ((int64_t)d->last_checkpoint.tv_sec * 1000 +
                                d->last_checkpoint.tv_nsec / 1000000);
         if (since >= interval)
-            checkpoint(d, -1);
+            ck_periodic(d);
+        ck_poll(d);
     }
     return 0;
 }
@@ -458,6 +646,11 @@ int fw_daemon_run(const fw_settings *s)
     }
     if (make_state_dir(s->state_dir, err, sizeof err) != 0)
         goto out;
+    d.writer = fw_ckpt_writer_new(s->state_dir, CHECKPOINT_FILE);
+    if (!d.writer) {
+        snprintf(err, sizeof err, "cannot start the checkpoint writer thread");
+        goto out;
+    }
 
     d.events = fw_metrics_counter(d.m, "fraudwatch_events_total",
                                   "Events consumed and processed (malformed included).", "");
@@ -469,7 +662,12 @@ int fw_daemon_run(const fw_settings *s)
     d.checkpoint_failures = fw_metrics_counter(d.m, "fraudwatch_checkpoint_failures_total",
                                                "Checkpoints skipped or failed.", "");
     d.checkpoint_seconds = fw_metrics_gauge(d.m, "fraudwatch_checkpoint_seconds",
-                                            "Duration of the last checkpoint.", "");
+                                            "Duration of the last checkpoint, from its cut to "
+                                            "the commit of its offsets.", "");
+    d.checkpoint_pause = fw_metrics_gauge(d.m, "fraudwatch_checkpoint_pause_seconds",
+                                          "How long the last checkpoint held the stream "
+                                          "(shard serialisation and the main loop's own "
+                                          "work on it).", "");
     d.state_keys = fw_metrics_gauge(d.m, "fraudwatch_state_keys",
                                     "Keys with window, sequence or suppression state.", "");
     d.ruleset_version = fw_metrics_gauge(d.m, "fraudwatch_ruleset_version",
@@ -543,6 +741,8 @@ out:
         submit_current(&d);
         retire_ready(&d, true);
     }
+    fw_ckpt_writer_free(d.writer);   /* an unpublished checkpoint is dropped */
+    ck_clear(&d);
     fw_http_stop(d.http);
     fw_reloader_stop(d.reloader);
     fw_in_close(d.in);

@@ -43,6 +43,12 @@ void fw_out_poll(fw_out *o, int timeout_ms);
 /* Waits until every message produced so far is delivered (failed ones are
  * re-sent).  0, or -1 if `stop` became true or the producer failed fatally. */
 int fw_out_drain(fw_out *o, volatile sig_atomic_t *stop, int timeout_ms);
+/* A mark between what was produced before this call and what comes after;
+ * fw_out_acked(mark) becomes true once everything produced before it has
+ * been delivered (re-sent failures included).  Marks are cheap; keep at
+ * most a few outstanding (the daemon holds one). */
+uint64_t fw_out_mark(fw_out *o);
+bool fw_out_acked(fw_out *o, uint64_t mark);
 /* Non-NULL after a fatal producer error (the daemon must exit). */
 const char *fw_out_fatal(fw_out *o);
 uint64_t fw_out_pending(fw_out *o);

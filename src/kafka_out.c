@@ -9,6 +9,13 @@
  * offsets only after fw_out_drain() has seen every report come back clean,
  * which is what makes "commit after the alert is acknowledged" hold.
  *
+ * Periodic checkpoints do not drain: they ask for a *mark*
+ * (fw_out_mark) at their cut and later whether everything produced before
+ * it is acknowledged (fw_out_acked).  Each message carries the number of
+ * the epoch it was produced in (the marks split time into epochs) next to
+ * its source timestamp in its opaque, and a small ring counts what each
+ * epoch still has pending; a re-sent message stays in its epoch.
+ *
  * Single-threaded by design: produce, poll and delivery callbacks all run
  * on the daemon's main thread, so the counters here need no locks. */
 #include <signal.h>
@@ -21,11 +28,17 @@
 #include "fraudwatch/log.h"
 #include "kafka.h"
 
+#define EPOCHS 64                /* marks outstanding at once, at most EPOCHS - 2 */
+#define TS_BITS 48               /* ms since 1970 fit until the year 10889 */
+
 struct fw_out {
     rd_kafka_t *rk;
     rd_kafka_topic_t *alerts;
     rd_kafka_topic_t *dlq;
     uint64_t pending;            /* produced, no clean report yet */
+    uint64_t epoch;              /* of the messages produced now */
+    uint64_t epoch_lo;           /* every epoch before it is acknowledged */
+    uint64_t epoch_pending[EPOCHS];
     char fatal[512];
     fw_counter *produced;
     fw_counter *errors;
@@ -33,8 +46,21 @@ struct fw_out {
     fw_histogram *latency;
 };
 
-/* The opaque of a message: its source timestamp (ms), or 0. */
-static void *ts_opaque(int64_t ts) { return (void *)(intptr_t)ts; }
+/* The opaque of a message: its source timestamp (ms, or 0) in the low
+ * TS_BITS, the low bits of its epoch above. */
+static void *msg_opaque(const fw_out *o, int64_t ts)
+{
+    uint64_t t = ts > 0 && ts < (INT64_C(1) << TS_BITS) ? (uint64_t)ts : 0;
+    return (void *)(uintptr_t)(t | (o->epoch << TS_BITS));
+}
+static int64_t opaque_ts(void *op)
+{
+    return (int64_t)((uint64_t)(uintptr_t)op & ((UINT64_C(1) << TS_BITS) - 1));
+}
+static uint64_t *opaque_epoch_pending(fw_out *o, void *op)
+{
+    return &o->epoch_pending[((uint64_t)(uintptr_t)op >> TS_BITS) % EPOCHS];
+}
 
 static void produce(fw_out *o, rd_kafka_topic_t *topic, const void *payload,
                     size_t len, const void *key, size_t klen,
@@ -46,8 +72,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
     (void)rk;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         o->pending--;
+        (*opaque_epoch_pending(o, m->_private))--;
         fw_counter_add(o->produced, 1);
-        int64_t src = (int64_t)(intptr_t)m->_private;
+        int64_t src = opaque_ts(m->_private);
         int64_t age = fw_wall_ms() - src;  /* a producer's clock may run ahead */
         if (src > 0) /* dead letters carry 0 */
             fw_histogram_observe(o->latency, age > 0 ? (double)age / 1000.0 : 0.0);
@@ -63,6 +90,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
     if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
         hdrs = rd_kafka_headers_copy(orig);
     o->pending--;
+    (*opaque_epoch_pending(o, m->_private))--;
     produce(o, m->rkt, m->payload, m->len, m->key, m->key_len, hdrs,
             m->_private);
 }
@@ -102,6 +130,7 @@ static void produce(fw_out *o, rd_kafka_topic_t *topic, const void *payload,
                        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             o->pending++;
+            (*opaque_epoch_pending(o, opaque))++;
             return;
         }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !o->fatal[0]) {
@@ -194,7 +223,7 @@ void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
     /* The alert line ends with a newline (JSONL); a Kafka message does not. */
     if (len && json[len - 1] == '\n')
         len--;
-    produce(o, o->alerts, json, len, key, klen, NULL, ts_opaque(src_ts_ms));
+    produce(o, o->alerts, json, len, key, klen, NULL, msg_opaque(o, src_ts_ms));
 }
 
 void fw_out_dead_letter(fw_out *o, const char *payload, size_t len,
@@ -215,7 +244,7 @@ void fw_out_dead_letter(fw_out *o, const char *payload, size_t len,
         len = 0;
     }
     fw_counter_add(o->dead_letters, 1);
-    produce(o, o->dlq, payload, len, key, klen, h, ts_opaque(0));
+    produce(o, o->dlq, payload, len, key, klen, h, msg_opaque(o, 0));
 }
 
 void fw_out_poll(fw_out *o, int timeout_ms) { rd_kafka_poll(o->rk, timeout_ms); }
@@ -234,6 +263,29 @@ int fw_out_drain(fw_out *o, volatile sig_atomic_t *stop, int timeout_ms)
             return -1;
     }
     return o->fatal[0] ? -1 : 0;
+}
+
+static void advance_epochs(fw_out *o)
+{
+    while (o->epoch_lo < o->epoch && o->epoch_pending[o->epoch_lo % EPOCHS] == 0)
+        o->epoch_lo++;
+}
+
+uint64_t fw_out_mark(fw_out *o)
+{
+    advance_epochs(o);
+    if (o->epoch - o->epoch_lo >= EPOCHS - 2) {
+        /* The daemon holds one mark at a time; this is a bug, not load. */
+        fputs("fraudwatch: too many delivery marks outstanding\n", stderr);
+        abort();
+    }
+    return o->epoch++;
+}
+
+bool fw_out_acked(fw_out *o, uint64_t mark)
+{
+    advance_epochs(o);
+    return o->epoch_lo > mark;
 }
 
 const char *fw_out_fatal(fw_out *o) { return o->fatal[0] ? o->fatal : NULL; }

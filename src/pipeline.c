@@ -22,7 +22,18 @@
  * Determinism: batches are cut by count, so in replay the same input gives
  * the same batches; the stream clock used to expire idle keys is computed
  * from the events in input order; alerts are merged by (event, rule).  So
- * the thread count never changes the alerts. */
+ * the thread count never changes the alerts.
+ *
+ * Checkpoints without stopping the stream: the feeder marks a batch as a
+ * *cut* (fw_batch_set_cut, before submitting it; it may be empty).  Each
+ * worker, right after its stage 2 of that batch — the only moment its
+ * shard holds exactly the state of the batches up to the cut — serialises
+ * its own shard into memory (open_memstream, the checkpoint encoding of
+ * state.c), in parallel with the other workers and without a lock: the
+ * shard is its own.  The retired cut batch carries the snapshot to the
+ * feeder (fw_batch_take_snapshot), which writes it to disk elsewhere while
+ * the workers go on with the next batches.  The stream stands still only
+ * for the in-memory serialisation of the largest shard. */
 #include "fraudwatch/pipeline.h"
 
 #include <pthread.h>
@@ -33,6 +44,23 @@
 #include <time.h>
 
 #include "engine.h"
+
+/* A cut's snapshot: one serialised shard per worker (fw_state_save's
+ * encoding), and the stream clock at the cut (every worker computes the
+ * same one: each sees every batch's timestamps). */
+struct snap_part {
+    char *p;
+    size_t len;
+    size_t keys;
+    int64_t ns;              /* how long the serialisation took */
+    bool failed;
+};
+
+struct fw_snapshot {
+    uint32_t n;
+    int64_t clock;
+    struct snap_part part[];
+};
 
 enum { ST_FREE, ST_FILLING, ST_FILLED, ST_PARSED, ST_DONE };
 
@@ -74,6 +102,10 @@ struct fw_batch {
     fw_alert_out *out;       /* [nshards] */
     atomic_uint shards_done;
     uint32_t nshards;
+
+    /* a cut: set by the feeder before submit, filled by each worker after
+     * its stage 2 (published by shards_done / the DONE stage) */
+    fw_snapshot *snap;
 };
 
 struct worker {
@@ -171,6 +203,32 @@ static void stage1(struct worker *w, fw_batch *b)
     b->faults = fw_scanner_faults(w->scanner) - faults;
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The worker's own shard, as it stands after the cut batch, into memory. */
+static void serialise_shard(struct worker *w, fw_snapshot *s)
+{
+    struct snap_part *sp = &s->part[w->id];
+    int64_t t0 = mono_ns();
+    FILE *f = open_memstream(&sp->p, &sp->len);
+    if (!f) {
+        sp->failed = true;
+        return;
+    }
+    sp->failed = fw_state_save(w->state, f) != 0;
+    if (fclose(f) != 0)
+        sp->failed = true;
+    sp->keys = fw_state_keys(w->state);
+    if (w->id == 0)
+        s->clock = w->clock;
+    sp->ns = mono_ns() - t0;
+}
+
 static void stage2(struct worker *w, fw_batch *b)
 {
     fw_pipeline *p = w->p;
@@ -193,6 +251,8 @@ static void stage2(struct worker *w, fw_batch *b)
     }
     if (b->seqno % GC_EVERY == GC_EVERY - 1 && w->clock != FW_TS_NONE)
         fw_state_gc(w->state, w->clock, late);
+    if (b->snap)
+        serialise_shard(w, b->snap);
 }
 
 static void *worker_main(void *arg)
@@ -262,6 +322,7 @@ static void batch_free(fw_batch *b)
     free(b->msgs);
     free(b->ts);
     free(b->bad);
+    fw_snapshot_free(b->snap);
     fw_ruleset_unref(b->rs);
 }
 
@@ -454,8 +515,75 @@ void fw_pipeline_recycle(fw_pipeline *p, fw_batch *b)
         b->out[s].n = 0;
         b->out[s].text.len = 0;
     }
+    fw_snapshot_free(b->snap);   /* a cut nobody took (teardown) */
+    b->snap = NULL;
     atomic_store(&b->shards_done, 0);
     atomic_store_explicit(&b->stage, ST_FREE, memory_order_release);
+}
+
+/* ---- cuts: snapshots taken by the workers at a batch boundary ---------- */
+
+bool fw_batch_set_cut(fw_batch *b)
+{
+    if (b->snap)
+        return true;
+    b->snap = calloc(1, sizeof *b->snap + b->nshards * sizeof b->snap->part[0]);
+    if (!b->snap)
+        return false;
+    b->snap->n = b->nshards;
+    b->snap->clock = FW_TS_NONE;
+    return true;
+}
+
+bool fw_batch_is_cut(const fw_batch *b) { return b->snap != NULL; }
+
+fw_snapshot *fw_batch_take_snapshot(fw_batch *b)
+{
+    fw_snapshot *s = b->snap;
+    b->snap = NULL;
+    return s;
+}
+
+void fw_snapshot_free(fw_snapshot *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->n; i++)
+        free(s->part[i].p);
+    free(s);
+}
+
+bool fw_snapshot_ok(const fw_snapshot *s)
+{
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->part[i].failed)
+            return false;
+    return true;
+}
+
+size_t fw_snapshot_keys(const fw_snapshot *s)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        n += s->part[i].keys;
+    return n;
+}
+
+size_t fw_snapshot_bytes(const fw_snapshot *s)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        n += s->part[i].len;
+    return n;
+}
+
+double fw_snapshot_seconds(const fw_snapshot *s)
+{
+    int64_t ns = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->part[i].ns > ns)
+            ns = s->part[i].ns;
+    return (double)ns / 1e9;
 }
 
 uint32_t fw_pipeline_queue_depth(fw_pipeline *p, uint32_t worker)
@@ -538,6 +666,27 @@ bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
 static bool idle(const fw_pipeline *p)
 {
     return p->next_fill == p->next_retire;
+}
+
+/* The same bytes as fw_pipeline_save() at the cut. */
+int fw_snapshot_write(const fw_snapshot *s, FILE *f, char *err, size_t errlen)
+{
+    if (!fw_snapshot_ok(s)) {
+        snprintf(err, errlen, "serialising a shard failed (out of memory?)");
+        return -1;
+    }
+    if (fw_put_u64(f, CHECKPOINT_MAGIC) || fw_put_u64(f, (uint64_t)s->clock))
+        goto bad;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->part[i].len &&
+            fwrite_unlocked(s->part[i].p, 1, s->part[i].len, f) != s->part[i].len)
+            goto bad;
+    if (fw_put_u64(f, CHECKPOINT_MAGIC) || fflush(f) != 0)
+        goto bad;
+    return 0;
+bad:
+    snprintf(err, errlen, "writing the checkpoint failed");
+    return -1;
 }
 
 int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen)

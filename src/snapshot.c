@@ -1,4 +1,5 @@
-/* snapshot.c — the byte encoding of checkpoints.
+/* snapshot.c — the byte encoding of checkpoints, and the thread that puts
+ * a checkpoint file on disk.
  *
  * Owns the primitive encoding shared by state.c, window.c and sequence.c:
  * unsigned 64-bit little-endian integers and length-prefixed byte strings.
@@ -6,9 +7,32 @@
  * written by one build reads back in another, and every read is checked:
  * a truncated or corrupt file is an error, never a crash.  A checkpoint is
  * written and read by one thread, so the stdio calls skip the stream lock
- * (the *_unlocked forms): a state of millions of small fields is written
- * while the stream waits. */
+ * (the *_unlocked forms): a state of millions of small fields is encoded
+ * while the stream waits (into memory, by each worker for its own shard,
+ * see pipeline.c).
+ *
+ * The writer (fw_ckpt_writer) is one thread that turns a snapshot into a
+ * file: it writes `path.tmp` and fsyncs it (WRITTEN), then — only when its
+ * owner says so with fw_ckpt_writer_publish(), which the daemon does once
+ * every alert produced before the cut is acknowledged — renames it over
+ * `path` and fsyncs the directory (DONE).  Publishing is separate from
+ * writing because the file that is in place is the one a restart after
+ * kill -9 resumes from: it must never be one whose alerts could still be
+ * lost.  The state is an atomic the owner polls without a lock; the mutex
+ * and condition variable are used only to hand work over and to wait.
+ * FW_TEST_CHECKPOINT_STALL_MS (tests only) makes the thread sleep that long
+ * after writing the file and before its fsync, so a test can kill -9 the
+ * daemon while a checkpoint is being written. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -54,4 +78,246 @@ int fw_get_bytes(FILE *f, char **p, uint32_t *n, uint32_t max)
     *p = s;
     *n = (uint32_t)len;
     return 0;
+}
+
+/* ---- the writer thread -------------------------------------------------- */
+
+struct fw_ckpt_writer {
+    char *path, *tmp, *dir;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int state;            /* enum fw_ckpt_state */
+    bool publish, quit;          /* under mu */
+    fw_ckpt_fill_fn fill;
+    void *ctx;
+    int64_t stall_ms;
+    int64_t write_ns, publish_ns;
+    char err[1024];
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void set_state(fw_ckpt_writer *w, enum fw_ckpt_state st)
+{
+    pthread_mutex_lock(&w->mu);
+    atomic_store_explicit(&w->state, st, memory_order_release);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int write_tmp(fw_ckpt_writer *w)
+{
+    FILE *f = fopen(w->tmp, "wb");
+    if (!f) {
+        snprintf(w->err, sizeof w->err, "%s: %s", w->tmp, strerror(errno));
+        return -1;
+    }
+    static char buf[1 << 16];    /* one writer thread per process */
+    setvbuf(f, buf, _IOFBF, sizeof buf);
+    char err[512];
+    if (w->fill(w->ctx, f, err, sizeof err) != 0) {
+        snprintf(w->err, sizeof w->err, "writing %s: %s", w->tmp, err);
+        fclose(f);
+        return -1;
+    }
+    if (fflush(f) != 0)
+        goto io;
+    if (w->stall_ms > 0) {
+        struct timespec ts = { w->stall_ms / 1000, (w->stall_ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    if (fsync(fileno(f)) != 0)
+        goto io;
+    if (fclose(f) != 0) {
+        snprintf(w->err, sizeof w->err, "writing %s: %s", w->tmp, strerror(errno));
+        return -1;
+    }
+    return 0;
+io:
+    snprintf(w->err, sizeof w->err, "writing %s: %s", w->tmp, strerror(errno));
+    fclose(f);
+    return -1;
+}
+
+static int publish_tmp(fw_ckpt_writer *w)
+{
+    if (rename(w->tmp, w->path) != 0) {
+        snprintf(w->err, sizeof w->err, "renaming %s: %s", w->tmp, strerror(errno));
+        return -1;
+    }
+    /* The rename itself survives a power cut only once the directory is
+     * on disk; kill -9 needs no more than the rename. */
+    int fd = open(w->dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
+static void *writer_main(void *arg)
+{
+    fw_ckpt_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        int st = atomic_load(&w->state);
+        if (w->quit)
+            break;
+        if (st == FW_CKPT_WRITING) {
+            pthread_mutex_unlock(&w->mu);
+            int64_t t0 = now_ns();
+            int rc = write_tmp(w);
+            w->write_ns = now_ns() - t0;
+            if (rc != 0)
+                unlink(w->tmp);
+            set_state(w, rc == 0 ? FW_CKPT_WRITTEN : FW_CKPT_FAILED);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+        if (st == FW_CKPT_WRITTEN && w->publish) {
+            w->publish = false;
+            atomic_store(&w->state, FW_CKPT_PUBLISHING);
+            pthread_mutex_unlock(&w->mu);
+            int64_t t0 = now_ns();
+            int rc = publish_tmp(w);
+            w->publish_ns = now_ns() - t0;
+            if (rc != 0)
+                unlink(w->tmp);
+            set_state(w, rc == 0 ? FW_CKPT_DONE : FW_CKPT_FAILED);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+        pthread_cond_wait(&w->cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+fw_ckpt_writer *fw_ckpt_writer_new(const char *dir, const char *name)
+{
+    fw_ckpt_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    size_t n = strlen(dir) + strlen(name) + 8;
+    w->dir = strdup(dir);
+    w->path = malloc(n);
+    w->tmp = malloc(n);
+    if (!w->dir || !w->path || !w->tmp)
+        goto fail;
+    snprintf(w->path, n, "%s/%s", dir, name);
+    snprintf(w->tmp, n, "%s/%s.tmp", dir, name);
+    const char *stall = getenv("FW_TEST_CHECKPOINT_STALL_MS");
+    w->stall_ms = stall ? atoll(stall) : 0;
+    atomic_init(&w->state, FW_CKPT_IDLE);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        goto fail;
+    }
+    return w;
+fail:
+    free(w->dir);
+    free(w->path);
+    free(w->tmp);
+    free(w);
+    return NULL;
+}
+
+void fw_ckpt_writer_free(fw_ckpt_writer *w)
+{
+    if (!w)
+        return;
+    fw_ckpt_writer_wait(w, NULL, 0);
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    if (atomic_load(&w->state) == FW_CKPT_WRITTEN)
+        unlink(w->tmp);          /* written, never published */
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->dir);
+    free(w->path);
+    free(w->tmp);
+    free(w);
+}
+
+int fw_ckpt_writer_start(fw_ckpt_writer *w, fw_ckpt_fill_fn fill, void *ctx)
+{
+    pthread_mutex_lock(&w->mu);
+    if (atomic_load(&w->state) != FW_CKPT_IDLE) {
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
+    w->fill = fill;
+    w->ctx = ctx;
+    w->publish = false;
+    w->err[0] = '\0';
+    w->write_ns = w->publish_ns = 0;
+    atomic_store(&w->state, FW_CKPT_WRITING);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+void fw_ckpt_writer_publish(fw_ckpt_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->publish = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static enum fw_ckpt_state report(fw_ckpt_writer *w, int st, char *err, size_t errlen)
+{
+    if (st == FW_CKPT_FAILED && err)
+        snprintf(err, errlen, "%s", w->err);
+    return (enum fw_ckpt_state)st;
+}
+
+enum fw_ckpt_state fw_ckpt_writer_state(fw_ckpt_writer *w, char *err, size_t errlen)
+{
+    int st = atomic_load_explicit(&w->state, memory_order_acquire);
+    return report(w, st, err, errlen);
+}
+
+enum fw_ckpt_state fw_ckpt_writer_wait(fw_ckpt_writer *w, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&w->mu);
+    int st;
+    while ((st = atomic_load(&w->state)) == FW_CKPT_WRITING ||
+           st == FW_CKPT_PUBLISHING || (st == FW_CKPT_WRITTEN && w->publish))
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    return report(w, st, err, errlen);
+}
+
+void fw_ckpt_writer_reset(fw_ckpt_writer *w)
+{
+    int st = fw_ckpt_writer_wait(w, NULL, 0);
+    if (st == FW_CKPT_WRITTEN)
+        unlink(w->tmp);          /* dropped before it was published */
+    pthread_mutex_lock(&w->mu);
+    w->publish = false;
+    atomic_store(&w->state, FW_CKPT_IDLE);
+    pthread_mutex_unlock(&w->mu);
+}
+
+double fw_ckpt_writer_write_seconds(const fw_ckpt_writer *w)
+{
+    return (double)w->write_ns / 1e9;
+}
+
+double fw_ckpt_writer_publish_seconds(const fw_ckpt_writer *w)
+{
+    return (double)w->publish_ns / 1e9;
 }

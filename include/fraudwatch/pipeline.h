@@ -89,6 +89,29 @@ void fw_batch_alerts_begin(const fw_batch *b, fw_alert_iter *it);
 bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
                           fw_alert_view *a);
 
+/* Checkpoints at a cut, without stopping the stream (feeder thread).  Mark
+ * a batch — it may hold no message — before submitting it; every worker,
+ * right after applying it, serialises its own shard into memory, in
+ * parallel; the batch, once retired, hands over the snapshot: the state of
+ * every key after exactly the batches up to and including the cut.  Batches
+ * after the cut go on meanwhile.  false: out of memory (not marked). */
+typedef struct fw_snapshot fw_snapshot;
+bool fw_batch_set_cut(fw_batch *b);
+bool fw_batch_is_cut(const fw_batch *b);
+/* The cut's snapshot (the caller frees it), or NULL if `b` is no cut. */
+fw_snapshot *fw_batch_take_snapshot(fw_batch *b);
+/* false if a shard could not be serialised (out of memory). */
+bool fw_snapshot_ok(const fw_snapshot *s);
+/* The same bytes fw_pipeline_save() would have written at the cut (any
+ * thread; the snapshot is immutable once taken). */
+int fw_snapshot_write(const fw_snapshot *s, FILE *f, char *err, size_t errlen);
+size_t fw_snapshot_keys(const fw_snapshot *s);
+size_t fw_snapshot_bytes(const fw_snapshot *s);
+/* The longest time a worker spent serialising its shard: how long the
+ * stream stood still for this snapshot. */
+double fw_snapshot_seconds(const fw_snapshot *s);
+void fw_snapshot_free(fw_snapshot *s);
+
 /* Checkpoints: the state of every key, written and read while no batch is
  * in flight.  A checkpoint loads into any number of workers. */
 int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen);
