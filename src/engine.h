@@ -13,6 +13,7 @@
 #define FRAUDWATCH_ENGINE_H
 
 #include <stdio.h>
+#include <string.h>
 
 #include "fraudwatch/arena.h"
 #include "fraudwatch/buf.h"
@@ -92,8 +93,9 @@ void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
 void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms);
 size_t fw_state_keys(const fw_state *st);
 
-/* Checkpoints (snapshot.c): every item, in a portable binary form. */
-int fw_state_save(const fw_state *st, FILE *f);
+/* Checkpoints (snapshot.c): every item, in a portable binary form,
+ * appended to `out` (out of memory aborts, like every fw_buf). */
+void fw_state_save(const fw_state *st, fw_buf *out);
 /* Reads items saved by fw_state_save and hands each to `place`, which
  * returns the state that must own it (resharding by the item's hash). */
 int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
@@ -115,15 +117,36 @@ void fw_seqstate_free(fw_seqstate *s);
 bool fw_sequence_apply(fw_seqstate **s, const fw_rule *r, int64_t *m,
                        const fw_update *u, fw_buf *evidence);
 
-/* ---- checkpoint encoding (snapshot.c) ---- */
+/* ---- checkpoint encoding (snapshot.c) ----
+ * Saving appends to a memory buffer (fw_enc_*: a bounds check and a store
+ * per field, so a large state is encoded at memory speed); the same bytes
+ * are read back from a FILE (fw_get_*).  fw_put_* write the daemon's small
+ * file header. */
+static inline void fw_enc_u64(fw_buf *b, uint64_t v)
+{
+    if (b->cap - b->len < 9)
+        fw_buf_reserve(b, 8);
+    unsigned char *q = (unsigned char *)b->p + b->len;
+    for (int i = 0; i < 8; i++)
+        q[i] = (unsigned char)(v >> (8 * i));
+    b->len += 8;
+}
+static inline void fw_enc_bytes(fw_buf *b, const void *p, uint32_t n)
+{
+    fw_enc_u64(b, n);
+    if (b->cap - b->len < (size_t)n + 1)
+        fw_buf_reserve(b, n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
 int fw_put_u64(FILE *f, uint64_t v);
 int fw_put_bytes(FILE *f, const void *p, uint32_t n);   /* length-prefixed */
 int fw_get_u64(FILE *f, uint64_t *v);
 /* Length-prefixed bytes into a malloc'd NUL-terminated buffer. */
 int fw_get_bytes(FILE *f, char **p, uint32_t *n, uint32_t max);
-int fw_window_save(const fw_window *w, FILE *f);
+void fw_window_save(const fw_window *w, fw_buf *out);
 int fw_window_load(fw_window **w, FILE *f);
-int fw_seqstate_save(const fw_seqstate *s, FILE *f);
+void fw_seqstate_save(const fw_seqstate *s, fw_buf *out);
 int fw_seqstate_load(fw_seqstate **s, FILE *f);
 
 /* ---- checkpoint files (snapshot.c) ----

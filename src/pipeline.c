@@ -28,8 +28,8 @@
  * *cut* (fw_batch_set_cut, before submitting it; it may be empty).  Each
  * worker, right after its stage 2 of that batch — the only moment its
  * shard holds exactly the state of the batches up to the cut — serialises
- * its own shard into memory (open_memstream, the checkpoint encoding of
- * state.c), in parallel with the other workers and without a lock: the
+ * its own shard into memory (a buffer sized from its last snapshot, the
+ * checkpoint encoding of state.c), in parallel with the other workers and without a lock: the
  * shard is its own.  The retired cut batch carries the snapshot to the
  * feeder (fw_batch_take_snapshot), which writes it to disk elsewhere while
  * the workers go on with the next batches.  The stream stands still only
@@ -49,8 +49,7 @@
  * encoding), and the stream clock at the cut (every worker computes the
  * same one: each sees every batch's timestamps). */
 struct snap_part {
-    char *p;
-    size_t len;
+    fw_buf buf;
     size_t keys;
     int64_t ns;              /* how long the serialisation took */
     bool failed;
@@ -117,6 +116,7 @@ struct worker {
     fw_state *state;
     atomic_uint_fast64_t next2; /* next batch for stage 2 (read by metrics) */
     int64_t clock;           /* stream clock (for expiring idle keys) */
+    size_t snap_hint;        /* size of its last snapshot */
 };
 
 struct fw_pipeline {
@@ -215,14 +215,9 @@ static void serialise_shard(struct worker *w, fw_snapshot *s)
 {
     struct snap_part *sp = &s->part[w->id];
     int64_t t0 = mono_ns();
-    FILE *f = open_memstream(&sp->p, &sp->len);
-    if (!f) {
-        sp->failed = true;
-        return;
-    }
-    sp->failed = fw_state_save(w->state, f) != 0;
-    if (fclose(f) != 0)
-        sp->failed = true;
+    fw_buf_reserve(&sp->buf, w->snap_hint + w->snap_hint / 8);
+    fw_state_save(w->state, &sp->buf);
+    w->snap_hint = sp->buf.len;
     sp->keys = fw_state_keys(w->state);
     if (w->id == 0)
         s->clock = w->clock;
@@ -549,7 +544,7 @@ void fw_snapshot_free(fw_snapshot *s)
     if (!s)
         return;
     for (uint32_t i = 0; i < s->n; i++)
-        free(s->part[i].p);
+        fw_buf_free(&s->part[i].buf);
     free(s);
 }
 
@@ -573,7 +568,7 @@ size_t fw_snapshot_bytes(const fw_snapshot *s)
 {
     size_t n = 0;
     for (uint32_t i = 0; i < s->n; i++)
-        n += s->part[i].len;
+        n += s->part[i].buf.len;
     return n;
 }
 
@@ -678,8 +673,8 @@ int fw_snapshot_write(const fw_snapshot *s, FILE *f, char *err, size_t errlen)
     if (fw_put_u64(f, CHECKPOINT_MAGIC) || fw_put_u64(f, (uint64_t)s->clock))
         goto bad;
     for (uint32_t i = 0; i < s->n; i++)
-        if (s->part[i].len &&
-            fwrite_unlocked(s->part[i].p, 1, s->part[i].len, f) != s->part[i].len)
+        if (s->part[i].buf.len && fwrite_unlocked(s->part[i].buf.p, 1, s->part[i].buf.len,
+                                                  f) != s->part[i].buf.len)
             goto bad;
     if (fw_put_u64(f, CHECKPOINT_MAGIC) || fflush(f) != 0)
         goto bad;
@@ -700,9 +695,16 @@ int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen)
     if (fw_put_u64(f, CHECKPOINT_MAGIC) ||
         fw_put_u64(f, (uint64_t)p->workers[0].clock))
         goto bad;
-    for (uint32_t i = 0; i < p->o.workers; i++)
-        if (fw_state_save(p->workers[i].state, f))
+    fw_buf shard = { 0 };
+    for (uint32_t i = 0; i < p->o.workers; i++) {
+        shard.len = 0;
+        fw_state_save(p->workers[i].state, &shard);
+        if (shard.len && fwrite_unlocked(shard.p, 1, shard.len, f) != shard.len) {
+            fw_buf_free(&shard);
             goto bad;
+        }
+    }
+    fw_buf_free(&shard);
     if (fw_put_u64(f, CHECKPOINT_MAGIC) || fflush(f) != 0)
         goto bad;
     return 0;

@@ -147,20 +147,18 @@ bool fw_sequence_apply(fw_seqstate **sp, const fw_rule *r, int64_t *m,
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-int fw_seqstate_save(const fw_seqstate *s, FILE *f)
+void fw_seqstate_save(const fw_seqstate *s, fw_buf *out)
 {
-    if (fw_put_u64(f, s->nsteps))
-        return -1;
+    fw_enc_u64(out, s->nsteps);
     for (uint32_t i = 0; i + 1 < s->nsteps; i++) {
         const struct chain *c = s->chain[i];
-        if (fw_put_u64(f, (uint64_t)s->c[i]) || fw_put_u64(f, c ? c->n : 0))
-            return -1;
-        for (uint32_t j = 0; c && j < c->n; j++)
-            if (fw_put_u64(f, (uint64_t)c->l[j].ts) ||
-                fw_put_bytes(f, c->ids + c->l[j].off, c->l[j].len))
-                return -1;
+        fw_enc_u64(out, (uint64_t)s->c[i]);
+        fw_enc_u64(out, c ? c->n : 0);
+        for (uint32_t j = 0; c && j < c->n; j++) {
+            fw_enc_u64(out, (uint64_t)c->l[j].ts);
+            fw_enc_bytes(out, c->ids + c->l[j].off, c->l[j].len);
+        }
     }
-    return 0;
 }
 
 int fw_seqstate_load(fw_seqstate **sp, FILE *f)

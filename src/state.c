@@ -255,26 +255,26 @@ void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
 
 enum { HAS_WINDOW = 1, HAS_SEQUENCE = 2 };
 
-int fw_state_save(const fw_state *st, FILE *f)
+void fw_state_save(const fw_state *st, fw_buf *out)
 {
-    if (fw_put_u64(f, fw_hmap_count(st->items)))
-        return -1;
+    fw_enc_u64(out, fw_hmap_count(st->items));
     size_t pos = 0;
     const struct item *it;
     while ((it = fw_hmap_next(st->items, &pos))) {
         uint64_t flags = (it->win ? HAS_WINDOW : 0) | (it->seq ? HAS_SEQUENCE : 0);
-        if (fw_put_u64(f, it->sig) || fw_put_u64(f, it->khash) ||
-            fw_put_u64(f, (uint64_t)it->m) || fw_put_u64(f, (uint64_t)it->last_fire) ||
-            fw_put_u64(f, (uint64_t)it->life_ms) ||
-            fw_put_u64(f, (uint64_t)it->suppress_ms) || fw_put_u64(f, flags) ||
-            fw_put_bytes(f, it->key, it->klen))
-            return -1;
-        if (it->win && fw_window_save(it->win, f))
-            return -1;
-        if (it->seq && fw_seqstate_save(it->seq, f))
-            return -1;
+        fw_enc_u64(out, it->sig);
+        fw_enc_u64(out, it->khash);
+        fw_enc_u64(out, (uint64_t)it->m);
+        fw_enc_u64(out, (uint64_t)it->last_fire);
+        fw_enc_u64(out, (uint64_t)it->life_ms);
+        fw_enc_u64(out, (uint64_t)it->suppress_ms);
+        fw_enc_u64(out, flags);
+        fw_enc_bytes(out, it->key, it->klen);
+        if (it->win)
+            fw_window_save(it->win, out);
+        if (it->seq)
+            fw_seqstate_save(it->seq, out);
     }
-    return 0;
 }
 
 int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),

@@ -194,18 +194,17 @@ bool fw_window_apply(fw_window **wp, const fw_rule *r, int64_t *m,
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-int fw_window_save(const fw_window *w, FILE *f)
+void fw_window_save(const fw_window *w, fw_buf *out)
 {
-    if (fw_put_u64(f, w->tail - w->head) || fw_put_u64(f, w->values != NULL))
-        return -1;
+    fw_enc_u64(out, w->tail - w->head);
+    fw_enc_u64(out, w->values != NULL);
     for (size_t i = w->head; i < w->tail; i++) {
         const struct entry *x = &w->e[i];
-        if (fw_put_u64(f, (uint64_t)x->ts) || fw_put_u64(f, (uint64_t)x->micro))
-            return -1;
-        if (w->values && fw_put_bytes(f, x->dv->text, x->dv->len))
-            return -1;
+        fw_enc_u64(out, (uint64_t)x->ts);
+        fw_enc_u64(out, (uint64_t)x->micro);
+        if (w->values)
+            fw_enc_bytes(out, x->dv->text, x->dv->len);
     }
-    return 0;
 }
 
 int fw_window_load(fw_window **wp, FILE *f)

@@ -372,6 +372,123 @@ def test_bad_config():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def checkpoint_positions(path):
+    """{(topic, partition): offset} of a checkpoint file (its header)."""
+    import struct
+    with open(path, "rb") as f:
+        b = f.read()
+    o = 8                                           # magic
+    (glen,) = struct.unpack_from("<Q", b, o)
+    o += 8 + glen                                   # group
+    (n,) = struct.unpack_from("<Q", b, o)
+    o += 8
+    pos = {}
+    for _ in range(n):
+        (tlen,) = struct.unpack_from("<Q", b, o)
+        topic = b[o + 8:o + 8 + tlen].decode()
+        o += 8 + tlen
+        part, off = struct.unpack_from("<QQ", b, o)
+        o += 16
+        pos[(topic, part)] = off
+    return pos
+
+
+def test_kill9_during_background_checkpoint():
+    """kill -9 while a periodic checkpoint is being written in the background
+    (FW_TEST_CHECKPOINT_STALL_MS holds the writer before its fsync): the
+    previous checkpoint stays in place and valid, the restart resumes from
+    its positions, and every alert of an uninterrupted run is produced."""
+    c = Case()
+    try:
+        path = generated(c.tmp, 60000, 61)
+        want = replay(path)
+        lines = read_lines(path)
+        chunks = [lines[i:i + 6000] for i in range(0, len(lines), 6000)]
+        d = c.daemon("state.checkpoint_interval_ms = 300\nlog.level = debug\n"
+                     "kafka.consumer.session.timeout.ms = 6000")
+        state = os.path.join(c.tmp, "state")
+        ck, tmp = os.path.join(state, "checkpoint"), os.path.join(state, "checkpoint.tmp")
+        os.environ["FW_TEST_CHECKPOINT_STALL_MS"] = "1500"
+        try:
+            d.start()
+        finally:
+            del os.environ["FW_TEST_CHECKPOINT_STALL_MS"]
+        for chunk in chunks[:3]:
+            produce(c.topic, chunk)
+            time.sleep(0.3)
+        wait_for(lambda: 'mode=background' in d.log_text() and os.path.exists(ck), 60,
+                 "a background checkpoint in place")
+        produce(c.topic, chunks[3])
+        wait_for(lambda: os.path.exists(tmp), 30, "the next checkpoint being written")
+        with open(ck, "rb") as f:
+            before = f.read()
+        d.proc.kill()
+        d.proc.wait()
+        d.proc = None
+        assert os.path.exists(tmp), "the checkpoint being written was not published"
+        with open(ck, "rb") as f:
+            assert f.read() == before, "the checkpoint in place is untouched"
+        resume = checkpoint_positions(ck)
+        partial = len(alerts_of(c.alerts))
+        for chunk in chunks[4:]:
+            produce(c.topic, chunk)
+        d.start()
+        wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 90, "every alert after restart")
+        assert d.stop() == 0
+        text = open(d.logs[1], errors="replace").read()
+        assert "state loaded" in text, "the restart loaded the checkpoint"
+        for (topic, part), off in resume.items():
+            assert f"topic={topic} partition={part} offset={off}" in text, (topic, part, off)
+        got = alerts_of(c.alerts)
+        assert ids(got) == ids(want), f"extra alerts: {ids(got) - ids(want)}"
+        log(f"    kill -9 mid-write after {partial} of {len(want)} alerts, resumed at "
+            f"{sorted(resume.values())}; {len(got) - len(want)} re-sent copies")
+    finally:
+        c.cleanup()
+
+
+def test_checkpoint_waits_for_acks():
+    """A checkpoint is put in place (and its offsets committed) only once
+    every alert before its cut is acknowledged: with the producer holding
+    alerts back for 1.5 s (linger.ms), every time a new checkpoint file
+    appears, the alert topic already holds every alert of the events before
+    its position."""
+    c = Case()
+    try:
+        path = generated(c.tmp, 30000, 59)
+        want = replay(path)
+        lines = read_lines(path)
+        index = {json.loads(l)["event_id"]: i for i, l in enumerate(lines)}
+        d = c.daemon("state.checkpoint_interval_ms = 200\nkafka.producer.linger.ms = 1500")
+        ck = os.path.join(c.tmp, "state", "checkpoint")
+        d.start()
+        seen, checked = None, 0
+        for k in range(0, len(lines), 3000):
+            produce(c.topic, lines[k:k + 3000])
+            t0 = time.time()
+            while time.time() - t0 < 1.0:
+                try:
+                    st = os.stat(ck)
+                except FileNotFoundError:
+                    time.sleep(0.02)
+                    continue
+                if (st.st_mtime_ns, st.st_ino) != seen:
+                    seen = (st.st_mtime_ns, st.st_ino)
+                    (off,) = checkpoint_positions(ck).values()
+                    got = ids(alerts_of(c.alerts))
+                    need = {a["alert_id"] for a in want if index[a["event_id"]] < off}
+                    assert need <= got, (f"checkpoint at offset {off} in place with "
+                                         f"{len(need - got)} of its alerts not delivered")
+                    checked += 1
+                time.sleep(0.02)
+        wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 60, "every alert")
+        assert d.stop() == 0
+        assert checked >= 2, f"only {checked} checkpoints seen"
+        log(f"    {checked} checkpoints checked against their alerts")
+    finally:
+        c.cleanup()
+
+
 def dump_daemon_log():
     d = Daemon.last
     if d and d.logs:
@@ -389,7 +506,8 @@ def dump_daemon_log():
 
 
 TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_four_partitions_keyed,
-         test_sigterm_commits, test_kill9_restart, test_broker_outage]
+         test_sigterm_commits, test_kill9_restart, test_broker_outage,
+         test_kill9_during_background_checkpoint, test_checkpoint_waits_for_acks]
 
 
 def main():

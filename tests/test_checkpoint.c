@@ -1,0 +1,392 @@
+/* test_checkpoint.c — the parts of a checkpoint that do not stop the stream.
+ *
+ *   - a cut: the snapshot the workers take after a marked batch holds the
+ *     same bytes as a stop-the-world save at that point, while the batches
+ *     after the cut go on; a checkpoint written from it resumes exactly
+ *     (every alert of an uninterrupted run, with 1 and 3 workers);
+ *   - the writer thread: a written file is not in place until published,
+ *     a dropped one leaves the previous checkpoint untouched, a failure is
+ *     reported and leaves it untouched too;
+ *   - delivery marks (kafka_out.c): a mark is acknowledged only once every
+ *     message produced before it is — against a producer whose broker never
+ *     answers, it never is, so the daemon never publishes nor commits.
+ *
+ * The daemon's own wiring (kill -9 while a background checkpoint is being
+ * written; the file in place only after its alerts are acknowledged) is
+ * tested end to end in tests/integration/test_daemon.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fraudwatch/pipeline.h"
+#include "fraudwatch/ruleset.h"
+#include "harness.h"
+#ifdef FW_HAVE_DAEMON
+#include "kafka.h"
+#endif
+
+#define T0 1700000000000LL
+
+static const char *RULES =
+    "[{\"id\":\"W1\",\"event\":\"call\",\"threshold\":{\"group_by\":\"caller\","
+    "\"window_s\":600,\"count\":{\">=\":3}}},"
+    "{\"id\":\"W2\",\"event\":\"transfer\",\"threshold\":{\"group_by\":\"to\","
+    "\"window_s\":600,\"distinct\":{\"field\":\"from\",\">=\":2}}},"
+    "{\"id\":\"S1\",\"sequence\":[{\"event\":\"call\",\"key\":\"callee\","
+    "\"where\":[{\"field\":\"duration_s\",\"op\":\">\",\"value\":60}]},"
+    "{\"event\":\"transfer\",\"key\":\"from\"}],\"within_s\":900}]";
+
+/* n events over a handful of keys, so windows and chains carry state. */
+static char *events(int n)
+{
+    size_t cap = (size_t)n * 160 + 1, len = 0;
+    char *s = malloc(cap);
+    for (int i = 0; i < n; i++) {
+        long long ts = T0 + (long long)i * 7000;
+        if (i % 3 == 2)
+            len += (size_t)snprintf(s + len, cap - len,
+                                    "{\"event_id\":\"e%d\",\"type\":\"transfer\",\"ts\":%lld,"
+                                    "\"from\":\"%d\",\"to\":\"acct%d\",\"amount\":10}\n",
+                                    i, ts, 100 + i % 11, i % 5);
+        else
+            len += (size_t)snprintf(s + len, cap - len,
+                                    "{\"event_id\":\"e%d\",\"type\":\"call\",\"ts\":%lld,"
+                                    "\"caller\":\"%d\",\"callee\":\"%d\",\"duration_s\":%d}\n",
+                                    i, ts, i % 7, 100 + i % 11, 30 + (i * 37) % 100);
+    }
+    return s;
+}
+
+static fw_ruleset *load_rules(void)
+{
+    fw_rulefile f = { "rules.json", RULES, strlen(RULES) };
+    char err[4096];
+    fw_ruleset *rs = NULL;
+    if (fw_ruleset_load_files(&f, 1, 1, &rs, err, sizeof err) != 0)
+        fail_msg("rules: %s", err);
+    return rs;
+}
+
+/* Feeds lines [from, to) of `text`, batches of `per` lines; the batch that
+ * ends at line `cut` (if in range) is marked.  Retires everything; returns
+ * the cut's snapshot (or NULL) and counts alerts into *alerts. */
+static fw_snapshot *feed(fw_pipeline *p, fw_ruleset *rs, const char *text, int from, int to,
+                         int per, int cut, size_t *alerts)
+{
+    const char *line = text;
+    for (int i = 0; i < from; i++)
+        line = strchr(line, '\n') + 1;
+    fw_snapshot *snap = NULL;
+    int i = from;
+    while (i < to) {
+        fw_batch *b;
+        while (!(b = fw_pipeline_acquire(p, rs))) {
+            fw_batch *r = fw_pipeline_retire(p, true);
+            fw_alert_iter it;
+            fw_alert_view a;
+            fw_batch_alerts_begin(r, &it);
+            while (fw_batch_alerts_next(r, &it, &a))
+                (*alerts)++;
+            if (fw_batch_is_cut(r))
+                snap = fw_batch_take_snapshot(r);
+            fw_pipeline_recycle(p, r);
+        }
+        int end = i + per < to ? i + per : to;
+        for (; i < end; i++) {
+            const char *nl = strchr(line, '\n');
+            assert_true(fw_batch_add(b, line, (size_t)(nl - line), (uint64_t)i));
+            line = nl + 1;
+        }
+        if (i == cut)
+            assert_true(fw_batch_set_cut(b));
+        fw_pipeline_submit(p, b);
+    }
+    fw_batch *r;
+    while ((r = fw_pipeline_retire(p, true))) {
+        fw_alert_iter it;
+        fw_alert_view a;
+        fw_batch_alerts_begin(r, &it);
+        while (fw_batch_alerts_next(r, &it, &a))
+            (*alerts)++;
+        if (fw_batch_is_cut(r))
+            snap = fw_batch_take_snapshot(r);
+        fw_pipeline_recycle(p, r);
+    }
+    return snap;
+}
+
+static fw_pipeline *pipeline(uint32_t workers)
+{
+    char err[256];
+    fw_pipeline_opts o = { .workers = workers, .batch_events = 64 };
+    fw_pipeline *p = fw_pipeline_new(&o, err, sizeof err);
+    assert_non_null(p);
+    return p;
+}
+
+static char *bytes_of(void (*fn)(void *, FILE *), void *ctx, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    fn(ctx, f);
+    fclose(f);
+    return buf;
+}
+
+static void save_pipeline(void *ctx, FILE *f)
+{
+    char err[256];
+    assert_int_equal(fw_pipeline_save(ctx, f, err, sizeof err), 0);
+}
+
+static void write_snapshot(void *ctx, FILE *f)
+{
+    char err[256];
+    assert_int_equal(fw_snapshot_write(ctx, f, err, sizeof err), 0);
+}
+
+/* The snapshot at a cut = a stop-the-world save at the same point, even
+ * though the batches after the cut were applied before it was taken. */
+static void test_cut_equals_stopped_save(void **state)
+{
+    (void)state;
+    fw_ruleset *rs = load_rules();
+    char *ev = events(3000);
+    for (uint32_t workers = 1; workers <= 3; workers += 2) {
+        size_t a1 = 0, a2 = 0;
+        /* Reference: 1..1280 fed, the pipeline idle, saved. */
+        fw_pipeline *ref = pipeline(workers);
+        assert_null(feed(ref, rs, ev, 0, 1280, 64, -1, &a1));
+        size_t rlen, slen;
+        char *rbytes = bytes_of(save_pipeline, ref, &rlen);
+        fw_pipeline_free(ref);
+
+        /* Streamed: the cut after line 1280, then 1700 more lines. */
+        fw_pipeline *p = pipeline(workers);
+        fw_snapshot *snap = feed(p, rs, ev, 0, 3000, 64, 1280, &a2);
+        assert_non_null(snap);
+        assert_true(fw_snapshot_ok(snap));
+        assert_true(fw_snapshot_keys(snap) > 10);
+        char *sbytes = bytes_of(write_snapshot, snap, &slen);
+        assert_int_equal(slen, rlen);
+        assert_memory_equal(sbytes, rbytes, rlen);
+        assert_true(fw_snapshot_bytes(snap) + 24 == slen);
+        assert_true(fw_snapshot_seconds(snap) >= 0);
+        fw_snapshot_free(snap);
+        free(sbytes);
+        free(rbytes);
+        fw_pipeline_free(p);
+    }
+    free(ev);
+    fw_ruleset_unref(rs);
+}
+
+/* Restarting from a cut's snapshot gives every alert after the cut that an
+ * uninterrupted run gives (the state is exact), into another worker count. */
+static void test_cut_resumes_exactly(void **state)
+{
+    (void)state;
+    fw_ruleset *rs = load_rules();
+    char *ev = events(3000);
+    size_t all = 0, before = 0, after = 0, ignored = 0;
+    fw_pipeline *p = pipeline(2);
+    assert_null(feed(p, rs, ev, 0, 3000, 64, -1, &all));
+    fw_pipeline_free(p);
+
+    p = pipeline(2);
+    fw_snapshot *snap = feed(p, rs, ev, 0, 1600, 64, 1600, &before);
+    assert_non_null(snap);
+    /* The stream went on past the cut in the real daemon; here too. */
+    feed(p, rs, ev, 1600, 2000, 64, -1, &ignored);
+    fw_pipeline_free(p);
+
+    size_t len;
+    char *bytes = bytes_of(write_snapshot, snap, &len);
+    fw_snapshot_free(snap);
+    FILE *f = fmemopen(bytes, len, "rb");
+    fw_pipeline *q = pipeline(3);
+    char err[256];
+    assert_int_equal(fw_pipeline_load(q, f, err, sizeof err), 0);
+    fclose(f);
+    assert_null(feed(q, rs, ev, 1600, 3000, 64, -1, &after));
+    fw_pipeline_free(q);
+    free(bytes);
+    assert_true(before > 0 && after > 0);
+    assert_int_equal(before + after, all);
+    free(ev);
+    fw_ruleset_unref(rs);
+}
+
+/* An empty batch can be a cut (the daemon cuts between two messages). */
+static void test_empty_cut(void **state)
+{
+    (void)state;
+    fw_ruleset *rs = load_rules();
+    fw_pipeline *p = pipeline(2);
+    fw_batch *b = fw_pipeline_acquire(p, rs);
+    assert_true(fw_batch_set_cut(b));
+    fw_pipeline_submit(p, b);
+    fw_batch *r = fw_pipeline_retire(p, true);
+    assert_ptr_equal(r, b);
+    fw_snapshot *s = fw_batch_take_snapshot(r);
+    assert_non_null(s);
+    assert_int_equal(fw_snapshot_keys(s), 0);
+    assert_false(fw_batch_is_cut(r));
+    fw_pipeline_recycle(p, r);
+    fw_snapshot_free(s);
+    /* A cut never taken is freed with its batch. */
+    b = fw_pipeline_acquire(p, rs);
+    assert_true(fw_batch_set_cut(b));
+    fw_pipeline_submit(p, b);
+    fw_pipeline_recycle(p, fw_pipeline_retire(p, true));
+    fw_pipeline_free(p);
+    fw_ruleset_unref(rs);
+}
+
+/* ---- the writer ---------------------------------------------------------- */
+
+static int fill_text(void *ctx, FILE *f, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    return fputs(ctx, f) >= 0 ? 0 : -1;
+}
+
+static int fill_fail(void *ctx, FILE *f, char *err, size_t errlen)
+{
+    (void)ctx;
+    fputs("half a checkpoint", f);
+    snprintf(err, errlen, "disk on fire");
+    return -1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void test_writer_publishes_only_when_told(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fw-test-ckpt-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[512], tmp[512], err[1024];
+    snprintf(path, sizeof path, "%s/checkpoint", dir);
+    snprintf(tmp, sizeof tmp, "%s/checkpoint.tmp", dir);
+    fw_ckpt_writer *w = fw_ckpt_writer_new(dir, "checkpoint");
+    assert_non_null(w);
+    assert_int_equal(fw_ckpt_writer_state(w, NULL, 0), FW_CKPT_IDLE);
+
+    /* The first: written, not in place until published. */
+    assert_int_equal(fw_ckpt_writer_start(w, fill_text, "one"), 0);
+    assert_int_equal(fw_ckpt_writer_start(w, fill_text, "busy"), -1);
+    assert_int_equal(fw_ckpt_writer_wait(w, err, sizeof err), FW_CKPT_WRITTEN);
+    assert_null(slurp(path));
+    assert_string_equal(slurp(tmp), "one");
+    usleep(20000);  /* nothing happens by itself */
+    assert_int_equal(fw_ckpt_writer_state(w, NULL, 0), FW_CKPT_WRITTEN);
+    fw_ckpt_writer_publish(w);
+    assert_int_equal(fw_ckpt_writer_wait(w, err, sizeof err), FW_CKPT_DONE);
+    assert_string_equal(slurp(path), "one");
+    assert_null(slurp(tmp));
+    fw_ckpt_writer_reset(w);
+
+    /* The second is dropped (its alerts were never acknowledged): the
+     * first stays in place, no temporary file is left. */
+    assert_int_equal(fw_ckpt_writer_start(w, fill_text, "two"), 0);
+    assert_int_equal(fw_ckpt_writer_wait(w, err, sizeof err), FW_CKPT_WRITTEN);
+    fw_ckpt_writer_reset(w);
+    assert_string_equal(slurp(path), "one");
+    assert_null(slurp(tmp));
+
+    /* A failed write: reported, the first still in place. */
+    assert_int_equal(fw_ckpt_writer_start(w, fill_fail, NULL), 0);
+    assert_int_equal(fw_ckpt_writer_wait(w, err, sizeof err), FW_CKPT_FAILED);
+    assert_non_null(strstr(err, "disk on fire"));
+    assert_string_equal(slurp(path), "one");
+    assert_null(slurp(tmp));
+    fw_ckpt_writer_reset(w);
+
+    /* Publish asked for before the write finished: done in order. */
+    assert_int_equal(fw_ckpt_writer_start(w, fill_text, "three"), 0);
+    fw_ckpt_writer_publish(w);
+    assert_int_equal(fw_ckpt_writer_wait(w, err, sizeof err), FW_CKPT_DONE);
+    assert_string_equal(slurp(path), "three");
+    fw_ckpt_writer_reset(w);
+
+    /* Freed with a written, unpublished file: it is removed. */
+    assert_int_equal(fw_ckpt_writer_start(w, fill_text, "four"), 0);
+    fw_ckpt_writer_free(w);
+    assert_string_equal(slurp(path), "three");
+    assert_null(slurp(tmp));
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- delivery marks ------------------------------------------------------- */
+
+#ifdef FW_HAVE_DAEMON
+static void test_marks_wait_for_acknowledgements(void **state)
+{
+    (void)state;
+    fw_settings *s = fw_config_new();
+    char err[1024];
+    /* Nothing listens there: no message is ever acknowledged. */
+    assert_int_equal(fw_config_set(s, "kafka.bootstrap.servers", "127.0.0.1:1", NULL, err,
+                                   sizeof err), 0);
+    assert_int_equal(fw_config_validate(s, err, sizeof err), 0);
+    fw_metrics *m = fw_metrics_new();
+    fw_out *o = fw_out_new(s, m, err, sizeof err);
+    assert_non_null(o);
+
+    uint64_t m0 = fw_out_mark(o);          /* nothing before it */
+    assert_true(fw_out_acked(o, m0));
+    fw_out_alert(o, "{\"a\":1}\n", 8, "k", 1, 1700000000000LL);
+    uint64_t m1 = fw_out_mark(o);          /* one alert before it */
+    assert_false(fw_out_acked(o, m1));
+    fw_out_poll(o, 50);
+    assert_false(fw_out_acked(o, m1));
+    assert_true(fw_out_acked(o, m0));      /* earlier marks stay acknowledged */
+    assert_int_equal(fw_out_pending(o), 1);
+    fw_out_dead_letter(o, "x", 1, NULL, 0, "bad", "t", 0, 5);
+    uint64_t m2 = fw_out_mark(o);
+    assert_true(m2 > m1);
+    assert_false(fw_out_acked(o, m2));
+
+    /* The producer is freed with its messages undelivered (librdkafka
+     * purges them); nothing was acknowledged, so nothing may commit. */
+    fw_out_free(o);
+    fw_metrics_free(m);
+    fw_config_free(s);
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cut_equals_stopped_save),
+        cmocka_unit_test(test_cut_resumes_exactly),
+        cmocka_unit_test(test_empty_cut),
+        cmocka_unit_test(test_writer_publishes_only_when_told),
+#ifdef FW_HAVE_DAEMON
+        cmocka_unit_test(test_marks_wait_for_acknowledgements),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
