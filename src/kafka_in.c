@@ -11,19 +11,31 @@
  * the positions of a checkpoint, after every alert up to them has been
  * acknowledged.  On a revocation the daemon is asked to checkpoint first
  * (fw_in_revoke_fn), so the partitions are handed over with everything done
- * committed; a lost assignment is handed over without a commit. */
+ * committed; a lost assignment is handed over without a commit.
+ *
+ * A commit that fails (coordinator moving, loading, timing out) is not
+ * forgotten: the partition keeps the offset as uncommitted and the commit
+ * is tried again about every second from fw_in_poll(), and before the
+ * partition is handed over in a revocation (which is also how the consumer
+ * closes).  Otherwise an idle stream or a shutdown right after a failed
+ * commit would leave the group's offsets behind the checkpoint, and the
+ * next owner of the partition would process again what was done. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "kafka.h"
+
+#define COMMIT_RETRY_MS 1000
 
 struct part {
     char *topic;
     int32_t partition;
     int64_t next;        /* next offset to read; -1: nothing done yet */
     int64_t start;       /* from a checkpoint; -1: none */
+    int64_t uncommitted; /* checkpointed, its commit failed; -1: none */
     bool assigned;
     fw_gauge *lag;
 };
@@ -37,6 +49,7 @@ struct fw_in {
     fw_metrics *metrics;
     fw_counter *errors;
     fw_counter *rebalances;
+    int64_t commit_retry_at; /* fw_mono_ms() of the next retry; 0: none due */
     char fatal[512];
 };
 
@@ -60,6 +73,7 @@ static uint32_t part_index(fw_in *in, const char *topic, int32_t partition)
     p->partition = partition;
     p->next = -1;
     p->start = -1;
+    p->uncommitted = -1;
     char labels[512], esc[400];
     fw_metrics_escape_label(topic, esc, sizeof esc);
     snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", esc,
@@ -68,6 +82,27 @@ static uint32_t part_index(fw_in *in, const char *topic, int32_t partition)
                               "Messages in the partition not yet processed.",
                               labels);
     return in->nparts++;
+}
+
+/* Commits the offsets whose commit failed, for the partitions still
+ * assigned.  0, or -1 if some are still uncommitted. */
+static int retry_commit(fw_in *in)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    for (uint32_t i = 0; i < in->nparts; i++)
+        if (in->parts[i].assigned && in->parts[i].uncommitted >= 0)
+            rd_kafka_topic_partition_list_add(l, in->parts[i].topic, in->parts[i].partition)
+                ->offset = in->parts[i].uncommitted;
+    int rc = 0;
+    if (l->cnt > 0) {
+        rc = fw_in_commit(in, l);
+        if (rc == 0)
+            fw_log(FW_LOG_INFO, "kafka", "offset commit retried: committed",
+                   "partitions=%d", l->cnt);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    in->commit_retry_at = rc ? fw_mono_ms() + COMMIT_RETRY_MS : 0;
+    return rc;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -101,12 +136,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         bool lost = rd_kafka_assignment_lost(rk);
         if (!lost && in->revoke)
             in->revoke(in->ctx);
+        if (!lost && in->commit_retry_at)
+            retry_commit(in);   /* last chance while the partitions are ours */
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             uint32_t ix = part_index(in, tp->topic, tp->partition);
             struct part *p = &in->parts[ix];
             p->assigned = false;
             p->next = -1;      /* if it comes back, start from the commit */
+            p->uncommitted = -1;
             fw_log(lost ? FW_LOG_WARN : FW_LOG_INFO, "kafka",
                    lost ? "partition lost" : "partition revoked",
                    "topic=%s partition=%d", tp->topic, (int)tp->partition);
@@ -216,6 +254,8 @@ void fw_in_start_at(fw_in *in, const char *topic, int32_t partition,
 
 rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
 {
+    if (in->commit_retry_at && fw_mono_ms() >= in->commit_retry_at)
+        retry_commit(in);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, timeout_ms);
     if (!m)
         return NULL;
@@ -261,8 +301,21 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos)
 {
     if (pos->cnt == 0)
         return 0;
-    rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, pos, 0);
+    rd_kafka_resp_err_t all = rd_kafka_commit(in->rk, pos, 0), err = all;
+    for (int i = 0; i < pos->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &pos->elems[i];
+        struct part *p = &in->parts[part_index(in, tp->topic, tp->partition)];
+        if (all || tp->err) {
+            p->uncommitted = tp->offset;    /* tried again later */
+            if (!err)
+                err = tp->err;
+        } else {
+            p->uncommitted = -1;
+        }
+    }
     if (err) {
+        if (!in->commit_retry_at)
+            in->commit_retry_at = fw_mono_ms() + COMMIT_RETRY_MS;
         fw_counter_add(in->errors, 1);
         fw_log(FW_LOG_WARN, "kafka", "offset commit failed (the checkpoint on "
                                      "disk still holds the positions)",
