@@ -16,19 +16,21 @@
  * produced twice, with the same alert_id).
  *
  * Every checkpoint_interval the stream is *cut* without stopping it
- * (pipeline.c): the next batch is marked, each worker serialises its own
- * shard into memory right after applying it, and when the main loop retires
- * that batch it takes the snapshot, the positions of everything retired so
- * far (exactly the cut) and a delivery mark (kafka_out.c), and hands the
- * snapshot to the writer thread (snapshot.c), which writes and fsyncs
- * `checkpoint.tmp`.  The loop carries on.  Once the file is durable AND
+ * (pipeline.c): the next batch is marked; each worker, right after applying
+ * it, lists its shard's items and encodes them into memory over the next
+ * batches (an item about to change first).  When the main loop retires the
+ * cut batch it takes the snapshot, the positions of everything retired so
+ * far (exactly the cut) and a delivery mark (kafka_out.c); once every
+ * shard is in, it hands the snapshot to the writer thread (snapshot.c),
+ * which writes and fsyncs `checkpoint.tmp`.  The loop carries on.  Once the file is durable AND
  * every alert and dead letter produced before the cut is acknowledged, the
  * writer renames it into place, and only then are the positions committed
  * to the group.  Both conditions come before the rename because the file
  * in place is what a restart resumes from: resuming after a cut whose
  * alerts were never delivered would lose them.  One checkpoint is in
- * flight at a time; the stream stands still only while the workers
- * serialise (fraudwatch_checkpoint_pause_seconds).
+ * flight at a time; the stream stands still only while the workers list
+ * their items, and for a slice of encoding per batch
+ * (fraudwatch_checkpoint_pause_seconds).
  *
  * A revocation and SIGTERM checkpoint synchronously before letting go (a
  * hand-over must be exact): the same cut, then every batch retired, every
@@ -87,6 +89,7 @@ struct src {
 enum ck_phase {
     CK_NONE,
     CK_CUT,          /* cut batch submitted, not retired yet */
+    CK_SHARDS,       /* retired; the workers are still encoding their shards */
     CK_WRITING,      /* snapshot with the writer; waiting for it and the acks */
     CK_PUBLISHING,   /* durable and acknowledged: being renamed into place */
 };
@@ -319,16 +322,16 @@ static void cut_retired(struct daemon *d, fw_batch *b)
     d->ck.snap = snap;
     d->ck.pos = fw_in_positions(d->in);
     d->ck.mark = fw_out_mark(d->out);
-    d->ck.phase = CK_WRITING;
-    if (!fw_snapshot_ok(snap)) {
-        ck_failed(d, "serialising the state failed (out of memory)");
-        return;
-    }
-    if (fw_ckpt_writer_start(d->writer, fill_checkpoint, &d->ck) != 0) {
-        ck_failed(d, "the checkpoint writer is busy");
-        return;
-    }
+    d->ck.phase = CK_SHARDS;
     d->ck.main_ns += fw_mono_ns() - t0;
+}
+
+/* Every shard is in: to the writer. */
+static void ck_write(struct daemon *d)
+{
+    d->ck.phase = CK_WRITING;
+    if (fw_ckpt_writer_start(d->writer, fill_checkpoint, &d->ck) != 0)
+        ck_failed(d, "the checkpoint writer is busy");
 }
 
 /* The file is in place: commit its positions, count it, say so. */
@@ -339,20 +342,23 @@ static void ck_finish(struct daemon *d)
     int64_t t1 = fw_mono_ns();
     d->ck.main_ns += t1 - t0;
     d->checkpointed = d->ck.cut_msgno;
-    double serialise = fw_snapshot_seconds(d->ck.snap);
-    double pause = (double)d->ck.main_ns / 1e9 + (d->ck.sync ? 0 : serialise);
+    double listing = fw_snapshot_pause_seconds(d->ck.snap);
+    double encode = fw_snapshot_work_seconds(d->ck.snap);
+    double pause = (double)d->ck.main_ns / 1e9 + (d->ck.sync ? 0 : listing);
     fw_counter_add(d->checkpoints, 1);
     fw_gauge_set(d->state_keys, (double)fw_snapshot_keys(d->ck.snap));
     fw_gauge_set(d->checkpoint_seconds, (double)(t1 - d->ck.t_cut) / 1e9);
     fw_gauge_set(d->checkpoint_pause, pause);
     /* ms= is cut to commit (the stream keeps going meanwhile, except in a
-     * synchronous one); pause_ms= how long the stream stood still. */
+     * synchronous one); pause_ms= how long the stream stood still at the
+     * cut; encode_ms= the longest shard's encoding, spread over batches. */
     fw_log(FW_LOG_DEBUG, "checkpoint", "written",
-           "mode=%s partitions=%d keys=%zu bytes=%zu pause_ms=%.1f serialise_ms=%.1f "
-           "write_ms=%.1f publish_ms=%.1f commit_ms=%.1f ms=%lld",
+           "mode=%s partitions=%d keys=%zu early=%zu bytes=%zu pause_ms=%.1f "
+           "encode_ms=%.1f write_ms=%.1f publish_ms=%.1f commit_ms=%.1f ms=%lld",
            d->ck.sync ? "sync" : "background", d->ck.pos->cnt,
-           fw_snapshot_keys(d->ck.snap), fw_snapshot_bytes(d->ck.snap), pause * 1e3,
-           serialise * 1e3, fw_ckpt_writer_write_seconds(d->writer) * 1e3,
+           fw_snapshot_keys(d->ck.snap), fw_snapshot_early(d->ck.snap),
+           fw_snapshot_bytes(d->ck.snap), pause * 1e3,
+           encode * 1e3, fw_ckpt_writer_write_seconds(d->writer) * 1e3,
            fw_ckpt_writer_publish_seconds(d->writer) * 1e3, (double)(t1 - t0) / 1e6,
            (long long)((t1 - d->ck.t_cut) / 1000000));
     fw_ckpt_writer_reset(d->writer);
@@ -367,6 +373,10 @@ static void ck_poll(struct daemon *d)
     switch (d->ck.phase) {
     case CK_NONE:
     case CK_CUT:
+        return;
+    case CK_SHARDS:
+        if (fw_snapshot_complete(d->ck.snap))
+            ck_write(d);
         return;
     case CK_WRITING:
         switch (fw_ckpt_writer_state(d->writer, err, sizeof err)) {
@@ -473,6 +483,8 @@ static int checkpoint(struct daemon *d, int deadline_ms)
         submit_current(d);
         retire_ready(d, true);
     }
+    if (d->ck.phase == CK_SHARDS)
+        ck_clear(d);            /* the workers finish it and let go */
     if (d->ck.phase != CK_NONE) {
         enum fw_ckpt_state st = fw_ckpt_writer_wait(d->writer, err, sizeof err);
         if (d->ck.phase == CK_PUBLISHING && st == FW_CKPT_DONE) {
@@ -493,9 +505,13 @@ static int checkpoint(struct daemon *d, int deadline_ms)
         return -1;
     }
     d->ck.sync = true;
-    retire_ready(d, true);      /* the cut's snapshot goes to the writer */
-    if (d->ck.phase != CK_WRITING)
+    retire_ready(d, true);      /* the cut batch is retired: positions, mark */
+    if (d->ck.phase != CK_SHARDS)
         return -1;              /* failed, and said so */
+    fw_pipeline_snapshot_wait(d->p, d->ck.snap);
+    ck_write(d);
+    if (d->ck.phase != CK_WRITING)
+        return -1;
     if (fw_out_drain(d->out, deadline_ms < 0 ? &stop_requested : &hard_stop,
                      deadline_ms) != 0) {
         /* Not all acknowledged: the last checkpoint stays the truth. */

@@ -96,6 +96,15 @@ size_t fw_state_keys(const fw_state *st);
 /* Checkpoints (snapshot.c): every item, in a portable binary form,
  * appended to `out` (out of memory aborts, like every fw_buf). */
 void fw_state_save(const fw_state *st, fw_buf *out);
+/* The same, without stopping the shard: begin lists the items at the cut
+ * and writes their count (returned); each step encodes up to max_items of
+ * them, true once all are in `out`.  Between steps the shard goes on
+ * applying updates — an item is encoded as it was at the cut before it
+ * changes — and sweeps wait.  The same owner thread throughout. */
+size_t fw_state_snap_begin(fw_state *st, fw_buf *out);
+bool fw_state_snap_step(fw_state *st, size_t max_items);
+/* Items of the last snapshot encoded early, because they were changing. */
+size_t fw_state_snap_early(const fw_state *st);
 /* Reads items saved by fw_state_save and hands each to `place`, which
  * returns the state that must own it (resharding by the item's hash). */
 int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),

@@ -27,17 +27,22 @@
  * Checkpoints without stopping the stream: the feeder marks a batch as a
  * *cut* (fw_batch_set_cut, before submitting it; it may be empty).  Each
  * worker, right after its stage 2 of that batch — the only moment its
- * shard holds exactly the state of the batches up to the cut — serialises
- * its own shard into memory (a buffer sized from its last snapshot, the
- * checkpoint encoding of state.c), in parallel with the other workers and without a lock: the
- * shard is its own.  The retired cut batch carries the snapshot to the
- * feeder (fw_batch_take_snapshot), which writes it to disk elsewhere while
- * the workers go on with the next batches.  The stream stands still only
- * for the in-memory serialisation of the largest shard. */
+ * shard holds exactly the state of the batches up to the cut — starts a
+ * snapshot of its own shard (state.c: the items are listed, not copied),
+ * then encodes it into memory a slice at a time: `snapshot_step` items
+ * after each later batch, and as much as it likes when it has nothing else
+ * to do.  An item about to change is encoded first, as it was at the cut.
+ * No lock: the shard is its own.  The retired cut batch hands the snapshot
+ * to the feeder (fw_batch_take_snapshot), which waits — without blocking —
+ * until every shard is in (fw_snapshot_complete) and writes it to disk
+ * elsewhere.  The snapshot is reference-counted: the workers still filling
+ * it hold it too.  The stream stands still only for the listing of the
+ * largest shard and a slice per batch. */
 #include "fraudwatch/pipeline.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,19 +52,26 @@
 
 /* A cut's snapshot: one serialised shard per worker (fw_state_save's
  * encoding), and the stream clock at the cut (every worker computes the
- * same one: each sees every batch's timestamps). */
+ * same one: each sees every batch's timestamps).  A part is written only by
+ * its worker until `done` counts it (release); read by the feeder after. */
 struct snap_part {
     fw_buf buf;
     size_t keys;
-    int64_t ns;              /* how long the serialisation took */
-    bool failed;
+    size_t early;            /* items encoded before a change */
+    int64_t begin_ns;        /* listing the items: the stream stood still */
+    int64_t work_ns;         /* all the encoding, spread over batches */
+    int64_t t0;
 };
 
 struct fw_snapshot {
     uint32_t n;
     int64_t clock;
+    atomic_uint done;        /* parts complete */
+    atomic_uint refs;        /* the feeder's, and each worker's until done */
     struct snap_part part[];
 };
+
+#define SNAPSHOT_STEP 2048      /* items encoded per batch while snapshotting */
 
 enum { ST_FREE, ST_FILLING, ST_FILLED, ST_PARSED, ST_DONE };
 
@@ -116,6 +128,7 @@ struct worker {
     fw_state *state;
     atomic_uint_fast64_t next2; /* next batch for stage 2 (read by metrics) */
     int64_t clock;           /* stream clock (for expiring idle keys) */
+    fw_snapshot *snap;       /* being filled (a reference) */
     size_t snap_hint;        /* size of its last snapshot */
 };
 
@@ -210,18 +223,50 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The worker's own shard, as it stands after the cut batch, into memory. */
-static void serialise_shard(struct worker *w, fw_snapshot *s)
+static void snapshot_unref(fw_snapshot *s)
 {
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        for (uint32_t i = 0; i < s->n; i++)
+            fw_buf_free(&s->part[i].buf);
+        free(s);
+    }
+}
+
+/* Encodes up to `max` more items of the worker's snapshot; at the end,
+ * counts its part in and lets go of it. */
+static void snapshot_step(struct worker *w, size_t max)
+{
+    fw_snapshot *s = w->snap;
+    struct snap_part *sp = &s->part[w->id];
+    int64_t t0 = mono_ns();
+    bool complete = fw_state_snap_step(w->state, max);
+    sp->work_ns += mono_ns() - t0;
+    if (!complete)
+        return;
+    sp->early = fw_state_snap_early(w->state);
+    w->snap_hint = sp->buf.len;
+    w->snap = NULL;
+    atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
+    snapshot_unref(s);
+    wake(w->p);
+}
+
+/* The cut: the shard as it stands after the cut batch.  Lists its items
+ * (the only part the stream waits for) and encodes the first slice. */
+static void snapshot_begin(struct worker *w, fw_snapshot *s)
+{
+    if (w->snap)                 /* not expected: a cut before the last ended */
+        snapshot_step(w, SIZE_MAX);
     struct snap_part *sp = &s->part[w->id];
     int64_t t0 = mono_ns();
     fw_buf_reserve(&sp->buf, w->snap_hint + w->snap_hint / 8);
-    fw_state_save(w->state, &sp->buf);
-    w->snap_hint = sp->buf.len;
-    sp->keys = fw_state_keys(w->state);
+    sp->keys = fw_state_snap_begin(w->state, &sp->buf);
     if (w->id == 0)
         s->clock = w->clock;
-    sp->ns = mono_ns() - t0;
+    sp->begin_ns = mono_ns() - t0;
+    sp->work_ns = sp->begin_ns;
+    w->snap = s;
+    snapshot_step(w, w->p->o.snapshot_step);
 }
 
 static void stage2(struct worker *w, fw_batch *b)
@@ -247,7 +292,9 @@ static void stage2(struct worker *w, fw_batch *b)
     if (b->seqno % GC_EVERY == GC_EVERY - 1 && w->clock != FW_TS_NONE)
         fw_state_gc(w->state, w->clock, late);
     if (b->snap)
-        serialise_shard(w, b->snap);
+        snapshot_begin(w, b->snap);
+    else if (w->snap)
+        snapshot_step(w, p->o.snapshot_step);
 }
 
 static void *worker_main(void *arg)
@@ -285,6 +332,12 @@ static void *worker_main(void *arg)
             stage1(w, b);
             atomic_store_explicit(&b->stage, ST_PARSED, memory_order_release);
             wake(p);
+            continue;
+        }
+
+        /* Nothing to apply or parse: get on with the snapshot. */
+        if (w->snap) {
+            snapshot_step(w, p->o.snapshot_step);
             continue;
         }
 
@@ -358,6 +411,8 @@ fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen
         p->o.max_event_bytes = FW_DEFAULT_MAX_EVENT_BYTES;
     if (p->o.lateness_ms <= 0)
         p->o.lateness_ms = FW_DEFAULT_LATENESS_MS;
+    if (!p->o.snapshot_step)
+        p->o.snapshot_step = SNAPSHOT_STEP;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     atomic_init(&p->submitted, 0);
@@ -527,6 +582,8 @@ bool fw_batch_set_cut(fw_batch *b)
         return false;
     b->snap->n = b->nshards;
     b->snap->clock = FW_TS_NONE;
+    atomic_init(&b->snap->done, 0);
+    atomic_init(&b->snap->refs, b->nshards + 1);
     return true;
 }
 
@@ -539,22 +596,24 @@ fw_snapshot *fw_batch_take_snapshot(fw_batch *b)
     return s;
 }
 
-void fw_snapshot_free(fw_snapshot *s)
+void fw_snapshot_free(fw_snapshot *s) { snapshot_unref(s); }
+
+bool fw_snapshot_complete(const fw_snapshot *s)
 {
-    if (!s)
-        return;
-    for (uint32_t i = 0; i < s->n; i++)
-        fw_buf_free(&s->part[i].buf);
-    free(s);
+    return atomic_load_explicit(&((fw_snapshot *)s)->done, memory_order_acquire) == s->n;
 }
 
-bool fw_snapshot_ok(const fw_snapshot *s)
+void fw_pipeline_snapshot_wait(fw_pipeline *p, const fw_snapshot *s)
 {
-    for (uint32_t i = 0; i < s->n; i++)
-        if (s->part[i].failed)
-            return false;
-    return true;
+    for (;;) {
+        uint64_t seen = atomic_load(&p->gen);
+        if (fw_snapshot_complete(s))
+            return;
+        sleep_until_change(p, seen);
+    }
 }
+
+bool fw_snapshot_ok(const fw_snapshot *s) { return fw_snapshot_complete(s); }
 
 size_t fw_snapshot_keys(const fw_snapshot *s)
 {
@@ -572,12 +631,29 @@ size_t fw_snapshot_bytes(const fw_snapshot *s)
     return n;
 }
 
-double fw_snapshot_seconds(const fw_snapshot *s)
+size_t fw_snapshot_early(const fw_snapshot *s)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        n += s->part[i].early;
+    return n;
+}
+
+double fw_snapshot_pause_seconds(const fw_snapshot *s)
 {
     int64_t ns = 0;
     for (uint32_t i = 0; i < s->n; i++)
-        if (s->part[i].ns > ns)
-            ns = s->part[i].ns;
+        if (s->part[i].begin_ns > ns)
+            ns = s->part[i].begin_ns;
+    return (double)ns / 1e9;
+}
+
+double fw_snapshot_work_seconds(const fw_snapshot *s)
+{
+    int64_t ns = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->part[i].work_ns > ns)
+            ns = s->part[i].work_ns;
     return (double)ns / 1e9;
 }
 
@@ -666,8 +742,8 @@ static bool idle(const fw_pipeline *p)
 /* The same bytes as fw_pipeline_save() at the cut. */
 int fw_snapshot_write(const fw_snapshot *s, FILE *f, char *err, size_t errlen)
 {
-    if (!fw_snapshot_ok(s)) {
-        snprintf(err, errlen, "serialising a shard failed (out of memory?)");
+    if (!fw_snapshot_complete(s)) {
+        snprintf(err, errlen, "the snapshot is not complete");
         return -1;
     }
     if (fw_put_u64(f, CHECKPOINT_MAGIC) || fw_put_u64(f, (uint64_t)s->clock))

@@ -9,9 +9,20 @@
  * the same signature and finds its old items.
  *
  * One shard = one worker thread; nothing here is shared or locked.
+ *
+ * Snapshots without stopping the shard (copy before write, per item): at a
+ * cut, fw_state_snap_begin() only lists the items that exist (pointers, a
+ * sequential walk of the table) and stamps a new generation; the worker
+ * then encodes them a slice at a time between batches
+ * (fw_state_snap_step).  An item about to change that is not encoded yet is
+ * encoded first, as it was at the cut (get_item); an item created after
+ * the cut carries the new generation and is left out.  Sweeps of idle keys
+ * wait until the snapshot is complete (a listed item must not be freed), so
+ * the snapshot holds exactly the items of the cut, each as it was then.
  * Memory stays bounded: a window drops its expired events as it goes, and
  * fw_state_gc() drops whole keys that have been idle for longer than their
  * window (or suppression) plus the configured lateness. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +38,7 @@ struct item {
     int64_t suppress_ms;
     fw_window *win;
     fw_seqstate *seq;
+    uint32_t snap_gen;    /* the snapshot generation it is accounted for in */
     uint32_t klen;
     char key[];
 };
@@ -34,7 +46,19 @@ struct item {
 struct fw_state {
     fw_hmap *items;
     fw_buf evidence;
+
+    /* the snapshot in progress, if any */
+    uint32_t gen;
+    bool snapping;
+    struct item **todo;   /* the items at the cut */
+    size_t ntodo, next, todo_cap;
+    fw_buf *out;
+    size_t early;         /* items encoded before a change */
+    bool gc_due;          /* a sweep postponed by the snapshot */
+    int64_t gc_clock, gc_lateness;
 };
+
+static void snap_item(fw_state *st, struct item *it);
 
 struct lookup {
     uint64_t sig;
@@ -78,6 +102,7 @@ void fw_state_free(fw_state *st)
         item_free(it);
     fw_hmap_free(st->items);
     fw_buf_free(&st->evidence);
+    free(st->todo);
     free(st);
 }
 
@@ -87,8 +112,11 @@ static struct item *get_item(fw_state *st, const fw_rule *r, const fw_update *u)
 {
     struct lookup l = { r->state_sig, u->key };
     struct item *it = fw_hmap_find(st->items, u->khash, &l, u->klen, item_eq);
-    if (it)
+    if (it) {
+        if (st->snapping && it->snap_gen != st->gen)
+            snap_item(st, it);          /* as it was at the cut, before the change */
         return it;
+    }
     it = calloc(1, sizeof *it + u->klen);
     if (!it) {
         fputs("fraudwatch: out of memory\n", stderr);
@@ -99,6 +127,7 @@ static struct item *get_item(fw_state *st, const fw_rule *r, const fw_update *u)
     it->m = FW_TS_NONE;
     it->last_fire = FW_TS_NONE;
     it->klen = u->klen;
+    it->snap_gen = st->gen;             /* born after any cut in progress */
     memcpy(it->key, u->key, u->klen);
     if (fw_hmap_insert(st->items, u->khash, it) != 0) {
         fputs("fraudwatch: out of memory\n", stderr);
@@ -237,6 +266,13 @@ void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
 
 void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
 {
+    if (st->snapping) {
+        /* The snapshot still points at the items of the cut. */
+        st->gc_due = true;
+        st->gc_clock = clock;
+        st->gc_lateness = lateness_ms;
+        return;
+    }
     size_t pos = 0;
     struct item *it;
     while ((it = fw_hmap_next(st->items, &pos))) {
@@ -255,27 +291,92 @@ void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
 
 enum { HAS_WINDOW = 1, HAS_SEQUENCE = 2 };
 
+static void save_item(fw_buf *out, const struct item *it)
+{
+    uint64_t flags = (it->win ? HAS_WINDOW : 0) | (it->seq ? HAS_SEQUENCE : 0);
+    fw_enc_u64(out, it->sig);
+    fw_enc_u64(out, it->khash);
+    fw_enc_u64(out, (uint64_t)it->m);
+    fw_enc_u64(out, (uint64_t)it->last_fire);
+    fw_enc_u64(out, (uint64_t)it->life_ms);
+    fw_enc_u64(out, (uint64_t)it->suppress_ms);
+    fw_enc_u64(out, flags);
+    fw_enc_bytes(out, it->key, it->klen);
+    if (it->win)
+        fw_window_save(it->win, out);
+    if (it->seq)
+        fw_seqstate_save(it->seq, out);
+}
+
 void fw_state_save(const fw_state *st, fw_buf *out)
 {
     fw_enc_u64(out, fw_hmap_count(st->items));
     size_t pos = 0;
     const struct item *it;
-    while ((it = fw_hmap_next(st->items, &pos))) {
-        uint64_t flags = (it->win ? HAS_WINDOW : 0) | (it->seq ? HAS_SEQUENCE : 0);
-        fw_enc_u64(out, it->sig);
-        fw_enc_u64(out, it->khash);
-        fw_enc_u64(out, (uint64_t)it->m);
-        fw_enc_u64(out, (uint64_t)it->last_fire);
-        fw_enc_u64(out, (uint64_t)it->life_ms);
-        fw_enc_u64(out, (uint64_t)it->suppress_ms);
-        fw_enc_u64(out, flags);
-        fw_enc_bytes(out, it->key, it->klen);
-        if (it->win)
-            fw_window_save(it->win, out);
-        if (it->seq)
-            fw_seqstate_save(it->seq, out);
-    }
+    while ((it = fw_hmap_next(st->items, &pos)))
+        save_item(out, it);
 }
+
+static void snap_item(fw_state *st, struct item *it)
+{
+    save_item(st->out, it);
+    it->snap_gen = st->gen;
+    st->early++;
+}
+
+size_t fw_state_snap_begin(fw_state *st, fw_buf *out)
+{
+    if (st->snapping)                   /* not expected: finish the old one */
+        fw_state_snap_step(st, SIZE_MAX);
+    size_t n = fw_hmap_count(st->items);
+    if (n > st->todo_cap) {
+        size_t cap = n + n / 4;
+        struct item **t = realloc(st->todo, cap * sizeof *t);
+        if (!t) {
+            fputs("fraudwatch: out of memory\n", stderr);
+            abort();
+        }
+        st->todo = t;
+        st->todo_cap = cap;
+    }
+    size_t pos = 0, k = 0;
+    struct item *it;
+    while ((it = fw_hmap_next(st->items, &pos)))
+        st->todo[k++] = it;
+    st->gen++;
+    st->ntodo = k;
+    st->next = 0;
+    st->out = out;
+    st->early = 0;
+    st->snapping = true;
+    fw_enc_u64(out, k);
+    return k;
+}
+
+bool fw_state_snap_step(fw_state *st, size_t max_items)
+{
+    if (!st->snapping)
+        return true;
+    size_t end = st->ntodo - st->next > max_items ? st->next + max_items : st->ntodo;
+    for (; st->next < end; st->next++) {
+        struct item *it = st->todo[st->next];
+        if (it->snap_gen != st->gen) {
+            save_item(st->out, it);
+            it->snap_gen = st->gen;
+        }
+    }
+    if (st->next < st->ntodo)
+        return false;
+    st->snapping = false;
+    st->out = NULL;
+    if (st->gc_due) {
+        st->gc_due = false;
+        fw_state_gc(st, st->gc_clock, st->gc_lateness);
+    }
+    return true;
+}
+
+size_t fw_state_snap_early(const fw_state *st) { return st->early; }
 
 int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
                   void *ctx, char *err, size_t errlen)

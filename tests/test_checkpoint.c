@@ -1,9 +1,11 @@
 /* test_checkpoint.c — the parts of a checkpoint that do not stop the stream.
  *
  *   - a cut: the snapshot the workers take after a marked batch holds the
- *     same bytes as a stop-the-world save at that point, while the batches
- *     after the cut go on; a checkpoint written from it resumes exactly
- *     (every alert of an uninterrupted run, with 1 and 3 workers);
+ *     same bytes as a stop-the-world save at that point when nothing
+ *     follows, and the same items (each as it was at the cut, compared as
+ *     sorted records) while the batches after the cut change them before
+ *     their turn; a checkpoint written from it resumes exactly (every
+ *     alert of an uninterrupted run, into another worker count);
  *   - the writer thread: a written file is not in place until published,
  *     a dropped one leaves the previous checkpoint untouched, a failure is
  *     reported and leaves it untouched too;
@@ -124,10 +126,10 @@ static fw_snapshot *feed(fw_pipeline *p, fw_ruleset *rs, const char *text, int f
     return snap;
 }
 
-static fw_pipeline *pipeline(uint32_t workers)
+static fw_pipeline *pipeline(uint32_t workers, uint32_t step)
 {
     char err[256];
-    fw_pipeline_opts o = { .workers = workers, .batch_events = 64 };
+    fw_pipeline_opts o = { .workers = workers, .batch_events = 64, .snapshot_step = step };
     fw_pipeline *p = fw_pipeline_new(&o, err, sizeof err);
     assert_non_null(p);
     return p;
@@ -154,33 +156,149 @@ static void write_snapshot(void *ctx, FILE *f)
     assert_int_equal(fw_snapshot_write(ctx, f, err, sizeof err), 0);
 }
 
-/* The snapshot at a cut = a stop-the-world save at the same point, even
- * though the batches after the cut were applied before it was taken. */
+/* ---- the encoding, split into item records (state.c, window.c,
+ * sequence.c) so that two snapshots can be compared as sets ---- */
+
+struct rd {
+    const unsigned char *p;
+    size_t len, at;
+};
+
+static uint64_t u64(struct rd *r)
+{
+    assert_true(r->at + 8 <= r->len);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)r->p[r->at + i] << (8 * i);
+    r->at += 8;
+    return v;
+}
+
+static void skip_bytes(struct rd *r)
+{
+    uint64_t n = u64(r);
+    assert_true(r->at + n <= r->len);
+    r->at += n;
+}
+
+struct rec {
+    const unsigned char *p;
+    size_t len;
+};
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const struct rec *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* A whole checkpoint body (fw_pipeline_save / fw_snapshot_write): magic,
+ * clock, then per shard a count and that many items, then magic. */
+static struct rec *records(const char *bytes, size_t len, size_t *n, uint64_t *clock)
+{
+    struct rd r = { (const unsigned char *)bytes, len, 0 };
+    uint64_t magic = u64(&r);
+    *clock = u64(&r);
+    size_t cap = 1024;
+    struct rec *v = malloc(cap * sizeof *v);
+    *n = 0;
+    while (r.len - r.at > 8) {
+        uint64_t items = u64(&r);
+        for (uint64_t k = 0; k < items; k++) {
+            size_t start = r.at;
+            uint64_t f[7];
+            for (int j = 0; j < 7; j++)
+                f[j] = u64(&r);
+            skip_bytes(&r);
+            if (f[6] & 1) {                             /* window */
+                uint64_t m = u64(&r), distinct = u64(&r);
+                for (uint64_t e = 0; e < m; e++) {
+                    u64(&r);
+                    u64(&r);
+                    if (distinct)
+                        skip_bytes(&r);
+                }
+            }
+            if (f[6] & 2) {                             /* sequence */
+                uint64_t steps = u64(&r);
+                for (uint64_t s = 0; s + 1 < steps; s++) {
+                    u64(&r);
+                    uint64_t m = u64(&r);
+                    for (uint64_t e = 0; e < m; e++) {
+                        u64(&r);
+                        skip_bytes(&r);
+                    }
+                }
+            }
+            if (*n == cap)
+                v = realloc(v, (cap *= 2) * sizeof *v);
+            v[(*n)++] = (struct rec){ r.p + start, r.at - start };
+        }
+    }
+    assert_int_equal(u64(&r), magic);
+    assert_int_equal(r.at, r.len);
+    qsort(v, *n, sizeof *v, rec_cmp);
+    return v;
+}
+
+static void assert_same_items(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t na, nb;
+    uint64_t ca, cb;
+    struct rec *ra = records(a, alen, &na, &ca), *rb = records(b, blen, &nb, &cb);
+    assert_int_equal(ca, cb);
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++)
+        assert_int_equal(rec_cmp(&ra[i], &rb[i]), 0);
+    free(ra);
+    free(rb);
+}
+
+/* The snapshot at a cut = a stop-the-world save at the same point: byte
+ * for byte when nothing follows the cut; item for item when the batches
+ * after it change most keys before their turn (a step of 1 item per batch). */
 static void test_cut_equals_stopped_save(void **state)
 {
     (void)state;
     fw_ruleset *rs = load_rules();
     char *ev = events(3000);
     for (uint32_t workers = 1; workers <= 3; workers += 2) {
-        size_t a1 = 0, a2 = 0;
+        size_t a1 = 0, a2 = 0, a3 = 0;
         /* Reference: 1..1280 fed, the pipeline idle, saved. */
-        fw_pipeline *ref = pipeline(workers);
+        fw_pipeline *ref = pipeline(workers, 0);
         assert_null(feed(ref, rs, ev, 0, 1280, 64, -1, &a1));
         size_t rlen, slen;
         char *rbytes = bytes_of(save_pipeline, ref, &rlen);
         fw_pipeline_free(ref);
 
-        /* Streamed: the cut after line 1280, then 1700 more lines. */
-        fw_pipeline *p = pipeline(workers);
-        fw_snapshot *snap = feed(p, rs, ev, 0, 3000, 64, 1280, &a2);
+        /* The cut after line 1280, nothing after it. */
+        fw_pipeline *p = pipeline(workers, 0);
+        fw_snapshot *snap = feed(p, rs, ev, 0, 1280, 64, 1280, &a2);
         assert_non_null(snap);
-        assert_true(fw_snapshot_ok(snap));
-        assert_true(fw_snapshot_keys(snap) > 10);
+        fw_pipeline_snapshot_wait(p, snap);
+        assert_true(fw_snapshot_complete(snap));
+        assert_int_equal(fw_snapshot_early(snap), 0);
         char *sbytes = bytes_of(write_snapshot, snap, &slen);
         assert_int_equal(slen, rlen);
         assert_memory_equal(sbytes, rbytes, rlen);
-        assert_true(fw_snapshot_bytes(snap) + 24 == slen);
-        assert_true(fw_snapshot_seconds(snap) >= 0);
+        fw_snapshot_free(snap);
+        free(sbytes);
+        fw_pipeline_free(p);
+
+        /* The cut after line 1280, then 1720 more lines while the workers
+         * encode one item per batch. */
+        p = pipeline(workers, 1);
+        snap = feed(p, rs, ev, 0, 3000, 64, 1280, &a3);
+        assert_non_null(snap);
+        fw_pipeline_snapshot_wait(p, snap);
+        assert_true(fw_snapshot_keys(snap) > 10);
+        assert_true(fw_snapshot_early(snap) > 0);
+        assert_true(fw_snapshot_bytes(snap) + 24 == rlen);
+        assert_true(fw_snapshot_pause_seconds(snap) <= fw_snapshot_work_seconds(snap));
+        sbytes = bytes_of(write_snapshot, snap, &slen);
+        assert_same_items(sbytes, slen, rbytes, rlen);
         fw_snapshot_free(snap);
         free(sbytes);
         free(rbytes);
@@ -198,22 +316,23 @@ static void test_cut_resumes_exactly(void **state)
     fw_ruleset *rs = load_rules();
     char *ev = events(3000);
     size_t all = 0, before = 0, after = 0, ignored = 0;
-    fw_pipeline *p = pipeline(2);
+    fw_pipeline *p = pipeline(2, 0);
     assert_null(feed(p, rs, ev, 0, 3000, 64, -1, &all));
     fw_pipeline_free(p);
 
-    p = pipeline(2);
+    p = pipeline(2, 3);
     fw_snapshot *snap = feed(p, rs, ev, 0, 1600, 64, 1600, &before);
     assert_non_null(snap);
-    /* The stream went on past the cut in the real daemon; here too. */
+    /* The stream goes on past the cut while the snapshot is taken. */
     feed(p, rs, ev, 1600, 2000, 64, -1, &ignored);
+    fw_pipeline_snapshot_wait(p, snap);
     fw_pipeline_free(p);
 
     size_t len;
     char *bytes = bytes_of(write_snapshot, snap, &len);
     fw_snapshot_free(snap);
     FILE *f = fmemopen(bytes, len, "rb");
-    fw_pipeline *q = pipeline(3);
+    fw_pipeline *q = pipeline(3, 0);
     char err[256];
     assert_int_equal(fw_pipeline_load(q, f, err, sizeof err), 0);
     fclose(f);
@@ -231,7 +350,7 @@ static void test_empty_cut(void **state)
 {
     (void)state;
     fw_ruleset *rs = load_rules();
-    fw_pipeline *p = pipeline(2);
+    fw_pipeline *p = pipeline(2, 0);
     fw_batch *b = fw_pipeline_acquire(p, rs);
     assert_true(fw_batch_set_cut(b));
     fw_pipeline_submit(p, b);
@@ -239,15 +358,23 @@ static void test_empty_cut(void **state)
     assert_ptr_equal(r, b);
     fw_snapshot *s = fw_batch_take_snapshot(r);
     assert_non_null(s);
+    fw_pipeline_snapshot_wait(p, s);
     assert_int_equal(fw_snapshot_keys(s), 0);
     assert_false(fw_batch_is_cut(r));
     fw_pipeline_recycle(p, r);
     fw_snapshot_free(s);
-    /* A cut never taken is freed with its batch. */
+    /* A cut never taken is freed with its batch; one let go before it is
+     * complete is freed by the last worker. */
     b = fw_pipeline_acquire(p, rs);
     assert_true(fw_batch_set_cut(b));
     fw_pipeline_submit(p, b);
     fw_pipeline_recycle(p, fw_pipeline_retire(p, true));
+    b = fw_pipeline_acquire(p, rs);
+    assert_true(fw_batch_set_cut(b));
+    fw_pipeline_submit(p, b);
+    r = fw_pipeline_retire(p, true);
+    fw_snapshot_free(fw_batch_take_snapshot(r));
+    fw_pipeline_recycle(p, r);
     fw_pipeline_free(p);
     fw_ruleset_unref(rs);
 }

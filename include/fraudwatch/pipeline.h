@@ -32,6 +32,8 @@ typedef struct fw_pipeline_opts {
     size_t max_event_bytes;    /* larger messages are malformed */
     int64_t lateness_ms;       /* how long idle key state is kept past its window */
     uint32_t batch_events;     /* messages per batch (default 1024) */
+    uint32_t snapshot_step;    /* state items encoded per batch while a
+                                  snapshot is taken (default 2048) */
 } fw_pipeline_opts;
 
 #define FW_DEFAULT_MAX_EVENT_BYTES (1u << 20)
@@ -91,25 +93,35 @@ bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
 
 /* Checkpoints at a cut, without stopping the stream (feeder thread).  Mark
  * a batch — it may hold no message — before submitting it; every worker,
- * right after applying it, serialises its own shard into memory, in
- * parallel; the batch, once retired, hands over the snapshot: the state of
- * every key after exactly the batches up to and including the cut.  Batches
- * after the cut go on meanwhile.  false: out of memory (not marked). */
+ * right after applying it, lists the items of its own shard and then
+ * encodes them into memory a slice per later batch (and whenever it is
+ * idle), each as it was at the cut.  The batch, once retired, hands over
+ * the snapshot: once complete, the state of every key after exactly the
+ * batches up to and including the cut.  false: out of memory. */
 typedef struct fw_snapshot fw_snapshot;
 bool fw_batch_set_cut(fw_batch *b);
 bool fw_batch_is_cut(const fw_batch *b);
-/* The cut's snapshot (the caller frees it), or NULL if `b` is no cut. */
+/* The cut's snapshot (the caller frees it, complete or not), or NULL if `b`
+ * is no cut. */
 fw_snapshot *fw_batch_take_snapshot(fw_batch *b);
-/* false if a shard could not be serialised (out of memory). */
-bool fw_snapshot_ok(const fw_snapshot *s);
-/* The same bytes fw_pipeline_save() would have written at the cut (any
- * thread; the snapshot is immutable once taken). */
+/* Every shard is in (any thread; never blocks). */
+bool fw_snapshot_complete(const fw_snapshot *s);
+bool fw_snapshot_ok(const fw_snapshot *s);     /* = complete */
+/* Blocks until complete (the workers finish it even with nothing to do). */
+void fw_pipeline_snapshot_wait(fw_pipeline *p, const fw_snapshot *s);
+/* Once complete: the bytes fw_pipeline_save() would have written at the
+ * cut, items in another order (any thread; the snapshot no longer changes). */
 int fw_snapshot_write(const fw_snapshot *s, FILE *f, char *err, size_t errlen);
 size_t fw_snapshot_keys(const fw_snapshot *s);
 size_t fw_snapshot_bytes(const fw_snapshot *s);
-/* The longest time a worker spent serialising its shard: how long the
- * stream stood still for this snapshot. */
-double fw_snapshot_seconds(const fw_snapshot *s);
+/* Items encoded ahead of their turn because a batch was about to change them. */
+size_t fw_snapshot_early(const fw_snapshot *s);
+/* The longest a worker spent listing its shard at the cut (the stream
+ * stood still for it), and the longest a worker spent on the snapshot in
+ * all (spread over the batches after the cut). */
+double fw_snapshot_pause_seconds(const fw_snapshot *s);
+double fw_snapshot_work_seconds(const fw_snapshot *s);
+/* Drops the caller's reference; workers still filling it keep theirs. */
 void fw_snapshot_free(fw_snapshot *s);
 
 /* Checkpoints: the state of every key, written and read while no batch is
