@@ -520,6 +520,17 @@ static void storage_errors_at(struct ctx *x, int k)
                                        E(NOT_ENOUGH_REPLICAS)), 250);
 }
 
+static void timeouts_at(struct ctx *x, int k)
+{
+    /* Produce requests answered late, past the message timeout the
+     * operator configured (kafka.producer.message.timeout.ms): librdkafka
+     * fails the alerts with _MSG_TIMED_OUT and the daemon produces them
+     * again (kafka_out.c), so the checkpoint waits and nothing is lost. */
+    if (k == 2 || k == 7)
+        push(x, B_OUT, K_PRODUCE, ERRS(E(REQUEST_TIMED_OUT), E(REQUEST_TIMED_OUT),
+                                       E(NOT_ENOUGH_REPLICAS), E(KAFKA_STORAGE_ERROR)), 1500);
+}
+
 static void coordinator_move_at(struct ctx *x, int k)
 {
     static const int to[NCHUNKS] = { [3] = 1, [6] = 2, [9] = 3 };
@@ -617,6 +628,10 @@ static const struct fcase CASES[] = {
     { "storage-errors", 1,
       "Produce answered with KAFKA_STORAGE_ERROR / NOT_ENOUGH_REPLICAS(_AFTER_APPEND) for seconds",
       NULL, storage_errors_at, NULL, { { B_OUT, K_PRODUCE } } , NULL },
+    { "produce-timeouts", 1,
+      "Produce answered after the message timeout: alerts fail and are produced again",
+      NULL, timeouts_at, NULL, { { B_OUT, K_PRODUCE } },
+      "kafka.producer.message.timeout.ms = 1000\n" },
     { "coordinator-move", 1, "the group coordinator moves to another broker three times",
       NULL, coordinator_move_at, NULL, { { 0, 0 } } , NULL },
     { "leader-moves", 4, "4 keyed partitions; input and alert partition leaders move, "
