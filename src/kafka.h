@@ -45,8 +45,9 @@ void fw_out_poll(fw_out *o, int timeout_ms);
 int fw_out_drain(fw_out *o, volatile sig_atomic_t *stop, int timeout_ms);
 /* A mark between what was produced before this call and what comes after;
  * fw_out_acked(mark) becomes true once everything produced before it has
- * been delivered (re-sent failures included).  Marks are cheap; keep at
- * most a few outstanding (the daemon holds one). */
+ * been delivered (re-sent failures included).  Marks are cheap and need no
+ * release; with very many taken during an outage, a mark may also wait for
+ * messages produced just after it (never fewer than it should). */
 uint64_t fw_out_mark(fw_out *o);
 bool fw_out_acked(fw_out *o, uint64_t mark);
 /* Non-NULL after a fatal producer error (the daemon must exit). */

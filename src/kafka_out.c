@@ -28,7 +28,7 @@
 #include "fraudwatch/log.h"
 #include "kafka.h"
 
-#define EPOCHS 64                /* marks outstanding at once, at most EPOCHS - 2 */
+#define EPOCHS 64                /* epochs with messages pending at once */
 #define TS_BITS 48               /* ms since 1970 fit until the year 10889 */
 
 struct fw_out {
@@ -271,19 +271,30 @@ static void advance_epochs(fw_out *o)
         o->epoch_lo++;
 }
 
-uint64_t fw_out_mark(fw_out *o)
+/* The ring holds the epochs [epoch_lo, epoch]; when it is full (a long
+ * outage with marks taken all along), a mark leaves the open epoch open:
+ * it then also waits for what is produced after it, which is slower but
+ * never wrong, and fw_out_acked() closes the epoch once there is room. */
+static bool ring_full(fw_out *o)
 {
     advance_epochs(o);
-    if (o->epoch - o->epoch_lo >= EPOCHS - 2) {
-        /* The daemon holds one mark at a time; this is a bug, not load. */
-        fputs("fraudwatch: too many delivery marks outstanding\n", stderr);
-        abort();
-    }
+    return o->epoch - o->epoch_lo >= EPOCHS - 1;
+}
+
+uint64_t fw_out_mark(fw_out *o)
+{
+    if (ring_full(o))
+        return o->epoch;
     return o->epoch++;
 }
 
 bool fw_out_acked(fw_out *o, uint64_t mark)
 {
+    if (mark == o->epoch) {     /* still open: close it if there is room */
+        if (ring_full(o))
+            return false;
+        o->epoch++;
+    }
     advance_epochs(o);
     return o->epoch_lo > mark;
 }

@@ -495,6 +495,14 @@ static void test_marks_wait_for_acknowledgements(void **state)
     uint64_t m2 = fw_out_mark(o);
     assert_true(m2 > m1);
     assert_false(fw_out_acked(o, m2));
+    /* A long outage with a mark every few seconds: no limit is hit, and
+     * no mark is ever acknowledged. */
+    for (int i = 0; i < 300; i++) {
+        fw_out_alert(o, "{\"b\":1}\n", 8, "k", 1, 1700000000000LL);
+        uint64_t mk = fw_out_mark(o);
+        assert_false(fw_out_acked(o, mk));
+        assert_false(fw_out_acked(o, m1));
+    }
 
     /* The producer is freed with its messages undelivered (librdkafka
      * purges them); nothing was acknowledged, so nothing may commit. */
