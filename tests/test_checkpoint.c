@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "fraudwatch/event.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
 #include "harness.h"
@@ -469,9 +470,23 @@ static void test_writer_publishes_only_when_told(void **state)
 /* ---- delivery marks ------------------------------------------------------- */
 
 #ifdef FW_HAVE_DAEMON
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 static void test_marks_wait_for_acknowledgements(void **state)
 {
     (void)state;
+#ifdef UNDER_TSAN
+    /* librdkafka is not instrumented, and its broker thread's getaddrinfo()
+     * crashes inside TSan's allocator; the marks are single-threaded
+     * bookkeeping, checked in the other builds. */
+    skip();
+#endif
     fw_settings *s = fw_config_new();
     char err[1024];
     /* Nothing listens there: no message is ever acknowledged. */
@@ -514,6 +529,7 @@ static void test_marks_wait_for_acknowledgements(void **state)
 
 int main(void)
 {
+    fw_event_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cut_equals_stopped_save),
         cmocka_unit_test(test_cut_resumes_exactly),
