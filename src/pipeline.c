@@ -30,8 +30,8 @@
  * shard holds exactly the state of the batches up to the cut — starts a
  * snapshot of its own shard (state.c: the items are listed, not copied),
  * then encodes it into memory a slice at a time: `snapshot_step` items
- * after each later batch, and as much as it likes when it has nothing else
- * to do.  An item about to change is encoded first, as it was at the cut.
+ * after each later batch, and when it has nothing else to do, at half
+ * speed.  An item about to change is encoded first, as it was at the cut.
  * No lock: the shard is its own.  The retired cut batch hands the snapshot
  * to the feeder (fw_batch_take_snapshot), which waits — without blocking —
  * until every shard is in (fw_snapshot_complete) and writes it to disk
@@ -168,16 +168,16 @@ static void wake(fw_pipeline *p)
     }
 }
 
-/* Sleeps until wake() is called after `seen` was read (or 50 ms pass). */
-static void sleep_until_change(fw_pipeline *p, uint64_t seen)
+/* Sleeps until wake() is called after `seen` was read (or `ns` pass). */
+static void sleep_for_change(fw_pipeline *p, uint64_t seen, long ns)
 {
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->sleepers, 1);
     if (atomic_load(&p->gen) == seen) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_nsec += ns;
+        while (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
@@ -185,6 +185,11 @@ static void sleep_until_change(fw_pipeline *p, uint64_t seen)
     }
     atomic_fetch_sub(&p->sleepers, 1);
     pthread_mutex_unlock(&p->mu);
+}
+
+static void sleep_until_change(fw_pipeline *p, uint64_t seen)
+{
+    sleep_for_change(p, seen, 50 * 1000000L);
 }
 
 /* ---- the two stages ---------------------------------------------------- */
@@ -233,22 +238,24 @@ static void snapshot_unref(fw_snapshot *s)
 }
 
 /* Encodes up to `max` more items of the worker's snapshot; at the end,
- * counts its part in and lets go of it. */
-static void snapshot_step(struct worker *w, size_t max)
+ * counts its part in and lets go of it.  Returns how long it took. */
+static int64_t snapshot_step(struct worker *w, size_t max)
 {
     fw_snapshot *s = w->snap;
     struct snap_part *sp = &s->part[w->id];
     int64_t t0 = mono_ns();
     bool complete = fw_state_snap_step(w->state, max);
-    sp->work_ns += mono_ns() - t0;
+    int64_t took = mono_ns() - t0;
+    sp->work_ns += took;
     if (!complete)
-        return;
+        return took;
     sp->early = fw_state_snap_early(w->state);
     w->snap_hint = sp->buf.len;
     w->snap = NULL;
     atomic_fetch_add_explicit(&s->done, 1, memory_order_release);
     snapshot_unref(s);
     wake(w->p);
+    return took;
 }
 
 /* The cut: the shard as it stands after the cut batch.  Lists its items
@@ -335,9 +342,14 @@ static void *worker_main(void *arg)
             continue;
         }
 
-        /* Nothing to apply or parse: get on with the snapshot. */
+        /* Nothing to apply or parse: get on with the snapshot, at half
+         * speed — a pause as long as each step, cut short by new work — so
+         * that the workers encoding on every core do not starve the main
+         * loop, librdkafka's threads or a broker on the same machine. */
         if (w->snap) {
-            snapshot_step(w, p->o.snapshot_step);
+            int64_t took = snapshot_step(w, p->o.snapshot_step);
+            if (w->snap)
+                sleep_for_change(p, seen, (long)(took < 2000000 ? took : 2000000));
             continue;
         }
 

@@ -20,6 +20,7 @@
  * kill -9 resumes from: it must never be one whose alerts could still be
  * lost.  The state is an atomic the owner polls without a lock; the mutex
  * and condition variable are used only to hand work over and to wait.
+ * The thread runs at nice 10: it is background work.
  * FW_TEST_CHECKPOINT_STALL_MS (tests only) makes the thread sleep that long
  * after writing the file and before its fsync, so a test can kill -9 the
  * daemon while a checkpoint is being written. */
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,6 +166,8 @@ static int publish_tmp(fw_ckpt_writer *w)
 static void *writer_main(void *arg)
 {
     fw_ckpt_writer *w = arg;
+    /* Background work: let the stream's threads have the CPU first. */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     pthread_mutex_lock(&w->mu);
     for (;;) {
         int st = atomic_load(&w->state);
