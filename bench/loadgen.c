@@ -20,6 +20,12 @@
  * --side FILE writes "event_id<TAB>send_ts_ms" per line, the input side of
  * the event-to-alert latency (bench/latency).
  *
+ * --seq-ts MS stamps the n-th message (from 0) with MS + n instead of the
+ * wall clock: message timestamps then follow the file strictly, one
+ * millisecond apart, so a consumer that interleaves partitions by timestamp
+ * can restore the file's order exactly (tests/integration/test_partitions.py);
+ * wall-clock stamps tie by the hundreds within a millisecond at full speed.
+ *
  * On exit it prints one summary line on stdout:
  *   loadgen: N messages, S s sending, R msg/s achieved, F s to last ack, ...
  */
@@ -122,6 +128,8 @@ static void usage(FILE *f)
           "                      as possible)\n"
           "  --count N           stop after N lines (default: the whole file)\n"
           "  --side FILE         write \"event_id<TAB>send_ts_ms\" per message\n"
+          "  --seq-ts MS         timestamp the n-th message MS + n (ms) instead of the\n"
+          "                      wall clock: timestamps in file order, no ties\n"
           "  --linger MS         producer linger.ms (default 2, the daemon's)\n"
           "  -X key=value        any other librdkafka producer property\n"
           "  -q                  no progress on stderr\n",
@@ -145,6 +153,7 @@ int main(int argc, char **argv)
     double rate = 0;
     uint64_t count = UINT64_MAX;
     bool quiet = false;
+    int64_t seq_ts = -1;
     char *xs[64];
     size_t nx = 0;
 
@@ -167,6 +176,8 @@ int main(int argc, char **argv)
             rate = strtod(argv[++i], NULL);
         } else if (!strcmp(a, "--count")) {
             count = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(a, "--seq-ts")) {
+            seq_ts = strtoll(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--side")) {
             side_path = argv[++i];
         } else if (!strcmp(a, "--linger")) {
@@ -276,7 +287,7 @@ int main(int argc, char **argv)
             const char *key = subscriber(p, le, &klen);
             if (!key)
                 nokey++;
-            int64_t ts = wall_ms();
+            int64_t ts = seq_ts >= 0 ? seq_ts + (int64_t)sent : wall_ms();
             /* rd_kafka_produceva, not the producev macros (GNU statement
              * expressions, which clang -Wpedantic refuses).  Flags 0: no
              * copy, the mapping outlives the producer. */

@@ -112,6 +112,12 @@ static const struct key keys[] = {
     { "input.topics", K_TOPICS, F(input_topics), "fraudwatch.events", 1, MAX_TOPIC, NULL,
       check_topic, "topic[,topic...]",
       "Topics to consume events from, comma-separated (required)." },
+    { "input.order_wait_ms", K_INT, F(order_wait_ms), "1000", 0, 60000, NULL, NULL, NULL,
+      "With several input partitions, events are taken oldest message timestamp "
+      "first across them, so keys that span partitions see the stream in the order "
+      "it was produced.  A partition the broker holds unread messages of, with none "
+      "fetched yet, holds the others back for at most this long.  0: partitions are "
+      "taken in the order their messages arrive." },
     { "output.topic", K_STR, F(alert_topic), "fraudwatch.alerts", 1, MAX_TOPIC, NULL,
       check_topic, "topic name",
       "Topic the alerts are produced to." },

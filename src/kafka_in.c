@@ -38,8 +38,13 @@
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "kafka.h"
+#include "kafka_order.h"
 
 #define COMMIT_RETRY_MS 1000
+/* Messages the reorder buffer may hold before it stops waiting for a
+ * partition that is behind (docs/limits.md): about 20 MB of references to
+ * messages librdkafka already holds. */
+#define ORDER_MAX_BUFFERED 200000
 
 struct part {
     char *topic;
@@ -48,6 +53,7 @@ struct part {
     int64_t start;       /* from a checkpoint; -1: none */
     int64_t uncommitted; /* checkpointed, its commit failed; -1: none */
     int64_t fed;         /* after the last message handed out; -1: none */
+    int64_t pushed;      /* last offset put in the reorder buffer; -1: none */
     bool lost;           /* taken away without a revocation */
     bool assigned;
     fw_gauge *lag;
@@ -63,6 +69,7 @@ struct fw_in {
     fw_counter *errors;
     fw_counter *rebalances;
     int64_t commit_retry_at; /* fw_mono_ms() of the next retry; 0: none due */
+    fw_order *order;         /* input.order_wait_ms > 0: partitions by time */
     char fatal[512];
 };
 
@@ -88,6 +95,7 @@ static uint32_t part_index(fw_in *in, const char *topic, int32_t partition)
     p->start = -1;
     p->uncommitted = -1;
     p->fed = -1;
+    p->pushed = -1;
     char labels[512], esc[400];
     fw_metrics_escape_label(topic, esc, sizeof esc);
     snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", esc,
@@ -119,6 +127,24 @@ static int retry_commit(fw_in *in)
     return rc;
 }
 
+static void destroy_message(void *m) { rd_kafka_message_destroy(m); }
+
+/* fw_order_behind_fn: does the broker hold messages of partition `src`
+ * past the last one buffered?  From the high watermark of the last fetch
+ * response (a local lookup); unknown counts as yes, so the stream waits for
+ * it (for at most input.order_wait_ms). */
+static bool behind(void *ctx, uint32_t src)
+{
+    fw_in *in = ctx;
+    struct part *p = &in->parts[src];
+    int64_t lo, hi;
+    if (rd_kafka_get_watermark_offsets(in->rk, p->topic, p->partition, &lo, &hi) ||
+        hi < 0)
+        return true;
+    int64_t next = p->pushed >= 0 ? p->pushed + 1 : p->fed >= 0 ? p->fed : lo;
+    return hi > next;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *arg)
 {
@@ -141,6 +167,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        (long long)p->fed);
             }
             p->lost = false;
+            p->pushed = -1;
+            if (in->order)
+                fw_order_assign(in->order, ix, fw_mono_ms());
             fw_log(FW_LOG_INFO, "kafka", "partition assigned",
                    "topic=%s partition=%d offset=%lld", tp->topic,
                    (int)tp->partition, (long long)tp->offset);
@@ -166,6 +195,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->assigned = false;
             p->uncommitted = -1;
             p->lost = lost;
+            /* Buffered, not processed: read again by whoever gets it next
+             * (this daemon too: a lost partition resumes at `fed`). */
+            p->pushed = -1;
+            if (in->order)
+                fw_order_revoke(in->order, ix, destroy_message);
             if (!lost) {       /* if it comes back, start from the commit */
                 p->next = -1;
                 p->fed = -1;
@@ -184,6 +218,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     fw_log(FW_LOG_ERROR, "kafka", "rebalance error", "error=\"%s\"",
            rd_kafka_err2str(err));
+    for (uint32_t i = 0; in->order && i < in->nparts; i++) {
+        in->parts[i].pushed = -1;
+        fw_order_revoke(in->order, i, destroy_message);
+    }
     rd_kafka_assign(rk, NULL);
 }
 
@@ -198,6 +236,11 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
     in->revoke = revoke;
     in->ctx = ctx;
     in->metrics = m;
+    if (s->order_wait_ms > 0 &&
+        !(in->order = fw_order_new(s->order_wait_ms, ORDER_MAX_BUFFERED))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (fw_kafka_set(c, "consumer", "bootstrap.servers", s->brokers, err, errlen) ||
         fw_kafka_set(c, "consumer", "auto.offset.reset", "earliest", err, errlen) ||
         fw_kafka_set(c, "consumer", "partition.assignment.strategy", "cooperative-sticky", err, errlen) ||
@@ -252,6 +295,8 @@ fail:
         rd_kafka_destroy(in->rk);
         in->rk = NULL;
     }
+    if (in)
+        fw_order_free(in->order, NULL);
     free(in);
     return NULL;
 }
@@ -260,6 +305,10 @@ void fw_in_close(fw_in *in)
 {
     if (!in)
         return;
+    /* Messages still buffered go back first: librdkafka does not finish
+     * closing while the application holds any of its messages. */
+    fw_order_free(in->order, destroy_message);
+    in->order = NULL;
     if (in->rk) {
         rd_kafka_consumer_close(in->rk);
         rd_kafka_destroy(in->rk);
@@ -277,10 +326,10 @@ void fw_in_start_at(fw_in *in, const char *topic, int32_t partition,
     in->parts[ix].start = offset;
 }
 
-rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
+/* One message from librdkafka's consumer queue (errors logged and counted,
+ * not returned), with its partition's index. */
+static rd_kafka_message_t *poll_one(fw_in *in, int timeout_ms, uint32_t *src)
 {
-    if (in->commit_retry_at && fw_mono_ms() >= in->commit_retry_at)
-        retry_commit(in);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, timeout_ms);
     if (!m)
         return NULL;
@@ -298,8 +347,49 @@ rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
         return NULL;
     }
     *src = part_index(in, rd_kafka_topic_name(m->rkt), m->partition);
-    in->parts[*src].fed = m->offset + 1;   /* the daemon feeds every message */
     return m;
+}
+
+rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
+{
+    if (in->commit_retry_at && fw_mono_ms() >= in->commit_retry_at)
+        retry_commit(in);
+    rd_kafka_message_t *m;
+    if (!in->order) {
+        if ((m = poll_one(in, timeout_ms, src)))
+            in->parts[*src].fed = m->offset + 1;   /* the daemon feeds every message */
+        return m;
+    }
+    /* By time across partitions (kafka_order.c): buffer what librdkafka
+     * delivers until the buffer lets the oldest head go.  While it waits for
+     * a partition that is behind, librdkafka is polled in short slices so
+     * the wait ends on time even with no message coming. */
+    int64_t deadline = fw_mono_ms() + timeout_ms;
+    for (;;) {
+        m = fw_order_pop(in->order, fw_mono_ms(), behind, in, src);
+        if (m) {
+            in->parts[*src].fed = m->offset + 1;
+            return m;
+        }
+        int64_t left = deadline - fw_mono_ms();
+        uint32_t from;
+        rd_kafka_message_t *n = poll_one(in, left <= 0 ? 0 : left < 10 ? (int)left : 10, &from);
+        if (n) {
+            if (fw_order_push(in->order, from, rd_kafka_message_timestamp(n, NULL), n) != 0) {
+                /* Handing it over out of turn could put it before older
+                 * messages of its own partition: stop instead (a restart
+                 * resumes from the checkpoint). */
+                rd_kafka_message_destroy(n);
+                snprintf(in->fatal, sizeof in->fatal,
+                         "out of memory in the partition reorder buffer");
+                return NULL;
+            }
+            in->parts[from].pushed = n->offset;
+            continue;
+        }
+        if (left <= 0)
+            return NULL;
+    }
 }
 
 void fw_in_done(fw_in *in, uint32_t src, int64_t offset)

@@ -37,6 +37,7 @@ typedef struct fw_settings {
     char *brokers;            /* kafka.bootstrap.servers, default "127.0.0.1:9092" */
     char **input_topics;      /* input.topics, comma-separated, required, default "fraudwatch.events" */
     size_t ninput_topics;
+    int order_wait_ms;        /* input.order_wait_ms 0..60000, default 1000; 0: arrival order */
     char *group_id;           /* kafka.group.id, default "fraudwatch" */
     char *alert_topic;        /* output.topic, default "fraudwatch.alerts" */
     char *dlq_topic;          /* deadletter.topic, default "fraudwatch.deadletter" */
