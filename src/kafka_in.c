@@ -30,7 +30,13 @@
  * way).  Its position keeps following the batches still in flight, so a
  * checkpoint after it is back records exactly what its state holds.  A
  * revoked partition resumes at the committed offset, which the
- * revocation's checkpoint made equal to its state. */
+ * revocation's checkpoint made equal to its state.
+ *
+ * With input.order_wait_ms > 0 (the default) messages pass through a
+ * reorder buffer (kafka_order.c) that hands them over oldest message
+ * timestamp first across the assigned partitions, so keys whose events
+ * span partitions see them in the order they were produced; `fed` follows
+ * what is handed over, `pushed` what is buffered. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
