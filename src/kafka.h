@@ -54,8 +54,6 @@ bool fw_out_acked(fw_out *o, uint64_t mark);
 const char *fw_out_fatal(fw_out *o);
 uint64_t fw_out_pending(fw_out *o);
 
-#endif
-
 /* ---- consumer ---- */
 typedef struct fw_in fw_in;
 
@@ -91,3 +89,5 @@ size_t fw_in_assigned(const fw_in *in);
 /* Refreshes the per-partition lag gauges (cheap: cached watermarks). */
 void fw_in_update_lag(fw_in *in);
 const char *fw_in_fatal(fw_in *in);
+
+#endif
