@@ -22,10 +22,10 @@
  * cut batch it takes the snapshot, the positions of everything retired so
  * far (exactly the cut) and a delivery mark (kafka_out.c); once every
  * shard is in, it hands the snapshot to the writer thread (snapshot.c),
- * which writes and fsyncs `checkpoint.tmp`.  The loop carries on.  Once the file is durable AND
- * every alert and dead letter produced before the cut is acknowledged, the
- * writer renames it into place, and only then are the positions committed
- * to the group.  Both conditions come before the rename because the file
+ * which writes and fsyncs `checkpoint.tmp`.  The loop carries on.  Once
+ * the file is durable AND every alert and dead letter produced before the
+ * cut is acknowledged, the writer renames it into place, and only then are
+ * the positions committed to the group.  Both conditions come before the rename because the file
  * in place is what a restart resumes from: resuming after a cut whose
  * alerts were never delivered would lose them.  One checkpoint is in
  * flight at a time; the stream stands still only while the workers list
