@@ -44,6 +44,9 @@
  *    does against the real broker.
  *  - No timing assertions: every wait is for a condition, with a generous
  *    deadline that only guards against a hang.
+ *  - FW_FAULTS_KEEP=1 keeps the case's files (daemon log, events, replay
+ *    output) in /tmp; FW_FAULTS_DEBUG=1 turns on librdkafka's debug log
+ *    of the input producer (on stderr).
  *
  * librdkafka 2.0.2's mock cluster supports what the daemon uses: the
  * idempotent producer (InitProducerId, sequence checks) and consumer groups
@@ -373,7 +376,14 @@ static void setup_cluster(struct ctx *x)
     if (rd_kafka_conf_set(c, "bootstrap.servers", x->boot, e, sizeof e) ||
         rd_kafka_conf_set(c, "enable.idempotence", "true", e, sizeof e) ||
         rd_kafka_conf_set(c, "linger.ms", "5", e, sizeof e) ||
-        rd_kafka_conf_set(c, "log_level", "2", e, sizeof e))
+        /* The 2.0.2 mock can leave a connection that was open across
+         * rd_kafka_mock_broker_set_down() unanswered after set_up (seen
+         * under load: a Produce request sent after "up" waited for the
+         * 60 s default request timeout).  A short timeout makes the
+         * idempotent producer retry it on a new connection (no copies). */
+        rd_kafka_conf_set(c, "socket.timeout.ms", "5000", e, sizeof e) ||
+        (getenv("FW_FAULTS_DEBUG") && rd_kafka_conf_set(c, "debug", "broker,eos,msg,protocol", e, sizeof e)) ||
+        rd_kafka_conf_set(c, "log_level", getenv("FW_FAULTS_DEBUG") ? "7" : "2", e, sizeof e))
         fail("producer conf: %s", e);
     rd_kafka_conf_set_dr_msg_cb(c, on_input_delivery);
     x->prod = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof e);
@@ -624,21 +634,25 @@ static const struct fcase CASES[] = {
       "retriable errors on Fetch, Produce, OffsetCommit, JoinGroup, SyncGroup, Heartbeat",
       request_errors_before, request_errors_at, NULL,
       { { B_IN, K_FETCH }, { B_OUT, K_PRODUCE }, { B_COORD, K_OFFSET_COMMIT },
-        { B_COORD, K_HEARTBEAT }, { B_COORD, K_JOIN_GROUP }, { B_COORD, K_SYNC_GROUP } } , NULL },
+        { B_COORD, K_HEARTBEAT }, { B_COORD, K_JOIN_GROUP }, { B_COORD, K_SYNC_GROUP } }, NULL },
     { "storage-errors", 1,
       "Produce answered with KAFKA_STORAGE_ERROR / NOT_ENOUGH_REPLICAS(_AFTER_APPEND) for seconds",
-      NULL, storage_errors_at, NULL, { { B_OUT, K_PRODUCE } } , NULL },
+      NULL, storage_errors_at, NULL, { { B_OUT, K_PRODUCE } }, NULL },
     { "produce-timeouts", 1,
       "Produce answered after the message timeout: alerts fail and are produced again",
       NULL, timeouts_at, NULL, { { B_OUT, K_PRODUCE } },
       "kafka.producer.message.timeout.ms = 1000\n" },
     { "coordinator-move", 1, "the group coordinator moves to another broker three times",
-      NULL, coordinator_move_at, NULL, { { 0, 0 } } , NULL },
+      NULL, coordinator_move_at, NULL, { { 0, 0 } }, NULL },
     { "leader-moves", 4, "4 keyed partitions; input and alert partition leaders move, "
                           "and the coordinator once",
-      NULL, leader_moves_at, NULL, { { 0, 0 } } , NULL },
+      NULL, leader_moves_at, NULL, { { 0, 0 } }, NULL },
     { "broker-down", 1, "the alert leader, the coordinator and the input leader down and up",
-      NULL, broker_down_at, NULL, { { 0, 0 } } , NULL },
+      NULL, broker_down_at, NULL, { { 0, 0 } },
+      /* see socket.timeout.ms in setup_cluster(): the mock can strand a
+       * connection across down/up, and the default 60 s request timeout
+       * is how long the daemon would wait before using a new one */
+      "kafka.consumer.socket.timeout.ms = 10000\nkafka.producer.socket.timeout.ms = 10000\n" },
     { "fenced", 1, "heartbeats answered UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION: assignment lost",
       NULL, fenced_at, NULL, { { B_COORD, K_HEARTBEAT } },
       /* the default interval: events done since the last checkpoint exist */
