@@ -393,6 +393,7 @@ static void setup_cluster(struct ctx *x)
     c = rd_kafka_conf_new();
     if (rd_kafka_conf_set(c, "bootstrap.servers", x->boot, e, sizeof e) ||
         rd_kafka_conf_set(c, "group.id", "fw-faults-reader", e, sizeof e) ||
+        rd_kafka_conf_set(c, "socket.timeout.ms", "5000", e, sizeof e) || /* as the producer */
         rd_kafka_conf_set(c, "enable.auto.commit", "false", e, sizeof e) ||
         rd_kafka_conf_set(c, "enable.partition.eof", "false", e, sizeof e) ||
         rd_kafka_conf_set(c, "log_level", "2", e, sizeof e))
