@@ -83,7 +83,8 @@ int32_t fw_in_partition(const fw_in *in, uint32_t src);
 /* Positions of the assigned partitions that have progressed (next offset to
  * read), for a checkpoint; the caller destroys the list. */
 rd_kafka_topic_partition_list_t *fw_in_positions(fw_in *in);
-/* Commits positions synchronously; 0 or -1 (logged). */
+/* Commits positions synchronously, for the partitions still assigned (one
+ * lost since the positions were taken is skipped); 0 or -1 (logged). */
 int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos);
 size_t fw_in_assigned(const fw_in *in);
 /* Refreshes the per-partition lag gauges (cheap: cached watermarks). */

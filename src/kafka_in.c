@@ -419,10 +419,25 @@ rd_kafka_topic_partition_list_t *fw_in_positions(fw_in *in)
     return l;
 }
 
-int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos)
+int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos)
 {
-    if (pos->cnt == 0)
+    /* Only the partitions still held: positions are taken at a checkpoint's
+     * cut and committed when it is published, and a partition lost in
+     * between belongs to another member now; committing this older position
+     * would move its committed offset backwards (duplicates for the new
+     * owner).  A revocation checkpoints before the partitions are let go. */
+    rd_kafka_topic_partition_list_t *pos =
+        rd_kafka_topic_partition_list_new(all_pos->cnt > 0 ? all_pos->cnt : 1);
+    for (int i = 0; i < all_pos->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &all_pos->elems[i];
+        if (in->parts[part_index(in, tp->topic, tp->partition)].assigned)
+            rd_kafka_topic_partition_list_add(pos, tp->topic, tp->partition)->offset =
+                tp->offset;
+    }
+    if (pos->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(pos);
         return 0;
+    }
     rd_kafka_resp_err_t all = rd_kafka_commit(in->rk, pos, 0), err = all;
     for (int i = 0; i < pos->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &pos->elems[i];
@@ -435,6 +450,7 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos)
             p->uncommitted = -1;
         }
     }
+    rd_kafka_topic_partition_list_destroy(pos);
     if (err) {
         if (!in->commit_retry_at)
             in->commit_retry_at = fw_mono_ms() + COMMIT_RETRY_MS;
