@@ -3,9 +3,11 @@
 # needs, starts a real Kafka broker on 127.0.0.1 (scripts/kafka.sh, stopped
 # again on exit), builds three times (warnings as errors; AddressSanitizer +
 # UndefinedBehaviorSanitizer; then ThreadSanitizer) and runs the suites:
-# unit, hostile input, fuzz corpora, golden cases, the daemon and rule
-# reloads end to end against the broker and redis-server; then a one-minute
-# libFuzzer run of each fuzz target.
+# unit, hostile input, fuzz corpora, golden cases, fault injection on
+# librdkafka's mock cluster, the bench harness's tests, and end to end
+# against the broker and redis-server: the daemon, several partitions, rule
+# reloads, SIGTERM during a rebalance, a 20 000-event bench/run; then a
+# one-minute libFuzzer run of each fuzz target.
 # Ends with one line "N passed, N failed"; exit status 0 only if all passed.
 #   scripts/test.sh [meson test args, e.g. --suite unit]
 set -euo pipefail
