@@ -268,7 +268,7 @@ def render_markdown(res):
         w("")
         w("Alert broker append time minus the send time of the event it names, per alert (ms).")
         w("")
-        w("| offered | achieved | events | alerts | p50 | p95 | p99 | p99.9 | max | recall / precision | daemon CPU s | peak RSS | checkpoints (longest) |")
+        w("| offered | achieved | events | alerts | p50 | p95 | p99 | p99.9 | max | recall / precision | daemon CPU s | peak RSS | checkpoints: n, longest, longest stop |")
         w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in runs:
             l = r["latency_ms"]
@@ -277,7 +277,12 @@ def render_markdown(res):
               f"{fmt_ms(l['p50'])} | {fmt_ms(l['p95'])} | {fmt_ms(l['p99'])} | {fmt_ms(l['p99.9'])} | "
               f"{fmt_ms(l['max'])} | {fmt_pct(r.get('recall'))} / {fmt_pct(r.get('precision'))} | "
               f"{r['cpu_s']:.1f} | {fmt_mib(r['hwm_kib'])} | "
-              f"{r.get('checkpoints', 0)} ({r.get('checkpoint_max_s', 0) * 1000:.0f} ms) |")
+              f"{r.get('checkpoints', 0)}, {r.get('checkpoint_max_s', 0) * 1000:.0f} ms, "
+              f"{r.get('checkpoint_pause_max_s', 0) * 1000:.0f} ms |")
+        w("")
+        w("A checkpoint runs mostly beside the stream; its *stop* is the time the daemon's "
+          "main loop is held (`fraudwatch_checkpoint_pause_seconds`), its length the whole "
+          "checkpoint up to the offset commit (`fraudwatch_checkpoint_seconds`).")
         w("")
         w("Recall and precision per row count the planted scenarios whose events were all "
           "sent in that run (a paced run sends the first rate × seconds events).")

@@ -142,7 +142,7 @@ def test_markdown_report():
                  "loadavg": "0 0 0"},
         "runs": [{"rate": 10000, "events": 200000, "achieved": 9999.0, "cpu_s": 1.0,
                   "hwm_kib": 2048, "latency_ms": report.latency_stats([1, 2, 3, 4]),
-                  "checkpoints": 3, "checkpoint_max_s": 0.05},
+                  "checkpoints": 3, "checkpoint_max_s": 0.05, "checkpoint_pause_max_s": 0.004},
                  {"rate": "max", "events": 1_700_000, "achieved": 900000.0, "cpu_s": 3.0,
                   "hwm_kib": 4096, "e2e_s": 8.5, "latency_ms": report.latency_stats([9]),
                   "checkpoints": 1, "checkpoint_max_s": 0.1}],
@@ -153,7 +153,8 @@ def test_markdown_report():
     }
     res["runs"][0].update(recall=1.0, precision=0.5)
     md = report.render_markdown(res)
-    for want in ("| 10,000/s | 9,999/s | 200,000 | 4 | 2 | 4 | 4 | 4 | 4 | 100.0 % / 50.0 % |",
+    for want in ("| 10,000/s | 9,999/s | 200,000 | 4 | 2 | 4 | 4 | 4 | 4 | 100.0 % / 50.0 % |"
+                 " 1.0 | 2 MiB | 3, 50 ms, 4 ms |",
                  "8.50 s = 200,000 ev/s", "target < 10 s for 1.7M: met",
                  "| daemon / pass-through | **0.70** | target ≥ 0.60: met |",
                  "| overseas_call | 2 | 1 | 50.0 % |", "Recall target 100 %: **NOT met**",
