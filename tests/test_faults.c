@@ -142,6 +142,9 @@ static void dump_log(const char *path, int last)
         printf("    %s", ring[i % 64]);
 }
 
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static void fail(const char *fmt, ...)
 {
     va_list ap;
