@@ -41,9 +41,24 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 status=0
+# A build that fails is reported (its errors on stderr) and counted as one
+# failure in the closing line; the other builds still run.
+build_failures=0
+build() {   # dir
+    local log="$1/ninja-build.log"
+    echo "== $1: build" >&2
+    if ! ninja -C "$1" >"$log" 2>&1; then
+        grep -E "error|FAILED" "$log" | head -n 40 >&2 || tail -n 40 "$log" >&2
+        echo "== $1: BUILD FAILED (full log: $log)" >&2
+        build_failures=$((build_failures + 1))
+        status=1
+        return 1
+    fi
+}
+tested=()
 for b in "${builds[@]}"; do
-    echo "== $b: build" >&2
-    ninja -C "$b" >/dev/null
+    build "$b" || continue
+    tested+=("$b")
     echo "== $b: test" >&2
     # ThreadSanitizer: the threaded engine (unit tests, golden cases with
     # several threads); the end-to-end suite already runs in the other two.
@@ -56,17 +71,19 @@ done
 # FW_FUZZ_SECONDS (default 60) on a scratch copy of its corpus; a crash
 # fails the run and its input is saved in tests/fuzz/regressions/TARGET/.
 CC=clang setup build-ci-fuzz --werror -Dfuzzing=true -Db_lundef=false
-echo "== build-ci-fuzz: build" >&2
-ninja -C build-ci-fuzz >/dev/null
-echo "== build-ci-fuzz: fuzz" >&2
-meson test -C build-ci-fuzz --print-errorlogs --suite fuzz || status=1
-builds+=(build-ci-fuzz)
+if build build-ci-fuzz; then
+    tested+=(build-ci-fuzz)
+    echo "== build-ci-fuzz: fuzz" >&2
+    meson test -C build-ci-fuzz --print-errorlogs --suite fuzz || status=1
+fi
 
-# One closing line over every build, from meson's own records.
-python3 - "${builds[@]}" <<'PY'
+# One closing line over every build, from meson's own records; a build that
+# did not compile counts as one failure.
+python3 - "$build_failures" "${tested[@]}" <<'PY'
 import json, sys
-passed = failed = skipped = 0
-for b in sys.argv[1:]:
+passed = skipped = 0
+failed = int(sys.argv[1])
+for b in sys.argv[2:]:
     try:
         lines = open(f"{b}/meson-logs/testlog.json").read().splitlines()
     except OSError:
