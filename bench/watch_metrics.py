@@ -88,6 +88,69 @@ def value(text, name):
     return None
 
 
+class WatchError(Exception):
+    pass
+
+
+def watch(port, pid, target, interval=0.02, timeout=600, broker_pid=0, trace=None,
+          on_sample=None, alive=None):
+    """Polls /metrics until fraudwatch_events_total reaches `target`; the
+    figures of the module doc as a dict (plus t_end, t_first, monotonic,
+    and `text`, the last scrape).  `trace`: an open file for the per-poll
+    lines; `on_sample(events, seconds)`: called on every poll; `alive()`:
+    False when the daemon is gone (default: /proc/PID exists).  Raises
+    WatchError on a timeout or a daemon that exited."""
+    s = Scraper(port)
+    alive = alive or (lambda: os.path.exists(f"/proc/{pid}"))
+    t_start = time.monotonic()
+    t1 = e1 = cpu1 = bcpu1 = None
+    last_e, last_change = 0.0, None
+    stall = ckpt_max = pause_max = 0.0
+    text = None
+    while True:
+        now = time.monotonic()
+        if now - t_start > timeout:
+            raise WatchError(f"timeout after {timeout:.0f} s at {last_e:.0f} of {target} events")
+        if not alive():
+            raise WatchError(f"the daemon ({pid}) exited at {last_e:.0f} events")
+        got = s.get()
+        t = time.monotonic()
+        e = value(got, "fraudwatch_events_total") if got else None
+        if e is not None:
+            text = got
+            ckpt_max = max(ckpt_max, value(text, "fraudwatch_checkpoint_seconds") or 0.0)
+            pause_max = max(pause_max, value(text, "fraudwatch_checkpoint_pause_seconds") or 0.0)
+            if trace:
+                trace.write(f"{t - t_start:.3f} {e:.0f} {cpu_s(pid):.2f}\n")
+            if e > 0 and t1 is None:
+                t1, e1, last_change = t, e, t
+                cpu1 = cpu_s(pid)
+                bcpu1 = cpu_s(broker_pid) if broker_pid else float("nan")
+            if t1 is not None:
+                if e != last_e:
+                    stall = max(stall, t - last_change)
+                    last_change = t
+                last_e = e
+            if on_sample:
+                on_sample(e, t - t_start)
+            if e >= target:
+                break
+        time.sleep(max(0.0, interval - (time.monotonic() - now)))
+    cpun = cpu_s(pid)
+    span = t - t1
+    return {
+        "t_end": t, "t_first": t1, "t_start": t_start, "text": text,
+        "rate": (target - e1) / span if span > 0 else float("nan"),
+        "span_s": span, "e1": e1, "wait_s": t1 - t_start,
+        "cpu_s": cpun - cpu1, "cores": (cpun - cpu1) / span if span > 0 else float("nan"),
+        "broker_cpu_s": (cpu_s(broker_pid) - bcpu1) if broker_pid else float("nan"),
+        "cpu_total_s": cpun, "hwm_kib": hwm_kib(pid), "stall_s": stall,
+        "ckpts": int(value(text, "fraudwatch_checkpoints_total") or 0),
+        "ckpt_max_s": ckpt_max, "pause_max_s": pause_max,
+        "state_keys": value(text, "fraudwatch_state_keys"),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, required=True)
@@ -101,58 +164,23 @@ def main():
     a = ap.parse_args()
 
     trace = open(a.trace, "w") if a.trace else None
-    s = Scraper(a.port)
-    t_start = time.monotonic()
-    t1 = e1 = cpu1 = bcpu1 = None
-    last_e, last_change = 0, None
-    stall = 0.0
-    ckpt_max = 0.0
-    text = None
-    while True:
-        now = time.monotonic()
-        if now - t_start > a.timeout:
-            print(f"watch_metrics: timeout after {a.timeout:.0f} s at {last_e:.0f} events",
-                  file=sys.stderr)
-            return 1
-        if not os.path.exists(f"/proc/{a.pid}"):
-            print(f"watch_metrics: daemon {a.pid} exited at {last_e:.0f} events", file=sys.stderr)
-            return 1
-        text = s.get()
-        t = time.monotonic()
-        e = value(text, "fraudwatch_events_total") if text else None
-        if text:
-            ckpt_max = max(ckpt_max, value(text, "fraudwatch_checkpoint_seconds") or 0.0)
-        if e is not None and trace:
-            trace.write(f"{t - t_start:.3f} {e:.0f} {cpu_s(a.pid):.2f}\n")
-        if e is not None:
-            if e > 0 and t1 is None:
-                t1, e1 = t, e
-                cpu1 = cpu_s(a.pid)
-                bcpu1 = cpu_s(a.broker_pid) if a.broker_pid else float("nan")
-                last_change = t
-            if t1 is not None:
-                if e != last_e:
-                    stall = max(stall, t - last_change)
-                    last_change = t
-                last_e = e
-            if e >= a.target:
-                break
-        time.sleep(max(0.0, a.interval - (time.monotonic() - now)))
-    tn = t
-    cpun = cpu_s(a.pid)
-    bcpun = cpu_s(a.broker_pid) if a.broker_pid else float("nan")
-    span = tn - t1
-    rate = (a.target - e1) / span if span > 0 else float("nan")
-    cores = (cpun - cpu1) / span if span > 0 else float("nan")
-    print(f"rate={rate:.0f} span_s={span:.3f} e1={e1:.0f} wait_s={t1 - t_start:.3f} "
-          f"cpu_s={cpun - cpu1:.2f} cores={cores:.2f} "
-          f"broker_cpu_s={bcpun - bcpu1:.2f} cpu_total_s={cpun:.2f} "
-          f"hwm_kib={hwm_kib(a.pid)} stall_s={stall:.3f} "
-          f"ckpts={value(text, 'fraudwatch_checkpoints_total') or 0:.0f} ckpt_max_s={ckpt_max:.3f}")
+    try:
+        r = watch(a.port, a.pid, a.target, a.interval, a.timeout, a.broker_pid, trace)
+    except WatchError as e:
+        print(f"watch_metrics: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if trace:
+            trace.close()
+    print(f"rate={r['rate']:.0f} span_s={r['span_s']:.3f} e1={r['e1']:.0f} "
+          f"wait_s={r['wait_s']:.3f} cpu_s={r['cpu_s']:.2f} cores={r['cores']:.2f} "
+          f"broker_cpu_s={r['broker_cpu_s']:.2f} cpu_total_s={r['cpu_total_s']:.2f} "
+          f"hwm_kib={r['hwm_kib']} stall_s={r['stall_s']:.3f} "
+          f"ckpts={r['ckpts']} ckpt_max_s={r['ckpt_max_s']:.3f}")
     if a.histogram:
         # Read again: the last alerts' delivery reports may come a moment later.
         time.sleep(1.0)
-        text = s.get() or text
+        text = Scraper(a.port).get() or r["text"]
         for line in text.splitlines():
             if line.startswith("fraudwatch_event_to_alert_seconds"):
                 print("  " + line)

@@ -510,26 +510,33 @@ TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_fou
          test_kill9_during_background_checkpoint, test_checkpoint_waits_for_acks]
 
 
-def main():
+def run_tests(tests, what="integration tests"):
+    """The test loop of every tests/integration/*.py: skip (77) without a
+    broker; run the tests named on the command line (or all), each timed,
+    a failure with its traceback and the daemon's log; "N passed, N failed"."""
     if not PORT:
-        print("FW_KAFKA_PORT not set: no broker, integration tests skipped")
+        print(f"FW_KAFKA_PORT not set: no broker, {what} skipped")
         return 77
     passed = failed = 0
-    for t in TESTS:
-        if ONLY and not any(o in t.__name__ for o in ONLY):
+    for fn in tests:
+        if ONLY and not any(o in fn.__name__ for o in ONLY):
             continue
         t0 = time.time()
         try:
-            t()
+            fn()
             passed += 1
-            log(f"ok   {t.__name__} ({time.time() - t0:.1f}s)")
+            log(f"ok   {fn.__name__} ({time.time() - t0:.1f}s)")
         except Exception:
             failed += 1
-            log(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)")
+            log(f"FAIL {fn.__name__} ({time.time() - t0:.1f}s)")
             traceback.print_exc(file=sys.stdout)
             dump_daemon_log()
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def main():
+    return run_tests(TESTS)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,6 @@ import json
 import os
 import shutil
 import sys
-import time
-import traceback
 
 import test_daemon as t
 from test_daemon import (Case, Daemon, alerts_of, ids, log, produce, read_lines, replay_with,
@@ -213,26 +211,7 @@ TESTS = [test_sigterm_old_member_during_rebalance, test_sigterm_new_member_durin
 
 
 def main():
-    if not t.PORT:
-        print("FW_KAFKA_PORT not set: no broker, integration tests skipped")
-        return 77
-    ONLY = sys.argv[4:]
-    passed = failed = 0
-    for test in TESTS:
-        if ONLY and not any(o in test.__name__ for o in ONLY):
-            continue
-        t0 = time.time()
-        try:
-            test()
-            passed += 1
-            log(f"ok   {test.__name__} ({time.time() - t0:.1f}s)")
-        except Exception:
-            failed += 1
-            log(f"FAIL {test.__name__} ({time.time() - t0:.1f}s)")
-            traceback.print_exc(file=sys.stdout)
-            t.dump_daemon_log()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return t.run_tests(TESTS, "integration tests")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,9 @@ Exit 77 (skipped) without FW_KAFKA_PORT.  Ends with "N passed, N failed".
 import os
 import sys
 import time
-import traceback
 
 import test_daemon as t
-from test_daemon import Case, alerts_of, ids, log, read_lines, replay, run
+from test_daemon import Case, alerts_of, ids, read_lines, replay, run
 
 LOADGEN = os.path.join(os.path.dirname(t.GEN), "loadgen")
 
@@ -85,27 +84,8 @@ def test_four_partitions_backlog_equals_replay():
 
 
 def main():
-    if not t.PORT:
-        print("FW_KAFKA_PORT not set (scripts/test.sh starts the broker): skipped")
-        return 77
-    only = t.ONLY
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and
-             (not only or k in only)]
-    passed = failed = 0
-    for name, fn in tests:
-        log(f"--- {name}")
-        t0 = time.time()
-        try:
-            fn()
-            passed += 1
-            log(f"ok   {name} ({time.time() - t0:.1f} s)")
-        except Exception:
-            failed += 1
-            log(f"FAIL {name}")
-            traceback.print_exc()
-            t.dump_daemon_log()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return t.run_tests([v for k, v in globals().items() if k.startswith("test_")],
+                       "partition tests")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 import test_daemon as t
 from test_daemon import (Case, alerts_of, generated, ids, log, produce, read_lines, replay_with,
@@ -295,25 +294,7 @@ TESTS = [test_dir_reload, test_watchlist_change, test_limit_and_window_change,
 
 
 def main():
-    if not t.PORT:
-        print("FW_KAFKA_PORT not set: no broker, reload tests skipped")
-        return 77
-    passed = failed = 0
-    for fn in TESTS:
-        if t.ONLY and not any(o in fn.__name__ for o in t.ONLY):
-            continue
-        t0 = time.time()
-        try:
-            fn()
-            passed += 1
-            log(f"ok   {fn.__name__} ({time.time() - t0:.1f}s)")
-        except Exception:
-            failed += 1
-            log(f"FAIL {fn.__name__} ({time.time() - t0:.1f}s)")
-            traceback.print_exc(file=sys.stdout)
-            t.dump_daemon_log()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return t.run_tests(TESTS, "reload tests")
 
 
 if __name__ == "__main__":
