@@ -4,6 +4,9 @@
     watch_metrics.py --port P --pid PID --target N [--interval S] [--timeout S]
                      [--broker-pid BPID] [--histogram] [--trace FILE]
 
+The loop is watch() (bench/daemon.sh runs this file; bench/run imports it
+and draws its progress bar from the on_sample callback).
+
 Polls http://127.0.0.1:P/metrics (one keep-alive connection, every
 --interval seconds, default 0.02) until fraudwatch_events_total reaches N,
 and prints one line of key=value figures on stdout:
