@@ -49,6 +49,8 @@
 #include <time.h>
 
 #include "engine.h"
+#include "fraudwatch/clock.h"
+#include "stream_clock.h"
 
 /* A cut's snapshot: one serialised shard per worker (fw_state_save's
  * encoding), and the stream clock at the cut (every worker computes the
@@ -108,6 +110,8 @@ struct fw_batch {
     struct bad *bad;         /* [max] */
     uint32_t nbad;
     uint64_t faults;
+    uint32_t clock_ahead;    /* stage 2, worker 0: events far from the */
+    uint32_t clock_behind;   /* stream clock (fw_batch_clock_outliers) */
 
     /* stage 2 */
     fw_alert_out *out;       /* [nshards] */
@@ -127,7 +131,7 @@ struct worker {
     fw_arena *parse_arena;
     fw_state *state;
     atomic_uint_fast64_t next2; /* next batch for stage 2 (read by metrics) */
-    int64_t clock;           /* stream clock (for expiring idle keys) */
+    fw_sclock clock;         /* stream clock (for expiring idle keys) */
     fw_snapshot *snap;       /* being filled (a reference) */
     size_t snap_hint;        /* size of its last snapshot */
 };
@@ -198,6 +202,10 @@ static void stage1(struct worker *w, fw_batch *b)
 {
     fw_pipeline *p = w->p;
     uint64_t faults = fw_scanner_faults(w->scanner);
+    /* The daemon refuses events too far ahead of the wall clock (replay
+     * never does: it backtests old files, and must not depend on today). */
+    int64_t horizon = p->o.max_future_ms > 0 ? fw_wall_ms() + p->o.max_future_ms
+                                             : INT64_MAX;
     for (uint32_t i = 0; i < b->n; i++) {
         const struct msg *m = &b->msgs[i];
         fw_event ev;
@@ -211,6 +219,8 @@ static void stage1(struct worker *w, fw_batch *b)
         if (!fw_event_parse(b->data + m->off, m->len, p->o.max_event_bytes,
                             &ev, &reason)) {
             b->bad[b->nbad++] = (struct bad){ i, reason };
+        } else if (ev.ts > horizon) {
+            b->bad[b->nbad++] = (struct bad){ i, FW_REASON_FUTURE };
         } else {
             b->ts[i] = ev.ts;
             fw_engine_scan(w->scanner, b->rs, &ev, i, b->arena, b->upd,
@@ -269,7 +279,7 @@ static void snapshot_begin(struct worker *w, fw_snapshot *s)
     fw_buf_reserve(&sp->buf, w->snap_hint + w->snap_hint / 8);
     sp->keys = fw_state_snap_begin(w->state, &sp->buf);
     if (w->id == 0)
-        s->clock = w->clock;
+        s->clock = fw_sclock_now(&w->clock);
     sp->begin_ns = mono_ns() - t0;
     sp->work_ns = sp->begin_ns;
     w->snap = s;
@@ -284,20 +294,29 @@ static void stage2(struct worker *w, fw_batch *b)
     for (size_t i = 0; i < v->n; i++)
         fw_state_apply(w->state, b->rs, &v->v[i], out);
 
-    /* The stream clock moves with event time, at most `lateness` per event,
-     * so one event stamped far in the future cannot expire everything. */
+    /* The stream clock (stream_clock.c): a median of recent event times,
+     * so a few absurd timestamps cannot sweep other keys' state.  Worker 0
+     * counts the events far from it (every worker sees the same times). */
     int64_t late = p->o.lateness_ms;
+    int64_t now = fw_sclock_now(&w->clock);
+    uint32_t ahead = 0, behind = 0;
     for (uint32_t i = 0; i < b->n; i++) {
         int64_t t = b->ts[i];
         if (t == FW_TS_NONE)
             continue;
-        if (w->clock == FW_TS_NONE)
-            w->clock = t;
-        else if (t > w->clock)
-            w->clock = t - w->clock > late ? w->clock + late : t;
+        fw_sclock_observe(&w->clock, t);
+        if (now != FW_TS_NONE) {
+            ahead += t > now && t - now > late;
+            behind += t < now && now - t > late;
+        }
     }
-    if (b->seqno % GC_EVERY == GC_EVERY - 1 && w->clock != FW_TS_NONE)
-        fw_state_gc(w->state, w->clock, late);
+    if (w->id == 0) {
+        b->clock_ahead = ahead;
+        b->clock_behind = behind;
+    }
+    now = fw_sclock_update(&w->clock);
+    if (b->seqno % GC_EVERY == GC_EVERY - 1 && now != FW_TS_NONE)
+        fw_state_gc(w->state, now, late);
     if (b->snap)
         snapshot_begin(w, b->snap);
     else if (w->snap)
@@ -447,7 +466,7 @@ fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen
         struct worker *w = &p->workers[i];
         w->p = p;
         w->id = i;
-        w->clock = FW_TS_NONE;
+        fw_sclock_init(&w->clock);
         w->scanner = fw_scanner_new();
         w->parse_arena = fw_arena_new(64 * 1024);
         w->state = fw_state_new();
@@ -700,6 +719,11 @@ const char *fw_batch_msg(const fw_batch *b, uint32_t seq, size_t *len)
 }
 const fw_ruleset *fw_batch_ruleset(const fw_batch *b) { return b->rs; }
 uint64_t fw_batch_faults(const fw_batch *b) { return b->faults; }
+void fw_batch_clock_outliers(const fw_batch *b, uint32_t *ahead, uint32_t *behind)
+{
+    *ahead = b->clock_ahead;
+    *behind = b->clock_behind;
+}
 uint32_t fw_batch_malformed_count(const fw_batch *b) { return b->nbad; }
 
 void fw_batch_malformed(const fw_batch *b, uint32_t i, uint32_t *seq,
@@ -781,7 +805,7 @@ int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen)
     /* Every worker has finished every batch (they were retired), so their
      * state is quiet and visible here through the batches' DONE stage. */
     if (fw_put_u64(f, CHECKPOINT_MAGIC) ||
-        fw_put_u64(f, (uint64_t)p->workers[0].clock))
+        fw_put_u64(f, (uint64_t)fw_sclock_now(&p->workers[0].clock)))
         goto bad;
     fw_buf shard = { 0 };
     for (uint32_t i = 0; i < p->o.workers; i++) {
@@ -829,8 +853,12 @@ int fw_pipeline_load(fw_pipeline *p, FILE *f, char *err, size_t errlen)
             fw_state_load(f, place_item, p, err, errlen) != 0)
             return -1;
     }
-    for (uint32_t i = 0; i < p->o.workers; i++)
-        p->workers[i].clock = (int64_t)clock;
+    /* The saved clock is not trusted: a checkpoint written before the
+     * clock was robust may hold one dragged into the future by a single
+     * event, and restoring it would sweep every key again.  The clock
+     * restarts from the events that follow (until then nothing is swept,
+     * which keeps state longer, never shorter). */
+    (void)clock;
     return 0;
 }
 

@@ -128,6 +128,10 @@ static void drain(struct output *out, fw_batch *b)
                     (unsigned long long)fw_batch_tag(b, seq), reason);
     }
     out->st->faults += fw_batch_faults(b);
+    uint32_t ahead, behind;
+    fw_batch_clock_outliers(b, &ahead, &behind);
+    out->st->clock_ahead += ahead;
+    out->st->clock_behind += behind;
 }
 
 static double now_s(void)
@@ -235,6 +239,10 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
     if (st->faults)
         fprintf(o->log, "regex limit hits (counted as no match): %llu\n",
                 (unsigned long long)st->faults);
+    if (st->clock_ahead || st->clock_behind)
+        fprintf(o->log, "events more than the lateness away from the stream clock: "
+                        "%llu ahead, %llu behind (docs/rules.md, \"Event time\")\n",
+                (unsigned long long)st->clock_ahead, (unsigned long long)st->clock_behind);
     /* The state still held at the end (keys whose window or sequence has
      * not expired): what the bench sets memory against. */
     fprintf(o->log, "live keys: %zu\n", fw_pipeline_keys(p));

@@ -354,6 +354,157 @@ static void test_state_expiry_keeps_semantics(void **state)
     free(ev);
 }
 
+/* ---- absurd timestamps (issue 10, item 1) ------------------------------ */
+
+struct stream {
+    char *text;
+    size_t len, cap;
+};
+
+static void put(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct stream *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (s->len + (size_t)n + 1 > s->cap) {
+        s->cap = (s->len + (size_t)n + 1) * 2;
+        s->text = realloc(s->text, s->cap);
+        assert_non_null(s->text);
+    }
+    va_start(ap, fmt);
+    vsnprintf(s->text + s->len, s->cap - s->len, fmt, ap);
+    va_end(ap);
+    s->len += (size_t)n;
+}
+
+static uint64_t rnd(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* A stream over several days in bursts (so idle keys really are swept),
+ * with a few late events, and — when `poison` — `npoison` events of their
+ * own keys stamped far ahead, far behind or at 0 inserted at random places.
+ * Rules: a caller's burst of calls (threshold), a payer's sum (threshold),
+ * a call from a listed number then the callee's transfer (sequence). */
+static char *absurd_stream(uint64_t seed, bool poison, int npoison)
+{
+    struct stream s = { 0 };
+    uint64_t x = seed * 2654435761u + 1, px = seed * 40503u + 7;
+    long long ts = T0;
+    int at[8];
+    for (int k = 0; k < npoison; k++)
+        at[k] = (int)(rnd(&px) % 12000);
+    for (int i = 0; i < 12000; i++) {
+        if (i % 2500 == 2499)
+            ts += 30LL * 3600 * 1000;                  /* a quiet day and more */
+        ts += (long long)(rnd(&x) % 4000);
+        long long t = ts;
+        if (rnd(&x) % 50 == 0)
+            t -= (long long)(rnd(&x) % (3600 * 1000)); /* late, within the hour */
+        int a = (int)(rnd(&x) % 40), b = (int)(rnd(&x) % 40);
+        switch (rnd(&x) % 3) {
+        case 0:
+            put(&s, "{\"event_id\":\"e%d\",\"type\":\"call\",\"ts\":%lld,"
+                    "\"caller\":\"c%d\",\"callee\":\"v%d\"}\n", i, t, a, b);
+            break;
+        case 1:
+            put(&s, "{\"event_id\":\"e%d\",\"type\":\"transfer\",\"ts\":%lld,"
+                    "\"payer_phone\":\"v%d\",\"amount\":%d}\n", i, t, b,
+                (int)(rnd(&x) % 9000));
+            break;
+        default:
+            put(&s, "{\"event_id\":\"e%d\",\"type\":\"sms\",\"ts\":%lld,"
+                    "\"sender\":\"c%d\"}\n", i, t, a);
+            break;
+        }
+        for (int k = 0; poison && k < npoison; k++) {
+            if (at[k] != i)
+                continue;
+            static const long long when[] = { 253402300799999LL, 0, 1,
+                                               36LL * 3600 * 1000 /* ahead */ };
+            long long pt = when[rnd(&px) % 4];
+            if (pt == 36LL * 3600 * 1000)
+                pt += ts;
+            static const char *const types[] = { "call", "transfer", "heartbeat" };
+            put(&s, "{\"event_id\":\"poison%d\",\"type\":\"%s\",\"ts\":%lld,"
+                    "\"caller\":\"c%d\",\"callee\":\"pv%d\",\"payer_phone\":\"pv%d\","
+                    "\"amount\":9999}\n",
+                k, types[rnd(&px) % 3], pt, k == 0 ? 0 : 1000 + k, k, k);
+        }
+    }
+    return s.text;
+}
+
+static bool poisoned_alert(const cJSON *a)
+{
+    const char *ev = fwt_str(a, "event_id"), *sub = fwt_str(a, "subject");
+    return strncmp(ev, "poison", 6) == 0 || strncmp(sub, "pv", 2) == 0 ||
+           strcmp(sub, "c0") == 0;
+}
+
+/* SPEC §2: a key's state depends only on that key's events.  Random streams
+ * with a few absurd timestamps injected (far future, 1.5 days ahead, 0, 1;
+ * of a type the rules use or not) give, for every other key, exactly the
+ * alerts of the clean stream — with 1 and 3 threads. */
+static void test_absurd_times_touch_only_their_key(void **state)
+{
+    (void)state;
+    const char *rules =
+        "[{\"id\":\"B\",\"event\":\"call\",\"threshold\":{\"group_by\":\"caller\","
+        "\"window_s\":600,\"count\":{\">=\":4}}},"
+        "{\"id\":\"S\",\"event\":\"transfer\",\"threshold\":{\"group_by\":\"payer_phone\","
+        "\"window_s\":1800,\"sum\":{\"field\":\"amount\",\">=\":20000}}},"
+        "{\"id\":\"Q\",\"sequence\":["
+        "{\"event\":\"call\",\"where\":[{\"field\":\"caller\",\"in_list\":\"fraud\"}],"
+        "\"key\":\"callee\"},"
+        "{\"event\":\"transfer\",\"where\":[{\"field\":\"amount\",\"op\":\">=\","
+        "\"value\":5000}],\"key\":\"payer_phone\"}],\"within_s\":1800}]";
+    const char *lists = "fraud=c1,c2,c3,c4,c5";
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        int npoison = 1 + (int)(seed % 5);
+        char *clean = absurd_stream(seed, false, npoison);
+        char *dirty = absurd_stream(seed, true, npoison);
+        for (uint32_t threads = 1; threads <= 3; threads += 2) {
+            fwt_result a, b;
+            run(rules, lists, clean, threads, &a);
+            run(rules, lists, dirty, threads, &b);
+            assert_true(a.nalerts > 100);   /* the stream exercises the rules */
+            size_t j = 0;
+            for (size_t i = 0; i < b.nalerts; i++) {
+                if (poisoned_alert(b.alerts[i]))
+                    continue;
+                while (j < a.nalerts && poisoned_alert(a.alerts[j]))
+                    j++;
+                if (j >= a.nalerts)
+                    fail_msg("seed %llu: extra alert %s on %s", (unsigned long long)seed,
+                             fwt_str(b.alerts[i], "rule_id"), fwt_str(b.alerts[i], "event_id"));
+                if (strcmp(fwt_str(a.alerts[j], "alert_id"), fwt_str(b.alerts[i], "alert_id")))
+                    fail_msg("seed %llu, %u threads: alert %s on %s, expected %s on %s",
+                             (unsigned long long)seed, threads,
+                             fwt_str(b.alerts[i], "rule_id"), fwt_str(b.alerts[i], "event_id"),
+                             fwt_str(a.alerts[j], "rule_id"), fwt_str(a.alerts[j], "event_id"));
+                j++;
+            }
+            while (j < a.nalerts && poisoned_alert(a.alerts[j]))
+                j++;
+            if (j != a.nalerts)
+                fail_msg("seed %llu, %u threads: alert %s on %s missing",
+                         (unsigned long long)seed, threads, fwt_str(a.alerts[j], "rule_id"),
+                         fwt_str(a.alerts[j], "event_id"));
+            fwt_result_free(&a);
+            fwt_result_free(&b);
+        }
+        free(clean);
+        free(dirty);
+    }
+}
+
 int main(void)
 {
     fw_event_init();
@@ -368,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_catastrophic_regex_bounded),
         cmocka_unit_test(test_invalid_utf8_in_pattern_subject),
         cmocka_unit_test(test_state_expiry_keeps_semantics),
+        cmocka_unit_test(test_absurd_times_touch_only_their_key),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

@@ -15,7 +15,9 @@
 #include "fraudwatch/buf.h"
 #include "fraudwatch/event.h"
 #include "fraudwatch/hash.h"
+#include "engine.h"
 #include "sha256.h"
+#include "stream_clock.h"
 
 struct kv {
     char key[16];
@@ -162,6 +164,64 @@ static void test_arena_and_buf(void **state)
     fw_buf_free(&b);
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The stream clock is the median of the last 1024 event times, forward
+ * only, and does not start before the ring is full. */
+static void test_stream_clock(void **state)
+{
+    (void)state;
+    fw_sclock c;
+    fw_sclock_init(&c);
+    for (int i = 0; i < FW_SCLOCK_RING - 1; i++)
+        fw_sclock_observe(&c, 1000 + i);
+    assert_true(fw_sclock_update(&c) == FW_TS_NONE);   /* not full yet */
+    fw_sclock_observe(&c, 1000 + FW_SCLOCK_RING - 1);
+    assert_int_equal(fw_sclock_update(&c), 1000 + FW_SCLOCK_RING / 2);
+
+    /* 511 absurd times among the next 1024 (far future, 0, 1) do not move
+     * it past the ordinary ones. */
+    uint64_t x = 88172645463325252u;
+    int64_t ordinary_max = 0;
+    for (int i = 0; i < FW_SCLOCK_RING; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t t;
+        if (i % 2 == 1 && i < 2 * 511)
+            t = (i % 3 == 0) ? 253402300799999 : (i % 3 == 1 ? 0 : 1);
+        else
+            t = 5000 + (int64_t)(x % 100);
+        if (t >= 5000 && t < 6000 && t > ordinary_max)
+            ordinary_max = t;
+        fw_sclock_observe(&c, t);
+    }
+    int64_t now = fw_sclock_update(&c);
+    assert_true(now <= ordinary_max);
+    assert_true(now >= 5000);
+
+    /* Late times never move it back. */
+    for (int i = 0; i < FW_SCLOCK_RING; i++)
+        fw_sclock_observe(&c, 10);
+    assert_true(fw_sclock_update(&c) == now);
+
+    /* The selection agrees with sorting, on random rings with duplicates. */
+    for (int round = 0; round < 200; round++) {
+        fw_sclock r;
+        fw_sclock_init(&r);
+        int64_t v[FW_SCLOCK_RING];
+        for (int i = 0; i < FW_SCLOCK_RING; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            v[i] = round % 4 == 0 ? (int64_t)(x % 7) : (int64_t)(x % 1000000) - 500000;
+            fw_sclock_observe(&r, v[i]);
+        }
+        qsort(v, FW_SCLOCK_RING, sizeof v[0], cmp_i64);
+        assert_true(fw_sclock_update(&r) == v[FW_SCLOCK_RING / 2]);
+    }
+}
+
 int main(void)
 {
     fw_event_init();
@@ -171,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_numtext),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_arena_and_buf),
+        cmocka_unit_test(test_stream_clock),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -31,6 +31,8 @@ typedef struct fw_pipeline_opts {
     uint32_t workers;          /* 1.. */
     size_t max_event_bytes;    /* larger messages are malformed */
     int64_t lateness_ms;       /* how long idle key state is kept past its window */
+    int64_t max_future_ms;     /* > 0: events with ts further ahead of the wall
+                                  clock are malformed (FW_REASON_FUTURE) */
     uint32_t batch_events;     /* messages per batch (default 1024) */
     uint32_t snapshot_step;    /* state items encoded per batch while a
                                   snapshot is taken (default 2048) */
@@ -38,6 +40,7 @@ typedef struct fw_pipeline_opts {
 
 #define FW_DEFAULT_MAX_EVENT_BYTES (1u << 20)
 #define FW_DEFAULT_LATENESS_MS INT64_C(86400000)
+#define FW_REASON_FUTURE "ts is further ahead of the wall clock than limits.max_future_s"
 
 fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen);
 /* Stops and joins the workers.  Retire every batch first. */
@@ -69,6 +72,10 @@ uint64_t fw_batch_tag(const fw_batch *b, uint32_t seq);
 const char *fw_batch_msg(const fw_batch *b, uint32_t seq, size_t *len);
 const fw_ruleset *fw_batch_ruleset(const fw_batch *b);
 uint64_t fw_batch_faults(const fw_batch *b);      /* regex limit hits */
+/* Events more than the lateness ahead of / behind the stream clock when
+ * they were applied (none until the clock has started): a far-future event
+ * blinds its own key, a far-late one may find its key's state dropped. */
+void fw_batch_clock_outliers(const fw_batch *b, uint32_t *ahead, uint32_t *behind);
 uint32_t fw_batch_malformed_count(const fw_batch *b);
 void fw_batch_malformed(const fw_batch *b, uint32_t i, uint32_t *seq,
                         const char **reason);

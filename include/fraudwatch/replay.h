@@ -27,6 +27,8 @@ typedef struct fw_replay_stats {
     uint64_t malformed;
     uint64_t alerts;
     uint64_t faults;
+    uint64_t clock_ahead;      /* events > lateness ahead of the stream clock */
+    uint64_t clock_behind;     /* events > lateness behind it */
     double seconds;
 } fw_replay_stats;
 
