@@ -136,7 +136,12 @@ static const struct key keys[] = {
     { "engine.lateness_s", K_I64, F(lateness_s), "86400", 1, 31536000, NULL, NULL, NULL,
       "How long, in event time, a key's idle state is kept past its window (or "
       "suppression), so late events still find it.  The clock that expires state "
-      "also moves at most this far per event." },
+      "is the median of the last 1024 event times, so a few absurd timestamps do "
+      "not move it (docs/rules.md, \"Event time\")." },
+    { "limits.max_future_s", K_I64, F(max_future_s), "3600", 0, 31536000, NULL, NULL, NULL,
+      "Events whose ts is further ahead of this machine's clock than this are "
+      "malformed (dead-lettered with the reason), so a bad clock upstream cannot "
+      "blind a key's windows for longer.  0: no limit." },
     { "limits.max_event_bytes", K_SIZE, F(max_event_bytes), "1048576", 64, 16777216, NULL,
       NULL, NULL,
       "Events larger than this are malformed (dead-lettered), not parsed." },

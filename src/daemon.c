@@ -127,6 +127,7 @@ struct daemon {
     /* metrics */
     fw_counter *events;
     fw_counter *regex_faults;
+    fw_counter *clock_ahead, *clock_behind;
     fw_counter *checkpoints;
     fw_counter *checkpoint_failures;
     fw_gauge *checkpoint_seconds;
@@ -219,6 +220,10 @@ static void output(struct daemon *d, fw_batch *b)
     }
     fw_counter_add(d->events, n);
     fw_counter_add(d->regex_faults, fw_batch_faults(b));
+    uint32_t ahead, behind;
+    fw_batch_clock_outliers(b, &ahead, &behind);
+    fw_counter_add(d->clock_ahead, ahead);
+    fw_counter_add(d->clock_behind, behind);
     if (fw_batch_is_cut(b))
         cut_retired(d, b);
     fw_pipeline_recycle(d->p, b);
@@ -673,6 +678,13 @@ int fw_daemon_run(const fw_settings *s)
     d.regex_faults = fw_metrics_counter(d.m, "fraudwatch_regex_faults_total",
                                         "Regex searches stopped by a match, depth or heap "
                                         "limit (counted as no match).", "");
+    static const char clock_help[] =
+        "Events more than engine.lateness_s ahead of (blinding their own key) or "
+        "behind (their key's state may be gone) the stream clock.";
+    d.clock_ahead = fw_metrics_counter(d.m, "fraudwatch_events_off_clock_total", clock_help,
+                                       "side=\"ahead\"");
+    d.clock_behind = fw_metrics_counter(d.m, "fraudwatch_events_off_clock_total", clock_help,
+                                        "side=\"behind\"");
     d.checkpoints = fw_metrics_counter(d.m, "fraudwatch_checkpoints_total",
                                        "Checkpoints written and committed.", "");
     d.checkpoint_failures = fw_metrics_counter(d.m, "fraudwatch_checkpoint_failures_total",
@@ -692,7 +704,8 @@ int fw_daemon_run(const fw_settings *s)
 
     fw_pipeline_opts po = { .workers = s->threads,
                             .max_event_bytes = s->max_event_bytes,
-                            .lateness_ms = s->lateness_s * 1000 };
+                            .lateness_ms = s->lateness_s * 1000,
+                            .max_future_ms = s->max_future_s * 1000 };
     d.p = fw_pipeline_new(&po, err, sizeof err);
     if (!d.p)
         goto out;

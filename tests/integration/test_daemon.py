@@ -291,6 +291,65 @@ def test_dead_letters():
         c.cleanup()
 
 
+def metric(d, name):
+    """A metric's value from the daemon's /metrics (metrics.listen = 127.0.0.1:0)."""
+    import re
+    import urllib.request
+    m = None
+    for _ in range(100):
+        m = re.search(r"serving /metrics.*port=(\d+)", d.log_text())
+        if m:
+            break
+        time.sleep(0.1)
+    assert m, "the daemon did not say where /metrics is"
+    body = urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/metrics", timeout=10).read()
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_far_future_events():
+    """Events stamped further ahead of the wall clock than limits.max_future_s
+    are dead-lettered with the reason; events more than engine.lateness_s away
+    from the stream clock are counted; neither disturbs other keys' windows."""
+    c = Case()
+    try:
+        now = int(time.time() * 1000)
+        base = now - 3600 * 1000                       # the stream runs an hour behind
+        lines = [json.dumps({"event_id": f"o{i}", "type": "sms", "ts": base + i,
+                             "sender": f"1{i:010d}", "text": "hi"}).encode() for i in range(1100)]
+        produce(c.topic, lines)
+        d = c.daemon("engine.lateness_s = 60\nmetrics.listen = 127.0.0.1:0").start()
+        # The stream clock starts once 1024 events are in.
+        wait_for(lambda: metric(d, "fraudwatch_events_total") >= 1100, 60, "1100 events in")
+        lines = [json.dumps({"event_id": "year9999", "type": "heartbeat",
+                              "ts": 253402300799999}).encode(),
+                  json.dumps({"event_id": "plus2h", "type": "call", "ts": now + 7200 * 1000,
+                              "caller": "17012340000", "callee": "13800000000"}).encode(),
+                  json.dumps({"event_id": "ahead", "type": "heartbeat", "ts": now}).encode(),
+                  json.dumps({"event_id": "behind", "type": "heartbeat",
+                              "ts": base - 600 * 1000}).encode(),
+                  json.dumps({"event_id": "after", "type": "call", "ts": base + 2000,
+                              "caller": "17012340000", "callee": "13800000000",
+                              "duration_s": 60}).encode()]
+        produce(c.topic, lines)
+        wait_for(lambda: any(a["event_id"] == "after" for a in alerts_of(c.alerts)), 60,
+                 "the alert of the event after the far-future ones")
+        dead = consume(c.dlq, "%h|%s\n").decode().splitlines()
+        assert len(dead) == 2, dead
+        for line in dead:
+            assert "fw.reason=ts is further ahead of the wall clock than limits.max_future_s" \
+                in line, line
+        assert {json.loads(l.split("|", 1)[1])["event_id"] for l in dead} == {"year9999", "plus2h"}
+        wait_for(lambda: metric(d, 'fraudwatch_events_off_clock_total{side="ahead"}') == 1, 30,
+                 "one event counted ahead of the stream clock")
+        assert metric(d, 'fraudwatch_events_off_clock_total{side="behind"}') == 1
+        assert d.stop() == 0
+    finally:
+        c.cleanup()
+
+
 def test_broker_outage():
     """The broker stopped for 10 s and started again: the daemon recovers by
     itself and loses nothing."""
@@ -505,7 +564,8 @@ def dump_daemon_log():
             d.proc = None
 
 
-TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_four_partitions_keyed,
+TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_far_future_events,
+         test_four_partitions_keyed,
          test_sigterm_commits, test_kill9_restart, test_broker_outage,
          test_kill9_during_background_checkpoint, test_checkpoint_waits_for_acks]
 
