@@ -1,12 +1,15 @@
-/* match.c — one condition, one event: regex, compare, watchlist, any.
+/* match.c — conditions against one event.
  *
- * Owns the per-thread PCRE2 resources (match data, a 512 KiB JIT stack, a
+ * What each condition form means is its row in cond_forms.c; this file
+ * walks the conditions (reading each one's field once) and owns the
+ * per-thread PCRE2 resources (match data, a 512 KiB JIT stack, a
  * match context with a low match limit) so that matching takes no lock and
  * one hostile pattern or event costs a bounded amount of work: a limit hit is
  * "no match" plus a counted fault, never a stall.  Type rules are SPEC §2's:
  * a regex never applies to a number, a missing or mistyped field makes a
  * condition false and its not_ form true. */
 #include "match.h"
+#include "cond_forms.h"
 
 #include <math.h>
 #include <string.h>
@@ -54,7 +57,7 @@ void fw_matcher_free(fw_matcher *m)
 uint64_t fw_matcher_faults(const fw_matcher *m) { return m->faults; }
 
 /* 1 match, 0 no match (a limit hit counts as a fault). */
-static int regex_search(fw_matcher *m, const fw_cond *c, const cJSON *v)
+int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v)
 {
     if (!cJSON_IsString(v) || !v->valuestring)
         return 0;
@@ -66,7 +69,7 @@ static int regex_search(fw_matcher *m, const fw_cond *c, const cJSON *v)
     uint32_t limit = len ? (uint32_t)(FW_MATCH_WORK / len) : FW_MATCH_LIMIT;
     limit = limit < 100 ? 100 : limit > FW_MATCH_LIMIT ? FW_MATCH_LIMIT : limit;
     pcre2_set_match_limit(m->mctx, limit);
-    int rc = pcre2_match(c->re, (PCRE2_SPTR)s, len, 0, 0, m->md, m->mctx);
+    int rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, m->md, m->mctx);
     if (rc >= 0)
         return 1;
     if (rc != PCRE2_ERROR_NOMATCH)
@@ -74,60 +77,30 @@ static int regex_search(fw_matcher *m, const fw_cond *c, const cJSON *v)
     return 0;
 }
 
-static bool in_list(const fw_cond *c, const cJSON *v)
+void fw_matcher_last_match(const fw_matcher *m, size_t *start, size_t *end)
 {
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return false;
-    return fw_list_contains(c->list, v->valuestring, strlen(v->valuestring));
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
+    *start = ov[0];
+    *end = ov[1];
 }
 
-static bool match_one(fw_matcher *m, const cJSON *root, const fw_cond *c)
+/* The form decides (cond_forms.c); the field is read here, once. */
+static bool holds(fw_matcher *m, const cJSON *root, const fw_cond *c)
 {
-    if (c->kind == FW_C_ANY) {
-        for (uint32_t i = 0; i < c->nany; i++)
-            if (match_one(m, root, &c->any[i]))
-                return true;
-        return false;
-    }
-    const cJSON *v = fw_path_get(root, &c->path);
-    switch (c->kind) {
-    case FW_C_REGEX:
-        return regex_search(m, c, v) == 1;
-    case FW_C_NOT_REGEX:
-        return regex_search(m, c, v) == 0;
-    case FW_C_CMP_NUM:
-        return cJSON_IsNumber(v) &&
-               fw_op_holds(c->op, (v->valuedouble > c->num) - (v->valuedouble < c->num)) &&
-               !isnan(v->valuedouble);
-    case FW_C_CMP_STR: {
-        if (!cJSON_IsString(v) || !v->valuestring)
-            return false;
-        bool eq = strlen(v->valuestring) == c->str_len &&
-                  memcmp(v->valuestring, c->str, c->str_len) == 0;
-        return c->op == FW_OP_EQ ? eq : !eq;
-    }
-    case FW_C_IN_LIST:
-        return in_list(c, v);
-    case FW_C_NOT_IN_LIST:
-        return !in_list(c, v);
-    case FW_C_ANY:
-        break;
-    }
-    return false;
+    const cJSON *v = c->form->has_field ? fw_path_get(root, &c->path) : NULL;
+    return c->form->holds(m, root, c, v);
 }
 
 bool fw_match_all(fw_matcher *m, const cJSON *root, const fw_cond *c,
                   uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (!match_one(m, root, &c[i]))
+        if (!holds(m, root, &c[i]))
             return false;
     return true;
 }
 
-#define EVIDENCE_TEXT_MAX 256
-
-static void explain_value(fw_buf *out, const cJSON *v)
+void fw_match_explain_value(fw_buf *out, const cJSON *v)
 {
     char num[FW_NUMTEXT_MAX];
     const char *t;
@@ -141,71 +114,12 @@ static void explain_value(fw_buf *out, const cJSON *v)
                                                     : ",\"value\":\"%s\"", num);
     } else if (fw_value_text(v, num, &t, &len)) {
         fw_buf_puts(out, ",\"value\":");
-        fw_buf_json_str(out, t, len, EVIDENCE_TEXT_MAX);
+        fw_buf_json_str(out, t, len, FW_EVIDENCE_TEXT_MAX);
     } else {
         fw_buf_printf(out, ",\"value\":%s",
                       cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "true" : "false")
                                       : "null");
     }
-}
-
-static void explain_one(fw_matcher *m, const cJSON *root, const fw_cond *c,
-                        fw_buf *out)
-{
-    if (c->kind == FW_C_ANY) {
-        /* The first alternative that holds is the reason. */
-        fw_buf_puts(out, "{\"any\":");
-        for (uint32_t i = 0; i < c->nany; i++) {
-            if (match_one(m, root, &c->any[i])) {
-                fw_match_explain(m, root, &c->any[i], 1, out);
-                break;
-            }
-        }
-        fw_buf_putc(out, '}');
-        return;
-    }
-    const cJSON *v = fw_path_get(root, &c->path);
-    fw_buf_puts(out, "{\"field\":");
-    fw_buf_json_str(out, c->path.text, strlen(c->path.text), SIZE_MAX);
-    switch (c->kind) {
-    case FW_C_REGEX:
-    case FW_C_NOT_REGEX:
-        fw_buf_puts(out, c->kind == FW_C_REGEX ? ",\"regex\":" : ",\"not_regex\":");
-        fw_buf_json_str(out, c->pattern, strlen(c->pattern), EVIDENCE_TEXT_MAX);
-        if (c->kind == FW_C_REGEX && regex_search(m, c, v) == 1) {
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
-            fw_buf_puts(out, ",\"match\":");
-            fw_buf_json_str(out, v->valuestring + ov[0], ov[1] - ov[0],
-                            EVIDENCE_TEXT_MAX);
-        } else {
-            explain_value(out, v);
-        }
-        break;
-    case FW_C_CMP_NUM:
-        fw_buf_printf(out, ",\"op\":\"%s\"", fw_op_name(c->op));
-        {
-            char num[FW_NUMTEXT_MAX];
-            fw_numtext(c->num, num);
-            fw_buf_printf(out, ",\"limit\":%s", num);
-        }
-        explain_value(out, v);
-        break;
-    case FW_C_CMP_STR:
-        fw_buf_printf(out, ",\"op\":\"%s\",\"limit\":", fw_op_name(c->op));
-        fw_buf_json_str(out, c->str, c->str_len, EVIDENCE_TEXT_MAX);
-        explain_value(out, v);
-        break;
-    case FW_C_IN_LIST:
-    case FW_C_NOT_IN_LIST:
-        fw_buf_puts(out, c->kind == FW_C_IN_LIST ? ",\"in_list\":"
-                                                 : ",\"not_in_list\":");
-        fw_buf_json_str(out, c->list->name, strlen(c->list->name), SIZE_MAX);
-        explain_value(out, v);
-        break;
-    case FW_C_ANY:
-        break;
-    }
-    fw_buf_putc(out, '}');
 }
 
 void fw_match_explain(fw_matcher *m, const cJSON *root, const fw_cond *c,
@@ -215,7 +129,16 @@ void fw_match_explain(fw_matcher *m, const cJSON *root, const fw_cond *c,
     for (uint32_t i = 0; i < n; i++) {
         if (i)
             fw_buf_putc(out, ',');
-        explain_one(m, root, &c[i], out);
+        const fw_cond_form *f = c[i].form;
+        const cJSON *v = NULL;
+        fw_buf_putc(out, '{');
+        if (f->has_field) {
+            v = fw_path_get(root, &c[i].path);
+            fw_buf_puts(out, "\"field\":");
+            fw_buf_json_str(out, c[i].path.text, strlen(c[i].path.text), SIZE_MAX);
+        }
+        f->explain(m, root, &c[i], v, out);
+        fw_buf_putc(out, '}');
     }
     fw_buf_putc(out, ']');
 }

@@ -21,6 +21,15 @@ bool fw_match_all(fw_matcher *m, const cJSON *root, const fw_cond *c,
                   uint32_t n);
 uint64_t fw_matcher_faults(const fw_matcher *m);
 
+/* For the condition forms (cond_forms.c): a bounded search of `v` (false
+ * for anything but a string), 1 match / 0 none; the last match's span. */
+int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v);
+void fw_matcher_last_match(const fw_matcher *m, size_t *start, size_t *end);
+/* ,"value":V — the value a condition saw, for evidence (texts cut at
+ * FW_EVIDENCE_TEXT_MAX bytes). */
+#define FW_EVIDENCE_TEXT_MAX 256
+void fw_match_explain_value(fw_buf *out, const cJSON *v);
+
 /* Appends a JSON array describing why the conditions hold (field, form,
  * operand, the value seen, and the matched text of a regex). */
 void fw_match_explain(fw_matcher *m, const cJSON *root, const fw_cond *c,

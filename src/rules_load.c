@@ -12,7 +12,9 @@
  * index the matcher walks.  Regexes are compiled and JIT-compiled here, once,
  * before anyone else can see the set. */
 #include "ruleset_impl.h"
+#include "cond_forms.h"
 #include "fraudwatch/event.h"
+#include "rules_parse.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -24,13 +26,11 @@
 #include <string.h>
 
 #define MAX_ERRORS 50
-#define MAX_ANY_DEPTH 16
-#define MAX_PATTERN 65536
 #define MAX_STEPS 16
 #define MAX_GROUP_BY 8
 #define MAX_RULE_FILE (64u << 20)
 
-struct loader {
+struct fw_loader {
     char *err;
     size_t errlen;
     size_t used;
@@ -41,10 +41,10 @@ struct loader {
     size_t rules_cap;
 };
 
-static void report(struct loader *L, const char *member, const char *fmt, ...)
+static void report(struct fw_loader *L, const char *member, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void report(struct loader *L, const char *member, const char *fmt, ...)
+static void report(struct fw_loader *L, const char *member, const char *fmt, ...)
 {
     L->nerrors++;
     if (L->nerrors > MAX_ERRORS || L->used + 1 >= L->errlen)
@@ -93,7 +93,7 @@ static void *xcalloc(size_t n, size_t size)
 
 /* Reports members of `obj` not in `allowed` (NULL-terminated) and members
  * that appear twice.  Returns false if any. */
-static bool check_members(struct loader *L, const cJSON *obj,
+static bool check_members(struct fw_loader *L, const cJSON *obj,
                           const char *where, const char *const *allowed)
 {
     /* Every object of the language has a dozen members at most; refusing a
@@ -134,7 +134,7 @@ static const cJSON *member(const cJSON *obj, const char *name)
 }
 
 /* An integer member in [lo, hi]; *out untouched when absent. */
-static bool get_int(struct loader *L, const cJSON *obj, const char *name,
+static bool get_int(struct fw_loader *L, const cJSON *obj, const char *name,
                     const char *place, int64_t lo, int64_t hi, int64_t *out)
 {
     const cJSON *v = member(obj, name);
@@ -153,7 +153,7 @@ static bool get_int(struct loader *L, const cJSON *obj, const char *name,
     return true;
 }
 
-static bool parse_path(struct loader *L, const cJSON *v, const char *place,
+static bool parse_path(struct fw_loader *L, const cJSON *v, const char *place,
                        fw_path *out)
 {
     if (!cJSON_IsString(v) || !v->valuestring[0]) {
@@ -208,13 +208,13 @@ static bool parse_op(const char *s, enum fw_op *op)
     return false;
 }
 
-static bool compile_regex(struct loader *L, const char *place,
+static bool compile_regex(struct fw_loader *L, const char *place,
                           const char *pattern, bool caseless, pcre2_code **out)
 {
     size_t len = strlen(pattern);
-    if (len > MAX_PATTERN) {
+    if (len > FW_MAX_PATTERN) {
         report(L, place, "pattern is %zu bytes, more than the limit of %d",
-               len, MAX_PATTERN);
+               len, FW_MAX_PATTERN);
         return false;
     }
     int code;
@@ -241,16 +241,36 @@ static bool compile_regex(struct loader *L, const char *place,
     return true;
 }
 
-static bool parse_conds(struct loader *L, const cJSON *arr, const char *place,
-                        int depth, fw_cond **out, uint32_t *nout);
-
-static bool parse_cond(struct loader *L, const cJSON *c, const char *place,
+/* One condition: its members checked against the condition-form table
+ * (cond_forms.c), the one form it names found, its field read, the rest
+ * left to the form's row. */
+static bool parse_cond(struct fw_loader *L, const cJSON *c, const char *place,
                        int depth, fw_cond *out)
 {
-    static const char *const allowed[] = {
-        "field", "regex", "not_regex", "flags", "op", "value", "in_list",
-        "not_in_list", "any", NULL
-    };
+    /* Every member any form accepts ("field", the forms' names and their
+     * own members), and the names of the forms, for the messages. */
+    const char *allowed[64];
+    size_t nallowed = 0;
+    char field_forms[256] = "", all_forms[256] = "";
+    allowed[nallowed++] = "field";
+    for (size_t i = 0; i < fw_cond_nforms; i++) {
+        const fw_cond_form *f = &fw_cond_forms[i];
+        allowed[nallowed++] = f->name;
+        for (const char *const *m = f->members; *m; m++) {
+            bool seen = false;
+            for (size_t j = 0; j < nallowed; j++)
+                seen = seen || strcmp(allowed[j], *m) == 0;
+            if (!seen)
+                allowed[nallowed++] = *m;
+        }
+        if (f->has_field)
+            snprintf(field_forms + strlen(field_forms),
+                     sizeof field_forms - strlen(field_forms), "%s%s",
+                     field_forms[0] ? ", " : "", f->name);
+        snprintf(all_forms + strlen(all_forms), sizeof all_forms - strlen(all_forms),
+                 "%s%s", all_forms[0] ? ", " : "", f->name);
+    }
+    allowed[nallowed] = NULL;
     if (!cJSON_IsObject(c)) {
         report(L, place, "a condition must be an object");
         return false;
@@ -258,44 +278,31 @@ static bool parse_cond(struct loader *L, const cJSON *c, const char *place,
     if (!check_members(L, c, place, allowed))
         return false;
 
-    char sub[300];
-    const cJSON *any = member(c, "any");
-    if (any) {
-        if (c->child != any || any->next) {
-            report(L, place, "\"any\" must be the only member of its condition");
-            return false;
+    /* A form without a field ("any") stands alone: its row says so. */
+    for (size_t i = 0; i < fw_cond_nforms; i++) {
+        const fw_cond_form *f = &fw_cond_forms[i];
+        const cJSON *v = member(c, f->name);
+        if (!f->has_field && v) {
+            out->form = f;
+            return f->parse(L, c, v, place, depth, out);
         }
-        if (depth >= MAX_ANY_DEPTH) {
-            report(L, place, "\"any\" nested deeper than %d levels",
-                   MAX_ANY_DEPTH);
-            return false;
-        }
-        snprintf(sub, sizeof sub, "%s.any", place);
-        if (!cJSON_IsArray(any) || !any->child) {
-            report(L, sub, "must be a non-empty array of conditions");
-            return false;
-        }
-        out->kind = FW_C_ANY;
-        return parse_conds(L, any, sub, depth + 1, &out->any, &out->nany);
     }
-
-    const char *forms[] = { "regex", "not_regex", "op", "in_list",
-                            "not_in_list" };
     int nforms = 0;
-    const char *form = NULL;
-    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-        if (member(c, forms[i])) {
+    const fw_cond_form *form = NULL;
+    for (size_t i = 0; i < fw_cond_nforms; i++) {
+        if (fw_cond_forms[i].has_field && member(c, fw_cond_forms[i].name)) {
             nforms++;
-            form = forms[i];
+            form = &fw_cond_forms[i];
         }
     }
     if (nforms != 1) {
-        report(L, place, nforms ? "has more than one of regex, not_regex, op, "
-                                  "in_list, not_in_list"
-                                : "needs one of regex, not_regex, op, in_list, "
-                                  "not_in_list, any");
+        if (nforms)
+            report(L, place, "has more than one of %s", field_forms);
+        else
+            report(L, place, "needs one of %s", all_forms);
         return false;
     }
+    char sub[300];
     snprintf(sub, sizeof sub, "%s.field", place);
     const cJSON *field = member(c, "field");
     if (!field) {
@@ -305,103 +312,28 @@ static bool parse_cond(struct loader *L, const cJSON *c, const char *place,
     if (!parse_path(L, field, sub, &out->path))
         return false;
 
-    const cJSON *flags = member(c, "flags");
-    const cJSON *value = member(c, "value");
-    snprintf(sub, sizeof sub, "%s.%s", place, form);
-    const cJSON *f = member(c, form);
-
-    if (flags && strcmp(form, "regex") != 0 && strcmp(form, "not_regex") != 0) {
-        report(L, place, "\"flags\" applies only to regex and not_regex");
+    /* A member another form takes, given to this one. */
+    for (const cJSON *m = c->child; m; m = m->next) {
+        bool mine = strcmp(m->string, "field") == 0 || strcmp(m->string, form->name) == 0;
+        for (const char *const *a = form->members; *a && !mine; a++)
+            mine = strcmp(*a, m->string) == 0;
+        if (mine)
+            continue;
+        char owners[128] = "";
+        int nowners = 0;
+        for (size_t i = 0; i < fw_cond_nforms; i++)
+            for (const char *const *a = fw_cond_forms[i].members; *a; a++)
+                if (strcmp(*a, m->string) == 0)
+                    snprintf(owners + strlen(owners), sizeof owners - strlen(owners),
+                             "%s%s", nowners++ ? " and " : "", fw_cond_forms[i].name);
+        report(L, place, "\"%s\" applies only to %s", m->string, owners);
         return false;
     }
-    if (value && strcmp(form, "op") != 0) {
-        report(L, place, "\"value\" applies only to op");
-        return false;
-    }
-
-    if (strcmp(form, "regex") == 0 || strcmp(form, "not_regex") == 0) {
-        out->kind = form[0] == 'r' ? FW_C_REGEX : FW_C_NOT_REGEX;
-        if (flags) {
-            if (!cJSON_IsString(flags) ||
-                (strcmp(flags->valuestring, "i") != 0 &&
-                 strcmp(flags->valuestring, "") != 0)) {
-                char fp[320];
-                snprintf(fp, sizeof fp, "%s.flags", place);
-                report(L, fp, "must be \"i\" (caseless) or \"\"");
-                return false;
-            }
-            out->caseless = flags->valuestring[0] == 'i';
-        }
-        if (!cJSON_IsString(f)) {
-            report(L, sub, "must be a string (a PCRE2 pattern)");
-            return false;
-        }
-        out->pattern = xstrdup(f->valuestring);
-        return compile_regex(L, sub, f->valuestring, out->caseless, &out->re);
-    }
-    if (strcmp(form, "op") == 0) {
-        if (!cJSON_IsString(f) || !parse_op(f->valuestring, &out->op)) {
-            report(L, sub, "must be one of \"<\", \"<=\", \">\", \">=\", "
-                           "\"==\", \"!=\"");
-            return false;
-        }
-        char vp[320];
-        snprintf(vp, sizeof vp, "%s.value", place);
-        if (!value) {
-            report(L, vp, "missing (the number or string to compare with)");
-            return false;
-        }
-        if (cJSON_IsNumber(value)) {
-            if (!isfinite(value->valuedouble)) {
-                report(L, vp, "must be a finite number");
-                return false;
-            }
-            out->kind = FW_C_CMP_NUM;
-            out->num = value->valuedouble;
-            return true;
-        }
-        if (cJSON_IsString(value)) {
-            if (out->op != FW_OP_EQ && out->op != FW_OP_NE) {
-                report(L, vp, "a string compares only with \"==\" or \"!=\"");
-                return false;
-            }
-            out->kind = FW_C_CMP_STR;
-            out->str = xstrdup(value->valuestring);
-            out->str_len = strlen(out->str);
-            return true;
-        }
-        report(L, vp, "must be a number or a string");
-        return false;
-    }
-    /* in_list, not_in_list */
-    out->kind = form[0] == 'i' ? FW_C_IN_LIST : FW_C_NOT_IN_LIST;
-    if (!cJSON_IsString(f)) {
-        report(L, sub, "must be the name of a watchlist");
-        return false;
-    }
-    for (uint32_t i = 0; i < L->rs->nlists; i++)
-        if (strcmp(L->rs->lists[i].name, f->valuestring) == 0)
-            out->list = &L->rs->lists[i];
-    if (!out->list) {
-        char names[512] = "";
-        size_t used = 0;
-        for (uint32_t i = 0; i < L->rs->nlists && used < sizeof names - 1; i++) {
-            int n = snprintf(names + used, sizeof names - used, "%s%s",
-                             i ? ", " : "", L->rs->lists[i].name);
-            if (n > 0)
-                used += (size_t)n;
-        }
-        if (used >= sizeof names)
-            used = sizeof names - 1;
-        report(L, sub, "unknown watchlist \"%s\" (defined: %s; a list NAME "
-                       "comes from a file NAME.list)",
-               f->valuestring, L->rs->nlists ? names : "none");
-        return false;
-    }
-    return true;
+    out->form = form;
+    return form->parse(L, c, member(c, form->name), place, depth, out);
 }
 
-static bool parse_conds(struct loader *L, const cJSON *arr, const char *place,
+static bool parse_conds(struct fw_loader *L, const cJSON *arr, const char *place,
                         int depth, fw_cond **out, uint32_t *nout)
 {
     if (!cJSON_IsArray(arr)) {
@@ -423,9 +355,62 @@ static bool parse_conds(struct loader *L, const cJSON *arr, const char *place,
     return ok;
 }
 
+/* ---- for the condition forms (rules_parse.h) ---------------------------- */
+
+void fw_lx_report(fw_loader *L, const char *place, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    report(L, place, "%s", msg);
+}
+
+const cJSON *fw_lx_member(const cJSON *obj, const char *name) { return member(obj, name); }
+
+bool fw_lx_path(fw_loader *L, const cJSON *v, const char *place, fw_path *out)
+{
+    return parse_path(L, v, place, out);
+}
+
+bool fw_lx_regex(fw_loader *L, const char *place, const char *pattern, bool caseless,
+                 pcre2_code **out)
+{
+    return compile_regex(L, place, pattern, caseless, out);
+}
+
+bool fw_lx_conds(fw_loader *L, const cJSON *arr, const char *place, int depth,
+                 fw_cond **out, uint32_t *nout)
+{
+    return parse_conds(L, arr, place, depth, out, nout);
+}
+
+bool fw_lx_op(const char *s, enum fw_op *op) { return parse_op(s, op); }
+
+const fw_list *fw_lx_list(fw_loader *L, const char *name)
+{
+    for (uint32_t i = 0; i < L->rs->nlists; i++)
+        if (strcmp(L->rs->lists[i].name, name) == 0)
+            return &L->rs->lists[i];
+    return NULL;
+}
+
+void fw_lx_list_names(fw_loader *L, char *names, size_t cap)
+{
+    size_t used = 0;
+    names[0] = '\0';
+    for (uint32_t i = 0; i < L->rs->nlists && used < cap - 1; i++) {
+        int n = snprintf(names + used, cap - used, "%s%s", i ? ", " : "",
+                         L->rs->lists[i].name);
+        if (n > 0)
+            used += (size_t)n;
+    }
+}
+
 /* ---- thresholds and sequences ------------------------------------------- */
 
-static bool parse_comparator(struct loader *L, const cJSON *obj,
+static bool parse_comparator(struct fw_loader *L, const cJSON *obj,
                              const char *place, bool with_field, fw_rule *r)
 {
     static const char *const cmps[] = { ">=", ">", "<=", "<", "==" };
@@ -470,7 +455,7 @@ static bool parse_comparator(struct loader *L, const cJSON *obj,
     return true;
 }
 
-static bool parse_threshold(struct loader *L, const cJSON *t, fw_rule *r)
+static bool parse_threshold(struct fw_loader *L, const cJSON *t, fw_rule *r)
 {
     static const char *const allowed[] = {
         "group_by", "window_s", "count", "sum", "distinct", NULL
@@ -554,7 +539,7 @@ static bool parse_threshold(struct loader *L, const cJSON *t, fw_rule *r)
     return ok;
 }
 
-static bool parse_sequence(struct loader *L, const cJSON *seq, fw_rule *r)
+static bool parse_sequence(struct fw_loader *L, const cJSON *seq, fw_rule *r)
 {
     static const char *const allowed[] = { "event", "where", "key", NULL };
     if (!cJSON_IsArray(seq)) {
@@ -658,7 +643,7 @@ static uint64_t signature(const fw_rule *r, const cJSON *obj)
     return h;
 }
 
-static void parse_rule(struct loader *L, const cJSON *obj, int index)
+static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
 {
     static const char *const allowed[] = {
         "id", "name", "description", "severity", "enabled", "event", "where",
@@ -794,7 +779,7 @@ static void line_col(const char *data, const char *at, int *line, int *col)
     }
 }
 
-static void load_rules_file(struct loader *L, const fw_rulefile *f)
+static void load_rules_file(struct fw_loader *L, const fw_rulefile *f)
 {
     L->file = f->name;
     L->rule[0] = '\0';
@@ -871,7 +856,7 @@ static bool valid_list_name(const char *s, size_t n)
     return true;
 }
 
-static void load_list_file(struct loader *L, const fw_rulefile *f)
+static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
 {
     L->file = f->name;
     L->rule[0] = '\0';
@@ -949,7 +934,7 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
                           size_t errlen)
 {
     char dummy[1];
-    struct loader L = { .err = errlen ? err : dummy,
+    struct fw_loader L = { .err = errlen ? err : dummy,
                         .errlen = errlen ? errlen : 1 };
     L.err[0] = '\0';
     fw_ruleset *rs = xcalloc(1, sizeof *rs);

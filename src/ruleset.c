@@ -5,6 +5,7 @@
  * the per-event-type index that tells the matcher which rules and sequence
  * steps an event can touch, and the human-readable description printed by
  * `fraudwatch rules check`. */
+#include "cond_forms.h"
 #include "ruleset_impl.h"
 
 #include <stdlib.h>
@@ -29,14 +30,12 @@ static void path_free(fw_path *p)
     free(p->text);
 }
 
-static void conds_free(fw_cond *c, uint32_t n)
+void fw_conds_free(fw_cond *c, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         path_free(&c[i].path);
-        free(c[i].pattern);
-        pcre2_code_free(c[i].re);
-        free(c[i].str);
-        conds_free(c[i].any, c[i].nany);
+        if (c[i].form)
+            c[i].form->free(&c[i]);
     }
     free(c);
 }
@@ -47,7 +46,7 @@ static void rule_free(fw_rule *r)
     free(r->name);
     free(r->file);
     free(r->event);
-    conds_free(r->where, r->nwhere);
+    fw_conds_free(r->where, r->nwhere);
     path_free(&r->subject);
     for (uint32_t i = 0; i < r->ngroup; i++)
         path_free(&r->group_by[i]);
@@ -55,7 +54,7 @@ static void rule_free(fw_rule *r)
     path_free(&r->agg_field);
     for (uint32_t i = 0; i < r->nsteps; i++) {
         free(r->steps[i].event);
-        conds_free(r->steps[i].where, r->steps[i].nwhere);
+        fw_conds_free(r->steps[i].where, r->steps[i].nwhere);
         path_free(&r->steps[i].key);
     }
     free(r->steps);

@@ -32,21 +32,20 @@ typedef struct fw_list {
     size_t count;
 } fw_list;
 
-enum fw_cond_kind {
-    FW_C_REGEX, FW_C_NOT_REGEX, FW_C_CMP_NUM, FW_C_CMP_STR,
-    FW_C_IN_LIST, FW_C_NOT_IN_LIST, FW_C_ANY
-};
-
 enum fw_op { FW_OP_LT, FW_OP_LE, FW_OP_GT, FW_OP_GE, FW_OP_EQ, FW_OP_NE };
 
+/* A row of the condition-form table (cond_forms.c). */
+typedef struct fw_cond_form fw_cond_form;
+
+/* One condition.  `form` says which members mean something. */
 typedef struct fw_cond {
-    enum fw_cond_kind kind;
-    fw_path path;
-    /* regex */
+    const fw_cond_form *form;
+    fw_path path;            /* forms with a field */
+    /* regex, not_regex */
     char *pattern;
     pcre2_code *re;
     bool caseless;
-    /* compare */
+    /* op: a number, or a string (str != NULL) */
     enum fw_op op;
     double num;
     char *str;
@@ -159,6 +158,8 @@ static inline const cJSON *fw_path_get(const cJSON *root, const fw_path *p)
 }
 
 bool fw_list_contains(const fw_list *l, const char *s, size_t len);
+/* Frees n conditions and the array (ruleset.c). */
+void fw_conds_free(fw_cond *c, uint32_t n);
 /* Builds the per-type index (rules_load.c calls it on a valid set). */
 void fw_ruleset_build_index(fw_ruleset *rs);
 const fw_type_index *fw_ruleset_targets(const fw_ruleset *rs, const char *type);
