@@ -1,10 +1,10 @@
 /* engine.c — stage 1: one parsed event against one rule set.
  *
  * Owns the decision "does this event count for this rule, and under which
- * key": the type index picks the candidate rules and sequence steps, the
- * where-conditions are matched (match.c), and the key, the aggregated value
- * and — for plain rules — the evidence are taken from the event while its
- * JSON tree is still alive.  What comes out is a list of small updates that
+ * key": the type index picks the candidate rules and steps, the step's
+ * where-conditions are matched (match.c), and the rule's kind (its row in
+ * rule_kinds.h) takes the key, the value and any evidence from the event
+ * while its JSON tree is still alive.  What comes out is a list of small updates that
  * no longer need the event: the tree is thrown away right after, and the
  * updates travel to the shard that owns their key (state.c).
  *
@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "match.h"
+#include "rule_kinds.h"
 
 struct fw_scanner {
     fw_matcher *matcher;
@@ -58,9 +59,7 @@ static void oom(void)
     abort();
 }
 
-/* Appends the text of the field at `p` to `key`; false when the field is
- * missing or neither a string nor a number. */
-static bool key_part(fw_buf *key, const cJSON *root, const fw_path *p)
+bool fw_scan_key_part(fw_buf *key, const cJSON *root, const fw_path *p)
 {
     char num[FW_NUMTEXT_MAX];
     const char *t;
@@ -90,67 +89,22 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
     const char *event_id = NULL;   /* copied into the arena on first use */
     const cJSON *root = ev->root;
 
+    fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
+                       .key = &s->key, .scratch = &s->evidence };
+
     for (uint32_t i = 0; i < ix->ntargets; i++) {
         const fw_rule *r = &rs->rules[ix->targets[i].rule];
         uint32_t step = ix->targets[i].step;
-        const fw_cond *where = r->kind == FW_RULE_SEQUENCE ? r->steps[step].where
-                                                           : r->where;
-        uint32_t nwhere = r->kind == FW_RULE_SEQUENCE ? r->steps[step].nwhere
-                                                      : r->nwhere;
-        if (!fw_match_all(s->matcher, root, where, nwhere))
+        const fw_step *st = &r->steps[step];
+        if (!fw_match_all(s->matcher, root, st->where, st->nwhere))
             continue;
 
         fw_update u = { .seq = seq, .rule = ix->targets[i].rule, .step = step,
                         .ts = ev->ts };
         fw_buf *key = &s->key;
         key->len = 0;
-        switch (r->kind) {
-        case FW_RULE_THRESHOLD: {
-            bool ok = true;
-            for (uint32_t g = 0; g < r->ngroup && ok; g++) {
-                if (g)
-                    fw_buf_putc(key, '|');
-                ok = key_part(key, root, &r->group_by[g]);
-            }
-            if (!ok)
-                continue; /* a group_by field is missing: not counted */
-            const cJSON *v = r->agg == FW_AGG_COUNT
-                                 ? NULL : fw_path_get(root, &r->agg_field);
-            if (r->agg == FW_AGG_SUM) {
-                if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 9e12))
-                    continue;
-                u.vkind = FW_V_MICRO;
-                u.micro = llround(v->valuedouble * 1e6);
-            } else if (r->agg == FW_AGG_DISTINCT) {
-                char num[FW_NUMTEXT_MAX];
-                const char *t;
-                size_t len;
-                if (!fw_value_text(v, num, &t, &len))
-                    continue;
-                u.vkind = FW_V_TEXT;
-                u.vtext = fw_arena_strndup(arena, t, len);
-                u.vlen = (uint32_t)len;
-                if (!u.vtext)
-                    oom();
-            }
-            break;
-        }
-        case FW_RULE_SEQUENCE:
-            if (!key_part(key, root, &r->steps[step].key))
-                continue;
-            break;
-        case FW_RULE_PLAIN:
-            if (!r->subject.nparts || !key_part(key, root, &r->subject))
-                fw_buf_put(key, ev->event_id, ev->event_id_len);
-            s->evidence.len = 0;
-            fw_match_explain(s->matcher, root, r->where, r->nwhere,
-                             &s->evidence);
-            u.evidence = fw_arena_strndup(arena, s->evidence.p,
-                                          s->evidence.len);
-            if (!u.evidence)
-                oom();
-            break;
-        }
+        if (!fw_rule_kind(r)->scan(&cx, r, step, &u))
+            continue;   /* a key or value field missing: not counted */
         if (!event_id && !(event_id = fw_arena_strndup(arena, ev->event_id,
                                                        ev->event_id_len)))
             oom();

@@ -110,7 +110,7 @@ size_t fw_state_snap_early(const fw_state *st);
 int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
                   void *ctx, char *err, size_t errlen);
 
-/* ---- window.c / sequence.c, used by state.c ---- */
+/* ---- window.c / sequence.c, used by their rule kinds (kind_*.c) ---- */
 typedef struct fw_window fw_window;
 void fw_window_free(fw_window *w);
 /* Applies a counted event to the key's window.  *m is the key's high-water

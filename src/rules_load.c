@@ -14,6 +14,7 @@
 #include "ruleset_impl.h"
 #include "cond_forms.h"
 #include "fraudwatch/event.h"
+#include "rule_kinds.h"
 #include "rules_parse.h"
 
 #include <ctype.h>
@@ -26,8 +27,6 @@
 #include <string.h>
 
 #define MAX_ERRORS 50
-#define MAX_STEPS 16
-#define MAX_GROUP_BY 8
 #define MAX_RULE_FILE (64u << 20)
 
 struct fw_loader {
@@ -388,6 +387,39 @@ bool fw_lx_conds(fw_loader *L, const cJSON *arr, const char *place, int depth,
 
 bool fw_lx_op(const char *s, enum fw_op *op) { return parse_op(s, op); }
 
+bool fw_lx_int(fw_loader *L, const cJSON *obj, const char *name, const char *place,
+               int64_t lo, int64_t hi, int64_t *out)
+{
+    return get_int(L, obj, name, place, lo, hi, out);
+}
+
+bool fw_lx_members(fw_loader *L, const cJSON *obj, const char *place,
+                   const char *const *allowed)
+{
+    return check_members(L, obj, place, allowed);
+}
+
+char *fw_lx_strdup(const char *s) { return xstrdup(s); }
+void *fw_lx_calloc(size_t n, size_t size) { return xcalloc(n, size); }
+
+void fw_lx_one_step(fw_loader *L, const cJSON *obj, fw_rule *r)
+{
+    if (member(obj, "within_s"))
+        report(L, "within_s", "only a sequence rule has within_s");
+    r->steps = xcalloc(1, sizeof *r->steps);
+    r->nsteps = 1;
+    const cJSON *ev = member(obj, "event");
+    if (!ev)
+        report(L, "event", "missing (an event type, or \"*\" for any)");
+    else if (!cJSON_IsString(ev) || !ev->valuestring[0])
+        report(L, "event", "must be an event type, or \"*\" for any");
+    else
+        r->steps[0].event = xstrdup(ev->valuestring);
+    const cJSON *w = member(obj, "where");
+    if (w)
+        parse_conds(L, w, "where", 0, &r->steps[0].where, &r->steps[0].nwhere);
+}
+
 const fw_list *fw_lx_list(fw_loader *L, const char *name)
 {
     for (uint32_t i = 0; i < L->rs->nlists; i++)
@@ -406,191 +438,6 @@ void fw_lx_list_names(fw_loader *L, char *names, size_t cap)
         if (n > 0)
             used += (size_t)n;
     }
-}
-
-/* ---- thresholds and sequences ------------------------------------------- */
-
-static bool parse_comparator(struct fw_loader *L, const cJSON *obj,
-                             const char *place, bool with_field, fw_rule *r)
-{
-    static const char *const cmps[] = { ">=", ">", "<=", "<", "==" };
-    int found = 0;
-    for (const cJSON *m = obj->child; m; m = m->next) {
-        if (with_field && strcmp(m->string, "field") == 0)
-            continue;
-        bool known = false;
-        for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++)
-            if (strcmp(m->string, cmps[i]) == 0)
-                known = true;
-        char sub[300];
-        snprintf(sub, sizeof sub, "%s.%s", place, m->string);
-        if (!known) {
-            report(L, sub, "unknown member \"%s\" (comparators: >=, >, <=, "
-                           "<, ==%s)", m->string, with_field ? "; and field" : "");
-            return false;
-        }
-        if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble)) {
-            report(L, sub, "the limit must be a finite number");
-            return false;
-        }
-        parse_op(m->string, &r->agg_op);
-        r->limit = m->valuedouble;
-        found++;
-    }
-    if (found != 1) {
-        report(L, place, "needs exactly one comparator (>=, >, <=, <, ==) "
-                         "with its limit, e.g. {\">=\": 50}");
-        return false;
-    }
-    if (with_field) {
-        char sub[300];
-        snprintf(sub, sizeof sub, "%s.field", place);
-        const cJSON *f = member(obj, "field");
-        if (!f) {
-            report(L, sub, "missing (the field to aggregate)");
-            return false;
-        }
-        return parse_path(L, f, sub, &r->agg_field);
-    }
-    return true;
-}
-
-static bool parse_threshold(struct fw_loader *L, const cJSON *t, fw_rule *r)
-{
-    static const char *const allowed[] = {
-        "group_by", "window_s", "count", "sum", "distinct", NULL
-    };
-    if (!cJSON_IsObject(t)) {
-        report(L, "threshold", "must be an object");
-        return false;
-    }
-    if (!check_members(L, t, "threshold", allowed))
-        return false;
-    bool ok = true;
-
-    const cJSON *g = member(t, "group_by");
-    if (!g) {
-        report(L, "threshold.group_by", "missing (a field, or an array of "
-                                        "fields, naming the key)");
-        ok = false;
-    } else if (cJSON_IsArray(g)) {
-        int n = cJSON_GetArraySize(g);
-        if (n < 1 || n > MAX_GROUP_BY) {
-            report(L, "threshold.group_by", "an array needs 1..%d fields",
-                   MAX_GROUP_BY);
-            ok = false;
-        } else {
-            r->group_by = xcalloc((size_t)n, sizeof *r->group_by);
-            int i = 0;
-            for (const cJSON *e = g->child; e; e = e->next, i++) {
-                char sub[64];
-                snprintf(sub, sizeof sub, "threshold.group_by[%d]", i);
-                if (!parse_path(L, e, sub, &r->group_by[r->ngroup]))
-                    ok = false;
-                else
-                    r->ngroup++;
-            }
-        }
-    } else {
-        r->group_by = xcalloc(1, sizeof *r->group_by);
-        if (parse_path(L, g, "threshold.group_by", &r->group_by[0]))
-            r->ngroup = 1;
-        else
-            ok = false;
-    }
-
-    int64_t w = 0;
-    if (!member(t, "window_s")) {
-        report(L, "threshold.window_s", "missing (seconds, 1..%d)",
-               FW_WINDOW_MAX_S);
-        ok = false;
-    } else if (get_int(L, t, "window_s", "threshold.window_s", 1,
-                       FW_WINDOW_MAX_S, &w)) {
-        r->window_ms = w * 1000;
-    } else {
-        ok = false;
-    }
-
-    const cJSON *count = member(t, "count"), *sum = member(t, "sum"),
-                *distinct = member(t, "distinct");
-    int naggs = !!count + !!sum + !!distinct;
-    if (naggs != 1) {
-        report(L, "threshold", "needs exactly one of count, sum, distinct");
-        return false;
-    }
-    const cJSON *a = count ? count : sum ? sum : distinct;
-    const char *place = count ? "threshold.count" : sum ? "threshold.sum"
-                                                        : "threshold.distinct";
-    r->agg = count ? FW_AGG_COUNT : sum ? FW_AGG_SUM : FW_AGG_DISTINCT;
-    if (!cJSON_IsObject(a)) {
-        report(L, place, "must be an object such as %s",
-               count ? "{\">=\": 50}" : "{\"field\": \"amount\", \">=\": 50000}");
-        return false;
-    }
-    if (!parse_comparator(L, a, place, !count, r))
-        return false;
-    if (r->agg == FW_AGG_SUM) {
-        if (fabs(r->limit) > 9e12) {
-            report(L, place, "the limit must be within ±9e12");
-            return false;
-        }
-        r->limit_micro = llround(r->limit * 1e6);
-    }
-    return ok;
-}
-
-static bool parse_sequence(struct fw_loader *L, const cJSON *seq, fw_rule *r)
-{
-    static const char *const allowed[] = { "event", "where", "key", NULL };
-    if (!cJSON_IsArray(seq)) {
-        report(L, "sequence", "must be an array of steps");
-        return false;
-    }
-    int n = cJSON_GetArraySize(seq);
-    if (n < 2 || n > MAX_STEPS) {
-        report(L, "sequence", "needs 2..%d steps, has %d", MAX_STEPS, n);
-        return false;
-    }
-    r->steps = xcalloc((size_t)n, sizeof *r->steps);
-    r->nsteps = (uint32_t)n;
-    bool ok = true;
-    int i = 0;
-    for (const cJSON *s = seq->child; s; s = s->next, i++) {
-        char place[64], sub[96];
-        snprintf(place, sizeof place, "sequence[%d]", i);
-        fw_step *st = &r->steps[i];
-        if (!cJSON_IsObject(s)) {
-            report(L, place, "a step must be an object");
-            ok = false;
-            continue;
-        }
-        if (!check_members(L, s, place, allowed)) {
-            ok = false;
-            continue;
-        }
-        const cJSON *ev = member(s, "event");
-        snprintf(sub, sizeof sub, "%s.event", place);
-        if (!cJSON_IsString(ev) || !ev->valuestring[0]) {
-            report(L, sub, "must be an event type or \"*\"");
-            ok = false;
-        } else {
-            st->event = xstrdup(ev->valuestring);
-        }
-        const cJSON *w = member(s, "where");
-        snprintf(sub, sizeof sub, "%s.where", place);
-        if (w && !parse_conds(L, w, sub, 0, &st->where, &st->nwhere))
-            ok = false;
-        const cJSON *k = member(s, "key");
-        snprintf(sub, sizeof sub, "%s.key", place);
-        if (!k) {
-            report(L, sub, "missing (the field naming the person the steps "
-                           "share)");
-            ok = false;
-        } else if (!parse_path(L, k, sub, &st->key)) {
-            ok = false;
-        }
-    }
-    return ok;
 }
 
 /* ---- one rule ------------------------------------------------------------- */
@@ -625,7 +472,7 @@ static uint64_t signature(const fw_rule *r, const cJSON *obj)
         if (a)
             parts[4] = cJSON_PrintUnformatted(member(a, "field"));
     }
-    if (r->kind == FW_RULE_PLAIN && r->subject.nparts)
+    if (fw_rule_kind(r)->subject_is_key && r->subject.nparts)
         parts[5] = xstrdup(r->subject.text);
 
     uint64_t h = fw_hash64(r->id, strlen(r->id), 0x5eed);
@@ -702,50 +549,22 @@ static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
     if ((v = member(obj, "subject")))
         parse_path(L, v, "subject", &r.subject);
 
-    const cJSON *seq = member(obj, "sequence");
-    if (seq) {
-        r.kind = FW_RULE_SEQUENCE;
-        const char *forbidden[] = { "event", "where", "threshold" };
-        for (int i = 0; i < 3; i++)
-            if (member(obj, forbidden[i]))
-                report(L, forbidden[i], "a sequence rule has no \"%s\" (each "
-                                        "step has its own event and where)",
-                       forbidden[i]);
-        parse_sequence(L, seq, &r);
-        int64_t w = 0;
-        if (!member(obj, "within_s"))
-            report(L, "within_s", "missing (seconds, 1..%d)", FW_WINDOW_MAX_S);
-        else if (get_int(L, obj, "within_s", "within_s", 1, FW_WINDOW_MAX_S, &w))
-            r.within_ms = w * 1000;
-        r.suppress_ms = r.within_ms;
-    } else {
-        if (member(obj, "within_s"))
-            report(L, "within_s", "only a sequence rule has within_s");
-        const cJSON *ev = member(obj, "event");
-        if (!ev)
-            report(L, "event", "missing (an event type, or \"*\" for any)");
-        else if (!cJSON_IsString(ev) || !ev->valuestring[0])
-            report(L, "event", "must be an event type, or \"*\" for any");
-        else
-            r.event = xstrdup(ev->valuestring);
-        const cJSON *w = member(obj, "where");
-        if (w)
-            parse_conds(L, w, "where", 0, &r.where, &r.nwhere);
-        const cJSON *t = member(obj, "threshold");
-        if (t) {
-            r.kind = FW_RULE_THRESHOLD;
-            parse_threshold(L, t, &r);
-            r.suppress_ms = r.window_ms;
-        } else {
-            r.kind = FW_RULE_PLAIN;
-            r.suppress_ms = 0;
-        }
-    }
+    /* The kind: the last row of the table whose selecting member is there
+     * (so "sequence" wins over "threshold"), else the default (plain). */
+    const fw_rule_kind_ops *kind = NULL;
+    for (uint32_t k = FW_RULE_NKINDS; k-- > 0 && !kind;)
+        if (fw_rule_kinds[k]->selector && member(obj, fw_rule_kinds[k]->selector))
+            kind = fw_rule_kinds[k];
+    for (uint32_t k = 0; k < FW_RULE_NKINDS && !kind; k++)
+        if (!fw_rule_kinds[k]->selector)
+            kind = fw_rule_kinds[k];
+    r.kind = kind->code;
+    kind->parse(L, obj, &r);
     int64_t sup = -1;
     if (get_int(L, obj, "suppress_s", "suppress_s", 0, FW_WINDOW_MAX_S, &sup) &&
         sup >= 0)
         r.suppress_ms = sup * 1000;
-    r.stateful = r.kind != FW_RULE_PLAIN || r.suppress_ms > 0;
+    r.stateful = kind->lifetime(&r) > 0 || r.suppress_ms > 0;
     r.state_sig = signature(&r, obj);
 
     fw_ruleset *rs = L->rs;

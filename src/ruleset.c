@@ -6,6 +6,7 @@
  * steps an event can touch, and the human-readable description printed by
  * `fraudwatch rules check`. */
 #include "cond_forms.h"
+#include "rule_kinds.h"
 #include "ruleset_impl.h"
 
 #include <stdlib.h>
@@ -45,8 +46,6 @@ static void rule_free(fw_rule *r)
     free(r->id);
     free(r->name);
     free(r->file);
-    free(r->event);
-    fw_conds_free(r->where, r->nwhere);
     path_free(&r->subject);
     for (uint32_t i = 0; i < r->ngroup; i++)
         path_free(&r->group_by[i]);
@@ -120,14 +119,6 @@ static void build_targets(const fw_ruleset *rs, const char *type,
             const fw_rule *rule = &rs->rules[r];
             if (!rule->enabled)
                 continue;
-            if (rule->kind != FW_RULE_SEQUENCE) {
-                if (type_matches(rule->event, type)) {
-                    if (pass)
-                        ix->targets[n] = (fw_target){ r, 0 };
-                    n++;
-                }
-                continue;
-            }
             /* Last step first: one event never advances a chain twice. */
             for (uint32_t s = rule->nsteps; s-- > 0;) {
                 if (type_matches(rule->steps[s].event, type)) {
@@ -152,8 +143,8 @@ void fw_ruleset_build_index(fw_ruleset *rs)
     uint32_t nt = 0;
     for (uint32_t r = 0; r < rs->nrules; r++) {
         const fw_rule *rule = &rs->rules[r];
-        for (uint32_t s = 0; s < (rule->nsteps ? rule->nsteps : 1); s++) {
-            const char *t = rule->nsteps ? rule->steps[s].event : rule->event;
+        for (uint32_t s = 0; s < rule->nsteps; s++) {
+            const char *t = rule->steps[s].event;
             if (strcmp(t, "*") == 0)
                 continue;
             bool seen = false;
@@ -166,8 +157,6 @@ void fw_ruleset_build_index(fw_ruleset *rs)
                 types = realloc(types, (cap *= 2) * sizeof *types);
             types[nt++] = t;
         }
-        if (rule->nsteps > rs->max_steps)
-            rs->max_steps = rule->nsteps;
     }
     rs->types = calloc(nt ? nt : 1, sizeof *rs->types);
     rs->ntypes = nt;
@@ -185,10 +174,6 @@ const fw_type_index *fw_ruleset_targets(const fw_ruleset *rs, const char *type)
     return &rs->other;
 }
 
-static const char *agg_name(enum fw_agg a)
-{
-    return a == FW_AGG_COUNT ? "count" : a == FW_AGG_SUM ? "sum" : "distinct";
-}
 
 void fw_ruleset_describe(const fw_ruleset *rs, FILE *out)
 {
@@ -201,30 +186,7 @@ void fw_ruleset_describe(const fw_ruleset *rs, FILE *out)
         const fw_rule *r = &rs->rules[i];
         fprintf(out, "  %-8s %-8s %-9s", r->id, fw_severity_name(r->severity),
                 r->enabled ? "" : "disabled");
-        switch (r->kind) {
-        case FW_RULE_PLAIN:
-            fprintf(out, "plain     event=%s conditions=%u subject=%s", r->event,
-                    r->nwhere, r->subject.nparts ? r->subject.text : "event_id");
-            break;
-        case FW_RULE_THRESHOLD:
-            fprintf(out, "threshold event=%s conditions=%u %s%s%s %s %.17g "
-                         "window=%llds by=",
-                    r->event, r->nwhere, agg_name(r->agg),
-                    r->agg == FW_AGG_COUNT ? "" : ":",
-                    r->agg == FW_AGG_COUNT ? "" : r->agg_field.text,
-                    fw_op_name(r->agg_op), r->limit,
-                    (long long)(r->window_ms / 1000));
-            for (uint32_t g = 0; g < r->ngroup; g++)
-                fprintf(out, "%s%s", g ? "|" : "", r->group_by[g].text);
-            break;
-        case FW_RULE_SEQUENCE:
-            fprintf(out, "sequence  within=%llds steps=",
-                    (long long)(r->within_ms / 1000));
-            for (uint32_t s = 0; s < r->nsteps; s++)
-                fprintf(out, "%s%s(key=%s)", s ? " -> " : "", r->steps[s].event,
-                        r->steps[s].key.text);
-            break;
-        }
+        fw_rule_kind(r)->describe(r, out);
         fprintf(out, " suppress=%llds  # %s\n", (long long)(r->suppress_ms / 1000),
                 r->name);
     }

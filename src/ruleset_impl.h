@@ -57,15 +57,19 @@ typedef struct fw_cond {
     uint32_t nany;
 } fw_cond;
 
-enum fw_rule_kind { FW_RULE_PLAIN, FW_RULE_THRESHOLD, FW_RULE_SEQUENCE };
+/* The kinds' codes are hashed into state signatures: never renumber
+ * (rule_kinds.h has the table). */
+enum fw_rule_kind { FW_RULE_PLAIN, FW_RULE_THRESHOLD, FW_RULE_SEQUENCE, FW_RULE_NKINDS };
 enum fw_agg { FW_AGG_COUNT, FW_AGG_SUM, FW_AGG_DISTINCT };
 enum fw_severity { FW_SEV_LOW, FW_SEV_MEDIUM, FW_SEV_HIGH, FW_SEV_CRITICAL };
 
+/* What an event must be to count for a rule: a plain or threshold rule
+ * has one step, a sequence rule two or more. */
 typedef struct fw_step {
     char *event;     /* type, or "*" */
     fw_cond *where;
     uint32_t nwhere;
-    fw_path key;
+    fw_path key;     /* sequence steps: the field naming the person */
 } fw_step;
 
 typedef struct fw_rule {
@@ -76,10 +80,11 @@ typedef struct fw_rule {
     bool enabled;
     enum fw_rule_kind kind;
 
-    /* plain and threshold rules */
-    char *event;
-    fw_cond *where;
-    uint32_t nwhere;
+    /* every kind: the steps an event can match (the index's targets) */
+    fw_step *steps;
+    uint32_t nsteps;
+
+    /* plain */
     fw_path subject;         /* nparts == 0: none */
 
     /* threshold */
@@ -93,8 +98,6 @@ typedef struct fw_rule {
     int64_t limit_micro;     /* sum: limit in micro-units */
 
     /* sequence */
-    fw_step *steps;
-    uint32_t nsteps;
     int64_t within_ms;
 
     int64_t suppress_ms;
@@ -127,7 +130,6 @@ struct fw_ruleset {
     fw_type_index *types;    /* one per event type named by a rule */
     uint32_t ntypes;
     fw_type_index other;     /* targets for types no rule names ("*" only) */
-    uint32_t max_steps;
 };
 
 /* Does `a OP b` hold, given cmp = (a > b) - (a < b)?  One definition for

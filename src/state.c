@@ -1,9 +1,12 @@
 /* state.c — all per-key state owned by one shard, and the apply step.
  *
  * Owns one hash table of items keyed by (rule state signature, key text).
- * An item carries what every stateful rule needs — the key's high-water mark
- * m and the time of its last alert for suppression — plus the window
- * (threshold rules) or chain state (sequence rules).  Keying by the rule's
+ * An item carries what every stateful rule needs (fw_keystate: the key's
+ * high-water mark m, the time of its last alert for suppression, how long
+ * it matters) plus its kind's own data — a window (threshold rules) or
+ * chains (sequence rules).  What an update does is the rule kind's apply
+ * (rule_kinds.h); saving, loading and freeing the kind's data is its row
+ * too, so nothing here names a kind.  Keying by the rule's
  * state signature instead of its index is what lets state survive a rule
  * reload when SPEC §4 says it must: an unchanged rule in a new set computes
  * the same signature and finds its old items.
@@ -28,18 +31,15 @@
 #include <string.h>
 
 #include "engine.h"
+#include "rule_kinds.h"
 
 struct item {
     uint64_t sig;
     uint64_t khash;
-    int64_t m;            /* high-water mark of the key's counted events */
-    int64_t last_fire;    /* FW_TS_NONE: never fired */
-    int64_t life_ms;      /* window / within: how long m matters */
-    int64_t suppress_ms;
-    fw_window *win;
-    fw_seqstate *seq;
+    fw_keystate k;        /* m, last alert, life, suppression, the kind's data */
     uint32_t snap_gen;    /* the snapshot generation it is accounted for in */
     uint32_t klen;
+    uint8_t kind;         /* whose data k.data is (rule_kinds.h) */
     char key[];
 };
 
@@ -87,8 +87,8 @@ fw_state *fw_state_new(void)
 
 static void item_free(struct item *it)
 {
-    fw_window_free(it->win);
-    fw_seqstate_free(it->seq);
+    if (it->k.data)
+        fw_rule_kinds[it->kind]->data_free(it->k.data);
     free(it);
 }
 
@@ -108,36 +108,43 @@ void fw_state_free(fw_state *st)
 
 size_t fw_state_keys(const fw_state *st) { return fw_hmap_count(st->items); }
 
-static struct item *get_item(fw_state *st, const fw_rule *r, const fw_update *u)
+fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
 {
     struct lookup l = { r->state_sig, u->key };
     struct item *it = fw_hmap_find(st->items, u->khash, &l, u->klen, item_eq);
     if (it) {
         if (st->snapping && it->snap_gen != st->gen)
             snap_item(st, it);          /* as it was at the cut, before the change */
-        return it;
+    } else {
+        it = calloc(1, sizeof *it + u->klen);
+        if (!it) {
+            fputs("fraudwatch: out of memory\n", stderr);
+            abort();
+        }
+        it->sig = r->state_sig;
+        it->khash = u->khash;
+        it->k.m = FW_TS_NONE;
+        it->k.last_fire = FW_TS_NONE;
+        it->klen = u->klen;
+        it->snap_gen = st->gen;         /* born after any cut in progress */
+        memcpy(it->key, u->key, u->klen);
+        if (fw_hmap_insert(st->items, u->khash, it) != 0) {
+            fputs("fraudwatch: out of memory\n", stderr);
+            abort();
+        }
     }
-    it = calloc(1, sizeof *it + u->klen);
-    if (!it) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
-    it->sig = r->state_sig;
-    it->khash = u->khash;
-    it->m = FW_TS_NONE;
-    it->last_fire = FW_TS_NONE;
-    it->klen = u->klen;
-    it->snap_gen = st->gen;             /* born after any cut in progress */
-    memcpy(it->key, u->key, u->klen);
-    if (fw_hmap_insert(st->items, u->khash, it) != 0) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
-    return it;
+    /* A rule reloaded with a new limit or suppression keeps its state
+     * (SPEC §4) and takes the new values from here on. */
+    it->kind = (uint8_t)r->kind;
+    it->k.life_ms = fw_rule_kind(r)->lifetime(r);
+    it->k.suppress_ms = r->suppress_ms;
+    return &it->k;
 }
 
-static void emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
-                 const fw_update *u, const char *ev, size_t evlen)
+fw_buf *fw_state_scratch(fw_state *st) { return &st->evidence; }
+
+void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
+                   const fw_update *u, const char *ev, size_t evlen)
 {
     size_t off = out->text.len;
     fw_alert_render(&out->text, r, version, u->key, u->klen, u, ev, evlen);
@@ -156,112 +163,11 @@ static void emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
                                           subject_off, u->klen };
 }
 
-/* Suppression (SPEC §2): after firing at t_a, no alert for events with
- * ts < t_a + suppress.  suppress 0 means none at all. */
-static bool suppressed(const struct item *it, int64_t suppress_ms, int64_t t)
-{
-    return suppress_ms > 0 && it->last_fire != FW_TS_NONE &&
-           t < it->last_fire + suppress_ms;
-}
-
-static const char *agg_name(enum fw_agg a)
-{
-    return a == FW_AGG_COUNT ? "count" : a == FW_AGG_SUM ? "sum" : "distinct";
-}
-
-static void apply_threshold(fw_state *st, const fw_ruleset *rs,
-                            const fw_rule *r, const fw_update *u,
-                            fw_alert_out *out)
-{
-    struct item *it = get_item(st, r, u);
-    it->life_ms = r->window_ms;
-    it->suppress_ms = r->suppress_ms;
-    double agg = 0;
-    fw_i128 micro = 0;
-    if (!fw_window_apply(&it->win, r, &it->m, u, &agg, &micro))
-        return;
-    int cmp = r->agg == FW_AGG_SUM ? (micro > r->limit_micro) - (micro < r->limit_micro)
-                                   : (agg > r->limit) - (agg < r->limit);
-    bool fire = fw_op_holds(r->agg_op, cmp);
-    if (!fire || suppressed(it, r->suppress_ms, u->ts))
-        return;
-    it->last_fire = u->ts;
-
-    fw_buf *ev = &st->evidence;
-    char num[FW_NUMTEXT_MAX];
-    ev->len = 0;
-    fw_buf_printf(ev, "{\"%s\":", agg_name(r->agg));
-    if (r->agg == FW_AGG_SUM)
-        fw_micro_text(ev, micro);
-    else
-        fw_buf_i64(ev, (int64_t)agg);
-    fw_buf_printf(ev, ",\"window_s\":%lld,\"limit\":{\"%s\":",
-                  (long long)(r->window_ms / 1000), fw_op_name(r->agg_op));
-    fw_numtext(r->limit, num);
-    fw_buf_puts(ev, num);
-    fw_buf_puts(ev, "}}");
-    emit(out, r, rs->version, u, ev->p, ev->len);
-}
-
-static void apply_sequence(fw_state *st, const fw_ruleset *rs,
-                           const fw_rule *r, const fw_update *u,
-                           fw_alert_out *out)
-{
-    struct item *it = get_item(st, r, u);
-    it->life_ms = r->within_ms;
-    it->suppress_ms = r->suppress_ms;
-    fw_buf chain = { 0 };
-    fw_buf *ev = &st->evidence;
-    if (!fw_sequence_apply(&it->seq, r, &it->m, u, ev))
-        return;
-    if (suppressed(it, r->suppress_ms, u->ts))
-        return;
-    it->last_fire = u->ts;
-    /* Wrap the chain: {"within_s": W, "steps": [...]} */
-    fw_buf_printf(&chain, "{\"within_s\":%lld,\"steps\":",
-                  (long long)(r->within_ms / 1000));
-    fw_buf_put(&chain, ev->p, ev->len);
-    fw_buf_putc(&chain, '}');
-    emit(out, r, rs->version, u, chain.p, chain.len);
-    fw_buf_free(&chain);
-}
-
-static void apply_plain(fw_state *st, const fw_ruleset *rs, const fw_rule *r,
-                        const fw_update *u, fw_alert_out *out)
-{
-    if (r->suppress_ms > 0) {
-        struct item *it = get_item(st, r, u);
-        it->life_ms = 0;
-        it->suppress_ms = r->suppress_ms;
-        if (u->ts > it->m)
-            it->m = u->ts;
-        if (suppressed(it, r->suppress_ms, u->ts))
-            return;
-        it->last_fire = u->ts;
-    }
-    fw_buf *ev = &st->evidence;
-    ev->len = 0;
-    fw_buf_puts(ev, "{\"matched\":");
-    fw_buf_puts(ev, u->evidence ? u->evidence : "[]");
-    fw_buf_putc(ev, '}');
-    emit(out, r, rs->version, u, ev->p, ev->len);
-}
-
 void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
                     fw_alert_out *out)
 {
     const fw_rule *r = &rs->rules[u->rule];
-    switch (r->kind) {
-    case FW_RULE_THRESHOLD:
-        apply_threshold(st, rs, r, u, out);
-        break;
-    case FW_RULE_SEQUENCE:
-        apply_sequence(st, rs, r, u, out);
-        break;
-    case FW_RULE_PLAIN:
-        apply_plain(st, rs, r, u, out);
-        break;
-    }
+    fw_rule_kind(r)->apply(st, rs, r, u, out);
 }
 
 void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
@@ -276,10 +182,10 @@ void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
     size_t pos = 0;
     struct item *it;
     while ((it = fw_hmap_next(st->items, &pos))) {
-        int64_t until = it->m == FW_TS_NONE ? FW_TS_NONE : it->m + it->life_ms;
-        if (it->last_fire != FW_TS_NONE &&
-            it->last_fire + it->suppress_ms > until)
-            until = it->last_fire + it->suppress_ms;
+        const fw_keystate *k = &it->k;
+        int64_t until = k->m == FW_TS_NONE ? FW_TS_NONE : k->m + k->life_ms;
+        if (k->last_fire != FW_TS_NONE && k->last_fire + k->suppress_ms > until)
+            until = k->last_fire + k->suppress_ms;
         if (until == FW_TS_NONE || until + lateness_ms <= clock) {
             fw_hmap_remove_at(st->items, &pos);
             item_free(it);
@@ -289,23 +195,23 @@ void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-enum { HAS_WINDOW = 1, HAS_SEQUENCE = 2 };
-
+/* An item: sig, khash, m, last alert, life, suppression, flags, key, then
+ * the kind's data.  flags is the kind's ckpt_flag when it has data (1: a
+ * window, 2: chains — fixed, they are in checkpoints on disk), else 0. */
 static void save_item(fw_buf *out, const struct item *it)
 {
-    uint64_t flags = (it->win ? HAS_WINDOW : 0) | (it->seq ? HAS_SEQUENCE : 0);
+    const fw_rule_kind_ops *kind = fw_rule_kinds[it->kind];
+    uint64_t flags = it->k.data ? kind->ckpt_flag : 0;
     fw_enc_u64(out, it->sig);
     fw_enc_u64(out, it->khash);
-    fw_enc_u64(out, (uint64_t)it->m);
-    fw_enc_u64(out, (uint64_t)it->last_fire);
-    fw_enc_u64(out, (uint64_t)it->life_ms);
-    fw_enc_u64(out, (uint64_t)it->suppress_ms);
+    fw_enc_u64(out, (uint64_t)it->k.m);
+    fw_enc_u64(out, (uint64_t)it->k.last_fire);
+    fw_enc_u64(out, (uint64_t)it->k.life_ms);
+    fw_enc_u64(out, (uint64_t)it->k.suppress_ms);
     fw_enc_u64(out, flags);
     fw_enc_bytes(out, it->key, it->klen);
-    if (it->win)
-        fw_window_save(it->win, out);
-    if (it->seq)
-        fw_seqstate_save(it->seq, out);
+    if (it->k.data)
+        kind->data_save(it->k.data, out);
 }
 
 void fw_state_save(const fw_state *st, fw_buf *out)
@@ -400,15 +306,22 @@ int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
         }
         it->sig = v[0];
         it->khash = v[1];
-        it->m = (int64_t)v[2];
-        it->last_fire = (int64_t)v[3];
-        it->life_ms = (int64_t)v[4];
-        it->suppress_ms = (int64_t)v[5];
+        it->k.m = (int64_t)v[2];
+        it->k.last_fire = (int64_t)v[3];
+        it->k.life_ms = (int64_t)v[4];
+        it->k.suppress_ms = (int64_t)v[5];
         it->klen = klen;
         memcpy(it->key, key, klen);
         free(key);
-        bool ok = !((v[6] & HAS_WINDOW) && fw_window_load(&it->win, f)) &&
-                  !((v[6] & HAS_SEQUENCE) && fw_seqstate_load(&it->seq, f));
+        bool ok = v[6] == 0;
+        for (uint32_t kd = 0; kd < FW_RULE_NKINDS && !ok; kd++) {
+            const fw_rule_kind_ops *kind = fw_rule_kinds[kd];
+            if (kind->ckpt_flag && kind->ckpt_flag == v[6]) {
+                it->kind = (uint8_t)kd;
+                ok = kind->data_load(&it->k.data, f) == 0;
+                break;
+            }
+        }
         fw_state *st = ok ? place(ctx, it->khash) : NULL;
         struct lookup l = { it->sig, it->key };
         if (!st || fw_hmap_find(st->items, it->khash, &l, it->klen, item_eq) ||
