@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine.h"
+#include "alert.h"
 #include "fraudwatch/clock.h"
 #include "sha256.h"
 

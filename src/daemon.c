@@ -53,7 +53,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "codec.h"
+#include "snapshot.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "fraudwatch/pipeline.h"

@@ -48,7 +48,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec.h"
 #include "engine.h"
+#include "state.h"
 #include "fraudwatch/clock.h"
 #include "stream_clock.h"
 
@@ -644,7 +646,6 @@ void fw_pipeline_snapshot_wait(fw_pipeline *p, const fw_snapshot *s)
     }
 }
 
-bool fw_snapshot_ok(const fw_snapshot *s) { return fw_snapshot_complete(s); }
 
 size_t fw_snapshot_keys(const fw_snapshot *s)
 {

@@ -14,7 +14,11 @@
 
 #include <stdio.h>
 
+#include "alert.h"
 #include "engine.h"
+#include "sequence.h"
+#include "state.h"
+#include "window.h"
 #include "match.h"
 #include "rules_parse.h"
 

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "codec.h"
+#include "sequence.h"
 
 struct link {
     int64_t ts;

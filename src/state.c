@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "alert.h"
+#include "codec.h"
+#include "state.h"
 #include "rule_kinds.h"
 
 struct item {

@@ -24,7 +24,7 @@
 
 #include <string.h>
 
-#include "engine.h"
+#include "update.h"
 
 void fw_sclock_init(fw_sclock *c)
 {

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "codec.h"
+#include "window.h"
 
 struct entry {
     int64_t ts;

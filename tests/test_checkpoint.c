@@ -28,7 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "codec.h"
+#include "snapshot.h"
+#include "state.h"
 #include "fraudwatch/event.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"

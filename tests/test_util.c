@@ -15,7 +15,7 @@
 #include "fraudwatch/buf.h"
 #include "fraudwatch/event.h"
 #include "fraudwatch/hash.h"
-#include "engine.h"
+#include "update.h"
 #include "sha256.h"
 #include "stream_clock.h"
 

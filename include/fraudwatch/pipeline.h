@@ -113,7 +113,6 @@ bool fw_batch_is_cut(const fw_batch *b);
 fw_snapshot *fw_batch_take_snapshot(fw_batch *b);
 /* Every shard is in (any thread; never blocks). */
 bool fw_snapshot_complete(const fw_snapshot *s);
-bool fw_snapshot_ok(const fw_snapshot *s);     /* = complete */
 /* Blocks until complete (the workers finish it even with nothing to do). */
 void fw_pipeline_snapshot_wait(fw_pipeline *p, const fw_snapshot *s);
 /* Once complete: the bytes fw_pipeline_save() would have written at the

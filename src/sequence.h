@@ -1,0 +1,23 @@
+/* sequence.h — the per-key chains of a sequence rule (sequence.c), used
+ * by its rule kind (kind_sequence.c). */
+#ifndef FRAUDWATCH_SEQUENCE_H
+#define FRAUDWATCH_SEQUENCE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "fraudwatch/buf.h"
+#include "update.h"
+
+typedef struct fw_seqstate fw_seqstate;
+void fw_seqstate_free(fw_seqstate *s);
+/* Applies a matched step.  Returns true when the rule fires on this event;
+ * then `evidence` holds the chain as a JSON array. */
+bool fw_sequence_apply(fw_seqstate **s, const fw_rule *r, int64_t *m,
+                       const fw_update *u, fw_buf *evidence);
+
+/* Its checkpoint encoding (codec.h); load: 0 or -1. */
+void fw_seqstate_save(const fw_seqstate *s, fw_buf *out);
+int fw_seqstate_load(fw_seqstate **s, FILE *f);
+
+#endif

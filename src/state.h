@@ -1,0 +1,57 @@
+/* state.h — stage 2 (the owning worker): updates against every key's
+ * window, chain and suppression state → alerts; the shard's snapshots and
+ * checkpoints; sweeps of idle keys. */
+#ifndef FRAUDWATCH_STATE_H
+#define FRAUDWATCH_STATE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "fraudwatch/buf.h"
+#include "update.h"
+
+typedef struct fw_state fw_state;
+
+/* Where apply puts alerts: one JSON line each, tagged with (seq, rule). */
+typedef struct fw_alert_ref {
+    uint32_t seq;
+    uint32_t rule;
+    size_t off;              /* the JSON line in text */
+    size_t len;
+    size_t subject_off;      /* the raw subject (the Kafka message key) */
+    size_t subject_len;
+} fw_alert_ref;
+
+typedef struct fw_alert_out {
+    fw_buf text;
+    fw_alert_ref *refs;
+    size_t n, cap;
+} fw_alert_out;
+
+fw_state *fw_state_new(void);
+void fw_state_free(fw_state *st);
+void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
+                    fw_alert_out *out);
+/* Drops the state of keys idle for longer than their window (or
+ * suppression) plus `lateness_ms`, judged by the stream clock `clock`. */
+void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms);
+size_t fw_state_keys(const fw_state *st);
+
+/* Checkpoints (snapshot.c): every item, in a portable binary form,
+ * appended to `out` (out of memory aborts, like every fw_buf). */
+void fw_state_save(const fw_state *st, fw_buf *out);
+/* The same, without stopping the shard: begin lists the items at the cut
+ * and writes their count (returned); each step encodes up to max_items of
+ * them, true once all are in `out`.  Between steps the shard goes on
+ * applying updates — an item is encoded as it was at the cut before it
+ * changes — and sweeps wait.  The same owner thread throughout. */
+size_t fw_state_snap_begin(fw_state *st, fw_buf *out);
+bool fw_state_snap_step(fw_state *st, size_t max_items);
+/* Items of the last snapshot encoded early, because they were changing. */
+size_t fw_state_snap_early(const fw_state *st);
+/* Reads items saved by fw_state_save and hands each to `place`, which
+ * returns the state that must own it (resharding by the item's hash). */
+int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
+                  void *ctx, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,24 @@
+/* window.h — the per-key window of a threshold rule (window.c), used by
+ * its rule kind (kind_threshold.c). */
+#ifndef FRAUDWATCH_WINDOW_H
+#define FRAUDWATCH_WINDOW_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "fraudwatch/buf.h"
+#include "update.h"
+
+typedef struct fw_window fw_window;
+void fw_window_free(fw_window *w);
+/* Applies a counted event to the key's window.  *m is the key's high-water
+ * mark.  Returns false when the event is expired (skipped); else sets the
+ * aggregate over (m − W, t] into *agg (count, distinct) or *micro (sum). */
+bool fw_window_apply(fw_window **w, const fw_rule *r, int64_t *m,
+                     const fw_update *u, double *agg, fw_i128 *micro);
+
+/* Its checkpoint encoding (codec.h); load: 0 or -1. */
+void fw_window_save(const fw_window *w, fw_buf *out);
+int fw_window_load(fw_window **w, FILE *f);
+
+#endif
