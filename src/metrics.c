@@ -53,7 +53,7 @@
 #include <string.h>
 
 #include "fraudwatch/buf.h"
-#include "fraudwatch/event.h"
+#include "fraudwatch/text.h"
 #include "fraudwatch/log.h"
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "series need lock-free 64-bit atomics");

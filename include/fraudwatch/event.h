@@ -15,9 +15,9 @@
 #include <cjson/cJSON.h>
 
 #include "fraudwatch/arena.h"
+#include "fraudwatch/text.h"
 
 #define FW_TS_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
-#define FW_NUMTEXT_MAX 32
 
 typedef struct fw_event {
     cJSON *root;
@@ -39,15 +39,6 @@ void fw_event_use_arena(fw_arena *a);
 bool fw_event_parse(const char *data, size_t len, size_t max_bytes,
                     fw_event *ev, const char **reason);
 void fw_event_release(fw_event *ev);
-
-/* True when the bytes are valid UTF-8 (RFC 3629: no surrogates, no overlongs). */
-bool fw_utf8_valid(const char *s, size_t len);
-
-/* The text of a number as fraudwatch compares and keys it: the shortest
- * digits that read back as the same double, laid out like JavaScript's
- * Number.prototype.toString (100.0 → "100", 1e21 → "1e+21", 1e-7 → "1e-7").
- * Writes at most FW_NUMTEXT_MAX bytes with the NUL; returns the length. */
-size_t fw_numtext(double v, char *buf);
 
 /* The text of a string or number field (for keys, subjects, distinct values):
  * a string as itself, a number by fw_numtext() into `buf`.  False for any

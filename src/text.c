@@ -1,0 +1,150 @@
+/* text.c — the two text rules every part of fraudwatch shares: what is
+ * valid UTF-8, and how a number is spelled.
+ *
+ * Owns them so that the engine (keys, distinct values, evidence), the
+ * metrics exposition and the config printer agree to the byte, and so that
+ * none of them has to reach into the event parser for them. */
+#include "fraudwatch/text.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool fw_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        /* Fast path over ASCII, eight bytes at a time. */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            p += 8;
+        }
+        if (p >= end)
+            break;
+        unsigned c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;      /* no surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;      /* ≤ U+10FFFF */
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= n)
+            return false;
+        if (p[1] < lo || p[1] > hi)
+            return false;
+        for (size_t i = 2; i <= n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+/* Digits of an integer-valued double with |v| < 2^53. */
+static size_t int_text(double v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    uint64_t u = (uint64_t)(v < 0 ? -v : v);
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+size_t fw_numtext(double v, char *buf)
+{
+    if (isnan(v))
+        return (size_t)sprintf(buf, "NaN");
+    if (isinf(v))
+        return (size_t)sprintf(buf, v < 0 ? "-Infinity" : "Infinity");
+    if (v == 0)
+        return (size_t)sprintf(buf, "0");
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        return int_text(v, buf);
+
+    /* Shortest round-trip digits: 15 significant digits always identify a
+     * normal double uniquely, so if they read back, stripping their
+     * trailing zeros gives the shortest form; otherwise 16, then 17. */
+    char e[40];
+    /* Subnormals carry fewer digits, so there the search starts at one. */
+    for (int prec = fabs(v) < DBL_MIN ? 0 : 14; prec <= 16; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, v);
+        if (strtod(e, NULL) == v)
+            break;
+    }
+    /* e = [-]D.DDDDe[+-]XX */
+    const char *p = e;
+    bool neg = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    char digits[24];
+    int k = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.')
+            digits[k++] = *p;
+    while (k > 1 && digits[k - 1] == '0')
+        k--;
+    int n = atoi(p + 1) + 1; /* decimal point position, as in ECMA-262 */
+
+    size_t len = 0;
+    if (neg)
+        buf[len++] = '-';
+    if (k <= n && n <= 21) {
+        memcpy(buf + len, digits, (size_t)k);
+        len += (size_t)k;
+        for (int i = k; i < n; i++)
+            buf[len++] = '0';
+    } else if (0 < n && n <= 21) {
+        memcpy(buf + len, digits, (size_t)n);
+        len += (size_t)n;
+        buf[len++] = '.';
+        memcpy(buf + len, digits + n, (size_t)(k - n));
+        len += (size_t)(k - n);
+    } else if (-6 < n && n <= 0) {
+        buf[len++] = '0';
+        buf[len++] = '.';
+        for (int i = 0; i < -n; i++)
+            buf[len++] = '0';
+        memcpy(buf + len, digits, (size_t)k);
+        len += (size_t)k;
+    } else {
+        buf[len++] = digits[0];
+        if (k > 1) {
+            buf[len++] = '.';
+            memcpy(buf + len, digits + 1, (size_t)(k - 1));
+            len += (size_t)(k - 1);
+        }
+        len += (size_t)sprintf(buf + len, "e%c%d", n - 1 < 0 ? '-' : '+',
+                               abs(n - 1));
+    }
+    buf[len] = '\0';
+    return len;
+}
