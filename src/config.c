@@ -46,11 +46,9 @@
  * message. */
 #include "fraudwatch/config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -59,6 +57,8 @@
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "listen_addr.h"
 
 #define MASK "********"
 #define CONSUMER_PREFIX "kafka.consumer."
@@ -641,58 +641,13 @@ static int check_rules_source(const char *v, char *why, size_t whylen)
     return -1;
 }
 
-/* The syntax fw_http_start() takes: "off", HOST:PORT or [IPv6]:PORT, where
- * HOST is 127.0.0.0/8, ::1 or localhost and PORT is 0..65535 (0: any). */
+/* What fw_http_start() takes (listen_addr.c), or "off". */
 static int check_listen(const char *v, char *why, size_t whylen)
 {
-    char host[64];
-    const char *port;
+    struct sockaddr_storage ss;
     if (strcmp(v, "off") == 0)
         return 0;
-    if (v[0] == '[') {
-        const char *end = strchr(v, ']');
-        if (!end || end[1] != ':' || (size_t)(end - v - 1) >= sizeof host) {
-            snprintf(why, whylen, "\"%s\": want [IPv6]:PORT, e.g. [::1]:9464", v);
-            return -1;
-        }
-        memcpy(host, v + 1, (size_t)(end - v - 1));
-        host[end - v - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(v, ':');
-        if (!colon || (size_t)(colon - v) >= sizeof host ||
-            memchr(v, ':', (size_t)(colon - v))) {
-            snprintf(why, whylen, "\"%s\": want HOST:PORT, e.g. 127.0.0.1:9464 (IPv6 in "
-                     "brackets: [::1]:9464), or off", v);
-            return -1;
-        }
-        memcpy(host, v, (size_t)(colon - v));
-        host[colon - v] = '\0';
-        port = colon + 1;
-    }
-    size_t digits = strspn(port, "0123456789");
-    if (digits == 0 || digits > 5 || port[digits] || strtoul(port, NULL, 10) > 65535) {
-        snprintf(why, whylen, "\"%s\": the port must be 0..65535", v);
-        return -1;
-    }
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (strcasecmp(host, "localhost") == 0)
-        return 0;
-    if (inet_pton(AF_INET, host, &a4) == 1) {
-        if ((ntohl(a4.s_addr) >> 24) == 127)
-            return 0;
-    } else if (inet_pton(AF_INET6, host, &a6) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&a6))
-            return 0;
-    } else {
-        snprintf(why, whylen, "\"%s\": \"%s\" is not an IP address or localhost", v, host);
-        return -1;
-    }
-    snprintf(why, whylen, "\"%s\" refused: not a loopback address.  The endpoint has no "
-             "authentication, so it listens on 127.0.0.0/8 or [::1] only; put a proxy or "
-             "a sidecar in front of it to expose it", v);
-    return -1;
+    return fw_listen_parse(v, &ss, why, whylen);
 }
 
 /* ---- librdkafka pass-through -------------------------------------------------- */

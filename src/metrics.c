@@ -616,69 +616,16 @@ size_t fw_metrics_escape_label(const char *value, char *buf, size_t buflen)
 #include <strings.h>
 #include <sys/socket.h>
 
-/* "127.0.0.1:9464", "[::1]:9464", "localhost:9464" → a loopback address. */
+#include "listen_addr.h"
+
+/* The address, or "metrics listen address ..." and why not. */
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
                         size_t errlen)
 {
-    char host[64];
-    const char *port;
-    memset(ss, 0, sizeof *ss);
-    if (!listen || !*listen) {
-        snprintf(err, errlen, "metrics listen address is empty (want e.g. 127.0.0.1:9464)");
-        return -1;
-    }
-    if (listen[0] == '[') {
-        const char *end = strchr(listen, ']');
-        if (!end || end[1] != ':' || (size_t)(end - listen - 1) >= sizeof host) {
-            snprintf(err, errlen, "metrics listen address \"%s\": want [IPv6]:PORT, e.g. [::1]:9464",
-                     listen);
-            return -1;
-        }
-        memcpy(host, listen + 1, (size_t)(end - listen - 1));
-        host[end - listen - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(listen, ':');
-        if (!colon || (size_t)(colon - listen) >= sizeof host || memchr(listen, ':', (size_t)(colon - listen))) {
-            snprintf(err, errlen, "metrics listen address \"%s\": want HOST:PORT, e.g. 127.0.0.1:9464 "
-                     "(IPv6 in brackets: [::1]:9464)", listen);
-            return -1;
-        }
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = '\0';
-        port = colon + 1;
-    }
-    unsigned long p = 0;
-    size_t digits = strspn(port, "0123456789");
-    if (digits == 0 || digits > 5 || port[digits] != '\0' || (p = strtoul(port, NULL, 10)) > 65535) {
-        snprintf(err, errlen, "metrics listen address \"%s\": port must be 0..65535", listen);
-        return -1;
-    }
-    if (strcasecmp(host, "localhost") == 0)
-        snprintf(host, sizeof host, "127.0.0.1");
-
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        if ((ntohl(v4->sin_addr.s_addr) >> 24) == 127) {
-            v4->sin_family = AF_INET;
-            v4->sin_port = htons((uint16_t)p);
-            return 0;
-        }
-    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) {
-            v6->sin6_family = AF_INET6;
-            v6->sin6_port = htons((uint16_t)p);
-            return 0;
-        }
-    } else if (*host) {
-        snprintf(err, errlen, "metrics listen address \"%s\": \"%s\" is not an IP address or "
-                 "localhost", listen, host);
-        return -1;
-    }
-    snprintf(err, errlen, "metrics listen address \"%s\" refused: not a loopback address. The "
-             "endpoint has no authentication, so it listens on 127.0.0.0/8 or [::1] only; "
-             "put a proxy or a sidecar in front of it to expose it", listen);
+    char why[512];
+    if (fw_listen_parse(listen, ss, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "metrics listen address %s", why);
     return -1;
 }
 
