@@ -45,6 +45,7 @@
  * messages mask the value in the caller's origin and in librdkafka's
  * message. */
 #include "fraudwatch/config.h"
+#include "fraudwatch/pipeline.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -133,7 +134,8 @@ static const struct key keys[] = {
       "change is published." },
     { "engine.threads", K_U32, F(threads), "2", 1, 64, NULL, NULL, NULL,
       "Worker threads.  Each owns the state of its share of the keys." },
-    { "engine.lateness_s", K_I64, F(lateness_s), "86400", 1, 31536000, NULL, NULL, NULL,
+    { "engine.lateness_s", K_I64, F(lateness_s), "86400", FW_MIN_LATENESS_S,
+      FW_MAX_LATENESS_S, NULL, NULL, NULL,
       "How long, in event time, a key's idle state is kept past its window (or "
       "suppression), so late events still find it.  The clock that expires state "
       "is the median of the last 1024 event times, so a few absurd timestamps do "
@@ -142,7 +144,8 @@ static const struct key keys[] = {
       "Events whose ts is further ahead of this machine's clock than this are "
       "malformed (dead-lettered with the reason), so a bad clock upstream cannot "
       "blind a key's windows for longer.  0: no limit." },
-    { "limits.max_event_bytes", K_SIZE, F(max_event_bytes), "1048576", 64, 16777216, NULL,
+    { "limits.max_event_bytes", K_SIZE, F(max_event_bytes), "1048576",
+      FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, NULL,
       NULL, NULL,
       "Events larger than this are malformed (dead-lettered), not parsed." },
     { "state.dir", K_STR, F(state_dir), "state", 1, 4000, NULL, NULL, "path",

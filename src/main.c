@@ -338,17 +338,19 @@ static int cmd_replay(int argc, char **argv)
             o.threads = (uint32_t)v;
             break;
         case OPT_MAX_BYTES:
-            if (parse_u64(optarg, 64, 1ull << 30, &v) != 0) {
+            if (parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
                 fprintf(stderr, "fraudwatch replay: --max-event-bytes must be "
-                                "64..1073741824, not '%s'\n", optarg);
+                                "%u..%u, not '%s'\n", FW_MIN_MAX_EVENT_BYTES,
+                        FW_MAX_MAX_EVENT_BYTES, optarg);
                 return 2;
             }
             o.max_event_bytes = (size_t)v;
             break;
         case OPT_LATENESS:
-            if (parse_u64(optarg, 1, 31536000, &v) != 0) {
+            if (parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
                 fprintf(stderr, "fraudwatch replay: --lateness must be "
-                                "1..31536000 seconds, not '%s'\n", optarg);
+                                "%d..%d seconds, not '%s'\n", FW_MIN_LATENESS_S,
+                        FW_MAX_LATENESS_S, optarg);
                 return 2;
             }
             o.lateness_ms = (int64_t)v * 1000;

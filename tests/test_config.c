@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fraudwatch/config.h"
+#include "fraudwatch/pipeline.h"
 
 static char tmpdir[] = "/tmp/fw-test-config-XXXXXX";
 static int nfiles;
@@ -98,6 +99,9 @@ static void test_defaults(void **state)
     assert_string_equal(s->dlq_topic, "fraudwatch.deadletter");
     assert_int_equal(s->threads, 2);
     assert_string_equal(s->rules_source, "dir:rules");
+    /* The engine's defaults are replay's: one table (pipeline.h). */
+    assert_true(s->lateness_s * 1000 == FW_DEFAULT_LATENESS_MS);
+    assert_true(s->max_event_bytes == FW_DEFAULT_MAX_EVENT_BYTES);
     assert_int_equal(s->max_event_bytes, 1048576);
     assert_int_equal(s->lateness_s, 86400);
     assert_string_equal(s->state_dir, "state");

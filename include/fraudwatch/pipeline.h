@@ -38,8 +38,15 @@ typedef struct fw_pipeline_opts {
                                   snapshot is taken (default 2048) */
 } fw_pipeline_opts;
 
+/* The engine's limits: one table for replay's flags (main.c) and the
+ * daemon's settings (config.c), so that replay equals stream by
+ * construction.  tests/test_config.c checks the settings' defaults. */
 #define FW_DEFAULT_MAX_EVENT_BYTES (1u << 20)
+#define FW_MIN_MAX_EVENT_BYTES 64
+#define FW_MAX_MAX_EVENT_BYTES (16u << 20)
 #define FW_DEFAULT_LATENESS_MS INT64_C(86400000)
+#define FW_MIN_LATENESS_S 1
+#define FW_MAX_LATENESS_S 31536000
 #define FW_REASON_FUTURE "ts is further ahead of the wall clock than limits.max_future_s"
 
 fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen);
