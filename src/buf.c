@@ -1,6 +1,8 @@
 /* buf.c — growable byte buffer (see include/fraudwatch/buf.h). */
 #include "fraudwatch/buf.h"
 
+#include "fraudwatch/alloc.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +15,7 @@ void fw_buf_reserve(fw_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap - b->len < extra + 1)
         cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
+    char *p = fw_xrealloc(b->p, cap);
     b->p = p;
     b->cap = cap;
 }

@@ -22,17 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "fraudwatch/event.h"
-
-static char *dup_or_die(const char *s)
-{
-    char *p = strdup(s);
-    if (!p) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 /* ---- regex, not_regex -------------------------------------------------- */
 
@@ -57,7 +48,7 @@ static bool regex_parse(fw_loader *L, const cJSON *cond, const cJSON *v,
         fw_lx_report(L, sub, "must be a string (a PCRE2 pattern)");
         return false;
     }
-    out->pattern = dup_or_die(v->valuestring);
+    out->pattern = fw_xstrdup(v->valuestring);
     return fw_lx_regex(L, sub, v->valuestring, out->caseless, &out->re);
 }
 
@@ -131,7 +122,7 @@ static bool op_parse(fw_loader *L, const cJSON *cond, const cJSON *v,
             fw_lx_report(L, vp, "a string compares only with \"==\" or \"!=\"");
             return false;
         }
-        out->str = dup_or_die(value->valuestring);
+        out->str = fw_xstrdup(value->valuestring);
         out->str_len = strlen(out->str);
         return true;
     }

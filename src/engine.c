@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "engine.h"
 #include "match.h"
 #include "rule_kinds.h"
@@ -53,12 +54,6 @@ uint64_t fw_scanner_faults(const fw_scanner *s)
     return fw_matcher_faults(s->matcher);
 }
 
-static void oom(void)
-{
-    fputs("fraudwatch: out of memory\n", stderr);
-    abort();
-}
-
 bool fw_scan_key_part(fw_buf *key, const cJSON *root, const fw_path *p)
 {
     char num[FW_NUMTEXT_MAX];
@@ -74,9 +69,7 @@ static void push(fw_updvec *v, const fw_update *u)
 {
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 256;
-        v->v = realloc(v->v, v->cap * sizeof *v->v);
-        if (!v->v)
-            oom();
+        v->v = fw_xrealloc(v->v, v->cap * sizeof *v->v);
     }
     v->v[v->n++] = *u;
 }
@@ -107,13 +100,13 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
             continue;   /* a key or value field missing: not counted */
         if (!event_id && !(event_id = fw_arena_strndup(arena, ev->event_id,
                                                        ev->event_id_len)))
-            oom();
+            fw_oom();
         u.event_id = event_id;
         u.event_id_len = (uint32_t)ev->event_id_len;
         u.klen = (uint32_t)key->len;
         u.key = fw_arena_strndup(arena, key->len ? key->p : "", key->len);
         if (!u.key)
-            oom();
+            fw_oom();
         u.khash = fw_hash64(u.key, u.klen, r->state_sig);
         push(&out[fw_shard_of(u.khash, nshards)], &u);
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "rule_kinds.h"
 
 static void plain_parse(fw_loader *L, const cJSON *obj, fw_rule *r)
@@ -27,10 +28,8 @@ static bool plain_scan(fw_scan_ctx *cx, const fw_rule *r, uint32_t step, fw_upda
     fw_match_explain(cx->matcher, ev->root, r->steps[0].where, r->steps[0].nwhere,
                      cx->scratch);
     u->evidence = fw_arena_strndup(cx->arena, cx->scratch->p, cx->scratch->len);
-    if (!u->evidence) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
+    if (!u->evidence)
+        fw_oom();
     return true;
 }
 

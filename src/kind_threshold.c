@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "rule_kinds.h"
 
 #define MAX_GROUP_BY 8
@@ -179,10 +180,8 @@ static bool threshold_scan(fw_scan_ctx *cx, const fw_rule *r, uint32_t step, fw_
     u->vkind = FW_V_TEXT;
     u->vtext = fw_arena_strndup(cx->arena, t, len);
     u->vlen = (uint32_t)len;
-    if (!u->vtext) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
+    if (!u->vtext)
+        fw_oom();
     return true;
 }
 

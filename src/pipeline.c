@@ -40,6 +40,8 @@
  * largest shard and a slice per batch. */
 #include "fraudwatch/pipeline.h"
 
+#include "fraudwatch/alloc.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -542,12 +544,7 @@ bool fw_batch_add(fw_batch *b, const char *data, size_t len, uint64_t tag)
             size_t cap = b->cap;
             while (cap < b->len + len)
                 cap *= 2;
-            char *d = realloc(b->data, cap);
-            if (!d) {
-                fputs("fraudwatch: out of memory\n", stderr);
-                abort();
-            }
-            b->data = d;
+            b->data = fw_xrealloc(b->data, cap);
             b->cap = cap;
         }
         memcpy(b->data + b->len, data, len);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "codec.h"
 #include "sequence.h"
 
@@ -31,21 +32,13 @@ struct fw_seqstate {
     struct chain **chain; /* [nsteps - 1] */
 };
 
-static void oom(void)
-{
-    fputs("fraudwatch: out of memory\n", stderr);
-    abort();
-}
-
 static struct chain *chain_extend(const struct chain *prev, const fw_update *u)
 {
     uint32_t n = prev ? prev->n + 1 : 1;
     size_t idbytes = u->event_id_len;
     for (uint32_t i = 0; prev && i < prev->n; i++)
         idbytes += prev->l[i].len;
-    struct chain *c = malloc(sizeof *c + n * sizeof c->l[0] + idbytes + 1);
-    if (!c)
-        oom();
+    struct chain *c = fw_xmalloc(sizeof *c + n * sizeof c->l[0] + idbytes + 1);
     c->n = n;
     c->ids = (char *)&c->l[n];
     size_t off = 0;
@@ -95,14 +88,10 @@ bool fw_sequence_apply(fw_seqstate **sp, const fw_rule *r, int64_t *m,
 {
     fw_seqstate *s = *sp;
     if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s)
-            oom();
+        s = fw_xcalloc(1, sizeof *s);
         s->nsteps = r->nsteps;
-        s->c = malloc((r->nsteps - 1) * sizeof *s->c);
-        s->chain = calloc(r->nsteps - 1, sizeof *s->chain);
-        if (!s->c || !s->chain)
-            oom();
+        s->c = fw_xmalloc((r->nsteps - 1) * sizeof *s->c);
+        s->chain = fw_xcalloc(r->nsteps - 1, sizeof *s->chain);
         for (uint32_t i = 0; i + 1 < r->nsteps; i++)
             s->c[i] = FW_TS_NONE;
         *sp = s;
@@ -167,15 +156,11 @@ int fw_seqstate_load(fw_seqstate **sp, FILE *f)
     uint64_t nsteps;
     if (fw_get_u64(f, &nsteps) || nsteps < 2 || nsteps > 64)
         return -1;
-    fw_seqstate *s = calloc(1, sizeof *s);
-    if (!s)
-        oom();
+    fw_seqstate *s = fw_xcalloc(1, sizeof *s);
     *sp = s;
     s->nsteps = (uint32_t)nsteps;
-    s->c = malloc((nsteps - 1) * sizeof *s->c);
-    s->chain = calloc(nsteps - 1, sizeof *s->chain);
-    if (!s->c || !s->chain)
-        oom();
+    s->c = fw_xmalloc((nsteps - 1) * sizeof *s->c);
+    s->chain = fw_xcalloc(nsteps - 1, sizeof *s->chain);
     for (uint32_t i = 0; i + 1 < s->nsteps; i++)
         s->c[i] = FW_TS_NONE;
     for (uint32_t i = 0; i + 1 < s->nsteps; i++) {

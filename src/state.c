@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "alert.h"
 #include "codec.h"
 #include "state.h"
@@ -118,11 +119,7 @@ fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
         if (st->snapping && it->snap_gen != st->gen)
             snap_item(st, it);          /* as it was at the cut, before the change */
     } else {
-        it = calloc(1, sizeof *it + u->klen);
-        if (!it) {
-            fputs("fraudwatch: out of memory\n", stderr);
-            abort();
-        }
+        it = fw_xcalloc(1, sizeof *it + u->klen);
         it->sig = r->state_sig;
         it->khash = u->khash;
         it->k.m = FW_TS_NONE;
@@ -130,10 +127,8 @@ fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
         it->klen = u->klen;
         it->snap_gen = st->gen;         /* born after any cut in progress */
         memcpy(it->key, u->key, u->klen);
-        if (fw_hmap_insert(st->items, u->khash, it) != 0) {
-            fputs("fraudwatch: out of memory\n", stderr);
-            abort();
-        }
+        if (fw_hmap_insert(st->items, u->khash, it) != 0)
+            fw_oom();
     }
     /* A rule reloaded with a new limit or suppression keeps its state
      * (SPEC §4) and takes the new values from here on. */
@@ -152,11 +147,7 @@ void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
     fw_alert_render(&out->text, r, version, u->key, u->klen, u, ev, evlen);
     if (out->n == out->cap) {
         out->cap = out->cap ? out->cap * 2 : 16;
-        out->refs = realloc(out->refs, out->cap * sizeof *out->refs);
-        if (!out->refs) {
-            fputs("fraudwatch: out of memory\n", stderr);
-            abort();
-        }
+        out->refs = fw_xrealloc(out->refs, out->cap * sizeof *out->refs);
     }
     size_t len = out->text.len - off;
     size_t subject_off = out->text.len;
@@ -239,11 +230,7 @@ size_t fw_state_snap_begin(fw_state *st, fw_buf *out)
     size_t n = fw_hmap_count(st->items);
     if (n > st->todo_cap) {
         size_t cap = n + n / 4;
-        struct item **t = realloc(st->todo, cap * sizeof *t);
-        if (!t) {
-            fputs("fraudwatch: out of memory\n", stderr);
-            abort();
-        }
+        struct item **t = fw_xrealloc(st->todo, cap * sizeof *t);
         st->todo = t;
         st->todo_cap = cap;
     }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "codec.h"
 #include "window.h"
 
@@ -43,12 +44,6 @@ static bool dval_eq(const void *item, const void *key, size_t len)
 {
     const struct dval *d = item;
     return d->len == len && memcmp(d->text, key, len) == 0;
-}
-
-static void oom(void)
-{
-    fputs("fraudwatch: out of memory\n", stderr);
-    abort();
 }
 
 void fw_window_free(fw_window *w)
@@ -100,9 +95,7 @@ static void make_room(fw_window *w)
         return;
     }
     size_t cap = w->cap ? w->cap * 2 : 4;
-    struct entry *e = realloc(w->e, cap * sizeof *e);
-    if (!e)
-        oom();
+    struct entry *e = fw_xrealloc(w->e, cap * sizeof *e);
     w->e = e;
     w->cap = cap;
 }
@@ -112,15 +105,13 @@ static struct dval *intern_value(fw_window *w, const char *s, size_t len)
     uint64_t h = fw_hash64(s, len, 7);
     struct dval *d = fw_hmap_find(w->values, h, s, len, dval_eq);
     if (!d) {
-        d = malloc(sizeof *d + len);
-        if (!d)
-            oom();
+        d = fw_xmalloc(sizeof *d + len);
         d->count = 0;
         d->len = (uint32_t)len;
         d->scratch = 0;
         memcpy(d->text, s, len);
         if (fw_hmap_insert(w->values, h, d) != 0)
-            oom();
+            fw_oom();
     }
     d->count++;
     return d;
@@ -137,11 +128,9 @@ bool fw_window_apply(fw_window **wp, const fw_rule *r, int64_t *m,
 
     fw_window *w = *wp;
     if (!w) {
-        w = calloc(1, sizeof *w);
-        if (!w)
-            oom();
+        w = fw_xcalloc(1, sizeof *w);
         if (r->agg == FW_AGG_DISTINCT && !(w->values = fw_hmap_new(4)))
-            oom();
+            fw_oom();
         *wp = w;
     }
     *m = hw;
@@ -213,15 +202,12 @@ int fw_window_load(fw_window **wp, FILE *f)
     uint64_t n, distinct;
     if (fw_get_u64(f, &n) || fw_get_u64(f, &distinct) || n > (1u << 30))
         return -1;
-    fw_window *w = calloc(1, sizeof *w);
-    if (!w)
-        oom();
+    fw_window *w = fw_xcalloc(1, sizeof *w);
     *wp = w;
     if (distinct && !(w->values = fw_hmap_new((size_t)n)))
-        oom();
+        fw_oom();
     w->cap = n ? (size_t)n : 4;
-    if (!(w->e = malloc(w->cap * sizeof *w->e)))
-        oom();
+    w->e = fw_xmalloc(w->cap * sizeof *w->e);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t ts, micro;
         if (fw_get_u64(f, &ts) || fw_get_u64(f, &micro))
