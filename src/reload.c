@@ -14,8 +14,12 @@
  *                 good set and reconnects with backoff.
  *
  * A new set is validated and compiled here (fw_ruleset_load_files); a set
- * that fails is refused, logged and reported in the heartbeat, and the last
- * good one stays.  A good one is handed over through one atomic pointer:
+ * that fails is refused, logged, counted (fraudwatch_rule_reload_failures_total)
+ * and reported in the heartbeat, and the last good one stays.  A directory
+ * is read by rulefiles.c, which refuses what could hang or exhaust this
+ * thread (a FIFO, /dev/zero, a 3 GiB file) before reading it, so whatever
+ * lands in the directory ends in a refusal, never in a crash or a stuck
+ * reload.  A good one is handed over through one atomic pointer:
  * the daemon's main thread takes it between two batches, so every event is
  * matched entirely by the old set or entirely by the new one, and the old
  * set is freed when the last batch holding it retires (reference counts).
@@ -160,7 +164,7 @@ static int load_redis(fw_reloader *r, fw_rstore *st, fw_ruleset **out,
         return -1;   /* a Redis problem, not a rule problem */
     r->generation = generation;
     int rc = fw_ruleset_load_files(files, n, version, out, err, errlen) == 0 ? 0 : 1;
-    fw_rstore_files_free(files, n);
+    fw_rulefiles_free(files, n);
     return rc;
 }
 
@@ -285,8 +289,24 @@ int fw_reloader_start(const fw_settings *s, fw_metrics *m, fw_ruleset **initial,
     void *(*fn)(void *) = NULL;
     if (strncmp(s->rules_source, "dir:", 4) == 0) {
         r->dir = s->rules_source + 4;
-        if (fw_ruleset_load_dir(r->dir, 1, initial, err, errlen) != 0)
+        char *e = malloc(errlen ? errlen : 1);
+        if (!e) {
+            snprintf(err, errlen, "out of memory");
             goto fail;
+        }
+        if (fw_ruleset_load_dir(r->dir, 1, initial, e, errlen ? errlen : 1) != 0) {
+            /* No last good set to keep: the daemon does not start (and
+             * commits nothing, so the events wait in Kafka).  A refusal is
+             * cheap — nothing is read before it is checked — so a
+             * supervisor restarting it only repeats this message. */
+            snprintf(err, errlen, "rules.source = dir:%s: the rule set is refused, "
+                                  "and there is no earlier set to run with; fix "
+                                  "the directory (fraudwatch rules check %s) and "
+                                  "start again:\n%s", r->dir, r->dir, e);
+            free(e);
+            goto fail;
+        }
+        free(e);
         fn = dir_thread;
     } else if (strncmp(s->rules_source, "redis://", 8) == 0) {
 #ifdef FW_HAVE_REDIS

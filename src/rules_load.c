@@ -2,7 +2,9 @@
  *
  * Owns the rule language's syntax and validation (SPEC §2).  Input is a list
  * of in-memory files, so a directory on disk and a blob from Redis go through
- * the same code.  Validation never stops at the first problem: every error is
+ * the same code; reading a directory (safely: only regular files, sizes
+ * checked before reading), file and watchlist names and the .list text
+ * belong to rulefiles.c, which the Redis store shares.  Validation never stops at the first problem: every error is
  * collected with its place — "calls.json: rule R101: threshold.window_s: …"
  * — and the set is refused whole if there is any.  Unknown members are
  * errors, so a typo like "treshold" cannot silently disable a threshold.
@@ -18,7 +20,6 @@
 #include "rules_parse.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -27,7 +28,6 @@
 #include <string.h>
 
 #define MAX_ERRORS 50
-#define MAX_RULE_FILE (64u << 20)
 
 struct fw_loader {
     char *err;
@@ -664,25 +664,13 @@ bool fw_list_contains(const fw_list *l, const char *s, size_t len)
     return fw_hmap_find(l->set, fw_hash64(s, len, 0x11), s, len, item_eq) != NULL;
 }
 
-static bool valid_list_name(const char *s, size_t n)
-{
-    if (n < 1 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' &&
-            s[i] != '-')
-            return false;
-    return true;
-}
-
 static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
 {
     L->file = f->name;
     L->rule[0] = '\0';
     size_t nlen = strlen(f->name) - strlen(".list");
-    if (!valid_list_name(f->name, nlen)) {
-        report(L, NULL, "a watchlist name must be 1..64 characters of "
-                        "A-Z a-z 0-9 _ . -");
+    if (!fw_rulefiles_valid_list_name(f->name, nlen)) {
+        report(L, NULL, "a watchlist name must be " FW_LIST_NAME_RULE);
         return;
     }
     /* Count lines for sizing; the pool holds each value with a length. */
@@ -701,23 +689,14 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
     }
     L->rs->nlists++;
 
-    size_t used = 0, lineno = 0;
-    const char *p = f->data, *end = f->data + f->len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        lineno++;
-        const char *s = p, *e = le;
-        while (s < e && isspace((unsigned char)*s))
-            s++;
-        while (e > s && isspace((unsigned char)e[-1]))
-            e--;
-        p = nl ? nl + 1 : end;
-        if (s == e || *s == '#')
-            continue;
-        size_t n = (size_t)(e - s);
+    size_t used = 0;
+    fw_listtext it;
+    const char *s;
+    size_t n;
+    fw_listtext_init(&it, f->data, f->len);
+    while (fw_listtext_next(&it, &s, &n)) {
         if (n > UINT32_MAX) {
-            report(L, NULL, "line %zu: value too long", lineno);
+            report(L, NULL, "line %zu: value too long", it.lineno);
             continue;
         }
         uint64_t h = fw_hash64(s, n, 0x11);
@@ -734,12 +713,6 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
         }
         l->count++;
     }
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a > b && strcmp(s + a - b, suffix) == 0;
 }
 
 static bool id_eq(const void *item, const void *key, size_t len)
@@ -764,7 +737,7 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
 
     size_t nrulefiles = 0;
     for (size_t i = 0; i < nfiles; i++)
-        if (ends_with(files[i].name, ".list"))
+        if (fw_rulefiles_is_list(files[i].name))
             load_list_file(&L, &files[i]);
     for (uint32_t i = 0; i < rs->nlists; i++)
         for (uint32_t j = i + 1; j < rs->nlists; j++)
@@ -774,11 +747,13 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
                        rs->lists[i].name);
             }
     for (size_t i = 0; i < nfiles; i++) {
-        if (ends_with(files[i].name, ".json")) {
-            if (files[i].len > MAX_RULE_FILE) {
+        if (fw_rulefiles_is_rules(files[i].name)) {
+            /* A directory was checked before it was read (rulefiles.c);
+             * this is for files from elsewhere (Redis, a caller). */
+            if (files[i].len > FW_RULEFILE_MAX_BYTES) {
                 L.file = files[i].name;
-                report(&L, NULL, "file is larger than %u MiB",
-                       MAX_RULE_FILE >> 20);
+                report(&L, NULL, "file is larger than %zu MiB",
+                       FW_RULEFILE_MAX_BYTES >> 20);
                 continue;
             }
             load_rules_file(&L, &files[i]);
@@ -817,96 +792,6 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
     fw_ruleset_build_index(rs);
     *out = rs;
     return 0;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(((const fw_rulefile *)a)->name, ((const fw_rulefile *)b)->name);
-}
-
-int fw_rulefiles_read_dir(const char *dir, fw_rulefile **out, size_t *nout,
-                          char *err, size_t errlen)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(err, errlen, "%s: cannot open the rules directory: %s", dir,
-                 strerror(errno));
-        return -1;
-    }
-    fw_rulefile *files = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        if (!ends_with(de->d_name, ".json") && !ends_with(de->d_name, ".list"))
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        FILE *fp = fopen(path, "rb");
-        if (!fp) {
-            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-            rc = -1;
-            break;
-        }
-        char *buf = NULL;
-        size_t len = 0, bcap = 0;
-        for (;;) {
-            if (len == bcap) {
-                bcap = bcap ? bcap * 2 : 65536;
-                char *nb = realloc(buf, bcap + 1);
-                if (!nb) {
-                    fputs("fraudwatch: out of memory\n", stderr);
-                    abort();
-                }
-                buf = nb;
-            }
-            size_t got = fread(buf + len, 1, bcap - len, fp);
-            len += got;
-            if (got == 0)
-                break;
-        }
-        bool failed = ferror(fp);
-        fclose(fp);
-        if (failed) {
-            free(buf);
-            snprintf(err, errlen, "%s: read error", path);
-            rc = -1;
-            break;
-        }
-        buf[len] = '\0';
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            files = realloc(files, cap * sizeof *files);
-            if (!files) {
-                fputs("fraudwatch: out of memory\n", stderr);
-                abort();
-            }
-        }
-        files[n].name = xstrdup(de->d_name);
-        files[n].data = buf;
-        files[n].len = len;
-        n++;
-    }
-    closedir(d);
-    if (rc != 0) {
-        fw_rulefiles_free(files, n);
-        return -1;
-    }
-    qsort(files, n, sizeof *files, name_cmp);
-    *out = files;
-    *nout = n;
-    return 0;
-}
-
-void fw_rulefiles_free(fw_rulefile *files, size_t n)
-{
-    for (size_t i = 0; files && i < n; i++) {
-        free((char *)files[i].name);
-        free((char *)files[i].data);
-    }
-    free(files);
 }
 
 int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,

@@ -41,7 +41,10 @@
  * reply stream is out of step), so the handle is marked dead and every later
  * call fails at once: the caller reconnects.  Validation is the rule
  * loader's (fw_ruleset_load_files): the bytes validated are the bytes
- * stored, so nothing unvalidated can reach Redis through a push. */
+ * stored, so nothing unvalidated can reach Redis through a push.  Reading
+ * files (a rules directory, a .list for `lists load`), file and watchlist
+ * names and the .list text are rulefiles.c's, shared with the loader, so
+ * what a push stores and what the loader accepts cannot drift apart. */
 #include "fraudwatch/rulestore.h"
 
 #include <ctype.h>
@@ -78,7 +81,6 @@
 #define SCAN_COUNT "1000"     /* SSCAN / SCAN batch */
 #define MAX_ATTEMPTS 16       /* WATCH conflicts / lists changing under a read */
 #define SUB_PING_MS 5000      /* a quiet subscriber PINGs this often */
-#define MAX_FILE (64u << 20)  /* a rule file or a .list file read from disk */
 
 /* ---- URLs ------------------------------------------------------------------ */
 
@@ -659,39 +661,15 @@ int fw_rstore_generation(fw_rstore *r, uint64_t *gen, char *err, size_t errlen)
 
 /* ---- names, values, list text ----------------------------------------------- */
 
-static bool valid_list_name(const char *s, size_t n)
-{
-    if (n < 1 || n > 64 || s[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' &&
-            s[i] != '-')
-            return false;
-    return true;
-}
-
+/* Names and the .list text are rulefiles.c's, shared with the loader. */
 static int check_list_name(const char *name, char *err, size_t errlen)
 {
-    if (!name || !valid_list_name(name, strlen(name))) {
-        snprintf(err, errlen, "\"%.80s\" is not a valid watchlist name: 1..64 "
-                              "characters of A-Z a-z 0-9 _ . -, not starting "
-                              "with '.'", name ? name : "");
+    if (!name || !fw_rulefiles_valid_list_name(name, strlen(name))) {
+        snprintf(err, errlen, "\"%.80s\" is not a valid watchlist name: "
+                              FW_LIST_NAME_RULE, name ? name : "");
         return FW_RSTORE_REFUSED;
     }
     return 0;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a > b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* A rule file name as it may be written into a directory. */
-static bool valid_file_name(const char *s, size_t n)
-{
-    return n > 5 && n < 256 && s[0] != '.' && !memchr(s, '/', n) &&
-           !memchr(s, '\0', n) && memcmp(s + n - 5, ".json", 5) == 0;
 }
 
 /* Entries of a .list text: pointers into it. */
@@ -720,23 +698,15 @@ static void entries_free(struct entries *e)
     memset(e, 0, sizeof *e);
 }
 
-/* The watchlist rules of the loader (rules_load.c): one value a line,
- * surrounding white space trimmed, blank lines and '#' lines skipped. */
+/* The values of a .list text, as the loader reads them. */
 static void parse_list_text(const char *data, size_t len, struct entries *e)
 {
-    const char *p = data, *end = data + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *s = p, *le = nl ? nl : end;
-        while (s < le && isspace((unsigned char)*s))
-            s++;
-        while (le > s && isspace((unsigned char)le[-1]))
-            le--;
-        p = nl ? nl + 1 : end;
-        if (s == le || *s == '#')
-            continue;
-        entries_add(e, s, (size_t)(le - s));
-    }
+    fw_listtext it;
+    const char *s;
+    size_t n;
+    fw_listtext_init(&it, data, len);
+    while (fw_listtext_next(&it, &s, &n))
+        entries_add(e, s, n);
 }
 
 static void list_key(char *buf, size_t n, const char *name)
@@ -964,72 +934,6 @@ static int transact(fw_rstore *r, struct args *cmds, int n, redisReply **exec,
     return 0;
 }
 
-/* ---- reading a directory ------------------------------------------------- */
-
-void fw_rstore_files_free(fw_rulefile *files, size_t n)
-{
-    for (size_t i = 0; files && i < n; i++) {
-        free((char *)files[i].name);
-        free((char *)files[i].data);
-    }
-    free(files);
-}
-
-static int file_cmp(const void *a, const void *b)
-{
-    return strcmp(((const fw_rulefile *)a)->name, ((const fw_rulefile *)b)->name);
-}
-
-/* Reads a whole file (or stdin for "-"); NUL-terminated. */
-static int slurp(const char *path, char **data, size_t *len, char *err, size_t errlen)
-{
-    bool is_stdin = strcmp(path, "-") == 0;
-    int fd = is_stdin ? 0 : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return FW_RSTORE_ERR;
-    }
-    struct stat st;
-    if (!is_stdin && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return FW_RSTORE_ERR;
-    }
-    size_t cap = 65536, n = 0;
-    char *buf = xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= (size_t)1 << 31) {
-                snprintf(err, errlen, "%s: larger than 2 GiB", path);
-                goto fail;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap + 1);
-        }
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (got == 0)
-            break;
-        n += (size_t)got;
-    }
-    if (!is_stdin)
-        close(fd);
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return 0;
-fail:
-    if (!is_stdin)
-        close(fd);
-    free(buf);
-    return FW_RSTORE_ERR;
-}
-
 /* ---- push ------------------------------------------------------------------ */
 
 int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
@@ -1055,8 +959,8 @@ int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
     res->nrules = fw_ruleset_rule_count(rs);
     fw_ruleset_unref(rs);
     for (size_t i = 0; i < n; i++)
-        if (ends_with(files[i].name, ".json") && !valid_file_name(files[i].name,
-                                                                   strlen(files[i].name))) {
+        if (fw_rulefiles_is_rules(files[i].name) &&
+            !fw_rulefiles_valid_rules_name(files[i].name, strlen(files[i].name))) {
             snprintf(err, errlen, "%s: a rule file name cannot start with '.' "
                                   "or hold '/'; nothing was changed in redis",
                      files[i].name);
@@ -1066,7 +970,7 @@ int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
     /* 2. The lists and their entries. */
     size_t nl = 0;
     for (size_t i = 0; i < n; i++)
-        if (ends_with(files[i].name, ".list"))
+        if (fw_rulefiles_is_list(files[i].name))
             nl++;
     const char **names = xmalloc(nl * sizeof *names + 1);
     char **namebufs = xmalloc(nl * sizeof *namebufs + 1);
@@ -1085,7 +989,7 @@ int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
     make_token(token, sizeof token);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!ends_with(files[i].name, ".list"))
+        if (!fw_rulefiles_is_list(files[i].name))
             continue;
         namebufs[k] = xstrndup(files[i].name, strlen(files[i].name) - 5);
         names[k] = namebufs[k];
@@ -1094,7 +998,7 @@ int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
     }
     res->nlists = nl;
     for (size_t i = 0; i < n; i++)
-        if (ends_with(files[i].name, ".json"))
+        if (fw_rulefiles_is_rules(files[i].name))
             res->nfiles++;
 
     /* 3. Stage every non-empty list into a temporary key. */
@@ -1169,7 +1073,7 @@ int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
         arg_str(c, "HSET");
         arg_str(c, K_FILES);
         for (size_t i = 0; i < n; i++) {
-            if (!ends_with(files[i].name, ".json"))
+            if (!fw_rulefiles_is_rules(files[i].name))
                 continue;
             arg_str(c, files[i].name);
             arg_add(c, files[i].data, files[i].len);
@@ -1199,7 +1103,7 @@ int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
             bool kept = false;
             for (size_t j = 0; j < nl && !kept; j++)
                 kept = strcmp(old[i], names[j]) == 0;
-            if (kept || !valid_list_name(old[i], strlen(old[i])))
+            if (kept || !fw_rulefiles_valid_list_name(old[i], strlen(old[i])))
                 continue;
             char *lk = bufs[nb++], *vk = bufs[nb++];
             list_key(lk, 160, old[i]);
@@ -1287,10 +1191,16 @@ int fw_rstore_push_dir(fw_rstore *r, const char *dir, fw_rstore_push_result *res
         return dead_fail(r, err, errlen);
     fw_rulefile *files = NULL;
     size_t n = 0;
-    int rc = fw_rulefiles_read_dir(dir, &files, &n, err, errlen) == 0 ? 0 : FW_RSTORE_ERR;
-    if (rc != 0)
-        return rc;
-    rc = fw_rstore_push_files(r, files, n, res, err, errlen);
+    char *rerr = xmalloc(errlen ? errlen : 1);
+    if (fw_rulefiles_read_dir(dir, &files, &n, rerr, errlen ? errlen : 1) != 0) {
+        /* a FIFO, a 3 GiB file, a missing directory: refused unread */
+        snprintf(err, errlen, "the rule set in %s is refused; nothing was changed "
+                              "in redis:\n%s", dir, rerr);
+        free(rerr);
+        return FW_RSTORE_REFUSED;
+    }
+    free(rerr);
+    int rc = fw_rstore_push_files(r, files, n, res, err, errlen);
     if (rc == FW_RSTORE_REFUSED && strncmp(err, "the rule set", 12) == 0) {
         size_t len = strlen(err) + strlen(dir) + 32;
         char *copy = xmalloc(len);
@@ -1298,7 +1208,7 @@ int fw_rstore_push_dir(fw_rstore *r, const char *dir, fw_rstore_push_result *res
         snprintf(err, errlen, "%s", copy);
         free(copy);
     }
-    fw_rstore_files_free(files, n);
+    fw_rulefiles_free(files, n);
     return rc;
 }
 
@@ -1322,7 +1232,7 @@ struct snap {
 
 static void snap_free(struct snap *s)
 {
-    fw_rstore_files_free(s->json, s->njson);
+    fw_rulefiles_free(s->json, s->njson);
     for (size_t i = 0; i < s->nlists; i++) {
         free(s->lists[i].name);
         free(s->lists[i].text);
@@ -1520,9 +1430,9 @@ static int snapshot(fw_rstore *r, struct snap *s, bool use_cache, char *err,
         if (use_cache && s->generation < r->cache_generation)
             cache_clear(r);
         if (s->njson)
-            qsort(s->json, s->njson, sizeof *s->json, file_cmp);
+            fw_rulefiles_sort(s->json, s->njson);
         for (size_t i = 0; i < s->nlists; i++) {
-            if (!valid_list_name(s->lists[i].name, strlen(s->lists[i].name))) {
+            if (!fw_rulefiles_valid_list_name(s->lists[i].name, strlen(s->lists[i].name))) {
                 snprintf(err, errlen, "%s: %s holds \"%.80s\", not a valid "
                                       "watchlist name (written by something other "
                                       "than fraudwatch?)", r->where, K_LISTS,
@@ -1592,7 +1502,7 @@ int fw_rstore_fetch(fw_rstore *r, fw_rulefile **files, size_t *nfiles,
         k++;
         s.lists[i].text = NULL;
     }
-    qsort(out, n, sizeof *out, file_cmp);
+    fw_rulefiles_sort(out, n);
     *files = out;
     *nfiles = n;
     *version = s.version;
@@ -1740,7 +1650,7 @@ int fw_rstore_pull_dir(fw_rstore *r, const char *dir, bool force,
         goto out;
     }
     for (size_t i = 0; i < s.njson; i++) {
-        if (!valid_file_name(s.json[i].name, strlen(s.json[i].name))) {
+        if (!fw_rulefiles_valid_rules_name(s.json[i].name, strlen(s.json[i].name))) {
             snprintf(err, errlen, "%s: %s has a field \"%.80s\", not a rule file "
                                   "name (NAME.json): written by something other "
                                   "than fraudwatch? nothing was written",
@@ -1778,7 +1688,7 @@ int fw_rstore_pull_dir(fw_rstore *r, const char *dir, bool force,
         struct dirent *de;
         while (d && (de = readdir(d))) {
             const char *nm = de->d_name;
-            if (nm[0] == '.' || (!ends_with(nm, ".json") && !ends_with(nm, ".list")))
+            if (nm[0] == '.' || (!fw_rulefiles_is_rules(nm) && !fw_rulefiles_is_list(nm)))
                 continue;
             bool live = false;
             for (size_t i = 0; i < s.njson && !live; i++)
@@ -1786,7 +1696,7 @@ int fw_rstore_pull_dir(fw_rstore *r, const char *dir, bool force,
             for (size_t i = 0; i < s.nlists && !live; i++)
                 live = strlen(nm) == strlen(s.lists[i].name) + 5 &&
                        strncmp(nm, s.lists[i].name, strlen(s.lists[i].name)) == 0 &&
-                       ends_with(nm, ".list");
+                       fw_rulefiles_is_list(nm);
             if (live)
                 continue;
             char path[4096];
@@ -2072,8 +1982,8 @@ int fw_rstore_list_load(fw_rstore *r, const char *name, const char *path,
         return rc;
     char *data;
     size_t len;
-    if ((rc = slurp(path, &data, &len, err, errlen)) != 0)
-        return rc;
+    if (fw_rulefiles_read_file(path, FW_RULEFILE_LIST, &data, &len, err, errlen) != 0)
+        return FW_RSTORE_ERR;
     rc = fw_rstore_list_replace(r, name, data, len, res, err, errlen);
     free(data);
     if (res)

@@ -4,7 +4,9 @@
  * duplicate keys, invalid UTF-8, NUL bytes, megabyte messages, ts out of
  * range.  Rule sets: catastrophic backtracking, huge alternations, thousands
  * of rules, millions of watchlist entries, deeply nested "any", oversized
- * files, floods of members and errors.
+ * files, floods of members and errors.  Rules directories: a sparse 3 GiB
+ * file, a FIFO, a link to /dev/zero, a directory under a rule-file name, too
+ * many files, too many bytes together.
  *
  * Each case asserts what happened in the engine's own terms — the malformed
  * counter and its reason, the regex-fault counter, the refusal message of a
@@ -19,10 +21,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fraudwatch/event.h"
 #include "fraudwatch/pipeline.h"
@@ -676,6 +686,251 @@ static void test_oversized_rule_file(void **state)
     free(big);
 }
 
+/* ---- rules directories ------------------------------------------------------ */
+
+/* Sanitizers reserve terabytes of address space: no RLIMIT_AS under them. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FWH_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define FWH_SANITIZED 1
+#endif
+#endif
+
+static char rdir[64];   /* the rules directory of the current test */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static int rdir_teardown(void **state)
+{
+    (void)state;
+    if (rdir[0])
+        nftw(rdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rdir[0] = '\0';
+    return 0;
+}
+
+/* A fresh rules directory holding one good rules file, ok.json. */
+static void rdir_make(void)
+{
+    snprintf(rdir, sizeof rdir, "/tmp/fw-hostile-XXXXXX");
+    if (!mkdtemp(rdir))
+        fail_msg("mkdtemp: %s", strerror(errno));
+    char path[128];
+    snprintf(path, sizeof path, "%s/ok.json", rdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[" OK_RULE "]", f);
+    fclose(f);
+}
+
+static const char *rpath(const char *name)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", rdir, name);
+    return path;
+}
+
+/* A sparse file of `size` bytes: no disk, no page cache. */
+static void make_sparse(const char *name, off_t size)
+{
+    int fd = open(rpath(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, size), 0);
+    close(fd);
+}
+
+struct dir_load {
+    int rc;
+    long grown_kib;   /* peak RSS growth during the load */
+    char err[4096];
+};
+
+/* fw_ruleset_load_dir (what `rules check`, `replay` and the daemon's dir:
+ * source call) in a child process, so that a load that blocks (a FIFO) or
+ * grows without end (/dev/zero) fails this test rather than taking the
+ * suite or the machine with it: the child gets 1 GiB of address space more
+ * than it has (not under a sanitizer) and a 60 s alarm as the hang guard. */
+static void load_dir_in_child(struct dir_load *out)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(60);
+#ifndef FWH_SANITIZED
+        long pages = 0;
+        FILE *sf = fopen("/proc/self/statm", "r");
+        if (sf && fscanf(sf, "%ld", &pages) != 1)
+            pages = 0;
+        if (sf)
+            fclose(sf);
+        rlim_t as = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+        struct rlimit rl = { as, as };
+        setrlimit(RLIMIT_AS, &rl);
+#endif
+        static struct dir_load r;
+        long before = fwh_peak_rss_kib();
+        fw_ruleset *rs = NULL;
+        r.rc = fw_ruleset_load_dir(rdir, 1, &rs, r.err, sizeof r.err);
+        r.grown_kib = fwh_peak_rss_kib() - before;
+        fw_ruleset_unref(rs);
+        const char *p = (const char *)&r;
+        size_t left = sizeof r;
+        while (left) {
+            ssize_t w = write(fds[1], p, left);
+            if (w <= 0)
+                _exit(3);
+            p += w;
+            left -= (size_t)w;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    char *p = (char *)out;
+    size_t got = 0;
+    while (got < sizeof *out) {
+        ssize_t n = read(fds[0], p + got, sizeof *out - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(status))
+        fail_msg("loading the rules directory %s (signal %d: %s)",
+                 WTERMSIG(status) == SIGALRM ? "hung: killed by the 60 s guard"
+                                             : "crashed",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof *out)
+        fail_msg("the loading child failed (status %d)", status);
+}
+
+/* The directory must be refused with `needle` in the message, having held
+ * far less memory than the hostile file's size. */
+static void dir_refused(const char *needle)
+{
+    struct dir_load r;
+    load_dir_in_child(&r);
+    if (r.rc == 0)
+        fail_msg("accepted a rules directory that should be refused (%s)", needle);
+    if (!strstr(r.err, needle))
+        fail_msg("refusal message lacks \"%s\":\n%s", needle, r.err);
+    if (r.grown_kib > 64 * 1024)
+        fail_msg("the refused load held %ld MiB at its peak", r.grown_kib / 1024);
+}
+
+static void dir_loads(void)
+{
+    struct dir_load r;
+    load_dir_in_child(&r);
+    if (r.rc != 0)
+        fail_msg("refused: %s", r.err);
+}
+
+static void test_dir_huge_sparse_file(void **state)
+{
+    (void)state;
+    /* `truncate -s 3G rules/huge.json`: refused by its size, unread. */
+    rdir_make();
+    make_sparse("huge.json", (off_t)3 << 30);
+    dir_refused("/huge.json: 3221225472 bytes, over the 64 MiB limit for a rule file");
+    unlink(rpath("huge.json"));
+    make_sparse("huge.list", (off_t)3 << 30);
+    dir_refused("/huge.list: 3221225472 bytes, over the 256 MiB limit for a watchlist file");
+    unlink(rpath("huge.list"));
+    dir_loads();   /* the good file alone */
+}
+
+static void test_dir_special_files(void **state)
+{
+    (void)state;
+    /* Only regular files are read; anything else under a rule-file or
+     * list-file name refuses the set, saying what it is. */
+    static const struct {
+        char make;   /* 'f' a FIFO, 'z' a link to /dev/zero, 'd' a directory */
+        const char *name, *needle;
+    } cases[] = {
+        { 'f', "x.json", "/x.json: not a regular file (a FIFO)" },
+        { 'z', "x.json", "/x.json: not a regular file (a symbolic link to a character device)" },
+        { 'd', "x.json", "/x.json: not a regular file (a directory)" },
+        { 'f', "l.list", "/l.list: not a regular file (a FIFO)" },
+        { 'z', "l.list", "/l.list: not a regular file (a symbolic link to a character device)" },
+    };
+    rdir_make();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = rpath(cases[i].name);
+        int rc = cases[i].make == 'f' ? mkfifo(p, 0644)
+               : cases[i].make == 'z' ? symlink("/dev/zero", p) : mkdir(p, 0755);
+        assert_int_equal(rc, 0);
+        dir_refused(cases[i].needle);
+        assert_int_equal(remove(rpath(cases[i].name)), 0);
+    }
+    /* every problem is listed, not only the first */
+    assert_int_equal(mkfifo(rpath("a.json"), 0644), 0);
+    make_sparse("b.json", (off_t)65 << 20);
+    struct dir_load r;
+    load_dir_in_child(&r);
+    assert_int_equal(r.rc, -1);
+    assert_non_null(strstr(r.err, "/a.json: not a regular file (a FIFO)"));
+    assert_non_null(strstr(r.err, "/b.json: 68157440 bytes, over the 64 MiB limit"));
+    unlink(rpath("a.json"));
+    unlink(rpath("b.json"));
+
+    /* A link to a regular file elsewhere is a normal deployment: read. */
+    char real[128];
+    snprintf(real, sizeof real, "%s/elsewhere", rdir);
+    assert_int_equal(mkdir(real, 0755), 0);
+    snprintf(real, sizeof real, "%s/elsewhere/real.list", rdir);
+    FILE *f = fopen(real, "w");
+    assert_non_null(f);
+    fputs("13800000000\n", f);
+    fclose(f);
+    assert_int_equal(symlink(real, rpath("linked.list")), 0);
+    dir_loads();
+}
+
+static void test_dir_totals(void **state)
+{
+    (void)state;
+    /* Five watchlists of 250 MiB each: every one under its own limit,
+     * 1250 MiB together over the directory's — refused before any is read. */
+    rdir_make();
+    char name[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "l%d.list", i);
+        make_sparse(name, (off_t)250 << 20);
+    }
+    dir_refused(": the rule and watchlist files hold 1310720026 bytes together, over the 1 GiB "
+                "limit for a rules directory");   /* 5 × 250 MiB + ok.json */
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "l%d.list", i);
+        unlink(rpath(name));
+    }
+    /* 4096 rule and list files are the most a directory may hold. */
+    for (int i = 0; i < 4096; i++) {
+        snprintf(name, sizeof name, "l%04d.list", i);
+        int fd = open(rpath(name), O_WRONLY | O_CREAT, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    dir_refused("more than 4096 rule and watchlist files (*.json, *.list)");
+    unlink(rpath("l0000.list"));
+    dir_loads();   /* ok.json and 4095 lists */
+}
+
 static void test_member_flood(void **state)
 {
     (void)state;
@@ -798,6 +1053,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_millions_of_list_entries),
         cmocka_unit_test(test_deeply_nested_any),
         cmocka_unit_test(test_oversized_rule_file),
+        cmocka_unit_test_teardown(test_dir_huge_sparse_file, rdir_teardown),
+        cmocka_unit_test_teardown(test_dir_special_files, rdir_teardown),
+        cmocka_unit_test_teardown(test_dir_totals, rdir_teardown),
         cmocka_unit_test(test_member_flood),
         cmocka_unit_test(test_error_flood),
         cmocka_unit_test(test_hostile_watchlists),

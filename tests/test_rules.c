@@ -1,16 +1,21 @@
 /* test_rules.c — every validation error names its place and reason, and a
- * refused set is refused whole. */
+ * refused set is refused whole; the names and .list text of rulefiles.c are
+ * the same for the loader and the Redis store. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fraudwatch/event.h"
+#include "fraudwatch/rulefiles.h"
 #include "fraudwatch/ruleset.h"
 
 static const char LISTS[] = "# reported\n13800000000\n\n  13900000000  \n";
@@ -232,6 +237,111 @@ static void test_lists_and_describe(void **state)
     assert_non_null(strstr(err, "b d.list: a watchlist name must be"));
 }
 
+static void test_file_and_list_names(void **state)
+{
+    (void)state;
+    /* One rule for watchlist names, the stricter of the two copies that
+     * existed: no leading '.' (the loader used to accept ".x"). */
+    static const char *const good[] = { "fraud_numbers", "a", "A.b-c_9", "x." };
+    static const char *const bad[] = { "", ".hidden", ".", "b d", "x/y", "é",
+                                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        if (!fw_rulefiles_valid_list_name(good[i], strlen(good[i])))
+            fail_msg("\"%s\" refused as a watchlist name", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (fw_rulefiles_valid_list_name(bad[i], strlen(bad[i])))
+            fail_msg("\"%s\" accepted as a watchlist name", bad[i]);
+    assert_true(fw_rulefiles_valid_list_name("a234567890123456789012345678901234567890"
+                                             "123456789012345678901234", 64));
+
+    char err[1024];
+    fw_ruleset *rs;
+    fw_rulefile hidden[2] = { { "r.json", "[]", 2 }, { ".x.list", "1\n", 2 } };
+    assert_int_equal(fw_ruleset_load_files(hidden, 2, 1, &rs, err, sizeof err), -1);
+    assert_non_null(strstr(err, ".x.list: a watchlist name must be 1..64 characters "
+                                "of A-Z a-z 0-9 _ . -, not starting with '.'"));
+
+    assert_true(fw_rulefiles_valid_rules_name("calls.json", 10));
+    assert_false(fw_rulefiles_valid_rules_name(".calls.json", 11));
+    assert_false(fw_rulefiles_valid_rules_name("a/b.json", 8));
+    assert_false(fw_rulefiles_valid_rules_name(".json", 5));
+    assert_false(fw_rulefiles_valid_rules_name("calls.list", 10));
+    assert_true(fw_rulefiles_is_rules("a.json"));
+    assert_false(fw_rulefiles_is_rules(".json"));
+    assert_true(fw_rulefiles_is_list("a.list"));
+    assert_false(fw_rulefiles_is_list("a.list~"));
+}
+
+static void test_list_text(void **state)
+{
+    (void)state;
+    static const char text[] = "# header\n\n  13800000000  \r\nx y\n   # indented\n"
+                               "17000000101  # note\nlast";
+    const char *want[] = { "13800000000", "x y", "17000000101  # note", "last" };
+    const size_t lines[] = { 3, 4, 6, 7 };
+    fw_listtext it;
+    const char *v;
+    size_t n, k = 0;
+    fw_listtext_init(&it, text, sizeof text - 1);
+    while (fw_listtext_next(&it, &v, &n)) {
+        assert_true(k < 4);
+        assert_int_equal(n, strlen(want[k]));
+        assert_memory_equal(v, want[k], n);
+        assert_int_equal(it.lineno, lines[k]);
+        k++;
+    }
+    assert_int_equal(k, 4);
+    fw_listtext_init(&it, "", 0);
+    assert_false(fw_listtext_next(&it, &v, &n));
+}
+
+static void test_read_one_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fw-test-rules-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], err[1024];
+    char *data;
+    size_t len;
+    snprintf(path, sizeof path, "%s/n.list", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("1\n2\n", f);
+    fclose(f);
+    assert_int_equal(fw_rulefiles_read_file(path, FW_RULEFILE_LIST, &data, &len, err,
+                                            sizeof err), 0);
+    assert_int_equal(len, 4);
+    assert_string_equal(data, "1\n2\n");
+    free(data);
+    unlink(path);
+
+    assert_int_equal(mkfifo(path, 0644), 0);
+    alarm(60);   /* hang guard */
+    assert_int_equal(fw_rulefiles_read_file(path, FW_RULEFILE_LIST, &data, &len, err,
+                                            sizeof err), -1);
+    alarm(0);
+    assert_non_null(strstr(err, "n.list: not a regular file (a FIFO)"));
+    unlink(path);
+
+    assert_int_equal(fw_rulefiles_read_file(path, FW_RULEFILE_RULES, &data, &len, err,
+                                            sizeof err), -1);
+    assert_non_null(strstr(err, "n.list: cannot open: No such file or directory"));
+    rmdir(dir);
+
+    /* Standard input has no size to check first: reading stops at the
+     * limit + 1 bytes (here: an endless /dev/zero). */
+    int saved = dup(0), zero = open("/dev/zero", O_RDONLY);
+    assert_true(saved >= 0 && zero >= 0);
+    assert_int_equal(dup2(zero, 0), 0);
+    int rc = fw_rulefiles_read_file("-", FW_RULEFILE_RULES, &data, &len, err, sizeof err);
+    dup2(saved, 0);
+    close(saved);
+    close(zero);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "standard input: more than 64 MiB, the limit for a "
+                                "rule file"));
+}
+
 static void test_shipped_rules_load(void **state)
 {
     (void)state;
@@ -257,6 +367,9 @@ int main(void)
         cmocka_unit_test(test_sequence_errors),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_lists_and_describe),
+        cmocka_unit_test(test_file_and_list_names),
+        cmocka_unit_test(test_list_text),
+        cmocka_unit_test(test_read_one_file),
         cmocka_unit_test(test_shipped_rules_load),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);

@@ -456,7 +456,7 @@ static void test_auth(void **state)
     uint64_t v, g;
     if (fw_rstore_fetch(r, &files, &n, &v, &g, err, sizeof err) != 0)
         fail_msg("ACL user fetch: %s", err);
-    fw_rstore_files_free(files, n);
+    fw_rulefiles_free(files, n);
     fw_heartbeat hb = { .instance = "acl-1", .host = "h", .pid = 1, .last_ok = true };
     if (fw_rstore_heartbeat(r, &hb, 5, err, sizeof err) != 0)
         fail_msg("ACL user heartbeat: %s", err);
@@ -623,6 +623,21 @@ static void test_refused_push_changes_nothing(void **state)
     after = dump_store();
     assert_string_equal(before, after);
     free(after);
+
+    /* A FIFO in the directory: refused unread (it would block the read),
+     * naming it; Redis untouched. */
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/x.json", dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    alarm(60);
+    assert_int_equal(fw_rstore_push_dir(r, dir, NULL, err, sizeof err), FW_RSTORE_REFUSED);
+    alarm(0);
+    assert_non_null(strstr(err, "nothing was changed in redis"));
+    assert_non_null(strstr(err, "x.json: not a regular file (a FIFO)"));
+    unlink(fifo);
+    after = dump_store();
+    assert_string_equal(before, after);
+    free(after);
     free(before);
 
     /* A directory that cannot be read is an error that names it. */
@@ -646,7 +661,7 @@ static void test_fetch_feeds_loader(void **state)
     assert_int_equal(n, 0);
     assert_int_equal(version, 0);
     assert_int_equal(gen, 0);
-    fw_rstore_files_free(files, n);
+    fw_rulefiles_free(files, n);
 
     fw_rstore_push_result pr;
     push_shipped(r, &pr);
@@ -665,7 +680,7 @@ static void test_fetch_feeds_loader(void **state)
     assert_int_equal(fw_ruleset_rule_count(rs), shipped_rule_count());
     assert_int_equal(fw_ruleset_version(rs), 2);
     fw_ruleset_unref(rs);
-    fw_rstore_files_free(files, n);
+    fw_rulefiles_free(files, n);
 
     /* A list change: the next fetch has it (the other list from the cache). */
     const char *vals[] = { "8613800001111", "8613800002222" };
@@ -699,7 +714,7 @@ static void test_fetch_feeds_loader(void **state)
     if (fw_ruleset_load_files(files, n, version, &rs, err, sizeof err) != 0)
         fail_msg("fetched set refused: %s", err);
     fw_ruleset_unref(rs);
-    fw_rstore_files_free(files, n);
+    fw_rulefiles_free(files, n);
     fw_rstore_free(r);
 }
 
@@ -844,7 +859,7 @@ static void test_list_load_large(void **state)
     if (fw_ruleset_load_files(files, n, v, &rs, err, sizeof err) != 0)
         fail_msg("refused: %s", err);
     fw_ruleset_unref(rs);
-    fw_rstore_files_free(files, n);
+    fw_rulefiles_free(files, n);
 
     /* Loading an empty file empties the list; it still exists. */
     snprintf(path, sizeof path, "%s/empty.list", tmp_root);
@@ -866,6 +881,29 @@ static void test_list_load_large(void **state)
     assert_int_not_equal(fw_rstore_list_load(r, "x", "/nonexistent.list", NULL, err,
                                              sizeof err), 0);
     assert_non_null(strstr(err, "/nonexistent.list"));
+
+    /* A FIFO is refused without blocking (the alarm is the hang guard), a
+     * sparse 3 GiB file by its size, unread; the list is unchanged. */
+    int64_t size_before = rint_of("SCARD %s", "fraudwatch:list:fraud_numbers");
+    snprintf(path, sizeof path, "%s/fifo.list", tmp_root);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    alarm(60);
+    assert_int_equal(fw_rstore_list_load(r, "fraud_numbers", path, NULL, err, sizeof err),
+                     FW_RSTORE_ERR);
+    alarm(0);
+    assert_non_null(strstr(err, "fifo.list: not a regular file (a FIFO)"));
+    unlink(path);
+    snprintf(path, sizeof path, "%s/huge.list", tmp_root);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)3 << 30), 0);
+    close(fd);
+    assert_int_equal(fw_rstore_list_load(r, "fraud_numbers", path, NULL, err, sizeof err),
+                     FW_RSTORE_ERR);
+    assert_non_null(strstr(err, "huge.list: 3221225472 bytes, over the 256 MiB limit "
+                                "for a watchlist file"));
+    unlink(path);
+    assert_int_equal(rint_of("SCARD %s", "fraudwatch:list:fraud_numbers"), size_before);
     fw_rstore_free(r);
 }
 
@@ -938,7 +976,7 @@ static void test_concurrent_writers(void **state)
                     _exit(12);
                 }
                 fw_ruleset_unref(rs);
-                fw_rstore_files_free(files, n);
+                fw_rulefiles_free(files, n);
             }
         }
         fw_rstore_free(c);

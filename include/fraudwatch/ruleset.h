@@ -14,29 +14,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fraudwatch/rulefiles.h"   /* fw_rulefile, reading a directory */
+
 typedef struct fw_ruleset fw_ruleset;
 
-/* One input file: a rules file (name ends in .json) or a watchlist (.list). */
-typedef struct fw_rulefile {
-    const char *name;   /* base name, e.g. "calls.json", "fraud_numbers.list" */
-    const char *data;
-    size_t len;
-} fw_rulefile;
-
-/* Loads every *.json and NAME.list in `dir` (files in name order).
- * Returns 0 and sets *out, or -1 with a message (possibly several lines, one
- * per error) in err. */
+/* Loads every *.json and NAME.list in `dir` (files in name order), read as
+ * fw_rulefiles_read_dir() reads them.  Returns 0 and sets *out, or -1 with a
+ * message (possibly several lines, one per error) in err. */
 int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
                         char *err, size_t errlen);
 int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
                           uint64_t version, fw_ruleset **out, char *err,
                           size_t errlen);
-
-/* Every *.json and NAME.list of dir (dot files skipped), in name order: the
- * files fw_ruleset_load_dir() loads.  Free with fw_rulefiles_free(). */
-int fw_rulefiles_read_dir(const char *dir, fw_rulefile **out, size_t *nout,
-                          char *err, size_t errlen);
-void fw_rulefiles_free(fw_rulefile *files, size_t n);
 
 fw_ruleset *fw_ruleset_ref(fw_ruleset *rs);
 void fw_ruleset_unref(fw_ruleset *rs);

@@ -60,11 +60,10 @@ int fw_rstore_generation(fw_rstore *r, uint64_t *gen, char *err, size_t errlen);
  * list whose version did not change since the previous fetch on this handle
  * is taken from the handle's cache instead.  An empty store gives 0 files,
  * version 0 and its generation (0 when nothing was ever written).  Free the
- * files with fw_rstore_files_free(). */
+ * files with fw_rulefiles_free(). */
 int fw_rstore_fetch(fw_rstore *r, fw_rulefile **files, size_t *nfiles,
                     uint64_t *version, uint64_t *generation, char *err,
                     size_t errlen);
-void fw_rstore_files_free(fw_rulefile *files, size_t n);
 
 /* ---- operator side ------------------------------------------------------- */
 

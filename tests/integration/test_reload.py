@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import test_daemon as t
 from test_daemon import (Case, alerts_of, generated, ids, log, produce, read_lines, replay_with,
@@ -81,6 +82,18 @@ def add_rule(d, rule, fname="extra.json"):
 
 def swapped(daemon, version):
     return f'msg="rule set swapped in" version={version} ' in daemon.log_text()
+
+
+def metric(port, name):
+    """The value of an unlabelled metric on /metrics, or None."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:
+        return None
+    for line in text.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
 
 
 # ---------------------------------------------------------------- tests ----
@@ -289,7 +302,77 @@ def test_dir_reload():
         c.cleanup()
 
 
-TESTS = [test_dir_reload, test_watchlist_change, test_limit_and_window_change,
+def test_dir_hazards():
+    """rules.source = dir: a sparse 3 GiB file, a FIFO and a link to /dev/zero
+    dropped into the directory: each reload is refused, naming the file and
+    the reason, and counted; the daemon keeps running with its last good set
+    (its alerts are the old rules' alerts), and a later good change is
+    applied."""
+    c = Case()
+    try:
+        d_rules = rules_copy(c.tmp, "R")
+        mport = free_port()
+        d = c.daemon(f"rules.source = dir:{d_rules}\nmetrics.listen = 127.0.0.1:{mport}").start()
+        wait_for(lambda: "partition assigned" in d.log_text(), 30, "assignment")
+        failures = "fraudwatch_rule_reload_failures_total"
+        assert metric(mport, failures) == 0
+
+        huge = os.path.join(d_rules, "huge.json")
+        with open(huge, "wb"):
+            pass
+        os.truncate(huge, 3 << 30)                    # sparse: no disk, no memory
+        wait_for(lambda: "huge.json: 3221225472 bytes, over the 64 MiB limit for a rule file"
+                 in d.log_text(), 15, "the refusal of huge.json")
+        assert d.proc.poll() is None, "the daemon died"
+        wait_for(lambda: metric(mport, failures) == 1, 10, "one reload failure counted")
+
+        fifo, zero = os.path.join(d_rules, "x.json"), os.path.join(d_rules, "zero.list")
+        os.mkfifo(fifo)
+        os.symlink("/dev/zero", zero)
+        wait_for(lambda: "x.json: not a regular file (a FIFO)" in d.log_text()
+                 and "zero.list: not a regular file (a symbolic link to a character device)"
+                 in d.log_text(), 15, "the refusal of the FIFO and the link to /dev/zero")
+        assert d.proc.poll() is None, "the daemon died"
+        wait_for(lambda: metric(mport, failures) >= 2, 10, "the failures counted")
+
+        # The stream goes on with the last good set: the shipped rules' alerts.
+        want = ids(replay_with(t.RULES, t.DEMO))
+        produce(c.topic, read_lines(t.DEMO))
+        wait_for(lambda: ids(alerts_of(c.alerts)) == want, 60, "the old set's alerts")
+        assert all(x["ruleset_version"] == 1 for x in alerts_of(c.alerts))
+
+        # A good change: the extra rule, then the hazards go (the last
+        # removal is the first reload that succeeds).
+        add_rule(d_rules, EXTRA)
+        for p in (huge, fifo, zero):
+            os.remove(p)
+        wait_for(lambda: swapped(d, 2), 15, "the good set after the hazards went")
+        produce(c.topic, [json.dumps({"event_id": "after-fix", "type": "call",
+                                      "ts": 1764547200000, "caller": "13800000001",
+                                      "callee": "13800000002", "duration_s": 10}).encode()])
+        wait_for(lambda: any(x["rule_id"] == "X1" and x["event_id"] == "after-fix"
+                             and x["ruleset_version"] == 2 for x in alerts_of(c.alerts)),
+                 30, "an alert of the new rule")
+        assert d.stop() == 0
+
+        # At startup there is no last good set to keep: the daemon says why
+        # and exits 1 at once (a supervisor's restart only repeats that).
+        os.mkfifo(fifo)
+        d.start()
+        try:
+            rc = d.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the daemon hung at startup on a FIFO in its rules directory")
+        d.proc = None
+        assert rc == 1, rc
+        text = d.log_text()
+        assert "there is no earlier set to run with" in text, text[-2000:]
+        assert "x.json: not a regular file (a FIFO)" in text, text[-2000:]
+    finally:
+        c.cleanup()
+
+
+TESTS = [test_dir_reload, test_dir_hazards, test_watchlist_change, test_limit_and_window_change,
          test_redis_restart_and_lost_notification, test_reload_under_stream]
 
 
