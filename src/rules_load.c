@@ -15,6 +15,7 @@
  * before anyone else can see the set. */
 #include "ruleset_impl.h"
 #include "cond_forms.h"
+#include "fraudwatch/alloc.h"
 #include "fraudwatch/event.h"
 #include "rule_kinds.h"
 #include "rules_parse.h"
@@ -66,26 +67,6 @@ static void report(struct fw_loader *L, const char *member, const char *fmt, ...
     if (n > 0)
         L->used = (size_t)n + L->used < L->errlen ? L->used + (size_t)n
                                                    : L->errlen - 1;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
-    return p;
 }
 
 /* ---- member bookkeeping ------------------------------------------------ */
@@ -164,7 +145,7 @@ static bool parse_path(struct fw_loader *L, const cJSON *v, const char *place,
     for (const char *p = s; *p; p++)
         if (*p == '.')
             n++;
-    char **parts = xcalloc(n, sizeof *parts);
+    char **parts = fw_xcalloc(n, sizeof *parts);
     const char *start = s;
     uint32_t i = 0;
     for (const char *p = s;; p++) {
@@ -176,7 +157,7 @@ static bool parse_path(struct fw_loader *L, const cJSON *v, const char *place,
                 free(parts);
                 return false;
             }
-            parts[i] = xcalloc((size_t)(p - start) + 1, 1);
+            parts[i] = fw_xcalloc((size_t)(p - start) + 1, 1);
             memcpy(parts[i], start, (size_t)(p - start));
             i++;
             start = p + 1;
@@ -184,7 +165,7 @@ static bool parse_path(struct fw_loader *L, const cJSON *v, const char *place,
                 break;
         }
     }
-    out->text = xstrdup(s);
+    out->text = fw_xstrdup(s);
     out->parts = parts;
     out->nparts = n;
     return true;
@@ -340,7 +321,7 @@ static bool parse_conds(struct fw_loader *L, const cJSON *arr, const char *place
         return false;
     }
     uint32_t n = (uint32_t)cJSON_GetArraySize(arr);
-    fw_cond *conds = xcalloc(n, sizeof *conds);
+    fw_cond *conds = fw_xcalloc(n, sizeof *conds);
     bool ok = true;
     uint32_t i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
@@ -399,14 +380,14 @@ bool fw_lx_members(fw_loader *L, const cJSON *obj, const char *place,
     return check_members(L, obj, place, allowed);
 }
 
-char *fw_lx_strdup(const char *s) { return xstrdup(s); }
-void *fw_lx_calloc(size_t n, size_t size) { return xcalloc(n, size); }
+char *fw_lx_strdup(const char *s) { return fw_xstrdup(s); }
+void *fw_lx_calloc(size_t n, size_t size) { return fw_xcalloc(n, size); }
 
 void fw_lx_one_step(fw_loader *L, const cJSON *obj, fw_rule *r)
 {
     if (member(obj, "within_s"))
         report(L, "within_s", "only a sequence rule has within_s");
-    r->steps = xcalloc(1, sizeof *r->steps);
+    r->steps = fw_xcalloc(1, sizeof *r->steps);
     r->nsteps = 1;
     const cJSON *ev = member(obj, "event");
     if (!ev)
@@ -414,7 +395,7 @@ void fw_lx_one_step(fw_loader *L, const cJSON *obj, fw_rule *r)
     else if (!cJSON_IsString(ev) || !ev->valuestring[0])
         report(L, "event", "must be an event type, or \"*\" for any");
     else
-        r->steps[0].event = xstrdup(ev->valuestring);
+        r->steps[0].event = fw_xstrdup(ev->valuestring);
     const cJSON *w = member(obj, "where");
     if (w)
         parse_conds(L, w, "where", 0, &r->steps[0].where, &r->steps[0].nwhere);
@@ -473,7 +454,7 @@ static uint64_t signature(const fw_rule *r, const cJSON *obj)
             parts[4] = cJSON_PrintUnformatted(member(a, "field"));
     }
     if (fw_rule_kind(r)->subject_is_key && r->subject.nparts)
-        parts[5] = xstrdup(r->subject.text);
+        parts[5] = fw_xstrdup(r->subject.text);
 
     uint64_t h = fw_hash64(r->id, strlen(r->id), 0x5eed);
     uint64_t fixed[4] = { (uint64_t)r->kind, (uint64_t)r->agg,
@@ -516,15 +497,15 @@ static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
     check_members(L, obj, "", allowed);
 
     fw_rule r = { 0 };
-    r.id = xstrdup(id->valuestring);
-    r.file = xstrdup(L->file);
+    r.id = fw_xstrdup(id->valuestring);
+    r.file = fw_xstrdup(L->file);
     r.severity = FW_SEV_MEDIUM;
     r.enabled = true;
 
     const cJSON *v;
     if ((v = member(obj, "name")) && !cJSON_IsString(v))
         report(L, "name", "must be a string");
-    r.name = xstrdup(cJSON_IsString(v) ? v->valuestring : r.id);
+    r.name = fw_xstrdup(cJSON_IsString(v) ? v->valuestring : r.id);
     if ((v = member(obj, "description")) && !cJSON_IsString(v))
         report(L, "description", "must be a string");
     if ((v = member(obj, "severity"))) {
@@ -570,12 +551,7 @@ static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
     fw_ruleset *rs = L->rs;
     if (rs->nrules == L->rules_cap) {
         L->rules_cap = L->rules_cap ? L->rules_cap * 2 : 16;
-        fw_rule *nr = realloc(rs->rules, L->rules_cap * sizeof *nr);
-        if (!nr) {
-            fputs("fraudwatch: out of memory\n", stderr);
-            abort();
-        }
-        rs->rules = nr;
+        rs->rules = fw_xrealloc(rs->rules, L->rules_cap * sizeof *rs->rules);
     }
     /* Keep even a rule with errors, so that freeing is one code path. */
     rs->rules[rs->nrules++] = r;
@@ -679,14 +655,12 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
         if (f->data[i] == '\n')
             lines++;
     fw_list *l = &L->rs->lists[L->rs->nlists];
-    l->name = xcalloc(nlen + 1, 1);
+    l->name = fw_xcalloc(nlen + 1, 1);
     memcpy(l->name, f->name, nlen);
     l->set = fw_hmap_new(lines);
-    l->pool = malloc(f->len + lines * sizeof(uint32_t) + 1);
-    if (!l->set || !l->pool) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
+    l->pool = fw_xmalloc(f->len + lines * sizeof(uint32_t) + 1);
+    if (!l->set)
+        fw_oom();
     L->rs->nlists++;
 
     size_t used = 0;
@@ -707,10 +681,8 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
         memcpy(item, &n32, sizeof n32);
         memcpy(item + sizeof n32, s, n);
         used += sizeof n32 + n;
-        if (fw_hmap_insert(l->set, h, item) != 0) {
-            fputs("fraudwatch: out of memory\n", stderr);
-            abort();
-        }
+        if (fw_hmap_insert(l->set, h, item) != 0)
+            fw_oom();
         l->count++;
     }
 }
@@ -729,10 +701,10 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
     struct fw_loader L = { .err = errlen ? err : dummy,
                         .errlen = errlen ? errlen : 1 };
     L.err[0] = '\0';
-    fw_ruleset *rs = xcalloc(1, sizeof *rs);
+    fw_ruleset *rs = fw_xcalloc(1, sizeof *rs);
     atomic_init(&rs->refs, 1);
     rs->version = version;
-    rs->lists = xcalloc(nfiles, sizeof *rs->lists);
+    rs->lists = fw_xcalloc(nfiles, sizeof *rs->lists);
     L.rs = rs;
 
     size_t nrulefiles = 0;
