@@ -42,6 +42,7 @@
 
 #include "fraudwatch/alloc.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -773,6 +774,14 @@ static bool idle(const fw_pipeline *p)
     return p->next_fill == p->next_retire;
 }
 
+/* Why a write failed, in the words of the system ("No space left on
+ * device"): the operator's next step depends on it.  The caller names the
+ * file. */
+static void write_error(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s", errno ? strerror(errno) : "short write");
+}
+
 /* The same bytes as fw_pipeline_save() at the cut. */
 int fw_snapshot_write(const fw_snapshot *s, FILE *f, char *err, size_t errlen)
 {
@@ -790,7 +799,7 @@ int fw_snapshot_write(const fw_snapshot *s, FILE *f, char *err, size_t errlen)
         goto bad;
     return 0;
 bad:
-    snprintf(err, errlen, "writing the checkpoint failed");
+    write_error(err, errlen);
     return -1;
 }
 
@@ -810,7 +819,9 @@ int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen)
         shard.len = 0;
         fw_state_save(p->workers[i].state, &shard);
         if (shard.len && fwrite_unlocked(shard.p, 1, shard.len, f) != shard.len) {
+            int e = errno;
             fw_buf_free(&shard);
+            errno = e;
             goto bad;
         }
     }
@@ -819,7 +830,7 @@ int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen)
         goto bad;
     return 0;
 bad:
-    snprintf(err, errlen, "writing the checkpoint failed");
+    write_error(err, errlen);
     return -1;
 }
 

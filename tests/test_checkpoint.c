@@ -382,6 +382,41 @@ static void test_empty_cut(void **state)
     fw_ruleset_unref(rs);
 }
 
+/* A full disk is reported in the system's words (issue 10, item 9): the
+ * operator's next step depends on it. */
+static void test_save_reports_errno(void **state)
+{
+    (void)state;
+    fw_ruleset *rs = load_rules();
+    fw_pipeline *p = pipeline(2, 0);
+    char *text = events(3000);
+    size_t alerts = 0;
+    fw_snapshot *snap = feed(p, rs, text, 0, 3000, 50, 3000, &alerts);
+    assert_non_null(snap);
+    fw_pipeline_snapshot_wait(p, snap);
+    char err[256] = "";
+    FILE *f = fopen("/dev/full", "wb");
+    if (!f) {
+        fw_snapshot_free(snap);
+        fw_pipeline_free(p);
+        fw_ruleset_unref(rs);
+        free(text);
+        skip();
+    }
+    assert_int_equal(fw_pipeline_save(p, f, err, sizeof err), -1);
+    assert_non_null(strstr(err, "No space left on device"));
+    fclose(f);
+    f = fopen("/dev/full", "wb");
+    err[0] = '\0';
+    assert_int_equal(fw_snapshot_write(snap, f, err, sizeof err), -1);
+    assert_non_null(strstr(err, "No space left on device"));
+    fclose(f);
+    fw_snapshot_free(snap);
+    fw_pipeline_free(p);
+    fw_ruleset_unref(rs);
+    free(text);
+}
+
 /* ---- the writer ---------------------------------------------------------- */
 
 static int fill_text(void *ctx, FILE *f, char *err, size_t errlen)
@@ -536,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_cut_equals_stopped_save),
         cmocka_unit_test(test_cut_resumes_exactly),
         cmocka_unit_test(test_empty_cut),
+        cmocka_unit_test(test_save_reports_errno),
         cmocka_unit_test(test_writer_publishes_only_when_told),
 #ifdef FW_HAVE_DAEMON
         cmocka_unit_test(test_marks_wait_for_acknowledgements),
