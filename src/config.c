@@ -140,6 +140,12 @@ static const struct key keys[] = {
       "suppression), so late events still find it.  The clock that expires state "
       "is the median of the last 1024 event times, so a few absurd timestamps do "
       "not move it (docs/rules.md, \"Event time\")." },
+    { "engine.max_keys", K_I64, F(max_keys), "10000000", FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS,
+      NULL, NULL, NULL,
+      "Key state budget: how many (rule, key) states the engine keeps.  A new key "
+      "beyond it evicts the key whose state ends first among a few sampled "
+      "(fraudwatch_state_evictions_total, a warning in the log); about 450 bytes a "
+      "key with the shipped rules." },
     { "limits.max_future_s", K_I64, F(max_future_s), "3600", 0, 31536000, NULL, NULL, NULL,
       "Events whose ts is further ahead of this machine's clock than this are "
       "malformed (dead-lettered with the reason), so a bad clock upstream cannot "

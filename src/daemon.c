@@ -129,6 +129,8 @@ struct daemon {
     fw_counter *events;
     fw_counter *regex_faults;
     fw_counter *clock_ahead, *clock_behind;
+    fw_counter *evictions;
+    int64_t evict_logged_ms;     /* last "state budget reached" warning */
     fw_counter *checkpoints;
     fw_counter *checkpoint_failures;
     fw_gauge *checkpoint_seconds;
@@ -225,6 +227,18 @@ static void output(struct daemon *d, fw_batch *b)
     fw_batch_clock_outliers(b, &ahead, &behind);
     fw_counter_add(d->clock_ahead, ahead);
     fw_counter_add(d->clock_behind, behind);
+    uint64_t evicted = fw_batch_evictions(b);
+    if (evicted) {
+        fw_counter_add(d->evictions, evicted);
+        int64_t now = fw_mono_ms();
+        if (!d->evict_logged_ms || now - d->evict_logged_ms >= 60000) {
+            d->evict_logged_ms = now;
+            fw_log(FW_LOG_WARN, "state", "key state budget reached: evicting the keys "
+                                         "whose state ends first (engine.max_keys)",
+                   "max_keys=%lld evicted_total=%llu", (long long)d->s->max_keys,
+                   (unsigned long long)fw_counter_get(d->evictions));
+        }
+    }
     if (fw_batch_is_cut(b))
         cut_retired(d, b);
     fw_pipeline_recycle(d->p, b);
@@ -686,6 +700,9 @@ int fw_daemon_run(const fw_settings *s)
                                        "side=\"ahead\"");
     d.clock_behind = fw_metrics_counter(d.m, "fraudwatch_events_off_clock_total", clock_help,
                                         "side=\"behind\"");
+    d.evictions = fw_metrics_counter(d.m, "fraudwatch_state_evictions_total",
+                                     "Keys whose state was dropped because the key state "
+                                     "budget (engine.max_keys) was full.", "");
     d.checkpoints = fw_metrics_counter(d.m, "fraudwatch_checkpoints_total",
                                        "Checkpoints written and committed.", "");
     d.checkpoint_failures = fw_metrics_counter(d.m, "fraudwatch_checkpoint_failures_total",
@@ -706,7 +723,8 @@ int fw_daemon_run(const fw_settings *s)
     fw_pipeline_opts po = { .workers = s->threads,
                             .max_event_bytes = s->max_event_bytes,
                             .lateness_ms = s->lateness_s * 1000,
-                            .max_future_ms = s->max_future_s * 1000 };
+                            .max_future_ms = s->max_future_s * 1000,
+                            .max_keys = (uint64_t)s->max_keys };
     d.p = fw_pipeline_new(&po, err, sizeof err);
     if (!d.p)
         goto out;

@@ -192,6 +192,15 @@ void *fw_hmap_next(const fw_hmap *m, size_t *pos)
     return NULL;
 }
 
+void *fw_hmap_sample(const fw_hmap *m, uint64_t r)
+{
+    if (m->count == 0)
+        return NULL;
+    for (size_t i = (size_t)r & m->mask;; i = (i + 1) & m->mask)
+        if (m->slots[i].item)
+            return m->slots[i].item;
+}
+
 void fw_hmap_remove_at(fw_hmap *m, size_t *pos)
 {
     size_t i = *pos - 1;

@@ -83,6 +83,8 @@ static const char usage_replay[] =
     "      --max-event-bytes N  larger events are malformed (default 1048576)\n"
     "      --lateness S         seconds that idle key state is kept beyond its\n"
     "                           window for late events (default 86400)\n"
+    "      --max-keys N         key state budget: beyond it, the keys whose state\n"
+    "                           ends first are evicted (default 10000000)\n"
     "      --max-reported N     malformed lines printed one by one (default 100)\n"
     "  -h, --help               this help\n"
     "\n"
@@ -305,13 +307,14 @@ static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi
 
 static int cmd_replay(int argc, char **argv)
 {
-    enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED };
+    enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "threads", required_argument, NULL, 't' },
         { "max-event-bytes", required_argument, NULL, OPT_MAX_BYTES },
         { "lateness", required_argument, NULL, OPT_LATENESS },
         { "max-reported", required_argument, NULL, OPT_MAX_REPORTED },
+        { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -320,7 +323,8 @@ static int cmd_replay(int argc, char **argv)
                          .lateness_ms = FW_DEFAULT_LATENESS_MS,
                          .out = stdout,
                          .log = stderr,
-                         .max_reported = 100 };
+                         .max_reported = 100,
+                         .max_keys = FW_DEFAULT_MAX_KEYS };
     unsigned long long v;
     int c;
     optind = 1;
@@ -354,6 +358,14 @@ static int cmd_replay(int argc, char **argv)
                 return 2;
             }
             o.lateness_ms = (int64_t)v * 1000;
+            break;
+        case OPT_MAX_KEYS:
+            if (parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
+                fprintf(stderr, "fraudwatch replay: --max-keys must be %u..%u, not '%s'\n",
+                        FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, optarg);
+                return 2;
+            }
+            o.max_keys = v;
             break;
         case OPT_MAX_REPORTED:
             if (parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {

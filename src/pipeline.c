@@ -117,6 +117,7 @@ struct fw_batch {
     uint64_t faults;
     uint32_t clock_ahead;    /* stage 2, worker 0: events far from the */
     uint32_t clock_behind;   /* stream clock (fw_batch_clock_outliers) */
+    atomic_uint_fast64_t evicted;  /* stage 2, every worker: keys evicted */
 
     /* stage 2 */
     fw_alert_out *out;       /* [nshards] */
@@ -296,8 +297,12 @@ static void stage2(struct worker *w, fw_batch *b)
     fw_pipeline *p = w->p;
     const fw_updvec *v = &b->upd[w->id];
     fw_alert_out *out = &b->out[w->id];
+    uint64_t evicted = fw_state_evictions(w->state);
     for (size_t i = 0; i < v->n; i++)
         fw_state_apply(w->state, b->rs, &v->v[i], out);
+    evicted = fw_state_evictions(w->state) - evicted;
+    if (evicted)      /* read by the feeder after DONE (acquire) */
+        atomic_fetch_add_explicit(&b->evicted, evicted, memory_order_relaxed);
 
     /* The stream clock (stream_clock.c): a median of recent event times,
      * so a few absurd timestamps cannot sweep other keys' state.  Worker 0
@@ -426,6 +431,7 @@ static bool batch_init(fw_batch *b, uint32_t max, uint32_t nshards,
     b->data = malloc(b->cap);
     atomic_init(&b->stage, ST_FREE);
     atomic_init(&b->shards_done, 0);
+    atomic_init(&b->evicted, 0);
     return b->arena && b->upd && b->out && b->msgs && b->ts && b->bad &&
            b->data;
 }
@@ -477,6 +483,8 @@ fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen
         w->state = fw_state_new();
         if (!w->scanner || !w->parse_arena || !w->state)
             goto oom;
+        /* The budget is shared out by shard (keys are spread evenly). */
+        fw_state_set_budget(w->state, p->o.max_keys ? (p->o.max_keys + n - 1) / n : 0);
     }
     for (uint32_t i = 0; i < n; i++) {
         if (pthread_create(&p->workers[i].thread, NULL, worker_main,
@@ -599,6 +607,7 @@ void fw_pipeline_recycle(fw_pipeline *p, fw_batch *b)
     fw_snapshot_free(b->snap);   /* a cut nobody took (teardown) */
     b->snap = NULL;
     atomic_store(&b->shards_done, 0);
+    atomic_store_explicit(&b->evicted, 0, memory_order_relaxed);
     atomic_store_explicit(&b->stage, ST_FREE, memory_order_release);
 }
 
@@ -718,6 +727,11 @@ const char *fw_batch_msg(const fw_batch *b, uint32_t seq, size_t *len)
 }
 const fw_ruleset *fw_batch_ruleset(const fw_batch *b) { return b->rs; }
 uint64_t fw_batch_faults(const fw_batch *b) { return b->faults; }
+uint64_t fw_batch_evictions(const fw_batch *b)
+{
+    return atomic_load_explicit(&((fw_batch *)b)->evicted, memory_order_relaxed);
+}
+
 void fw_batch_clock_outliers(const fw_batch *b, uint32_t *ahead, uint32_t *behind)
 {
     *ahead = b->clock_ahead;

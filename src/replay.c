@@ -132,6 +132,7 @@ static void drain(struct output *out, fw_batch *b)
     fw_batch_clock_outliers(b, &ahead, &behind);
     out->st->clock_ahead += ahead;
     out->st->clock_behind += behind;
+    out->st->evictions += fw_batch_evictions(b);
 }
 
 static double now_s(void)
@@ -169,7 +170,8 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
     }
     fw_pipeline_opts po = { .workers = o->threads,
                             .max_event_bytes = o->max_event_bytes,
-                            .lateness_ms = o->lateness_ms };
+                            .lateness_ms = o->lateness_ms,
+                            .max_keys = o->max_keys };
     p = fw_pipeline_new(&po, err, errlen);
     if (!p)
         goto out;
@@ -243,6 +245,10 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
         fprintf(o->log, "events more than the lateness away from the stream clock: "
                         "%llu ahead, %llu behind (docs/rules.md, \"Event time\")\n",
                 (unsigned long long)st->clock_ahead, (unsigned long long)st->clock_behind);
+    if (st->evictions)
+        fprintf(o->log, "keys evicted by the state budget (--max-keys %llu): %llu "
+                        "(docs/limits.md, \"Key state budget\")\n",
+                (unsigned long long)o->max_keys, (unsigned long long)st->evictions);
     /* The state still held at the end (keys whose window or sequence has
      * not expired): what the bench sets memory against. */
     fprintf(o->log, "live keys: %zu\n", fw_pipeline_keys(p));

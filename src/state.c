@@ -59,6 +59,13 @@ struct fw_state {
     size_t early;         /* items encoded before a change */
     bool gc_due;          /* a sweep postponed by the snapshot */
     int64_t gc_clock, gc_lateness;
+
+    /* the budget (fw_state_set_budget): keys beyond it evict others */
+    size_t max_keys;      /* 0: none */
+    uint64_t evictions;
+    uint64_t rng;
+    struct item **evicted;   /* out of the table, freed when the snapshot ends */
+    size_t nevicted, evicted_cap;
 };
 
 static void snap_item(fw_state *st, struct item *it);
@@ -85,8 +92,12 @@ fw_state *fw_state_new(void)
         free(st);
         return NULL;
     }
+    st->rng = UINT64_C(0x9e3779b97f4a7c15);
     return st;
 }
+
+void fw_state_set_budget(fw_state *st, size_t max_keys) { st->max_keys = max_keys; }
+uint64_t fw_state_evictions(const fw_state *st) { return st->evictions; }
 
 static void item_free(struct item *it)
 {
@@ -104,12 +115,67 @@ void fw_state_free(fw_state *st)
     while ((it = fw_hmap_next(st->items, &pos)))
         item_free(it);
     fw_hmap_free(st->items);
+    for (size_t i = 0; i < st->nevicted; i++)
+        item_free(st->evicted[i]);
+    free(st->evicted);
     fw_buf_free(&st->evidence);
     free(st->todo);
     free(st);
 }
 
 size_t fw_state_keys(const fw_state *st) { return fw_hmap_count(st->items); }
+
+/* Until when (event time) the item's state matters: its mark plus its
+ * lifetime, or the end of its suppression; the sweep's measure too. */
+static int64_t item_until(const struct item *it)
+{
+    const fw_keystate *k = &it->k;
+    int64_t until = k->m == FW_TS_NONE ? FW_TS_NONE : k->m + k->life_ms;
+    if (k->last_fire != FW_TS_NONE && k->last_fire + k->suppress_ms > until)
+        until = k->last_fire + k->suppress_ms;
+    return until;
+}
+
+#define EVICT_SAMPLE 8
+
+/* The budget is full: the key whose state ends first among a few sampled
+ * (an approximation of the least recently seen, as Redis's allkeys-lru) is
+ * dropped.  The sample is drawn from a fixed-seed generator, so the same
+ * input and thread count evict the same keys.  While a snapshot is being
+ * encoded, the victim is encoded first (as it was at the cut) and freed
+ * when the snapshot ends, because the snapshot still points at it. */
+static void evict_one(fw_state *st)
+{
+    struct item *victim = NULL;
+    int64_t vuntil = 0;
+    for (int i = 0; i < EVICT_SAMPLE; i++) {
+        st->rng ^= st->rng << 13;
+        st->rng ^= st->rng >> 7;
+        st->rng ^= st->rng << 17;
+        struct item *it = fw_hmap_sample(st->items, st->rng);
+        if (!it)
+            return;
+        int64_t until = item_until(it);
+        if (!victim || until < vuntil) {
+            victim = it;
+            vuntil = until;
+        }
+    }
+    struct lookup l = { victim->sig, victim->key };
+    fw_hmap_remove(st->items, victim->khash, &l, victim->klen, item_eq);
+    st->evictions++;
+    if (!st->snapping) {
+        item_free(victim);
+        return;
+    }
+    if (victim->snap_gen != st->gen)
+        snap_item(st, victim);          /* the cut's copy, before it goes */
+    if (st->nevicted == st->evicted_cap) {
+        st->evicted_cap = st->evicted_cap ? 2 * st->evicted_cap : 64;
+        st->evicted = fw_xrealloc(st->evicted, st->evicted_cap * sizeof *st->evicted);
+    }
+    st->evicted[st->nevicted++] = victim;
+}
 
 fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
 {
@@ -119,6 +185,8 @@ fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
         if (st->snapping && it->snap_gen != st->gen)
             snap_item(st, it);          /* as it was at the cut, before the change */
     } else {
+        if (st->max_keys && fw_hmap_count(st->items) >= st->max_keys)
+            evict_one(st);
         it = fw_xcalloc(1, sizeof *it + u->klen);
         it->sig = r->state_sig;
         it->khash = u->khash;
@@ -175,10 +243,7 @@ void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
     size_t pos = 0;
     struct item *it;
     while ((it = fw_hmap_next(st->items, &pos))) {
-        const fw_keystate *k = &it->k;
-        int64_t until = k->m == FW_TS_NONE ? FW_TS_NONE : k->m + k->life_ms;
-        if (k->last_fire != FW_TS_NONE && k->last_fire + k->suppress_ms > until)
-            until = k->last_fire + k->suppress_ms;
+        int64_t until = item_until(it);
         if (until == FW_TS_NONE || until + lateness_ms <= clock) {
             fw_hmap_remove_at(st->items, &pos);
             item_free(it);
@@ -264,6 +329,9 @@ bool fw_state_snap_step(fw_state *st, size_t max_items)
         return false;
     st->snapping = false;
     st->out = NULL;
+    for (size_t i = 0; i < st->nevicted; i++)
+        item_free(st->evicted[i]);
+    st->nevicted = 0;
     if (st->gc_due) {
         st->gc_due = false;
         fw_state_gc(st, st->gc_clock, st->gc_lateness);

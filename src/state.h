@@ -36,6 +36,10 @@ void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
  * suppression) plus `lateness_ms`, judged by the stream clock `clock`. */
 void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms);
 size_t fw_state_keys(const fw_state *st);
+/* At most max_keys keys (0: no limit): a new key beyond it evicts the key
+ * whose state ends first among a few sampled.  Evictions so far. */
+void fw_state_set_budget(fw_state *st, size_t max_keys);
+uint64_t fw_state_evictions(const fw_state *st);
 
 /* Checkpoints (snapshot.c): every item, in a portable binary form,
  * appended to `out` (out of memory aborts, like every fw_buf). */

@@ -29,6 +29,7 @@ static void collect(fwt_result *res, fw_batch *b)
         res->malformed++;
     }
     res->faults += fw_batch_faults(b);
+    res->evictions += fw_batch_evictions(b);
 }
 
 /* Feeds lines [from, to) of `events` (1-based line numbers) through p. */
@@ -66,11 +67,13 @@ static void feed(fw_pipeline *p, fw_ruleset *rs, const char *events,
     }
 }
 
+uint64_t fwt_max_keys;
+
 static fw_pipeline *pipeline(uint32_t threads, char *err, size_t errlen)
 {
     /* Small batches, so that even short inputs cross batch boundaries. */
     fw_pipeline_opts o = { .workers = threads, .batch_events = 3,
-                           .max_event_bytes = 4096 };
+                           .max_event_bytes = 4096, .max_keys = fwt_max_keys };
     return fw_pipeline_new(&o, err, errlen);
 }
 

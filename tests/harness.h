@@ -20,7 +20,11 @@ typedef struct fwt_result {
     uint32_t bad_lines[64];     /* line numbers of the first malformed lines */
     const char *bad_reasons[64];
     uint64_t faults;
+    uint64_t evictions;         /* keys evicted by the state budget */
 } fwt_result;
+
+/* The key state budget of the pipelines fwt_run* build (0: none). */
+extern uint64_t fwt_max_keys;
 
 /* rules: one rules file's JSON text; lists: NULL or "name=a,b,c;name2=x". */
 int fwt_run(const char *rules, const char *lists, const char *events,

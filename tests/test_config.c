@@ -102,6 +102,7 @@ static void test_defaults(void **state)
     /* The engine's defaults are replay's: one table (pipeline.h). */
     assert_true(s->lateness_s * 1000 == FW_DEFAULT_LATENESS_MS);
     assert_true(s->max_event_bytes == FW_DEFAULT_MAX_EVENT_BYTES);
+    assert_true((uint64_t)s->max_keys == FW_DEFAULT_MAX_KEYS);
     assert_int_equal(s->max_event_bytes, 1048576);
     assert_int_equal(s->lateness_s, 86400);
     assert_string_equal(s->state_dir, "state");
@@ -545,11 +546,11 @@ static void test_print_masks_secrets(void **state)
     assert_null(strstr(text, "keypw"));
     assert_null(strstr(text, "PRIVATE"));
     assert_null(strstr(text, "s3cr3t"));
-    /* One line per key: 17 keys, 6 pass-through. */
+    /* One line per key: 18 keys, 6 pass-through. */
     int lines = 0;
     for (const char *p = text; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 17 + 6);
+    assert_int_equal(lines, 18 + 6);
 
     /* What print writes reads back to the same settings (secrets aside). */
     fw_config_free(s);

@@ -505,6 +505,44 @@ static void test_absurd_times_touch_only_their_key(void **state)
     }
 }
 
+/* The key state budget (issue 10, item 10): a flood of one-off keys
+ * evicts the keys whose state ends first — counted — instead of growing
+ * without bound, and a key that keeps coming back keeps its window. */
+static void test_key_budget_evicts_coldest(void **state)
+{
+    (void)state;
+    size_t cap = 8000 * 110, len = 0;
+    char *ev = malloc(cap);
+    long long ts = T0;
+    int hot = 0;
+    for (int i = 0; i < 8000; i++, ts += 100) {
+        if (i % 10 == 0)   /* the hot caller: every 10th call, 4 in a window fire */
+            len += (size_t)snprintf(ev + len, cap - len,
+                                    "{\"event_id\":\"h%d\",\"type\":\"call\",\"ts\":%lld,"
+                                    "\"caller\":\"hot\"}\n", hot++, ts);
+        else
+            len += (size_t)snprintf(ev + len, cap - len,
+                                    "{\"event_id\":\"x%d\",\"type\":\"call\",\"ts\":%lld,"
+                                    "\"caller\":\"c%d\"}\n", i, ts, i);
+    }
+    const char *rules = "[{\"id\":\"W\",\"event\":\"call\",\"threshold\":{\"group_by\":"
+                        "\"caller\",\"window_s\":600,\"count\":{\">=\":4}},\"suppress_s\":0}]";
+    fwt_result all, budget;
+    run(rules, NULL, ev, 2, &all);
+    fwt_max_keys = 1000;
+    run(rules, NULL, ev, 2, &budget);
+    fwt_max_keys = 0;
+    assert_int_equal(all.evictions, 0);
+    assert_true(budget.evictions >= 8000 - 800 - 1000);
+    /* The hot key fired on every one of its events from the 4th on, with
+     * and without the budget: its window was never evicted. */
+    assert_int_equal(fwt_count(&all, "W", "hot", NULL), 800 - 3);
+    assert_int_equal(fwt_count(&budget, "W", "hot", NULL), 800 - 3);
+    fwt_result_free(&all);
+    fwt_result_free(&budget);
+    free(ev);
+}
+
 int main(void)
 {
     fw_event_init();
@@ -520,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8_in_pattern_subject),
         cmocka_unit_test(test_state_expiry_keeps_semantics),
         cmocka_unit_test(test_absurd_times_touch_only_their_key),
+        cmocka_unit_test(test_key_budget_evicts_coldest),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

@@ -48,6 +48,9 @@ void *fw_hmap_remove(fw_hmap *m, uint64_t hash, const void *key, size_t len,
  * keeps the iteration valid (nothing is skipped or seen twice... except that
  * an item moved back into the hole is visited once more after this call). */
 void *fw_hmap_next(const fw_hmap *m, size_t *pos);
+/* An item picked by `r` (the first at or after slot r mod capacity,
+ * wrapping), or NULL when empty: for sampling, e.g. eviction. */
+void *fw_hmap_sample(const fw_hmap *m, uint64_t r);
 void fw_hmap_remove_at(fw_hmap *m, size_t *pos);
 
 #endif

@@ -33,6 +33,8 @@ typedef struct fw_pipeline_opts {
     int64_t lateness_ms;       /* how long idle key state is kept past its window */
     int64_t max_future_ms;     /* > 0: events with ts further ahead of the wall
                                   clock are malformed (FW_REASON_FUTURE) */
+    uint64_t max_keys;         /* key state budget (0: none): beyond it, the
+                                  keys whose state ends first are evicted */
     uint32_t batch_events;     /* messages per batch (default 1024) */
     uint32_t snapshot_step;    /* state items encoded per batch while a
                                   snapshot is taken (default 2048) */
@@ -47,6 +49,9 @@ typedef struct fw_pipeline_opts {
 #define FW_DEFAULT_LATENESS_MS INT64_C(86400000)
 #define FW_MIN_LATENESS_S 1
 #define FW_MAX_LATENESS_S 31536000
+#define FW_DEFAULT_MAX_KEYS 10000000u    /* ~4-5 GiB at ~450 bytes a key */
+#define FW_MIN_MAX_KEYS 1000u
+#define FW_MAX_MAX_KEYS 4000000000u
 #define FW_REASON_FUTURE "ts is further ahead of the wall clock than limits.max_future_s"
 
 fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen);
@@ -83,6 +88,8 @@ uint64_t fw_batch_faults(const fw_batch *b);      /* regex limit hits */
  * they were applied (none until the clock has started): a far-future event
  * blinds its own key, a far-late one may find its key's state dropped. */
 void fw_batch_clock_outliers(const fw_batch *b, uint32_t *ahead, uint32_t *behind);
+/* Keys evicted by the state budget while the batch was applied. */
+uint64_t fw_batch_evictions(const fw_batch *b);
 uint32_t fw_batch_malformed_count(const fw_batch *b);
 void fw_batch_malformed(const fw_batch *b, uint32_t i, uint32_t *seq,
                         const char **reason);

@@ -19,6 +19,7 @@ typedef struct fw_replay_opts {
     FILE *out;                 /* alerts */
     FILE *log;                 /* malformed lines and the summary */
     uint32_t max_reported;     /* malformed lines printed individually */
+    uint64_t max_keys;         /* key state budget (0: none) */
 } fw_replay_opts;
 
 typedef struct fw_replay_stats {
@@ -29,6 +30,7 @@ typedef struct fw_replay_stats {
     uint64_t faults;
     uint64_t clock_ahead;      /* events > lateness ahead of the stream clock */
     uint64_t clock_behind;     /* events > lateness behind it */
+    uint64_t evictions;        /* keys evicted by the state budget */
     double seconds;
 } fw_replay_stats;
 

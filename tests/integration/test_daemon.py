@@ -350,6 +350,25 @@ def test_far_future_events():
         c.cleanup()
 
 
+def test_key_budget():
+    """A flood of new keys past engine.max_keys evicts (counted, logged)
+    instead of growing without bound; the daemon goes on and stops cleanly."""
+    c = Case()
+    try:
+        base = 1764547200000
+        lines = [json.dumps({"event_id": f"k{i}", "type": "call", "ts": base + i * 10,
+                             "caller": f"1{i:010d}", "callee": "13800000000",
+                             "duration_s": 10}).encode() for i in range(3000)]
+        produce(c.topic, lines)
+        d = c.daemon("engine.max_keys = 1000\nmetrics.listen = 127.0.0.1:0").start()
+        wait_for(lambda: metric(d, "fraudwatch_events_total") >= 3000, 60, "3000 events in")
+        assert metric(d, "fraudwatch_state_evictions_total") > 0
+        assert "key state budget reached" in d.log_text()
+        assert d.stop() == 0
+    finally:
+        c.cleanup()
+
+
 def test_broker_outage():
     """The broker stopped for 10 s and started again: the daemon recovers by
     itself and loses nothing."""
@@ -565,6 +584,7 @@ def dump_daemon_log():
 
 
 TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_far_future_events,
+         test_key_budget,
          test_four_partitions_keyed,
          test_sigterm_commits, test_kill9_restart, test_broker_outage,
          test_kill9_during_background_checkpoint, test_checkpoint_waits_for_acks]
