@@ -132,6 +132,11 @@ static const struct key keys[] = {
       "and when the files change.  redis://... reads the set published with "
       "`fraudwatch rules push` and reloads when a new version or a watchlist "
       "change is published." },
+    { "rules.max_regex_per_event", K_U32, F(max_regex_per_event), "1000", 1, 1000000, NULL,
+      NULL, NULL,
+      "A rule set whose events of some type would run more regex searches than this "
+      "is refused as too costly (at start and on every reload, which keeps the last "
+      "good set); `fraudwatch rules check` prints each type's cost." },
     { "engine.threads", K_U32, F(threads), "2", 1, 64, NULL, NULL, NULL,
       "Worker threads.  Each owns the state of its share of the keys." },
     { "engine.lateness_s", K_I64, F(lateness_s), "86400", FW_MIN_LATENESS_S,

@@ -85,13 +85,16 @@ static const char usage_replay[] =
     "                           window for late events (default 86400)\n"
     "      --max-keys N         key state budget: beyond it, the keys whose state\n"
     "                           ends first are evicted (default 10000000)\n"
+    "      --max-regex-per-event N\n"
+    "                           refuse rules whose events of some type would run\n"
+    "                           more regex searches (default 1000)\n"
     "      --max-reported N     malformed lines printed one by one (default 100)\n"
     "  -h, --help               this help\n"
     "\n"
     "exit status: 0 done, 1 rules refused or input unreadable, 2 usage error\n";
 
 static const char usage_rules[] =
-    "usage: fraudwatch rules check DIR\n"
+    "usage: fraudwatch rules check DIR [--max-regex-per-event N]\n"
 #ifdef FW_HAVE_REDIS
     "       fraudwatch rules push DIR --redis URL\n"
     "       fraudwatch rules pull --redis URL DIR [--force]\n"
@@ -99,9 +102,12 @@ static const char usage_rules[] =
 #endif
     "\n"
     "check   validates the rules directory DIR exactly as replay and the daemon\n"
-    "        load it and prints the watchlists and rules it holds.  On error,\n"
-    "        prints every problem found (file, rule id, member, reason) and\n"
-    "        exits 1.\n"
+    "        load it and prints the watchlists and rules it holds, and what an\n"
+    "        event of each type costs (rules tried, conditions, regex searches).\n"
+    "        On error, prints every problem found (file, rule id, member,\n"
+    "        reason) and exits 1.  A set whose events of some type would run\n"
+    "        more than --max-regex-per-event regex searches (default 1000, the\n"
+    "        daemon's rules.max_regex_per_event) is refused as too costly.\n"
 #ifdef FW_HAVE_REDIS
     "push    validates DIR like check, then makes it the active set in Redis\n"
     "        (rules and watchlists, one atomic change, a new version number) and\n"
@@ -119,6 +125,9 @@ static const char usage_rules[] =
     "                           (default: the environment variable\n" \
     "                           FRAUDWATCH_REDIS); rediss:// is not supported\n" \
     "      --timeout MS         connect and per-command timeout (default 5000)\n" \
+    "      --max-regex-per-event N\n" \
+    "                           refuse a set whose events of some type would run\n" \
+    "                           more regex searches (default 1000)\n" \
     "  -h, --help               this help\n"
 
 static const char usage_rules_push[] =
@@ -280,6 +289,7 @@ static int cmd_run(int argc, char **argv)
         fw_config_print(s, stdout);
         rc = 0;
     } else {
+        fw_ruleset_set_max_regexes((uint32_t)s->max_regex_per_event);
         rc = fw_daemon_run(s);
     }
     fw_config_free(s);
@@ -305,9 +315,23 @@ static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi
     return 0;
 }
 
+/* --max-regex-per-event N: the cost ceiling the loader applies. */
+static int set_max_regexes(const char *cmd, const char *arg)
+{
+    unsigned long long v;
+    if (parse_u64(arg, 1, 1000000, &v) != 0) {
+        fprintf(stderr, "fraudwatch %s: --max-regex-per-event must be 1..1000000, not '%s'\n",
+                cmd, arg);
+        return 2;
+    }
+    fw_ruleset_set_max_regexes((uint32_t)v);
+    return 0;
+}
+
 static int cmd_replay(int argc, char **argv)
 {
-    enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS };
+    enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS,
+           OPT_MAX_REGEXES };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "threads", required_argument, NULL, 't' },
@@ -315,6 +339,7 @@ static int cmd_replay(int argc, char **argv)
         { "lateness", required_argument, NULL, OPT_LATENESS },
         { "max-reported", required_argument, NULL, OPT_MAX_REPORTED },
         { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
+        { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -358,6 +383,10 @@ static int cmd_replay(int argc, char **argv)
                 return 2;
             }
             o.lateness_ms = (int64_t)v * 1000;
+            break;
+        case OPT_MAX_REGEXES:
+            if (set_max_regexes("replay", optarg) != 0)
+                return 2;
             break;
         case OPT_MAX_KEYS:
             if (parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
@@ -417,6 +446,11 @@ static int cmd_rules_check(int argc, char **argv)
         fputs(usage_rules, stdout);
         return 0;
     }
+    if (argc == 4 && strcmp(argv[2], "--max-regex-per-event") == 0) {
+        if (set_max_regexes("rules check", argv[3]) != 0)
+            return 2;
+        argc = 2;
+    }
     if (argc != 2) {
         fputs(usage_rules, stderr);
         return 2;
@@ -447,10 +481,11 @@ static int parse_redis_opts(int argc, char **argv, const char *cmd,
                             const char *usage, bool allow_force,
                             struct redis_opts *o)
 {
-    enum { OPT_TIMEOUT = 256 };
+    enum { OPT_TIMEOUT = 256, OPT_MAX_REGEXES };
     static const struct option opts[] = {
         { "redis", required_argument, NULL, 'r' },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
         { "force", no_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -465,6 +500,10 @@ static int parse_redis_opts(int argc, char **argv, const char *cmd,
         switch (c) {
         case 'r':
             o->url = optarg;
+            break;
+        case OPT_MAX_REGEXES:
+            if (set_max_regexes(cmd, optarg) != 0)
+                return 2;
             break;
         case OPT_TIMEOUT:
             if (parse_u64(optarg, 1, 3600000, &v) != 0) {

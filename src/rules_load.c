@@ -762,6 +762,25 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
         return -1;
     }
     fw_ruleset_build_index(rs);
+    /* The cost ceiling: every regex on a type is a search per event of it. */
+    uint32_t limit = fw_ruleset_max_regexes();
+    L.file = NULL;
+    L.rule[0] = '\0';
+    for (size_t i = 0; i < fw_ruleset_cost_count(rs); i++) {
+        fw_ruleset_cost c;
+        fw_ruleset_cost_at(rs, i, &c);
+        if (c.regexes > limit)
+            report(&L, NULL, "too costly: an event of type %s%s%s would run %u regex "
+                             "searches (limit %u, rules.max_regex_per_event or "
+                             "--max-regex-per-event); merge patterns on the same field "
+                             "into one alternation, or raise the limit knowingly",
+                   c.type ? "\"" : "", c.type ? c.type : "(any other)", c.type ? "\"" : "",
+                   c.regexes, limit);
+    }
+    if (L.nerrors) {
+        fw_ruleset_unref(rs);
+        return -1;
+    }
     *out = rs;
     return 0;
 }

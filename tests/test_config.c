@@ -15,6 +15,7 @@
 
 #include "fraudwatch/config.h"
 #include "fraudwatch/pipeline.h"
+#include "fraudwatch/ruleset.h"
 
 static char tmpdir[] = "/tmp/fw-test-config-XXXXXX";
 static int nfiles;
@@ -103,6 +104,7 @@ static void test_defaults(void **state)
     assert_true(s->lateness_s * 1000 == FW_DEFAULT_LATENESS_MS);
     assert_true(s->max_event_bytes == FW_DEFAULT_MAX_EVENT_BYTES);
     assert_true((uint64_t)s->max_keys == FW_DEFAULT_MAX_KEYS);
+    assert_true(s->max_regex_per_event == FW_DEFAULT_MAX_REGEX_PER_EVENT);
     assert_int_equal(s->max_event_bytes, 1048576);
     assert_int_equal(s->lateness_s, 86400);
     assert_string_equal(s->state_dir, "state");
@@ -546,11 +548,11 @@ static void test_print_masks_secrets(void **state)
     assert_null(strstr(text, "keypw"));
     assert_null(strstr(text, "PRIVATE"));
     assert_null(strstr(text, "s3cr3t"));
-    /* One line per key: 18 keys, 6 pass-through. */
+    /* One line per key: 19 keys, 6 pass-through. */
     int lines = 0;
     for (const char *p = text; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 18 + 6);
+    assert_int_equal(lines, 19 + 6);
 
     /* What print writes reads back to the same settings (secrets aside). */
     fw_config_free(s);

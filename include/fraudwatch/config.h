@@ -46,6 +46,7 @@ typedef struct fw_settings {
     size_t max_event_bytes;   /* limits.max_event_bytes 64..16777216, default 1048576 */
     int64_t lateness_s;       /* engine.lateness_s 1..31536000, default 86400 */
     int64_t max_future_s;     /* limits.max_future_s 0..31536000, default 3600 */
+    uint32_t max_regex_per_event; /* rules.max_regex_per_event 1..1000000, default 1000 */
     int64_t max_keys;         /* engine.max_keys 1000..4000000000, default 10000000 */
     char *state_dir;          /* state.dir: where checkpoints go, default "state" */
     int checkpoint_interval_ms; /* state.checkpoint_interval_ms 100..3600000, default 5000 */

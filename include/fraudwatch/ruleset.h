@@ -35,7 +35,26 @@ size_t fw_ruleset_rule_count(const fw_ruleset *rs);
 const char *fw_ruleset_rule_id(const fw_ruleset *rs, size_t i);
 const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i);
 
-/* Prints what was loaded: lists with sizes, rules with kind and summary. */
+/* Prints what was loaded: lists with sizes, rules with kind and summary,
+ * and the cost per event type. */
 void fw_ruleset_describe(const fw_ruleset *rs, FILE *out);
+
+/* What one event of a type costs at most: the rules and sequence steps it
+ * is tried against, their conditions, and the regex searches among them
+ * (regex and not_regex, inside "any" too).  Entry i < count - 1 is a type
+ * some rule names; the last is every other type (type NULL). */
+typedef struct fw_ruleset_cost {
+    const char *type;
+    uint32_t steps, conditions, regexes;
+} fw_ruleset_cost;
+size_t fw_ruleset_cost_count(const fw_ruleset *rs);
+void fw_ruleset_cost_at(const fw_ruleset *rs, size_t i, fw_ruleset_cost *c);
+
+/* A set whose events of some type would run more regex searches than this
+ * is refused by the loader (rules.max_regex_per_event, the CLI's
+ * --max-regex-per-event).  Process-wide; set it before loading. */
+#define FW_DEFAULT_MAX_REGEX_PER_EVENT 1000u
+void fw_ruleset_set_max_regexes(uint32_t n);
+uint32_t fw_ruleset_max_regexes(void);
 
 #endif
