@@ -38,8 +38,8 @@ typedef struct fw_scan_ctx {
 typedef struct fw_keystate {
     int64_t m;               /* high-water mark of the key's counted events */
     int64_t last_fire;       /* FW_TS_NONE: never fired */
-    int64_t life_ms;         /* how long past m the key's state matters */
-    int64_t suppress_ms;
+    int32_t life_ms;         /* how long past m the key's state matters */
+    int32_t suppress_ms;     /* (both ≤ 604 800 000: FW_WINDOW_MAX_S) */
     void *data;              /* the kind's own (a window, chains), or NULL */
 } fw_keystate;
 

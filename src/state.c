@@ -201,8 +201,8 @@ fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
     /* A rule reloaded with a new limit or suppression keeps its state
      * (SPEC §4) and takes the new values from here on. */
     it->kind = (uint8_t)r->kind;
-    it->k.life_ms = fw_rule_kind(r)->lifetime(r);
-    it->k.suppress_ms = r->suppress_ms;
+    it->k.life_ms = (int32_t)fw_rule_kind(r)->lifetime(r);
+    it->k.suppress_ms = (int32_t)r->suppress_ms;
     return &it->k;
 }
 
@@ -365,8 +365,13 @@ int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
         it->khash = v[1];
         it->k.m = (int64_t)v[2];
         it->k.last_fire = (int64_t)v[3];
-        it->k.life_ms = (int64_t)v[4];
-        it->k.suppress_ms = (int64_t)v[5];
+        if (v[4] > (uint64_t)INT32_MAX || v[5] > (uint64_t)INT32_MAX) {
+            free(key);
+            free(it);
+            goto bad;
+        }
+        it->k.life_ms = (int32_t)v[4];
+        it->k.suppress_ms = (int32_t)v[5];
         it->klen = klen;
         memcpy(it->key, key, klen);
         free(key);
