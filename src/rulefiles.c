@@ -30,6 +30,7 @@
  * file"), and the caller keeps what it had.  The largest allocation is the
  * file's size as fstat() gave it, after the check, plus one byte. */
 #include "fraudwatch/rulefiles.h"
+#include "fraudwatch/text.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -116,6 +117,23 @@ bool fw_listtext_next(fw_listtext *it, const char **value, size_t *n)
         return true;
     }
     return false;
+}
+
+bool fw_list_entry_ok(const char *s, size_t n, const char **why)
+{
+    if (n > FW_LIST_ENTRY_MAX) {
+        *why = "longer than 1024 bytes: no event field it could match is that long";
+        return false;
+    }
+    if (memchr(s, '\0', n)) {
+        *why = "holds a NUL byte: no event field can (JSON strings cannot)";
+        return false;
+    }
+    if (!fw_utf8_valid(s, n)) {
+        *why = "is not valid UTF-8: events must be, so it could never match";
+        return false;
+    }
+    return true;
 }
 
 /* ---- freeing, order ------------------------------------------------------------- */

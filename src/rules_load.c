@@ -669,8 +669,9 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
     size_t n;
     fw_listtext_init(&it, f->data, f->len);
     while (fw_listtext_next(&it, &s, &n)) {
-        if (n > UINT32_MAX) {
-            report(L, NULL, "line %zu: value too long", it.lineno);
+        const char *why;
+        if (!fw_list_entry_ok(s, n, &why)) {
+            report(L, NULL, "line %zu: the entry %s", it.lineno, why);
             continue;
         }
         uint64_t h = fw_hash64(s, n, 0x11);

@@ -92,6 +92,14 @@ typedef struct fw_listtext {
 } fw_listtext;
 
 void fw_listtext_init(fw_listtext *it, const char *data, size_t len);
+
+/* Can this watchlist entry ever match an event field?  Not when it holds a
+ * NUL byte (JSON strings in events cannot), is not valid UTF-8 (events must
+ * be), or is longer than FW_LIST_ENTRY_MAX bytes (no phone number, account
+ * or name is).  false with *why, for a message: the loader refuses the
+ * list, the Redis store refuses the entry. */
+#define FW_LIST_ENTRY_MAX 1024
+bool fw_list_entry_ok(const char *s, size_t n, const char **why);
 bool fw_listtext_next(fw_listtext *it, const char **value, size_t *n);
 
 #endif
