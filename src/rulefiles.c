@@ -3,7 +3,7 @@
  * freeing.  See include/fraudwatch/rulefiles.h for the contract.
  *
  * One module, because the loader (rules_load.c) and the Redis store
- * (rulestore.c) each had their own copy of this and the copies had drifted
+ * (then rulestore.c, now src/rstore_*.c) each had their own copy of this and the copies had drifted
  * apart (a watchlist ".x" was valid for one and not the other).
  *
  * Why reading is shaped this way.  A rules directory is written by people
