@@ -1,9 +1,10 @@
 /* main.c — the `fraudwatch` command: argument parsing and subcommands.
  *
  * Owns nothing but the command line: each subcommand parses its options,
- * calls one module (replay.c, rules_load.c, rulestore.c) and turns its
- * result into an exit status — 0 success, 1 a failure of the work (a refused
- * rule set, an unreadable file, Redis unreachable), 2 a usage error. */
+ * calls one module (replay.c, rules_load.c, the Redis store's rstore_*.c)
+ * and turns its result into an exit status — 0 success, 1 a failure of the
+ * work (a refused rule set, an unreadable file, Redis unreachable), 2 a usage
+ * error.  The `rules status` table is printed by cli_status.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>

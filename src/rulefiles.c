@@ -3,7 +3,7 @@
  * freeing.  See include/fraudwatch/rulefiles.h for the contract.
  *
  * One module, because the loader (rules_load.c) and the Redis store
- * (rulestore.c) each had their own copy of this and the copies had drifted
+ * (then rulestore.c, now src/rstore_*.c) each had their own copy of this and the copies had drifted
  * apart (a watchlist ".x" was valid for one and not the other).
  *
  * Why reading is shaped this way.  A rules directory is written by people
@@ -44,16 +44,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Small allocations (names, arrays) abort when memory is out, like the rest
- * of the loader; a file's contents do not (read_bounded). */
-static void *need(void *p)
-{
-    if (!p) {
-        fputs("fraudwatch: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
+#include "fraudwatch/alloc.h"
+
+/* Memory.  Small allocations (names, arrays) use the fw_x* family and abort
+ * when memory is out (include/fraudwatch/alloc.h); a file's contents do
+ * not: a file too large for the memory left is refused with a message like
+ * any other bad file (read_bounded returns -2). */
 
 /* ---- names ------------------------------------------------------------------- */
 
@@ -430,9 +426,9 @@ int fw_rulefiles_read_dir(const char *dir, fw_rulefile **out, size_t *nout,
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
-            names = need(realloc(names, cap * sizeof *names));
+            names = fw_xrealloc(names, cap * sizeof *names);
         }
-        names[n++] = need(strdup(de->d_name));
+        names[n++] = fw_xstrdup(de->d_name);
         errno = 0;
     }
     if (!de && errno != 0)
@@ -441,7 +437,7 @@ int fw_rulefiles_read_dir(const char *dir, fw_rulefile **out, size_t *nout,
         qsort(names, n, sizeof *names, str_cmp);
 
     /* 2. What each name is, and how large: nothing opened yet. */
-    bool *links = need(calloc(n + 1, sizeof *links));
+    bool *links = fw_xcalloc(n + 1, sizeof *links);
     uint64_t total = 0;
     char path[4096 + 256 + 2];
     for (size_t i = 0; i < n; i++) {   /* every file's problem, not the first */
@@ -460,7 +456,7 @@ int fw_rulefiles_read_dir(const char *dir, fw_rulefile **out, size_t *nout,
     }
 
     /* 3. Read them, each bounded; the total again, with what was read. */
-    fw_rulefile *files = need(calloc(n + 1, sizeof *files));
+    fw_rulefile *files = fw_xcalloc(n + 1, sizeof *files);
     size_t k = 0;
     total = 0;
     for (size_t i = 0; i < n && e.n == 0; i++) {

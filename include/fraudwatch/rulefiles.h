@@ -2,7 +2,7 @@
  * text of a watchlist.
  *
  * Owns everything the rule loader (rules_load.c) and the Redis store
- * (rulestore.c) both need to know about rule files, so that the two cannot
+ * (rstore_*.c) both need to know about rule files, so that the two cannot
  * disagree: which names in a directory are read, what a watchlist may be
  * called, how a .list text splits into values, how files are freed — and how
  * a file is read without letting it take the process down (SPEC §4; the

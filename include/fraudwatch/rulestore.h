@@ -21,7 +21,13 @@
  *
  * Errors are written to a caller buffer, naming the server (password
  * masked), the key or file concerned and what to do.  Functions return 0 on
- * success and a negative FW_RSTORE_* code on failure. */
+ * success and a negative FW_RSTORE_* code on failure.
+ *
+ * Implemented by src/redis_conn.c (URLs, connections, commands, the one
+ * WATCH/MULTI/EXEC loop), src/rstore_sets.c (versions, push, fetch, pull),
+ * src/rstore_lists.c (watchlists), src/rstore_status.c (heartbeats, status
+ * data), src/rstore_stage.c (staging big lists), src/rstore_notify.c (the
+ * subscriber); the status table is the CLI's (src/cli_status.c). */
 #ifndef FRAUDWATCH_RULESTORE_H
 #define FRAUDWATCH_RULESTORE_H
 
@@ -179,7 +185,9 @@ typedef struct fw_rstore_status {
  * daemon (heartbeat keys found with SCAN). */
 int fw_rstore_status_read(fw_rstore *r, fw_rstore_status **out, char *err,
                           size_t errlen);
-/* A human-readable table; times relative to now_ms (wall clock). */
+/* A human-readable table; times relative to now_ms (wall clock).  The
+ * CLI's presentation (src/cli_status.c), not the store's: declared here
+ * with the data it prints. */
 void fw_rstore_status_print(const fw_rstore_status *st, int64_t now_ms,
                             FILE *out);
 void fw_rstore_status_free(fw_rstore_status *st);

@@ -1,0 +1,853 @@
+/* rstore_sets.c — rule sets in Redis: the versions, push, fetch (the
+ * daemon's read), pull (back to files).
+ *
+ * A push is one optimistic transaction (fw_redis_optimistic): the rule
+ * files are replaced, every staged list (rstore_stage.c) is renamed into
+ * place, lists the set no longer has are removed, the versions and the
+ * generation are bumped and the notification is published, all in one
+ * MULTI/EXEC, so a reader sees the old set or the new one, never a mix.
+ * Validation is the rule loader's (fw_ruleset_load_files): the bytes
+ * validated are the bytes stored, so nothing unvalidated can reach Redis.
+ *
+ * A read (fetch, pull) takes the version, generation, rule files and list
+ * names in one MULTI/EXEC, then each list with SSCAN (never an SMEMBERS of
+ * a million entries that would block Redis), checking the list's version
+ * before and after and re-reading when it moved; a push meanwhile (the
+ * rules version moved) restarts the read.  A list whose version is the one
+ * of the previous fetch is served from the handle's cache, so a one-number
+ * change of one list does not make every daemon re-read every list.
+ *
+ * Reading files (a rules directory), file and watchlist names and the .list
+ * text are rulefiles.c's, shared with the loader, so what a push stores and
+ * what the loader accepts cannot drift apart. */
+#include "rstore_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fraudwatch/alloc.h"
+#include "fraudwatch/buf.h"
+
+/* ---- versions ------------------------------------------------------------------ */
+
+int fw_rstore_generation(fw_rstore *r, uint64_t *gen, char *err, size_t errlen)
+{
+    if (r->dead)
+        return fw_redis_dead(r, err, errlen);
+    const char *argv[2] = { "GET", K_GENERATION };
+    redisReply *rep = fw_redis_run(r, "GET " K_GENERATION, 2, argv, err, errlen);
+    if (!rep)
+        return FW_RSTORE_ERR;
+    int rc = fw_redis_u64(r, rep, K_GENERATION, gen, err, errlen);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- push ------------------------------------------------------------------ */
+
+/* A push under way: the set, its lists, and where the results will be. */
+struct push {
+    fw_rstore *r;
+    const fw_rulefile *files;
+    size_t n;
+    size_t nl;                 /* watchlists in the set */
+    char **names;              /* their names */
+    char **tmpkeys;            /* their staged keys; NULL: an empty list */
+    fw_rentries *ent;
+    fw_rstore_push_result *res;
+    int i_version, i_gen, i_pub;   /* in the EXEC reply */
+};
+
+/* The lists of Redis that the set no longer has: UNLINK + INCR version. */
+static void push_remove_stale(struct push *p, const redisReply *old, fw_rcmds *tx)
+{
+    p->res->nremoved = 0;
+    for (size_t i = 0; i < old->elements; i++) {
+        const char *o = old->element[i]->str ? old->element[i]->str : "";
+        bool kept = false;
+        for (size_t j = 0; j < p->nl && !kept; j++)
+            kept = strcmp(o, p->names[j]) == 0;
+        if (kept || !fw_rulefiles_valid_list_name(o, strlen(o)))
+            continue;
+        fw_rcmds_add(tx, "UNLINK", fw_rcmds_fmt(tx, K_LIST "%s", o), (const char *)NULL);
+        fw_rcmds_add(tx, "INCR", fw_rcmds_fmt(tx, K_LIST "%s:version", o),
+                     (const char *)NULL);
+        p->res->nremoved++;
+    }
+}
+
+/* Builds the push transaction from GET version, SMEMBERS lists and the
+ * staged keys' EXPIREs (fw_redis_tx.build). */
+static int push_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
+                      size_t errlen)
+{
+    struct push *p = ctx;
+    int rc = fw_rstage_check(p->r, rep + 2, p->tmpkeys,
+                             (const char *const *)p->names, p->nl, err, errlen);
+    if (rc != 0)
+        return rc;
+    uint64_t cur;
+    if (fw_redis_u64(p->r, rep[0], K_VERSION, &cur, err, errlen) != 0)
+        return FW_RSTORE_ERR;
+    if (rep[1]->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "%s: unexpected SMEMBERS reply", p->r->where);
+        return FW_RSTORE_ERR;
+    }
+    fw_rcmds_add(tx, "DEL", K_FILES, (const char *)NULL);
+    fw_rcmds_add(tx, "HSET", K_FILES, (const char *)NULL);
+    for (size_t i = 0; i < p->n; i++) {
+        if (!fw_rulefiles_is_rules(p->files[i].name))
+            continue;
+        fw_rcmds_str(tx, p->files[i].name);
+        fw_rcmds_arg(tx, p->files[i].data, p->files[i].len);
+    }
+    for (size_t i = 0; i < p->nl; i++) {
+        const char *lk = fw_rcmds_fmt(tx, K_LIST "%s", p->names[i]);
+        fw_rcmds_add(tx, "UNLINK", lk, (const char *)NULL);
+        if (p->tmpkeys[i]) {
+            fw_rcmds_add(tx, "RENAME", p->tmpkeys[i], lk, (const char *)NULL);
+            fw_rcmds_add(tx, "PERSIST", lk, (const char *)NULL);
+        }
+        fw_rcmds_add(tx, "INCR", fw_rcmds_fmt(tx, K_LIST "%s:version", p->names[i]),
+                     (const char *)NULL);
+    }
+    push_remove_stale(p, rep[1], tx);
+    fw_rcmds_add(tx, "DEL", K_LISTS, (const char *)NULL);
+    if (p->nl) {
+        fw_rcmds_add(tx, "SADD", K_LISTS, (const char *)NULL);
+        for (size_t i = 0; i < p->nl; i++)
+            fw_rcmds_str(tx, p->names[i]);
+    }
+    p->i_version = fw_rcmds_add(tx, "INCR", K_VERSION, (const char *)NULL);
+    p->i_gen = fw_rcmds_add(tx, "INCR", K_GENERATION, (const char *)NULL);
+    p->i_pub = fw_rcmds_add(tx, "PUBLISH", CHANNEL,
+                            fw_rcmds_fmt(tx, "rules %llu", (unsigned long long)cur + 1),
+                            (const char *)NULL);
+    return 0;
+}
+
+/* Validates the set exactly as `rules check` and the daemon do. */
+static int push_validate(const fw_rulefile *files, size_t n,
+                         fw_rstore_push_result *res, char *err, size_t errlen)
+{
+    fw_ruleset *rs = NULL;
+    char *verr = fw_xmalloc(errlen ? errlen : 1);
+    if (fw_ruleset_load_files(files, n, 1, &rs, verr, errlen ? errlen : 1) != 0) {
+        snprintf(err, errlen, "the rule set is refused; nothing was changed in "
+                              "redis:\n%s", verr);
+        free(verr);
+        return FW_RSTORE_REFUSED;
+    }
+    free(verr);
+    res->nrules = fw_ruleset_rule_count(rs);
+    fw_ruleset_unref(rs);
+    for (size_t i = 0; i < n; i++)
+        if (fw_rulefiles_is_rules(files[i].name) &&
+            !fw_rulefiles_valid_rules_name(files[i].name, strlen(files[i].name))) {
+            snprintf(err, errlen, "%s: a rule file name cannot start with '.' "
+                                  "or hold '/'; nothing was changed in redis",
+                     files[i].name);
+            return FW_RSTORE_REFUSED;
+        }
+    return 0;
+}
+
+/* Steps 2 and 3: the lists and their entries, each non-empty one staged. */
+static int push_stage(struct push *p, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (fw_rulefiles_is_list(p->files[i].name))
+            p->nl++;
+    p->names = fw_xcalloc(p->nl + 1, sizeof *p->names);
+    p->tmpkeys = fw_xcalloc(p->nl + 1, sizeof *p->tmpkeys);
+    p->ent = fw_xcalloc(p->nl + 1, sizeof *p->ent);
+    char token[40];
+    fw_rstage_token(token, sizeof token);
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const fw_rulefile *f = &p->files[i];
+        if (!fw_rulefiles_is_list(f->name))
+            continue;
+        p->names[k] = fw_xstrndup(f->name, strlen(f->name) - 5);
+        fw_rentries_parse(f->data, f->len, &p->ent[k]);
+        k++;
+    }
+    p->res->nlists = p->nl;
+    for (size_t i = 0; i < p->n; i++)
+        if (fw_rulefiles_is_rules(p->files[i].name))
+            p->res->nfiles++;
+    for (size_t i = 0; i < p->nl; i++) {
+        if (p->ent[i].n == 0)
+            continue;
+        size_t klen = strlen(K_TMP) + strlen(token) + strlen(p->names[i]) + 2;
+        p->tmpkeys[i] = fw_xmalloc(klen);
+        snprintf(p->tmpkeys[i], klen, K_TMP "%s:%s", token, p->names[i]);
+        size_t unique = 0;
+        int rc = fw_rstage_list(p->r, p->tmpkeys[i], &p->ent[i], &unique, err, errlen);
+        if (rc != 0)
+            return rc;
+        p->res->nentries += unique;
+    }
+    return 0;
+}
+
+int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
+                         fw_rstore_push_result *res, char *err, size_t errlen)
+{
+    fw_rstore_push_result dummy;
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof *res);
+    if (r->dead)
+        return fw_redis_dead(r, err, errlen);
+
+    /* 1. Validate: exactly the loader `rules check` and the daemon use. */
+    int rc = push_validate(files, n, res, err, errlen);
+    if (rc != 0)
+        return rc;
+
+    /* 2, 3. The lists, staged into temporary keys. */
+    struct push p = { .r = r, .files = files, .n = n, .res = res };
+    redisReply *exec = NULL;
+    fw_rcmds reads = { 0 };
+    if ((rc = push_stage(&p, err, errlen)) != 0)
+        goto out;
+
+    /* 4. One transaction, rebuilt when another writer got in between. */
+    static const char *const watch[2] = { K_VERSION, K_LISTS };
+    fw_rcmds_add(&reads, "GET", K_VERSION, (const char *)NULL);
+    fw_rcmds_add(&reads, "SMEMBERS", K_LISTS, (const char *)NULL);
+    fw_rstage_keep(&reads, p.tmpkeys, p.nl);
+    const fw_redis_tx tx = {
+        .what = "push (MULTI/EXEC)",
+        .watch = watch,
+        .nwatch = 2,
+        .reads = &reads,
+        .reads_what = "preparing the transaction",
+        .build = push_build,
+        .ctx = &p,
+        .gave_up = "other writers kept changing the store during the push; "
+                   "nothing was changed: run it again",
+    };
+    if ((rc = fw_redis_optimistic(r, &tx, &exec, err, errlen)) != 0)
+        goto out;
+    res->version = (uint64_t)exec->element[p.i_version]->integer;
+    res->generation = (uint64_t)exec->element[p.i_gen]->integer;
+    res->notified = exec->element[p.i_pub]->integer;
+    freeReplyObject(exec);
+    for (size_t i = 0; i < p.nl; i++) {   /* renamed: nothing to clean up */
+        free(p.tmpkeys[i]);
+        p.tmpkeys[i] = NULL;
+    }
+out:
+    if (rc != 0)
+        fw_rstage_drop(r, p.tmpkeys, p.nl);
+    fw_rcmds_free(&reads);
+    for (size_t i = 0; i < p.nl; i++) {
+        free(p.names[i]);
+        free(p.tmpkeys[i]);
+        fw_rentries_free(&p.ent[i]);
+    }
+    free(p.names);
+    free(p.tmpkeys);
+    free(p.ent);
+    return rc;
+}
+
+int fw_rstore_push_dir(fw_rstore *r, const char *dir, fw_rstore_push_result *res,
+                       char *err, size_t errlen)
+{
+    if (r->dead)
+        return fw_redis_dead(r, err, errlen);
+    fw_rulefile *files = NULL;
+    size_t n = 0;
+    char *rerr = fw_xmalloc(errlen ? errlen : 1);
+    if (fw_rulefiles_read_dir(dir, &files, &n, rerr, errlen ? errlen : 1) != 0) {
+        /* a FIFO, a 3 GiB file, a missing directory: refused unread */
+        snprintf(err, errlen, "the rule set in %s is refused; nothing was changed "
+                              "in redis:\n%s", dir, rerr);
+        free(rerr);
+        return FW_RSTORE_REFUSED;
+    }
+    free(rerr);
+    int rc = fw_rstore_push_files(r, files, n, res, err, errlen);
+    if (rc == FW_RSTORE_REFUSED && strncmp(err, "the rule set", 12) == 0) {
+        size_t len = strlen(err) + strlen(dir) + 32;
+        char *copy = fw_xmalloc(len);
+        snprintf(copy, len, "%s: %s", dir, err);
+        snprintf(err, errlen, "%s", copy);
+        free(copy);
+    }
+    fw_rulefiles_free(files, n);
+    return rc;
+}
+
+/* ---- the list cache of a handle ------------------------------------------------- */
+
+struct snap_list {
+    char *name;
+    uint64_t version;
+    char *text;        /* entries, each followed by '\n' */
+    size_t len;
+    size_t count;      /* entries (SSCAN may repeat one) */
+};
+
+struct snap {
+    uint64_t version, generation;
+    fw_rulefile *json;
+    size_t njson;
+    struct snap_list *lists;
+    size_t nlists;
+};
+
+/* One cached watchlist: its text as fw_rstore_fetch hands it out. */
+struct cached_list {
+    char *name;
+    uint64_t version;
+    char *text;
+    size_t len;
+};
+
+struct fw_rcache {
+    struct cached_list *l;
+    size_t n;
+    uint64_t generation;   /* of the fetch that filled the cache */
+};
+
+static void cache_free(struct fw_rcache *c)
+{
+    for (size_t i = 0; c && i < c->n; i++) {
+        free(c->l[i].name);
+        free(c->l[i].text);
+    }
+    if (c)
+        free(c->l);
+    free(c);
+}
+
+static struct fw_rcache *cache_of(fw_rstore *r)
+{
+    if (!r->cache) {
+        r->cache = fw_xcalloc(1, sizeof *r->cache);
+        r->cache_free = cache_free;
+    }
+    return r->cache;
+}
+
+static struct cached_list *cache_find(fw_rstore *r, const char *name)
+{
+    struct fw_rcache *c = cache_of(r);
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->l[i].name, name) == 0)
+            return &c->l[i];
+    return NULL;
+}
+
+static void cache_put(fw_rstore *r, const struct snap_list *l)
+{
+    if (l->version == 0)   /* not written by fraudwatch: never trust it */
+        return;
+    struct cached_list *c = cache_find(r, l->name);
+    if (!c) {
+        struct fw_rcache *cc = r->cache;
+        cc->l = fw_xrealloc(cc->l, (cc->n + 1) * sizeof *cc->l);
+        c = &cc->l[cc->n++];
+        c->name = fw_xstrdup(l->name);
+        c->text = NULL;
+    }
+    free(c->text);
+    c->version = l->version;
+    c->text = fw_xstrndup(l->text, l->len);
+    c->len = l->len;
+}
+
+/* Keeps only the cached lists that the last snapshot had. */
+static void cache_prune(fw_rstore *r, const struct snap *s)
+{
+    struct fw_rcache *c = cache_of(r);
+    size_t w = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        bool live = false;
+        for (size_t j = 0; j < s->nlists && !live; j++)
+            live = strcmp(c->l[i].name, s->lists[j].name) == 0;
+        if (live) {
+            c->l[w++] = c->l[i];
+        } else {
+            free(c->l[i].name);
+            free(c->l[i].text);
+        }
+    }
+    c->n = w;
+}
+
+/* ---- snapshot (fetch, pull) ---------------------------------------------------- */
+
+static void snap_free(struct snap *s)
+{
+    fw_rulefiles_free(s->json, s->njson);
+    for (size_t i = 0; i < s->nlists; i++) {
+        free(s->lists[i].name);
+        free(s->lists[i].text);
+    }
+    free(s->lists);
+    memset(s, 0, sizeof *s);
+}
+
+/* A GET of a counter: 0 and *v, or an error. */
+static int get_u64(fw_rstore *r, const char *what, const char *key, uint64_t *v,
+                   char *err, size_t errlen)
+{
+    const char *get[2] = { "GET", key };
+    redisReply *rep = fw_redis_run(r, what, 2, get, err, errlen);
+    if (!rep)
+        return FW_RSTORE_ERR;
+    int rc = fw_redis_u64(r, rep, key, v, err, errlen);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Every entry of the set lk, with SSCAN, each followed by '\n'. */
+static int sscan_all(fw_rstore *r, const char *lk, fw_buf *b, size_t *count,
+                     char *err, size_t errlen)
+{
+    char cursor[32] = "0";
+    *count = 0;
+    do {
+        const char *scan[5] = { "SSCAN", lk, cursor, "COUNT", FW_REDIS_SCAN_COUNT };
+        redisReply *rep = fw_redis_run(r, "SSCAN", 5, scan, err, errlen);
+        if (!rep)
+            return FW_RSTORE_ERR;
+        if (!fw_redis_is_array(rep, 2) || rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY ||
+            rep->element[0]->len >= sizeof cursor) {
+            snprintf(err, errlen, "%s: SSCAN %s: unexpected reply", r->where, lk);
+            freeReplyObject(rep);
+            return FW_RSTORE_ERR;
+        }
+        memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+        cursor[rep->element[0]->len] = '\0';
+        const redisReply *m = rep->element[1];
+        for (size_t i = 0; i < m->elements; i++) {
+            if (m->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            fw_buf_put(b, m->element[i]->str, m->element[i]->len);
+            fw_buf_putc(b, '\n');
+            (*count)++;
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* One list, read with SSCAN between two reads of its version (or taken from
+ * the cache when its version is the cached one). */
+static int read_list(fw_rstore *r, struct snap_list *l, bool use_cache, char *err,
+                     size_t errlen)
+{
+    char lk[160], vk[160];
+    list_key(lk, sizeof lk, l->name);
+    version_key(vk, sizeof vk, l->name);
+    for (int attempt = 0; attempt < FW_REDIS_MAX_ATTEMPTS; attempt++) {
+        fw_redis_backoff(attempt);
+        uint64_t v1, v2;
+        int rc = get_u64(r, "GET list version", vk, &v1, err, errlen);
+        if (rc != 0)
+            return rc;
+        struct cached_list *c = use_cache ? cache_find(r, l->name) : NULL;
+        if (c && v1 != 0 && c->version == v1) {
+            l->version = v1;
+            l->text = fw_xstrndup(c->text, c->len);
+            l->len = c->len;
+            l->count = 0;
+            for (size_t i = 0; i < c->len; i++)
+                l->count += c->text[i] == '\n';
+            return 0;
+        }
+        fw_buf b = { 0 };
+        size_t count;
+        if ((rc = sscan_all(r, lk, &b, &count, err, errlen)) != 0 ||
+            (rc = get_u64(r, "GET list version", vk, &v2, err, errlen)) != 0) {
+            fw_buf_free(&b);
+            return rc;
+        }
+        if (v1 == v2) {
+            l->version = v1;
+            l->text = b.p ? b.p : fw_xstrdup("");
+            l->len = b.len;
+            l->count = count;
+            if (use_cache)
+                cache_put(r, l);
+            return 0;
+        }
+        fw_buf_free(&b);   /* changed while being read: again */
+    }
+    snprintf(err, errlen, "%s: watchlist %s kept changing while it was being "
+                          "read; try again", r->where, l->name);
+    return FW_RSTORE_ERR;
+}
+
+/* The versions, the rule files and the list names, in one MULTI/EXEC. */
+static int read_head(fw_rstore *r, struct snap *s, char *err, size_t errlen)
+{
+    fw_rcmds cmds = { 0 };
+    fw_rcmds_add(&cmds, "GET", K_VERSION, (const char *)NULL);
+    fw_rcmds_add(&cmds, "GET", K_GENERATION, (const char *)NULL);
+    fw_rcmds_add(&cmds, "HGETALL", K_FILES, (const char *)NULL);
+    fw_rcmds_add(&cmds, "SMEMBERS", K_LISTS, (const char *)NULL);
+    redisReply *exec;
+    int rc = fw_redis_exec(r, &cmds, &exec, "reading the rule set", err, errlen);
+    fw_rcmds_free(&cmds);
+    if (rc != 0)
+        return rc < 0 ? rc : FW_RSTORE_ERR;
+    const redisReply *h = exec->element[2], *ln = exec->element[3];
+    if ((rc = fw_redis_u64(r, exec->element[0], K_VERSION, &s->version, err, errlen)) ||
+        (rc = fw_redis_u64(r, exec->element[1], K_GENERATION, &s->generation, err,
+                           errlen))) {
+        freeReplyObject(exec);
+        return rc;
+    }
+    if (h->type != REDIS_REPLY_ARRAY || h->elements % 2 ||
+        ln->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "%s: unexpected reply reading %s / %s", r->where,
+                 K_FILES, K_LISTS);
+        freeReplyObject(exec);
+        return FW_RSTORE_ERR;
+    }
+    s->njson = h->elements / 2;
+    s->json = fw_xcalloc(s->njson + 1, sizeof *s->json);
+    s->lists = fw_xcalloc(ln->elements + 1, sizeof *s->lists);
+    for (size_t i = 0; i < s->njson; i++) {
+        const redisReply *k = h->element[2 * i], *v = h->element[2 * i + 1];
+        s->json[i].name = fw_xstrndup(k->str ? k->str : "", k->len);
+        s->json[i].data = fw_xstrndup(v->str ? v->str : "", v->len);
+        s->json[i].len = v->len;
+    }
+    for (size_t i = 0; i < ln->elements; i++) {
+        const redisReply *e = ln->element[i];
+        s->lists[s->nlists++].name = fw_xstrndup(e->str ? e->str : "", e->len);
+    }
+    freeReplyObject(exec);
+    return 0;
+}
+
+/* Every list of the snapshot whose head read_head() took. */
+static int read_lists(fw_rstore *r, struct snap *s, bool use_cache, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < s->nlists; i++) {
+        if (!fw_rulefiles_valid_list_name(s->lists[i].name, strlen(s->lists[i].name))) {
+            snprintf(err, errlen, "%s: %s holds \"%.80s\", not a valid "
+                                  "watchlist name (written by something other "
+                                  "than fraudwatch?)", r->where, K_LISTS,
+                     s->lists[i].name);
+            return FW_RSTORE_ERR;
+        }
+        int rc = read_list(r, &s->lists[i], use_cache, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int snapshot(fw_rstore *r, struct snap *s, bool use_cache, char *err,
+                    size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    if (r->dead)
+        return fw_redis_dead(r, err, errlen);
+    for (int attempt = 0; attempt < FW_REDIS_MAX_ATTEMPTS; attempt++) {
+        fw_redis_backoff(attempt);
+        int rc = read_head(r, s, err, errlen);
+        if (rc != 0) {
+            snap_free(s);
+            return rc;
+        }
+        /* A generation that went back means the store was wiped (FLUSHALL,
+         * a restart without persistence): versions start again at 1 and a
+         * cached list of the same version may hold other entries. */
+        if (use_cache && s->generation < cache_of(r)->generation) {
+            cache_free(r->cache);
+            r->cache = NULL;
+        }
+        if (s->njson)
+            fw_rulefiles_sort(s->json, s->njson);
+        if ((rc = read_lists(r, s, use_cache, err, errlen)) != 0) {
+            snap_free(s);
+            return rc;
+        }
+        /* A push meanwhile: its lists may not match the rules read above. */
+        uint64_t v2 = 0;
+        if (get_u64(r, "GET " K_VERSION, K_VERSION, &v2, err, errlen) != 0) {
+            snap_free(s);
+            return FW_RSTORE_ERR;
+        }
+        if (v2 == s->version) {
+            if (use_cache) {
+                cache_prune(r, s);
+                r->cache->generation = s->generation;
+            }
+            return 0;
+        }
+        snap_free(s);
+    }
+    snprintf(err, errlen, "%s: rule sets kept being pushed while the set was "
+                          "being read; try again", r->where);
+    return FW_RSTORE_ERR;
+}
+
+int fw_rstore_fetch(fw_rstore *r, fw_rulefile **files, size_t *nfiles,
+                    uint64_t *version, uint64_t *generation, char *err,
+                    size_t errlen)
+{
+    *files = NULL;
+    *nfiles = 0;
+    struct snap s;
+    int rc = snapshot(r, &s, true, err, errlen);
+    if (rc != 0)
+        return rc;
+    size_t n = s.njson + s.nlists;
+    fw_rulefile *out = fw_xcalloc(n + 1, sizeof *out);
+    size_t k = 0;
+    for (size_t i = 0; i < s.njson; i++)
+        out[k++] = s.json[i];
+    free(s.json);
+    s.json = NULL;
+    s.njson = 0;
+    for (size_t i = 0; i < s.nlists; i++) {
+        size_t len = strlen(s.lists[i].name) + 6;
+        char *name = fw_xmalloc(len);
+        snprintf(name, len, "%s.list", s.lists[i].name);
+        out[k].name = name;
+        out[k].data = s.lists[i].text;
+        out[k].len = s.lists[i].len;
+        k++;
+        s.lists[i].text = NULL;
+    }
+    fw_rulefiles_sort(out, n);
+    *files = out;
+    *nfiles = n;
+    *version = s.version;
+    *generation = s.generation;
+    snap_free(&s);
+    return 0;
+}
+
+/* ---- pull ------------------------------------------------------------------- */
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        snprintf(err, errlen, "%s: path too long", dir);
+        return FW_RSTORE_ERR;
+    }
+    for (char *p = path + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+                snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+                return FW_RSTORE_ERR;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    return 0;
+}
+
+static int write_file(const char *dir, const char *name, const char *data,
+                      size_t len, char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp%d", dir, name, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+        return FW_RSTORE_ERR;
+    }
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        return FW_RSTORE_ERR;
+    }
+    return 0;
+}
+
+struct span {
+    const char *p;
+    size_t n;
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* A list as a file: a comment header, then the entries sorted, once each. */
+static void list_file(const struct snap *s, const struct snap_list *l, fw_buf *b,
+                      size_t *count)
+{
+    struct span *v = fw_xmalloc((l->count + 1) * sizeof *v);
+    size_t n = 0;
+    for (const char *p = l->text, *end = l->text + l->len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if (n <= l->count && le > p)
+            v[n++] = (struct span){ p, (size_t)(le - p) };
+        p = nl ? nl + 1 : end;
+    }
+    if (n)
+        qsort(v, n, sizeof *v, span_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || span_cmp(&v[u - 1], &v[i]) != 0)
+            v[u++] = v[i];
+    fw_buf_printf(b, "# watchlist %s: %zu entries, list version %llu, pulled from "
+                     "redis with rules version %llu (generation %llu)\n",
+                  l->name, u, (unsigned long long)l->version,
+                  (unsigned long long)s->version, (unsigned long long)s->generation);
+    for (size_t i = 0; i < u; i++) {
+        fw_buf_put(b, v[i].p, v[i].n);
+        fw_buf_putc(b, '\n');
+    }
+    free(v);
+    *count = u;
+}
+
+/* DIR may be written: missing, empty, or `force`. */
+static int pull_target_ok(const char *dir, bool force, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return FW_RSTORE_ERR;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s exists and is not a directory", dir);
+        return FW_RSTORE_REFUSED;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: cannot open: %s", dir, strerror(errno));
+        return FW_RSTORE_ERR;
+    }
+    bool empty = true;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            empty = false;
+    closedir(d);
+    if (!empty && !force) {
+        snprintf(err, errlen, "%s is not empty: pull into a new or empty "
+                              "directory, or add --force to replace its "
+                              "*.json and *.list files with the active set", dir);
+        return FW_RSTORE_REFUSED;
+    }
+    return 0;
+}
+
+/* --force: removes the *.json and *.list files of DIR not in the set. */
+static size_t pull_remove_stale(const char *dir, const struct snap *s)
+{
+    size_t removed = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        const char *nm = de->d_name;
+        if (nm[0] == '.' || (!fw_rulefiles_is_rules(nm) && !fw_rulefiles_is_list(nm)))
+            continue;
+        bool live = false;
+        for (size_t i = 0; i < s->njson && !live; i++)
+            live = strcmp(nm, s->json[i].name) == 0;
+        for (size_t i = 0; i < s->nlists && !live; i++)
+            live = strlen(nm) == strlen(s->lists[i].name) + 5 &&
+                   strncmp(nm, s->lists[i].name, strlen(s->lists[i].name)) == 0 &&
+                   fw_rulefiles_is_list(nm);
+        if (live)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, nm);
+        if (unlink(path) == 0)
+            removed++;
+    }
+    if (d)
+        closedir(d);
+    return removed;
+}
+
+/* Writes the snapshot's files into DIR (created). */
+static int pull_write(fw_rstore *r, const char *dir, const struct snap *s,
+                      fw_rstore_pull_result *res, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->njson; i++) {
+        if (!fw_rulefiles_valid_rules_name(s->json[i].name, strlen(s->json[i].name))) {
+            snprintf(err, errlen, "%s: %s has a field \"%.80s\", not a rule file "
+                                  "name (NAME.json): written by something other "
+                                  "than fraudwatch? nothing was written",
+                     r->where, K_FILES, s->json[i].name);
+            return FW_RSTORE_ERR;
+        }
+    }
+    int rc = mkdir_p(dir, err, errlen);
+    for (size_t i = 0; i < s->njson && rc == 0; i++)
+        rc = write_file(dir, s->json[i].name, s->json[i].data, s->json[i].len, err,
+                        errlen);
+    for (size_t i = 0; i < s->nlists && rc == 0; i++) {
+        fw_buf b = { 0 };
+        size_t count;
+        list_file(s, &s->lists[i], &b, &count);
+        char name[80];
+        snprintf(name, sizeof name, "%s.list", s->lists[i].name);
+        rc = write_file(dir, name, b.p, b.len, err, errlen);
+        fw_buf_free(&b);
+        if (rc == 0)
+            res->nentries += count;
+    }
+    return rc;
+}
+
+int fw_rstore_pull_dir(fw_rstore *r, const char *dir, bool force,
+                       fw_rstore_pull_result *res, char *err, size_t errlen)
+{
+    fw_rstore_pull_result dummy;
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof *res);
+    if (r->dead)
+        return fw_redis_dead(r, err, errlen);
+    int rc = pull_target_ok(dir, force, err, errlen);
+    if (rc != 0)
+        return rc;
+    struct snap s;
+    if ((rc = snapshot(r, &s, false, err, errlen)) != 0)
+        return rc;
+    if (s.njson == 0) {
+        snprintf(err, errlen, "%s holds no rule set yet (publish one with: "
+                              "fraudwatch rules push DIR --redis URL)", r->where);
+        rc = FW_RSTORE_ERR;
+    } else if ((rc = pull_write(r, dir, &s, res, err, errlen)) == 0) {
+        res->version = s.version;
+        res->generation = s.generation;
+        res->nfiles = s.njson;
+        res->nlists = s.nlists;
+        if (force)   /* DIR becomes exactly the active set */
+            res->nremoved = pull_remove_stale(dir, &s);
+    }
+    snap_free(&s);
+    return rc;
+}
