@@ -54,7 +54,31 @@ static int clean_value(const char *in, char **out, char *err, size_t errlen)
             snprintf(err, errlen, "\"%.80s\": a value cannot hold a line break", in);
             return FW_RSTORE_REFUSED;
         }
+    const char *why;
+    if (!fw_list_entry_ok(s, (size_t)(e - s), &why)) {
+        snprintf(err, errlen, "\"%.80s%s\": the entry %s", s,
+                 (size_t)(e - s) > 80 ? "..." : "", why);
+        return FW_RSTORE_REFUSED;
+    }
     *out = fw_xstrndup(s, (size_t)(e - s));
+    return 0;
+}
+
+/* Every entry of a .list text could match an event (fw_list_entry_ok);
+ * else the first one that could not, by line. */
+static int check_entries(const char *data, size_t len, char *err, size_t errlen)
+{
+    fw_listtext it;
+    const char *s, *why;
+    size_t n;
+    fw_listtext_init(&it, data, len);
+    while (fw_listtext_next(&it, &s, &n)) {
+        if (!fw_list_entry_ok(s, n, &why)) {
+            snprintf(err, errlen, "line %zu: the entry %s; nothing was changed in redis",
+                     it.lineno, why);
+            return FW_RSTORE_REFUSED;
+        }
+    }
     return 0;
 }
 
@@ -197,6 +221,9 @@ static int change_op(struct list_tx *t, fw_rstore_list_result *res, char *err,
 static int replace_op(struct list_tx *t, fw_rstore_list_result *res, char *err,
                       size_t errlen)
 {
+    int bad = check_entries(t->data, t->len, err, errlen);
+    if (bad)
+        return bad;
     fw_rentries e = { 0 };
     fw_rentries_parse(t->data, t->len, &e);
     fw_rcmds reads = { 0 };

@@ -809,6 +809,23 @@ static void test_generation_and_versions(void **state)
                      FW_RSTORE_REFUSED);
     assert_int_equal(fw_rstore_list_load(r, "../etc", "/dev/null", NULL, err, sizeof err),
                      FW_RSTORE_REFUSED);
+    /* Entries that could never match an event field (issue 10, item 10). */
+    char *huge = malloc(20000);
+    memset(huge, '7', 19999);
+    huge[19999] = '\0';
+    const char *bad4[] = { huge }, *bad5[] = { "138\xff" };
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", bad4, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "longer than 1024 bytes"));
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", bad5, 1, NULL, err, sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "not valid UTF-8"));
+    free(huge);
+    static const char nul[] = "13800000000\n138\0" "00\n";
+    assert_int_equal(fw_rstore_list_replace(r, "fraud_numbers", nul, sizeof nul - 1, NULL, err,
+                                            sizeof err),
+                     FW_RSTORE_REFUSED);
+    assert_non_null(strstr(err, "line 2: the entry holds a NUL byte"));
     assert_int_equal(fw_rstore_generation(r, &gen, err, sizeof err), 0);
     assert_int_equal(gen, 6);
     fw_rsub_free(s);
