@@ -14,7 +14,8 @@ folder on its path, from its own location:
                                     "..", "scripts"))          # from bench/
     import fwtest  # noqa: E402
 
-(from tests/integration/ and tests/bench/ the folder is "..", "..", "scripts").
+(from tests/integration/ and tests/bench/ the folder is "..", "..", "scripts";
+the tests/integration/*.py that import test_daemon.py have it from there).
 """
 import os
 import shutil

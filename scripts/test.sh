@@ -152,7 +152,8 @@ fi
 # One closing line over every build, from meson's own records; a build that
 # did not compile counts as one failure.  ARGS that select no test at all
 # (a misspelt name) fail the run.
-python3 - "$build_failures" "${tested[@]}" <<'PY' || { echo "test.sh: no test matches: ${args[*]}" >&2; status=1; }
+summary=0
+python3 - "$build_failures" "${tested[@]}" <<'PY' || summary=$?
 import json, sys
 passed = skipped = 0
 failed = int(sys.argv[1])
@@ -172,4 +173,8 @@ for b in sys.argv[2:]:
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(0 if passed + failed + skipped else 3)
 PY
+if ((summary == 3)); then
+    echo "test.sh: no test matches: ${args[*]}" >&2
+fi
+((summary == 0)) || status=1
 exit $status
