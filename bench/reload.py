@@ -25,29 +25,26 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import fwtest  # noqa: E402
+from fwtest import free_port  # noqa: E402
+from watch_metrics import value  # noqa: E402
+
 KAFKA_PORT = 29192
 BROKER = f"127.0.0.1:{KAFKA_PORT}"
 
 
 def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return fwtest.run(cmd, **kw)
 
 
 def metric(port, name):
@@ -55,10 +52,7 @@ def metric(port, name):
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
         return None
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
+    return value(text, name)
 
 
 def write_rules(tmp, name, limit):
@@ -129,24 +123,20 @@ def main():
     print(f"\n  events {a.events}, offered rate {a.rate}/s, pushes {a.pushes}, build {a.build}\n")
 
     tmp = tempfile.mkdtemp(prefix="fw-reload-bench-")
-    kdir = os.path.join(tmp, "kafka")
-    sh(os.path.join(ROOT, "scripts/kafka.sh"), "start", "--port", str(KAFKA_PORT), "--dir", kdir)
-    rport = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{rport}"
+    kafka = fwtest.Kafka(KAFKA_PORT, os.path.join(tmp, "kafka")).start()
+    redis = None
     try:
-        time.sleep(0.5)
+        redis = fwtest.Redis(tmp)
+        url = redis.url
         ra, rb = write_rules(tmp, "A", 40), write_rules(tmp, "B", 41)
         events = os.path.join(tmp, "events.jsonl")
         sh(gen, "--events", str(a.events), "--seed", "7", "--lists", os.path.join(ROOT, "rules"), "-q",
            "-o", events)
         for t in ("lat", "lat-alerts", "lat-alerts-dlq", "t0", "t0-alerts", "t0-alerts-dlq",
                   "t1", "t1-alerts", "t1-alerts-dlq"):
-            sh(os.path.join(ROOT, "scripts/kafka.sh"), "topic", t, "--partitions", "1", "--port",
-               str(KAFKA_PORT))
+            kafka.topic(t)
         push = lambda d: sh(fw, "rules", "push", d, "--redis", url)
-        version = lambda: int(sh("redis-cli", "-p", str(rport), "GET", "fraudwatch:rules:version").stdout)
+        version = lambda: int(redis.cli("GET", "fraudwatch:rules:version"))
         push(ra)
 
         # ---- throughput with and without reloads ----
@@ -225,9 +215,9 @@ def main():
               f"p99 {q(0.99):.0f} ms, max {lat[-1] if lat else float('nan'):.0f} ms"
               + (f"   (no alert seen for versions {missing})" if missing else ""))
     finally:
-        redis.terminate()
-        redis.wait()
-        sh(os.path.join(ROOT, "scripts/kafka.sh"), "stop", "--port", str(KAFKA_PORT), "--dir", kdir)
+        if redis:
+            redis.stop()
+        kafka.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

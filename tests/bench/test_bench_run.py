@@ -18,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 
-BUILD, ROOT = (os.path.abspath(a) for a in sys.argv[1:3])
-PORT = os.environ.get("FW_KAFKA_PORT")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import fwtest  # noqa: E402
 
 
 def main():
-    if not PORT:
+    build, root = (os.path.abspath(a) for a in sys.argv[1:3])
+    kafka = fwtest.Kafka.from_env()
+    if not kafka:
         print("FW_KAFKA_PORT not set (scripts/test.sh starts the broker): skipped")
         return 77
     checks = []
@@ -34,9 +36,9 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="fwtest-bench-") as tmp:
         out = os.path.join(tmp, "results")
-        cmd = [os.path.join(ROOT, "bench", "run"), "--events", "20000",
+        cmd = [os.path.join(root, "bench", "run"), "--events", "20000",
                "--rates", "10000,max", "--rate-seconds", "1",
-               "--broker", f"127.0.0.1:{PORT}", "--build-dir", BUILD, "--no-build", "--no-deps",
+               "--broker", kafka.addr, "--build-dir", build, "--no-build", "--no-deps",
                "--cache", os.path.join(tmp, "cache"), "--out", out]
         print("$ " + " ".join(cmd), flush=True)
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

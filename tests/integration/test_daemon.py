@@ -7,6 +7,11 @@ client.  Each test uses topics and a consumer group of its own, so tests do
 not see each other's messages.  The reference for "the right alerts" is
 `fraudwatch replay` over the same events (SPEC §5: replay equals stream).
 
+The other tests/integration/*.py import this file for its helpers (Case,
+Daemon, kcat, replay, run_tests); importing it reads no command line: each
+main() calls configure(sys.argv) first.  The services themselves (the
+broker, redis-server, free ports) are scripts/fwtest.py's.
+
 usage: test_daemon.py FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...]
 Exit 77 (skipped) when no broker is configured.  Ends with "N passed, N failed".
 """
@@ -21,26 +26,38 @@ import time
 import traceback
 import uuid
 
-FW, GEN, ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
-ONLY = sys.argv[4:]
-PORT = os.environ.get("FW_KAFKA_PORT")
-RUN_DIR = os.environ.get("FW_KAFKA_RUN_DIR")
-BROKER = f"127.0.0.1:{PORT}"
-KAFKA_SH = os.path.join(ROOT, "scripts", "kafka.sh")
-RULES = os.path.join(ROOT, "rules")
-DEMO = os.path.join(ROOT, "scripts", "demo", "events.jsonl")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from fwtest import run  # noqa: E402  (test_partitions.py imports it from here)
+import fwtest  # noqa: E402
+
+# Set by configure() from the command line and the environment (main() of
+# every tests/integration/*.py calls it); importing this file reads neither.
+FW = GEN = ROOT = RULES = DEMO = None
+ONLY = []
+KAFKA = None          # fwtest.Kafka: the broker of scripts/test.sh, or None
+BROKER = None
+
+
+def configure(argv):
+    """FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...] and FW_KAFKA_PORT /
+    FW_KAFKA_RUN_DIR, into this module's globals."""
+    global FW, GEN, ROOT, RULES, DEMO, ONLY, KAFKA, BROKER
+    if len(argv) < 4:
+        sys.exit(f"usage: {os.path.basename(argv[0])} FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...]")
+    FW, GEN, ROOT = (os.path.abspath(a) for a in argv[1:4])
+    ONLY = argv[4:]
+    RULES = os.path.join(ROOT, "rules")
+    DEMO = os.path.join(ROOT, "scripts", "demo", "events.jsonl")
+    KAFKA = fwtest.Kafka.from_env()
+    BROKER = KAFKA.addr if KAFKA else None
 
 
 def log(*a):
     print(*a, flush=True)
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
 def create_topic(name, partitions=1):
-    run([KAFKA_SH, "topic", name, "--partitions", str(partitions), "--port", PORT])
+    KAFKA.topic(name, partitions)
 
 
 def produce(topic, lines, keyed=False):
@@ -381,10 +398,9 @@ def test_broker_outage():
         produce(c.topic, lines[:half])
         d = c.daemon().start()
         wait_for(lambda: len(alerts_of(c.alerts)) > 0, 60, "first alerts")
-        where = ["--port", PORT] + (["--dir", RUN_DIR] if RUN_DIR else [])
-        run([KAFKA_SH, "stop"] + where)
+        KAFKA.stop()
         time.sleep(10)
-        run([KAFKA_SH, "start"] + where)
+        KAFKA.start()
         assert d.proc.poll() is None, "daemon survived the outage"
         produce(c.topic, lines[half:])
         wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 120, "every alert after the outage")
@@ -594,7 +610,7 @@ def run_tests(tests, what="integration tests"):
     """The test loop of every tests/integration/*.py: skip (77) without a
     broker; run the tests named on the command line (or all), each timed,
     a failure with its traceback and the daemon's log; "N passed, N failed"."""
-    if not PORT:
+    if not KAFKA:
         print(f"FW_KAFKA_PORT not set: no broker, {what} skipped")
         return 77
     passed = failed = 0
@@ -616,6 +632,7 @@ def run_tests(tests, what="integration tests"):
 
 
 def main():
+    configure(sys.argv)
     return run_tests(TESTS)
 
 

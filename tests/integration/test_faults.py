@@ -52,7 +52,6 @@ import test_daemon as t
 from test_daemon import (Case, Daemon, alerts_of, ids, log, produce, read_lines, replay_with,
                          run, wait_for)
 
-FW, GEN, ROOT = t.FW, t.GEN, t.ROOT
 SUBSCRIBER = t.SUBSCRIBER
 DAY_MS = 86400 * 1000
 START_TS = 1764547200000
@@ -85,7 +84,7 @@ def stateless_rules(d):
 
 def gen_phase(tmp, n, seed, start_ts):
     path = os.path.join(tmp, f"phase-{seed}.jsonl")
-    run([GEN, "--events", str(n), "--seed", str(seed), "--lists", t.RULES, "--fraud-rate", "5",
+    run([t.GEN, "--events", str(n), "--seed", str(seed), "--lists", t.RULES, "--fraud-rate", "5",
          "--start-ts", str(start_ts), "-q", "-o", path])
     return read_lines(path)
 
@@ -211,6 +210,7 @@ TESTS = [test_sigterm_old_member_during_rebalance, test_sigterm_new_member_durin
 
 
 def main():
+    t.configure(sys.argv)
     return t.run_tests(TESTS, "integration tests")
 
 

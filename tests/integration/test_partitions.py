@@ -24,8 +24,6 @@ import time
 import test_daemon as t
 from test_daemon import Case, alerts_of, ids, read_lines, replay, run
 
-LOADGEN = os.path.join(os.path.dirname(t.GEN), "loadgen")
-
 
 def generate(c, n, seed, fraud_rate):
     path = f"{c.tmp}/gen-{n}-{seed}.jsonl"
@@ -37,7 +35,8 @@ def generate(c, n, seed, fraud_rate):
 def produce_keyed(topic, path):
     """Keyed by subscriber (loadgen's rule), timestamps in file order."""
     n = len(read_lines(path))
-    run([LOADGEN, "-b", t.BROKER, "-t", topic, "--seq-ts", str(int(time.time() * 1000) - n),
+    loadgen = os.path.join(os.path.dirname(t.GEN), "loadgen")
+    run([loadgen, "-b", t.BROKER, "-t", topic, "--seq-ts", str(int(time.time() * 1000) - n),
          "-q", path])
 
 
@@ -84,6 +83,7 @@ def test_four_partitions_backlog_equals_replay():
 
 
 def main():
+    t.configure(sys.argv)
     return t.run_tests([v for k, v in globals().items() if k.startswith("test_")],
                        "partition tests")
 

@@ -12,56 +12,19 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 import test_daemon as t
 from test_daemon import (Case, alerts_of, generated, ids, log, produce, read_lines, replay_with,
                          run, wait_for)
-
-FW, ROOT = t.FW, t.ROOT
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Redis:
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.cli("PING") == "PONG", 10, "redis-server")
-
-    def cli(self, *args):
-        p = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
-                           capture_output=True, text=True)
-        return p.stdout.strip()
-
-    def stop(self):
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+from fwtest import Redis  # scripts/fwtest.py, on the path since test_daemon's import
 
 
 def push(redis, rules_dir):
-    p = subprocess.run([FW, "rules", "push", rules_dir, "--redis", redis.url],
+    p = subprocess.run([t.FW, "rules", "push", rules_dir, "--redis", redis.url],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     return int(redis.cli("GET", "fraudwatch:rules:version"))
@@ -215,14 +178,14 @@ def test_watchlist_change():
         time.sleep(2)
         assert r105() == []
         gen = r.cli("GET", "fraudwatch:generation")
-        p = subprocess.run([FW, "lists", "add", "fraud_numbers", number, "--redis", r.url],
+        p = subprocess.run([t.FW, "lists", "add", "fraud_numbers", number, "--redis", r.url],
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         assert r.cli("GET", "fraudwatch:generation") != gen
         time.sleep(2.5)
         produce(c.topic, [call(2)])
         wait_for(lambda: r105() == ["w2"], 30, "R105 after the list add")
-        p = subprocess.run([FW, "lists", "remove", "fraud_numbers", number, "--redis", r.url],
+        p = subprocess.run([t.FW, "lists", "remove", "fraud_numbers", number, "--redis", r.url],
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         time.sleep(2.5)
@@ -250,9 +213,9 @@ def test_redis_restart_and_lost_notification():
         produce(c.topic, lines[:1000])
         wait_for(lambda: "partition assigned" in d.log_text(), 30, "assignment")
         wait_for(lambda: "it-daemon" in subprocess.run(
-            [FW, "rules", "status", "--redis", r.url], capture_output=True, text=True).stdout,
+            [t.FW, "rules", "status", "--redis", r.url], capture_output=True, text=True).stdout,
             10, "the heartbeat in rules status")
-        r.stop()                                      # Redis gone
+        r.kill()                                      # Redis gone
         n = len(alerts_of(c.alerts))
         produce(c.topic, lines[1000:2000])
         wait_for(lambda: len(alerts_of(c.alerts)) > n, 30, "alerts while Redis is down")
@@ -377,6 +340,7 @@ TESTS = [test_dir_reload, test_dir_hazards, test_watchlist_change, test_limit_an
 
 
 def main():
+    t.configure(sys.argv)
     return t.run_tests(TESTS, "reload tests")
 
 
