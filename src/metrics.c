@@ -40,8 +40,9 @@
  * The HTTP server is libmicrohttpd with its internal polling thread, bound
  * with MHD_OPTION_SOCK_ADDR to exactly the loopback address given — the
  * endpoint has no authentication, so nothing else is accepted.  Its
- * messages go to fw_log (and, while starting, into the caller's error
- * buffer). */
+ * messages go to fw_log, at most FW_HTTP_LOG_BURST a minute — a client
+ * that opens connections and drops them gets a message each — (and, while
+ * starting, into the caller's error buffer). */
 #include "fraudwatch/metrics.h"
 
 #include <math.h>
@@ -61,6 +62,11 @@ _Static_assert(sizeof(double) == sizeof(uint64_t), "doubles are stored as 64-bit
 
 #define CACHE_LINE 64
 #define MAX_LABELS 16
+
+/* libmicrohttpd's messages logged per minute; the rest are counted and
+ * reported as one line. */
+#define FW_HTTP_LOG_BURST 20u
+#define FW_HTTP_LOG_WINDOW_MS 60000
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 static const char *const kind_names[] = { "counter", "gauge", "histogram" };
@@ -632,6 +638,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *e
 #ifdef FW_HAVE_MICROHTTPD
 #include <microhttpd.h>
 
+#include "fraudwatch/clock.h"
+
 #if MHD_VERSION >= 0x00097002
 typedef enum MHD_Result mhd_result;
 #else
@@ -650,7 +658,31 @@ struct fw_http {
     pthread_t starter;
     atomic_bool starting;
     char start_err[512];
+
+    /* Used by whichever thread libmicrohttpd calls the logger from: its
+     * own, or the one in MHD_stop_daemon after that one has ended. */
+    int64_t log_window_ms; /* start of the current minute of messages */
+    unsigned log_count, log_suppressed;
 };
+
+static void log_suppressed(fw_http *h)
+{
+    if (h->log_suppressed)
+        fw_log(FW_LOG_WARN, "http", "messages from the HTTP server suppressed", "count=%u",
+               h->log_suppressed);
+    h->log_suppressed = 0;
+}
+
+/* Opens a new minute of log messages if the current one is over, saying
+ * first how many of the last one's were not written. */
+static void log_window(fw_http *h, int64_t now)
+{
+    if (now - h->log_window_ms < FW_HTTP_LOG_WINDOW_MS)
+        return;
+    log_suppressed(h);
+    h->log_window_ms = now;
+    h->log_count = 0;
+}
 
 FW_LOG_PRINTF(2, 0)
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -666,6 +698,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         snprintf(h->start_err + used, sizeof h->start_err - used, "%s%s", used ? "; " : "", msg);
         return;
     }
+    log_window(h, fw_mono_ms());
+    if (h->log_count >= FW_HTTP_LOG_BURST) {
+        h->log_suppressed++;
+        return;
+    }
+    h->log_count++;
     fw_log(FW_LOG_WARN, "http", msg, NULL);
 }
 
@@ -740,6 +778,7 @@ fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, v
     h->ctx = ctx;
     h->starter = pthread_self();
     atomic_init(&h->starting, true);
+    h->log_window_ms = fw_mono_ms();
 
     bool v6 = ss.ss_family == AF_INET6;
     uint16_t port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -789,6 +828,7 @@ void fw_http_stop(fw_http *h)
     if (!h)
         return;
     MHD_stop_daemon(h->d);
+    log_suppressed(h);
     free(h);
 }
 

@@ -651,6 +651,58 @@ static void test_log_threads(void **state)
     free(out);
 }
 
+static size_t count_lines(const char *text, const char *part)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, part)); p += strlen(part))
+        n++;
+    return n;
+}
+
+/* A client can make libmicrohttpd log a message per connection (here: a
+ * request whose headers do not fit, answered 431 after the message); at most
+ * 20 a minute reach the log, then one line with the count of the rest
+ * (written at the latest when the server stops). */
+static void test_http_log_bounded(void **state)
+{
+    (void)state;
+    enum { REQUESTS = 30 };
+    char err[512] = "";
+    fw_metrics *m = fw_metrics_new();
+    FILE *f = capture();
+    fw_http *h = fw_http_start("127.0.0.1:0", m, NULL, NULL, err, sizeof err);
+    if (!h && strstr(err, "no libmicrohttpd")) {
+        free(captured(f));
+        fw_metrics_free(m);
+        skip();
+        return;
+    }
+    assert_non_null(h);
+    size_t biglen = 40000;
+    char *big = malloc(biglen + 64);
+    int n = snprintf(big, 64, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ");
+    memset(big + n, 'a', biglen);
+    strcpy(big + n + biglen, "\r\n\r\n");
+    int answered = 0;
+    char resp[4096];
+    for (int i = 0; i < REQUESTS; i++) /* the 431 comes after the message */
+        answered += http(AF_INET, fw_http_port(h), big, resp, sizeof resp) == 431;
+    free(big);
+    fw_http_stop(h);
+    fw_metrics_free(m);
+    char *out = captured(f);
+
+    assert_int_equal(answered, REQUESTS);
+    size_t all = count_lines(out, " module=http msg="),
+           summary = count_lines(out, " module=http msg=\"messages from the HTTP server "
+                                      "suppressed\" count=10\n");
+    if (all - summary != 20 || summary != 1)
+        print_message("log:\n%s", out);
+    assert_int_equal(all - summary, 20);
+    assert_int_equal(summary, 1);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_format),
         cmocka_unit_test(test_log_threads),
+        cmocka_unit_test(test_http_log_bounded),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }
