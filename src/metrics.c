@@ -37,11 +37,44 @@
  * line makes Prometheus reject the whole scrape: a bad metric costs that
  * metric (NULL, and every series operation accepts NULL), not the rest.
  *
- * The HTTP server is libmicrohttpd with its internal polling thread, bound
- * with MHD_OPTION_SOCK_ADDR to exactly the loopback address given — the
- * endpoint has no authentication, so nothing else is accepted.  Its
- * messages go to fw_log (and, while starting, into the caller's error
- * buffer). */
+ * The HTTP server is libmicrohttpd, bound with MHD_OPTION_SOCK_ADDR to
+ * exactly the loopback address given — the endpoint has no authentication,
+ * so nothing else is accepted.  Its messages go to fw_log, at most
+ * FW_HTTP_LOG_BURST a minute (and, while starting, into the caller's error
+ * buffer).
+ *
+ * Slow clients (issue 10, item 7).  libmicrohttpd's timeout is one of
+ * inactivity, restarted by every byte, so connections that trickle a header
+ * byte now and then held every slot for as long as they liked, and a
+ * liveness probe waited behind them until it gave up.  A probe and an
+ * attacker on this host are both 127.0.0.1, so refusing the n-th connection
+ * of an address (MHD_OPTION_PER_IP_CONNECTION_LIMIT) would refuse the probe
+ * too.  Instead:
+ *
+ *   - a deadline for the whole request: FW_HTTP_REQUEST_DEADLINE_MS from the
+ *     connection's opening (or from the previous answer on a kept-alive
+ *     connection) to the end of the answer, whatever trickles meanwhile;
+ *   - room for the newcomer: a connection beyond FW_HTTP_MAX_CONNS_PER_ADDR
+ *     from one address, or beyond FW_HTTP_MAX_CONNS in all, is let in and
+ *     the one waiting longest for its request to finish (of that address,
+ *     or of all) is closed.  An honest request takes milliseconds, so it is
+ *     the slow ones that go, and a fresh /healthz gets in and is answered
+ *     however many slow connections there are.  (Only a flood of new
+ *     connections — thousands a second — can push one out before it is
+ *     read.)  The limit per address keeps a client from pushing out the
+ *     connections of the others (a sidecar bound to 127.0.0.2, say).
+ *
+ * Both close a connection the same way: shutdown(2) of its socket, after
+ * which libmicrohttpd reads end-of-stream and closes it itself (and calls
+ * the connection callback, which frees its slot).  For that to be safe the
+ * socket must still be libmicrohttpd's, not a descriptor since reused by
+ * another part of the daemon — so there is no libmicrohttpd thread: one
+ * thread of our own runs its event loop (MHD_run_wait, FW_HTTP_TICK_MS at a
+ * time) and sweeps for deadlines between turns, and every libmicrohttpd
+ * callback runs on that thread too.  The connection table needs no lock,
+ * and a socket is only ever shut down by the thread that would close it,
+ * before it has done so.  Dropped connections are counted in
+ * fraudwatch_http_connections_dropped_total{reason="deadline"|"evicted"}. */
 #include "fraudwatch/metrics.h"
 
 #include <math.h>
@@ -61,6 +94,37 @@ _Static_assert(sizeof(double) == sizeof(uint64_t), "doubles are stored as 64-bit
 
 #define CACHE_LINE 64
 #define MAX_LABELS 16
+
+/* The HTTP endpoint's bounds (docs/observability.md, "Slow clients").
+ *
+ * A request must arrive whole and be answered within this of its
+ * connection's opening or of the previous answer on the connection; an
+ * idle kept-alive connection is closed after it too.  Prometheus's default
+ * scrape timeout is 10 s; on loopback a scrape takes milliseconds. */
+#define FW_HTTP_REQUEST_DEADLINE_MS 5000
+/* Connections held at once, from one address and in all; one more lets the
+ * oldest unfinished one (of that address, or of all) go. */
+#define FW_HTTP_MAX_CONNS_PER_ADDR 16u
+#define FW_HTTP_MAX_CONNS 48u
+/* libmicrohttpd's own limit (at it, it stops accepting until one closes):
+ * headroom above FW_HTTP_MAX_CONNS for dropped connections libmicrohttpd
+ * has not closed yet — they go within a turn or two. */
+#define FW_HTTP_HARD_LIMIT 64u
+/* libmicrohttpd's inactivity timeout, longer than the deadline so the sweep
+ * always comes first: a backstop for a dropped connection that somehow
+ * stays open. */
+#define FW_HTTP_IDLE_TIMEOUT_S 10u
+/* Memory per connection for the request and the answer's headers; a
+ * request with more headers than fit is refused with an error status.
+ * libmicrohttpd's default, written down. */
+#define FW_HTTP_CONN_MEMORY (32u * 1024)
+/* The longest turn of the event loop: the deadline's granularity, and how
+ * long fw_http_stop() may wait for the thread. */
+#define FW_HTTP_TICK_MS 200
+/* libmicrohttpd's messages logged per minute; the rest are counted and
+ * reported as one line (a flood of slow clients means a message each). */
+#define FW_HTTP_LOG_BURST 20u
+#define FW_HTTP_LOG_WINDOW_MS 60000
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 static const char *const kind_names[] = { "counter", "gauge", "histogram" };
@@ -632,11 +696,32 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *e
 #ifdef FW_HAVE_MICROHTTPD
 #include <microhttpd.h>
 
+#include <signal.h>
+#include <time.h>
+
+#include "fraudwatch/clock.h"
+
 #if MHD_VERSION >= 0x00097002
 typedef enum MHD_Result mhd_result;
 #else
 typedef int mhd_result;
 #endif
+
+#if MHD_VERSION < 0x00097206
+#error "the metrics endpoint needs libmicrohttpd 0.9.73 or newer (MHD_run_wait); upgrade libmicrohttpd-dev, or build without it"
+#endif
+
+/* One open connection, from libmicrohttpd's "started" notification to its
+ * "closed" one. */
+struct conn {
+    bool used;
+    bool dropping;        /* shut down; libmicrohttpd closes it on its next turn */
+    int fd;               /* libmicrohttpd's; only shutdown(2) here, never close */
+    uint8_t addr[16];     /* the client's address, without the port */
+    uint8_t addrlen;
+    int64_t since_ms;     /* fw_mono_ms() when its current request began */
+    uint64_t seq;         /* the same, without ties: smaller began earlier */
+};
 
 struct fw_http {
     struct MHD_Daemon *d;
@@ -650,7 +735,38 @@ struct fw_http {
     pthread_t starter;
     atomic_bool starting;
     char start_err[512];
+
+    pthread_t thread; /* runs the event loop; every callback below runs on it */
+    atomic_bool stop;
+
+    /* Owned by the loop thread (before it starts and after it is joined:
+     * by the starting and stopping thread; libmicrohttpd calls back only
+     * from inside MHD_start_daemon, MHD_run_wait and MHD_stop_daemon). */
+    struct conn conns[FW_HTTP_HARD_LIMIT];
+    uint64_t seq;
+    fw_counter *dropped_deadline, *dropped_evicted;
+    int64_t log_window_ms; /* start of the current minute of messages */
+    unsigned log_count, log_suppressed;
 };
+
+static void log_suppressed(fw_http *h)
+{
+    if (h->log_suppressed)
+        fw_log(FW_LOG_WARN, "http", "messages from the HTTP server suppressed", "count=%u",
+               h->log_suppressed);
+    h->log_suppressed = 0;
+}
+
+/* Opens a new minute of log messages if the current one is over, saying
+ * first how many of the last one's were not written. */
+static void log_window(fw_http *h, int64_t now)
+{
+    if (now - h->log_window_ms < FW_HTTP_LOG_WINDOW_MS)
+        return;
+    log_suppressed(h);
+    h->log_window_ms = now;
+    h->log_count = 0;
+}
 
 FW_LOG_PRINTF(2, 0)
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -666,7 +782,138 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         snprintf(h->start_err + used, sizeof h->start_err - used, "%s%s", used ? "; " : "", msg);
         return;
     }
+    log_window(h, fw_mono_ms());
+    if (h->log_count >= FW_HTTP_LOG_BURST) {
+        h->log_suppressed++;
+        return;
+    }
+    h->log_count++;
     fw_log(FW_LOG_WARN, "http", msg, NULL);
+}
+
+/* ---- slow clients: the connection table (see the top of the file) ---- */
+
+/* Closes the connection by its socket: libmicrohttpd sees the end of the
+ * stream (or a failed send) on its next turn and closes it. */
+static void drop(struct conn *c, fw_counter *why)
+{
+    shutdown(c->fd, SHUT_RDWR);
+    c->dropping = true;
+    fw_counter_add(why, 1);
+}
+
+static bool same_addr(const struct conn *a, const struct conn *b)
+{
+    return a->addrlen == b->addrlen && memcmp(a->addr, b->addr, a->addrlen) == 0;
+}
+
+/* The connection, other than `fresh`, whose request began first — among
+ * those from fresh's address if `one_addr` — and in *n how many there are
+ * counting fresh.  Dropped ones no longer count. */
+static struct conn *oldest(fw_http *h, const struct conn *fresh, bool one_addr, unsigned *n)
+{
+    struct conn *old = NULL;
+    *n = 0;
+    for (size_t i = 0; i < FW_HTTP_HARD_LIMIT; i++) {
+        struct conn *c = &h->conns[i];
+        if (!c->used || c->dropping || (one_addr && !same_addr(c, fresh)))
+            continue;
+        ++*n;
+        if (c != fresh && (!old || c->seq < old->seq))
+            old = c;
+    }
+    return old;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    fw_http *h = cls;
+    struct conn *c = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (c)
+            c->used = false;
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *fdi =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!fdi)
+        return; /* cannot happen: a connection has a socket */
+    c = NULL;
+    for (size_t i = 0; i < FW_HTTP_HARD_LIMIT && !c; i++)
+        if (!h->conns[i].used)
+            c = &h->conns[i];
+    if (!c) {
+        /* More connections than libmicrohttpd's limit: cannot happen.  One
+         * without a slot would have no deadline, so it is not served. */
+        shutdown(fdi->connect_fd, SHUT_RDWR);
+        fw_counter_add(h->dropped_evicted, 1);
+        return;
+    }
+    *c = (struct conn){ .used = true, .fd = fdi->connect_fd, .since_ms = fw_mono_ms(),
+                        .seq = ++h->seq };
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        c->addrlen = 4;
+        memcpy(c->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        c->addrlen = 16;
+        memcpy(c->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+    *socket_context = c;
+
+    unsigned n;
+    struct conn *victim = oldest(h, c, true, &n);
+    if (n > FW_HTTP_MAX_CONNS_PER_ADDR && victim)
+        drop(victim, h->dropped_evicted);
+    victim = oldest(h, c, false, &n);
+    if (n > FW_HTTP_MAX_CONNS && victim)
+        drop(victim, h->dropped_evicted);
+}
+
+/* A request answered in full: the connection's next one starts now. */
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    fw_http *h = cls;
+    (void)con_cls;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        return;
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = i ? i->socket_context : NULL;
+    if (c && !c->dropping) {
+        c->since_ms = fw_mono_ms();
+        c->seq = ++h->seq;
+    }
+}
+
+static void sweep(fw_http *h, int64_t now)
+{
+    for (size_t i = 0; i < FW_HTTP_HARD_LIMIT; i++) {
+        struct conn *c = &h->conns[i];
+        if (c->used && !c->dropping && now - c->since_ms >= FW_HTTP_REQUEST_DEADLINE_MS)
+            drop(c, h->dropped_deadline);
+    }
+}
+
+static void *serve(void *arg)
+{
+    fw_http *h = arg;
+    while (!atomic_load(&h->stop)) {
+        if (MHD_run_wait(h->d, FW_HTTP_TICK_MS) != MHD_YES) {
+            /* libmicrohttpd has logged why, if it could; do not spin. */
+            struct timespec tick = { .tv_nsec = FW_HTTP_TICK_MS * 1000000L };
+            nanosleep(&tick, NULL);
+        }
+        int64_t now = fw_mono_ms();
+        sweep(h, now);
+        log_window(h, now);
+    }
+    return NULL;
 }
 
 static mhd_result respond(struct MHD_Connection *c, unsigned status, char *body, size_t len,
@@ -740,21 +987,32 @@ fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, v
     h->ctx = ctx;
     h->starter = pthread_self();
     atomic_init(&h->starting, true);
+    atomic_init(&h->stop, false);
 
     bool v6 = ss.ss_family == AF_INET6;
     uint16_t port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                              : ((struct sockaddr_in *)&ss)->sin_port);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-                     (v6 ? MHD_USE_IPv6 : 0);
-#if MHD_VERSION >= 0x00095300
-    flags |= MHD_USE_AUTO; /* epoll or poll rather than select */
-#endif
+    /* No internal thread: ours runs the loop (see the top of the file).
+     * MHD_USE_AUTO picks epoll where there is one. */
+    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0);
+    h->dropped_deadline = fw_metrics_counter(
+        m, "fraudwatch_http_connections_dropped_total",
+        "HTTP connections closed before their request was answered: reason=deadline, "
+        "not answered within the request deadline; evicted, the oldest unfinished one "
+        "when a new connection came and the limit was reached.",
+        "reason=\"deadline\"");
+    h->dropped_evicted = fw_metrics_counter(m, "fraudwatch_http_connections_dropped_total",
+                                            NULL, "reason=\"evicted\"");
+    h->log_window_ms = fw_mono_ms();
     /* The logger goes first, or MHD prints what comes before it itself. */
     h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_CONNECTION_LIMIT, FW_HTTP_HARD_LIMIT,
+                            MHD_OPTION_CONNECTION_TIMEOUT, FW_HTTP_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FW_HTTP_CONN_MEMORY,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "cannot serve metrics on %s: %s", listen,
@@ -776,6 +1034,20 @@ fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, v
                                 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                 : ((struct sockaddr_in *)&bound)->sin_port);
     }
+
+    /* The thread takes no signals: they are the main thread's business. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&h->thread, NULL, serve, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot serve metrics on %s: cannot start the HTTP thread: %s",
+                 listen, strerror(rc));
+        MHD_stop_daemon(h->d);
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -788,7 +1060,10 @@ void fw_http_stop(fw_http *h)
 {
     if (!h)
         return;
+    atomic_store(&h->stop, true);
+    pthread_join(h->thread, NULL); /* within a turn: FW_HTTP_TICK_MS */
     MHD_stop_daemon(h->d);
+    log_suppressed(h);
     free(h);
 }
 

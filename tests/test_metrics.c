@@ -1,6 +1,7 @@
 /* test_metrics.c — observability: the Prometheus registry and its exposition
  * text, the HTTP endpoint (spoken to through a plain socket, as Prometheus
- * would), and the logfmt logger. */
+ * would, and by slow clients on a thread of their own), and the logfmt
+ * logger. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -309,13 +310,16 @@ static void test_concurrent(void **state)
 /* ---- HTTP ------------------------------------------------------------------- */
 
 /* One request over a fresh connection; returns the status (or -1) and the
- * whole response, headers and body, in resp. */
-static int http(int family, int port, const char *request, char *resp, size_t resplen)
+ * whole response, headers and body, in resp.  Each send and receive may
+ * wait up to `guard_s` seconds: a hang guard, never a measurement. */
+static int http_within(int family, int port, const char *request, char *resp, size_t resplen,
+                       int guard_s)
 {
+    resp[0] = '\0';
     int fd = socket(family, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct timeval tv = { .tv_sec = 5 };
+    struct timeval tv = { .tv_sec = guard_s };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     struct sockaddr_storage ss = { 0 };
@@ -357,6 +361,11 @@ static int http(int family, int port, const char *request, char *resp, size_t re
 out:
     close(fd);
     return status;
+}
+
+static int http(int family, int port, const char *request, char *resp, size_t resplen)
+{
+    return http_within(family, port, request, resp, resplen, 5);
 }
 
 static const char *body_of(const char *resp)
@@ -480,6 +489,276 @@ static void test_http_refuses(void **state)
     }
     assert_null(fw_http_start(NULL, m, NULL, NULL, err, sizeof err));
     fw_metrics_free(m);
+}
+
+/* ---- HTTP under slow clients ---------------------------------------------- */
+
+/* A slow-loris client on a thread of its own: `n` connections, each sends the
+ * start of a request and then one more header byte every half second, never
+ * finishing it.  With `reconnect`, a connection the server ends is opened
+ * again at once, as an attacker would (at most `budget` times).  All come
+ * from 127.0.0.1, or with `spread` each from its own loopback address
+ * (127.0.0.2, .3, ...).  Bounded: it stops when told, after `max_rounds`
+ * half-seconds, or (without `reconnect`) when the server has ended them all. */
+enum { TRICKLE_MAX = 100 };
+
+struct trickle {
+    int port, n, budget, max_rounds;
+    bool reconnect, spread;
+    atomic_bool stop;
+    atomic_int rounds;        /* half-seconds done */
+    atomic_int server_ended;  /* connections the server closed (or answered) */
+    atomic_int bind_failed;   /* a 127.0.0.x source was refused; 127.0.0.1 used */
+    /* read after the thread is joined */
+    int min_trickled; /* fewest bytes trickled on a connection the server ended; -1: none */
+    int fd[TRICKLE_MAX];
+    int trickled[TRICKLE_MAX];
+};
+
+/* A connection to 127.0.0.1:port — from the loopback address `src` (host
+ * order), or any if 0 — that has sent the start of a request and no more;
+ * -1 if it could not.  *bind_failed is set when `src` was refused and the
+ * kernel's choice used instead. */
+static int open_partial(int port, uint32_t src, atomic_int *bind_failed)
+{
+    static const char start[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = { .tv_sec = 2 }; /* connect and the first send: a hang guard */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (src) {
+        struct sockaddr_in a = { .sin_family = AF_INET };
+        a.sin_addr.s_addr = htonl(src);
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+            atomic_fetch_add(bind_failed, 1);
+    }
+    struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 ||
+        send(fd, start, sizeof start - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof start - 1)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Connection i: from 127.0.0.(2 + i) with `spread`, else 127.0.0.1. */
+static int trickle_open(struct trickle *t, int i)
+{
+    return open_partial(t->port, t->spread ? INADDR_LOOPBACK + 1 + (uint32_t)i : 0,
+                        &t->bind_failed);
+}
+
+/* Did the server end the connection: end of stream, a reset, or an answer
+ * (an error status) to a request that is not finished? */
+static bool ended_by_server(int fd)
+{
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n >= 0)
+        return true;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return true;
+    n = send(fd, "a", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+}
+
+static void *trickler(void *arg)
+{
+    struct trickle *t = arg;
+    int open = 0;
+    t->min_trickled = -1;
+    for (int i = 0; i < t->n; i++) {
+        t->fd[i] = trickle_open(t, i);
+        t->trickled[i] = 0;
+        open += t->fd[i] >= 0;
+    }
+    const struct timespec half = { .tv_nsec = 500 * 1000 * 1000 };
+    while (!atomic_load(&t->stop) && atomic_load(&t->rounds) < t->max_rounds &&
+           (open > 0 || t->reconnect)) {
+        nanosleep(&half, NULL);
+        for (int i = 0; i < t->n; i++) {
+            if (t->fd[i] >= 0 && !ended_by_server(t->fd[i])) {
+                t->trickled[i]++; /* ended_by_server sent the byte */
+                continue;
+            }
+            if (t->fd[i] >= 0) {
+                atomic_fetch_add(&t->server_ended, 1);
+                if (t->min_trickled < 0 || t->trickled[i] < t->min_trickled)
+                    t->min_trickled = t->trickled[i];
+                close(t->fd[i]);
+                t->fd[i] = -1;
+                open--;
+            }
+            if (t->reconnect && t->budget > 0) {
+                t->budget--;
+                t->fd[i] = trickle_open(t, i);
+                t->trickled[i] = 0;
+                open += t->fd[i] >= 0;
+            }
+        }
+        atomic_fetch_add(&t->rounds, 1);
+    }
+    for (int i = 0; i < t->n; i++)
+        if (t->fd[i] >= 0)
+            close(t->fd[i]);
+    return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+/* Starts `t` and waits (at most 20 s, a hang guard) until its connections
+ * are open and have trickled twice. */
+static pthread_t trickle_start(struct trickle *t)
+{
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, trickler, t), 0);
+    for (int i = 0; i < 200 && atomic_load(&t->rounds) < 2; i++)
+        sleep_ms(100);
+    return tid;
+}
+
+static void trickle_stop(struct trickle *t, pthread_t tid)
+{
+    atomic_store(&t->stop, true);
+    pthread_join(tid, NULL);
+    if (atomic_load(&t->bind_failed))
+        print_message("127.0.0.x source addresses refused here; 127.0.0.1 used instead\n");
+}
+
+/* `count` requests, each from a fresh connection, two seconds apart, each
+ * given 10 s (a hang guard) to be answered with `status` and a body
+ * containing `body`.  Returns how many were, stopping at the first that was
+ * not; its response (or "") stays in resp. */
+static int probe(int port, const char *request, int status, const char *body, int count,
+                 char *resp, size_t resplen)
+{
+    for (int i = 0; i < count; i++) {
+        if (i)
+            sleep_ms(2000);
+        if (http_within(AF_INET, port, request, resp, resplen, 10) != status ||
+            !strstr(body_of(resp), body))
+            return i;
+    }
+    return count;
+}
+
+/* Issue 10, item 7: 100 connections that trickle their headers — more than
+ * the server holds — from 100 loopback addresses, reconnecting whenever the
+ * server drops one.  /healthz from a fresh connection is answered all along,
+ * and the server sheds the slow ones.  Before: the slow connections held
+ * every slot as long as they trickled, and a probe waited in the backlog. */
+static void test_http_slow_clients(void **state)
+{
+    (void)state;
+    char err[512] = "", resp[65536];
+    fw_metrics *m = fw_metrics_new();
+    atomic_store(&is_healthy, true);
+    fw_http *h = fw_http_start("127.0.0.1:0", m, health, NULL, err, sizeof err);
+    if (!h && strstr(err, "no libmicrohttpd")) {
+        fw_metrics_free(m);
+        skip();
+        return;
+    }
+    assert_non_null(h);
+
+    struct trickle *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    *t = (struct trickle){ .port = fw_http_port(h), .n = 100, .spread = true,
+                           .reconnect = true, .budget = 5000, .max_rounds = 60 };
+    pthread_t tid = trickle_start(t);
+    int ok = probe(fw_http_port(h), GET("/healthz"), 200, "ok\n", 5, resp, sizeof resp);
+    trickle_stop(t, tid);
+    int ended = atomic_load(&t->server_ended);
+    free(t);
+    fw_http_stop(h);
+    fw_metrics_free(m);
+
+    if (ok < 5)
+        print_message("/healthz probe %d of 5 under slow clients: %s\n", ok + 1,
+                      resp[0] ? resp : "no answer within 10 s");
+    assert_int_equal(ok, 5);
+    assert_true(ended > 0); /* the slow connections were shed, not served forever */
+}
+
+/* The same from the probe's own address, 127.0.0.1 — as on a real host, where
+ * every local client and every local attacker is 127.0.0.1: a limit per
+ * address must not lock out the address's next, quick request.  Here the
+ * probe is a scrape. */
+static void test_http_slow_clients_same_address(void **state)
+{
+    (void)state;
+    char err[512] = "", resp[65536];
+    fw_metrics *m = fw_metrics_new();
+    fw_counter_add(fw_metrics_counter(m, "fw_slow_test_total", "x", ""), 7);
+    fw_http *h = fw_http_start("127.0.0.1:0", m, NULL, NULL, err, sizeof err);
+    if (!h && strstr(err, "no libmicrohttpd")) {
+        fw_metrics_free(m);
+        skip();
+        return;
+    }
+    assert_non_null(h);
+
+    struct trickle *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    *t = (struct trickle){ .port = fw_http_port(h), .n = 100, .reconnect = true,
+                           .budget = 5000, .max_rounds = 60 };
+    pthread_t tid = trickle_start(t);
+    int ok = probe(fw_http_port(h), GET("/metrics"), 200, "\nfw_slow_test_total 7\n", 5, resp,
+                   sizeof resp);
+    trickle_stop(t, tid);
+    int ended = atomic_load(&t->server_ended);
+    free(t);
+    fw_http_stop(h);
+    fw_metrics_free(m);
+
+    if (ok < 5)
+        print_message("/metrics probe %d of 5 under slow clients: %s\n", ok + 1,
+                      resp[0] ? resp : "no answer within 10 s");
+    assert_int_equal(ok, 5);
+    assert_true(ended > 0);
+}
+
+/* A request has a deadline as a whole: a few connections — far below every
+ * connection limit — that keep trickling header bytes are closed by the
+ * server anyway, and counted.  Before, each byte restarted the inactivity
+ * timeout and they stayed open for as long as they trickled.  The 30 s the
+ * trickler gives them is a hang guard, not the bound being tested. */
+static void test_http_request_deadline(void **state)
+{
+    (void)state;
+    char err[512] = "", resp[65536];
+    fw_metrics *m = fw_metrics_new();
+    fw_http *h = fw_http_start("127.0.0.1:0", m, NULL, NULL, err, sizeof err);
+    if (!h && strstr(err, "no libmicrohttpd")) {
+        fw_metrics_free(m);
+        skip();
+        return;
+    }
+    assert_non_null(h);
+
+    struct trickle *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    *t = (struct trickle){ .port = fw_http_port(h), .n = 4, .max_rounds = 60 };
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, trickler, t), 0);
+    pthread_join(tid, NULL); /* until the server has ended all four, or the guard */
+    int ended = atomic_load(&t->server_ended), fewest = t->min_trickled;
+    free(t);
+    int status = http(AF_INET, fw_http_port(h), GET("/metrics"), resp, sizeof resp);
+    fw_http_stop(h);
+    fw_metrics_free(m);
+
+    assert_int_equal(ended, 4);
+    assert_true(fewest >= 2); /* they were trickling, not idle, when closed */
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(body_of(resp),
+                           "\nfraudwatch_http_connections_dropped_total{reason=\"deadline\"} 4\n"));
 }
 
 /* ---- logging ------------------------------------------------------------------ */
@@ -651,6 +930,58 @@ static void test_log_threads(void **state)
     free(out);
 }
 
+static size_t count_lines(const char *text, const char *part)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, part)); p += strlen(part))
+        n++;
+    return n;
+}
+
+/* A client can make libmicrohttpd log a message per connection (here: a
+ * request whose headers do not fit, answered 431 after the message); at most
+ * 20 a minute reach the log, then one line with the count of the rest
+ * (written at the latest when the server stops). */
+static void test_http_log_bounded(void **state)
+{
+    (void)state;
+    enum { REQUESTS = 30 };
+    char err[512] = "";
+    fw_metrics *m = fw_metrics_new();
+    FILE *f = capture();
+    fw_http *h = fw_http_start("127.0.0.1:0", m, NULL, NULL, err, sizeof err);
+    if (!h && strstr(err, "no libmicrohttpd")) {
+        free(captured(f));
+        fw_metrics_free(m);
+        skip();
+        return;
+    }
+    assert_non_null(h);
+    size_t biglen = 40000;
+    char *big = malloc(biglen + 64);
+    int n = snprintf(big, 64, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ");
+    memset(big + n, 'a', biglen);
+    strcpy(big + n + biglen, "\r\n\r\n");
+    int answered = 0;
+    char resp[4096];
+    for (int i = 0; i < REQUESTS; i++) /* the 431 comes after the message */
+        answered += http(AF_INET, fw_http_port(h), big, resp, sizeof resp) == 431;
+    free(big);
+    fw_http_stop(h);
+    fw_metrics_free(m);
+    char *out = captured(f);
+
+    assert_int_equal(answered, REQUESTS);
+    size_t all = count_lines(out, " module=http msg="),
+           summary = count_lines(out, " module=http msg=\"messages from the HTTP server "
+                                      "suppressed\" count=10\n");
+    if (all - summary != 20 || summary != 1)
+        print_message("log:\n%s", out);
+    assert_int_equal(all - summary, 20);
+    assert_int_equal(summary, 1);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,9 +991,13 @@ int main(void)
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_http_refuses),
+        cmocka_unit_test(test_http_request_deadline),
+        cmocka_unit_test(test_http_slow_clients),
+        cmocka_unit_test(test_http_slow_clients_same_address),
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_format),
         cmocka_unit_test(test_log_threads),
+        cmocka_unit_test(test_http_log_bounded),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }

@@ -100,13 +100,22 @@ typedef bool (*fw_health_fn)(void *ctx, char *reason, size_t reasonlen);
  *   other paths    404
  *   not GET/HEAD   405 with "Allow: GET, HEAD"
  *
- * `health` may be NULL (always healthy).  `m` and `ctx` are borrowed until
- * fw_http_stop().  NULL on failure, with the reason in err. */
+ * Slow clients cannot take the endpoint down: a request must arrive whole
+ * and be answered within 5 s of its connection's opening, and a new
+ * connection is let in even when the slots are taken — beyond 16 from its
+ * address or 48 in all, the oldest unfinished one goes instead.  Both are counted in `m` as
+ * fraudwatch_http_connections_dropped_total{reason="deadline"|"evicted"}
+ * (docs/observability.md, "Slow clients").
+ *
+ * One thread of its own runs the server; `health` and the rendering run on
+ * it.  `health` may be NULL (always healthy).  `m` and `ctx` are borrowed
+ * until fw_http_stop().  NULL on failure, with the reason in err. */
 fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, void *ctx,
                        char *err, size_t errlen);
 /* The bound port. */
 int fw_http_port(const fw_http *h);
-/* Stops the server and waits for its thread.  NULL is fine. */
+/* Stops the server and waits for its thread (a fraction of a second).
+ * NULL is fine. */
 void fw_http_stop(fw_http *h);
 
 #endif
