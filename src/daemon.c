@@ -38,6 +38,17 @@
  * A periodic checkpoint still in flight then is dropped unpublished (or
  * finished, if it is already in place).
  *
+ * Teardown order matters: once the final checkpoint has been attempted
+ * (or skipped, after a fatal error), nothing checkpoints any more, so the
+ * revocation that closing the consumer runs does not write a second one;
+ * and the consumer is closed before the checkpoint writer is freed.  The
+ * reverse order (issue 10) let that revocation start a checkpoint on the
+ * freed writer: a heap-use-after-free under ASan, and in the plain build a
+ * spin at 100 % CPU for good — glibc had marked the freed writer's mutex
+ * destroyed, so pthread_cond_wait() returned EINVAL at once, and the state
+ * it waited on (WRITING, set on the freed memory) had no thread left to
+ * change it.
+ *
  * Message provenance (partition, offset, timestamp) lives in a ring indexed
  * by the batch tag, so the librdkafka message is freed as soon as its bytes
  * are copied into a batch. */
@@ -139,6 +150,7 @@ struct daemon {
     atomic_llong heartbeat_ms;
     char fatal[512];
     struct timespec last_checkpoint;
+    bool checkpoints_over;   /* final one attempted: a revocation does not */
 };
 
 static bool healthy(void *ctx, char *reason, size_t len)
@@ -538,6 +550,13 @@ static int checkpoint(struct daemon *d, int deadline_ms)
 static void on_revoke(void *ctx)
 {
     struct daemon *d = ctx;
+    if (d->checkpoints_over) {
+        /* Closing the consumer revokes everything: the final checkpoint
+         * (or, after a fatal error, deliberately none) already decided what
+         * a restart resumes from; another would only repeat or redo it. */
+        fw_log(FW_LOG_INFO, "kafka", "rebalance while closing: no checkpoint", NULL);
+        return;
+    }
     fw_log(FW_LOG_INFO, "kafka", "rebalance: checkpointing before hand-over", NULL);
     checkpoint(d, (int)d->s->shutdown_timeout_s * 1000);
 }
@@ -751,17 +770,19 @@ int fw_daemon_run(const fw_settings *s)
     }
     err[0] = '\0';
 out:
+    /* Nothing checkpoints from here on (see the top). */
+    d.checkpoints_over = true;
     if (err[0])
         fw_log(FW_LOG_ERROR, "daemon", err, NULL);
     if (d.p) {
         submit_current(&d);
         retire_ready(&d, true);
     }
+    fw_in_close(d.in);               /* before the writer: see the top */
     fw_ckpt_writer_free(d.writer);   /* an unpublished checkpoint is dropped */
     ck_clear(&d);
     fw_http_stop(d.http);
     fw_reloader_stop(d.reloader);
-    fw_in_close(d.in);
     fw_out_free(d.out);
     fw_pipeline_free(d.p);
     fw_ruleset_unref(d.rs);
