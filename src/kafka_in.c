@@ -373,7 +373,9 @@ int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen)
                                   "group coordinator does not answer)");
             return -1;
         }
-        rd_kafka_destroy(in->rk);
+        /* After a failed close (a fatal consumer error), plain
+         * rd_kafka_destroy() would try the blocking close again. */
+        rd_kafka_destroy_flags(in->rk, e ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
     }
     for (uint32_t i = 0; i < in->nparts; i++)
         free(in->parts[i].topic);
