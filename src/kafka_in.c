@@ -536,7 +536,8 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos, int64_t un
     rd_kafka_event_t *ev = commit_wait(in, pos, until_ms, &all);
     /* The answer lists the partitions with their own errors; without one,
      * every partition of the request counts as uncommitted. */
-    const rd_kafka_topic_partition_list_t *res = ev ? rd_kafka_event_topic_partition_list(ev) : NULL;
+    const rd_kafka_topic_partition_list_t *res =
+        ev ? rd_kafka_event_topic_partition_list(ev) : NULL;
     if (!res)
         res = pos;
     rd_kafka_resp_err_t first = all;
