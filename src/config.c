@@ -174,7 +174,9 @@ static const struct key keys[] = {
       NULL,
       "Lowest level logged (logfmt on stderr); any case." },
     { "shutdown.timeout_s", K_INT, F(shutdown_timeout_s), "30", 1, 3600, NULL, NULL, NULL,
-      "On SIGTERM, how long the final checkpoint may wait for deliveries." },
+      "On SIGTERM, how long the final checkpoint may take (acknowledgements, the file, the "
+      "offset commit); the stop ends within this + 10 s, exit 1 if the checkpoint failed "
+      "(docs/faults.md)." },
     { "instance.id", K_STR, F(instance_id), "", 0, 255, NULL, check_printable,
       "text; empty: HOSTNAME-PID",
       "Names this process in logs and as the Kafka client.id." },

@@ -38,12 +38,38 @@
  * A periodic checkpoint still in flight then is dropped unpublished (or
  * finished, if it is already in place).
  *
+ * The shutdown (SIGTERM, SIGINT, a fatal error, a failed start) ends within
+ * shutdown.timeout_s + SHUTDOWN_GRACE_MS, whatever the broker or the disk
+ * do, because a daemon that hangs is worse than one that exits uncleanly:
+ * the checkpoint on disk stays what a restart resumes from.  The final
+ * checkpoint's waits (acknowledgements, the offset commit) share one
+ * deadline, shutdown.timeout_s after the signal; leaving the consumer
+ * group gets CLOSE_WAIT_MS more.  The exit status is 0 only if the final
+ * checkpoint was written and its offsets committed; otherwise an error line
+ * says why ("final checkpoint failed").  What cannot be bounded from here
+ * (a disk that does not answer fsync, librdkafka inside rd_kafka_destroy)
+ * is bounded by a watchdog thread, armed by the first signal, which logs
+ * what the shutdown was doing and _exit()s non-zero once the grace is up.
+ *
+ * Teardown order matters: once the final checkpoint has been attempted
+ * (or skipped, after a fatal error), nothing checkpoints any more, so the
+ * revocation that closing the consumer runs does not write a second one;
+ * and the consumer is closed before the checkpoint writer is freed.  The
+ * reverse order (issue 10) let that revocation start a checkpoint on the
+ * freed writer: a heap-use-after-free under ASan, and in the plain build a
+ * spin at 100 % CPU for good — glibc had marked the freed writer's mutex
+ * destroyed, so pthread_cond_wait() returned EINVAL at once, and the state
+ * it waited on (WRITING, set on the freed memory) had no thread left to
+ * change it.
+ *
  * Message provenance (partition, offset, timestamp) lives in a ring indexed
  * by the batch tag, so the librdkafka message is freed as soon as its bytes
  * are copied into a batch. */
 #include "fraudwatch/daemon.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,9 +91,33 @@
 #define CHECKPOINT_FILE "checkpoint"
 #define CHECKPOINT_MAGIC UINT64_C(0x3130545043574633) /* "3FWCPT01" */
 
+/* How long the shutdown may take past shutdown.timeout_s before the
+ * watchdog ends the process (docs/faults.md): leaving the consumer group
+ * (CLOSE_WAIT_MS of it), then stopping the writer (a local disk), the rule
+ * reloader (a Redis call in flight ends within its own timeout), the
+ * producer (rd_kafka_destroy() does not wait for the broker) and the
+ * workers. */
+#define SHUTDOWN_GRACE_MS 10000
+#define CLOSE_WAIT_MS 5000
+
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t hard_stop;
 static volatile sig_atomic_t hup_requested;
+
+/* The watchdog's arming, done from the signal handler: clock_gettime() and
+ * sem_post() are async-signal-safe, and so is a lock-free atomic.  Never
+ * destroyed: a signal may still come while the process exits. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "stop_at_ms is set in a signal handler");
+static atomic_llong stop_at_ms;   /* fw_mono_ms() when the stop began; 0: not yet */
+static sem_t wd_arm;              /* posted when the stop begins */
+static sem_t wd_done;             /* posted when fw_daemon_run() is done */
+
+static void arm_watchdog(void)
+{
+    long long none = 0;
+    atomic_compare_exchange_strong(&stop_at_ms, &none, (long long)fw_mono_ms());
+    sem_post(&wd_arm);
+}
 
 static void on_signal(int sig)
 {
@@ -77,8 +127,13 @@ static void on_signal(int sig)
     }
     if (stop_requested)
         hard_stop = 1;
+    else
+        arm_watchdog();
     stop_requested = 1;
 }
+
+/* How the final checkpoint went, for the watchdog's last words. */
+enum { FINAL_NOT_YET, FINAL_DONE, FINAL_FAILED, FINAL_NONE /* fatal error, failed start */ };
 
 struct src {
     uint32_t part;
@@ -143,6 +198,14 @@ struct daemon {
     atomic_llong heartbeat_ms;
     char fatal[512];
     struct timespec last_checkpoint;
+
+    /* the shutdown */
+    bool checkpoints_over;        /* final one attempted: a revocation does not */
+    pthread_t watchdog;
+    bool watchdog_started;
+    _Atomic(const char *) step;   /* what the shutdown is doing, for the watchdog */
+    atomic_int final;             /* FINAL_* */
+    atomic_int exit_status;       /* the watchdog's, if it has to end the process */
 };
 
 static bool healthy(void *ctx, char *reason, size_t len)
@@ -354,11 +417,18 @@ static void ck_write(struct daemon *d)
         ck_failed(d, "the checkpoint writer is busy");
 }
 
-/* The file is in place: commit its positions, count it, say so. */
-static void ck_finish(struct daemon *d)
+/* The file is in place: commit its positions (waiting until `until_ms`,
+ * see fw_in_commit), count it, say so.  0, or -1 if the commit failed
+ * (kafka_in.c retries it; `why` says what happened, if not NULL). */
+static int ck_finish(struct daemon *d, int64_t until_ms, char *why, size_t whylen)
 {
     int64_t t0 = fw_mono_ns();
-    fw_in_commit(d->in, d->ck.pos);    /* a failed commit is retried by kafka_in.c */
+    char err[512];
+    int rc = fw_in_commit(d->in, d->ck.pos, until_ms, err, sizeof err);
+    if (rc != 0 && why)
+        snprintf(why, whylen, "the checkpoint file is in place, but its offsets were not "
+                              "committed within shutdown.timeout_s = %u s: %s",
+                 d->s->shutdown_timeout_s, err);
     int64_t t1 = fw_mono_ns();
     d->ck.main_ns += t1 - t0;
     d->checkpointed = d->ck.cut_msgno;
@@ -383,6 +453,7 @@ static void ck_finish(struct daemon *d)
            (long long)((t1 - d->ck.t_cut) / 1000000));
     fw_ckpt_writer_reset(d->writer);
     ck_clear(d);
+    return rc;
 }
 
 /* Moves the checkpoint in flight on, never waiting: publish once written
@@ -418,7 +489,7 @@ static void ck_poll(struct daemon *d)
             ck_failed(d, err);
             return;
         case FW_CKPT_DONE:
-            ck_finish(d);
+            ck_finish(d, -1, NULL, 0);  /* gives up on SIGTERM; retried by kafka_in.c */
             return;
         default:
             return;
@@ -493,8 +564,10 @@ static void ck_periodic(struct daemon *d)
 }
 
 /* Revocation and shutdown: a checkpoint of everything consumed, finished
- * before returning.  `deadline_ms` bounds the wait for acknowledgements. */
-static int checkpoint(struct daemon *d, int deadline_ms)
+ * before returning.  The waits for acknowledgements and for the offset
+ * commit end at `until_ms` (fw_mono_ms()).  0, or -1 with the reason in
+ * `why`. */
+static int checkpoint(struct daemon *d, int64_t until_ms, char *why, size_t whylen)
 {
     char err[1024];
     /* A periodic one in flight: finish it if it is already in place, else
@@ -508,7 +581,7 @@ static int checkpoint(struct daemon *d, int deadline_ms)
     if (d->ck.phase != CK_NONE) {
         enum fw_ckpt_state st = fw_ckpt_writer_wait(d->writer, err, sizeof err);
         if (d->ck.phase == CK_PUBLISHING && st == FW_CKPT_DONE) {
-            ck_finish(d);
+            ck_finish(d, until_ms, NULL, 0);   /* superseded by this one's commit */
         } else {
             fw_ckpt_writer_reset(d->writer);
             ck_clear(d);
@@ -522,22 +595,38 @@ static int checkpoint(struct daemon *d, int deadline_ms)
     }
     if (!cut(d, true)) {
         ck_failed(d, "out of memory marking the cut");
+        snprintf(why, whylen, "out of memory marking the cut");
         return -1;
     }
     d->ck.sync = true;
     retire_ready(d, true);      /* the cut batch is retired: positions, mark */
-    if (d->ck.phase != CK_SHARDS)
-        return -1;              /* failed, and said so */
+    if (d->ck.phase != CK_SHARDS) {
+        snprintf(why, whylen, "the cut was lost (see the errors above)");
+        return -1;
+    }
     fw_pipeline_snapshot_wait(d->p, d->ck.snap);
     ck_write(d);
-    if (d->ck.phase != CK_WRITING)
+    if (d->ck.phase != CK_WRITING) {
+        snprintf(why, whylen, "the checkpoint writer is busy");
         return -1;
-    if (fw_out_drain(d->out, deadline_ms < 0 ? &stop_requested : &hard_stop,
-                     deadline_ms) != 0) {
+    }
+    int64_t left = until_ms - fw_mono_ms();
+    if (fw_out_drain(d->out, &hard_stop, left > 0 ? (int)left : 0) != 0) {
         /* Not all acknowledged: the last checkpoint stays the truth. */
+        unsigned long long pending = (unsigned long long)fw_out_pending(d->out);
+        if (fw_out_fatal(d->out))
+            snprintf(why, whylen, "%llu alerts not acknowledged: %s", pending,
+                     fw_out_fatal(d->out));
+        else if (hard_stop)
+            snprintf(why, whylen, "%llu alerts not acknowledged when a second signal cut "
+                                  "the wait short", pending);
+        else
+            snprintf(why, whylen, "%llu alerts not acknowledged by the broker within "
+                                  "shutdown.timeout_s = %u s", pending,
+                     d->s->shutdown_timeout_s);
         fw_counter_add(d->checkpoint_failures, 1);
         fw_log(FW_LOG_WARN, "checkpoint", "skipped: alerts not yet acknowledged",
-               "pending=%llu", (unsigned long long)fw_out_pending(d->out));
+               "pending=%llu", pending);
         fw_ckpt_writer_reset(d->writer);
         ck_clear(d);
         return -1;
@@ -547,19 +636,96 @@ static int checkpoint(struct daemon *d, int deadline_ms)
         d->ck.phase = CK_PUBLISHING;
     }
     if (fw_ckpt_writer_wait(d->writer, err, sizeof err) != FW_CKPT_DONE) {
+        snprintf(why, whylen, "%s", err);
         ck_failed(d, err);
         return -1;
     }
     d->ck.main_ns = fw_mono_ns() - d->ck.t_cut;   /* it all stood still */
-    ck_finish(d);
+    return ck_finish(d, until_ms, why, whylen);
+}
+
+/* SIGTERM: the last checkpoint, and the commit of an earlier one whose
+ * commit failed (checkpoint() commits nothing when nothing was consumed
+ * since).  0 only when both are done. */
+static int final_checkpoint(struct daemon *d, int64_t until_ms, char *why, size_t whylen)
+{
+    if (checkpoint(d, until_ms, why, whylen) != 0)
+        return -1;
+    char err[512];
+    if (fw_in_commit_pending(d->in, until_ms, err, sizeof err) != 0) {
+        snprintf(why, whylen, "the checkpoint file is in place, but its offsets were not "
+                              "committed within shutdown.timeout_s = %u s: %s",
+                 d->s->shutdown_timeout_s, err);
+        return -1;
+    }
     return 0;
 }
 
 static void on_revoke(void *ctx)
 {
     struct daemon *d = ctx;
+    if (d->checkpoints_over) {
+        /* Closing the consumer revokes everything: the final checkpoint
+         * (or, after a fatal error, deliberately none) already decided what
+         * a restart resumes from; another would only repeat or redo it. */
+        fw_log(FW_LOG_INFO, "kafka", "rebalance while closing: no checkpoint", NULL);
+        return;
+    }
     fw_log(FW_LOG_INFO, "kafka", "rebalance: checkpointing before hand-over", NULL);
-    checkpoint(d, (int)d->s->shutdown_timeout_s * 1000);
+    char why[1024];
+    checkpoint(d, fw_mono_ms() + (int64_t)d->s->shutdown_timeout_s * 1000, why, sizeof why);
+}
+
+/* ---- the shutdown watchdog ------------------------------------------------ */
+
+static void set_step(struct daemon *d, const char *what) { atomic_store(&d->step, what); }
+
+/* Waits for the stop to begin, then for fw_daemon_run() to finish, until
+ * shutdown.timeout_s + SHUTDOWN_GRACE_MS after the stop; past that it says
+ * what the shutdown was stuck in and ends the process. */
+static void *watchdog_main(void *arg)
+{
+    struct daemon *d = arg;
+    while (sem_wait(&wd_arm) != 0 && errno == EINTR)
+        ;
+    int64_t until = (int64_t)atomic_load(&stop_at_ms) +
+                    (int64_t)d->s->shutdown_timeout_s * 1000 + SHUTDOWN_GRACE_MS;
+    struct timespec ts = { (time_t)(until / 1000), (long)(until % 1000) * 1000000 };
+    int r;
+    while ((r = sem_clockwait(&wd_done, CLOCK_MONOTONIC, &ts)) != 0 && errno == EINTR)
+        ;
+    if (r == 0 || errno != ETIMEDOUT)
+        return NULL;
+    int status = atomic_load(&d->exit_status);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%sthe shutdown did not finish within shutdown.timeout_s + %d s; "
+                              "exiting now%s",
+             atomic_load(&d->final) == FINAL_NOT_YET ? "final checkpoint failed: " : "",
+             SHUTDOWN_GRACE_MS / 1000,
+             atomic_load(&d->final) == FINAL_NOT_YET
+                 ? " (a restart resumes from the previous checkpoint)" : "");
+    fw_log(FW_LOG_ERROR, "daemon", msg, "shutdown.timeout_s=%u step=\"%s\" status=%d",
+           d->s->shutdown_timeout_s, atomic_load(&d->step), status);
+    _exit(status);
+}
+
+static int watchdog_start(struct daemon *d)
+{
+    atomic_store(&d->step, "main loop");
+    atomic_store(&d->exit_status, 1);
+    if (pthread_create(&d->watchdog, NULL, watchdog_main, d) != 0)
+        return -1;
+    d->watchdog_started = true;
+    return 0;
+}
+
+static void watchdog_stop(struct daemon *d)
+{
+    if (!d->watchdog_started)
+        return;
+    arm_watchdog();             /* if it never was: let it see it is done */
+    sem_post(&wd_done);
+    pthread_join(d->watchdog, NULL);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -663,10 +829,18 @@ int fw_daemon_run(const fw_settings *s)
     struct daemon d = { .s = s };
     char err[8192];
     int rc = 1;
+    int64_t t0 = 0;             /* when the final checkpoint began */
 
     enum fw_log_level lvl;
     if (fw_log_parse_level(s->log_level, &lvl) == 0)
         fw_log_set_level(lvl);
+    sem_init(&wd_arm, 0, 0);
+    sem_init(&wd_done, 0, 0);
+    atomic_store(&stop_at_ms, 0);
+    if (watchdog_start(&d) != 0) {
+        fprintf(stderr, "fraudwatch run: cannot start the shutdown watchdog thread\n");
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
@@ -678,6 +852,7 @@ int fw_daemon_run(const fw_settings *s)
     if (fw_reloader_start(s, d.m, &d.rs, &d.reloader, err, sizeof err) != 0) {
         fprintf(stderr, "fraudwatch run: %s\n", err);
         fw_metrics_free(d.m);
+        watchdog_stop(&d);
         return 1;
     }
     if (make_state_dir(s->state_dir, err, sizeof err) != 0)
@@ -744,7 +919,7 @@ int fw_daemon_run(const fw_settings *s)
     d.out = fw_out_new(s, d.m, err, sizeof err);
     if (!d.out)
         goto out;
-    d.in = fw_in_new(s, d.m, on_revoke, &d, err, sizeof err);
+    d.in = fw_in_new(s, d.m, on_revoke, &d, &stop_requested, err, sizeof err);
     if (!d.in)
         goto out;
     if (read_checkpoint(&d, err, sizeof err) != 0)
@@ -770,35 +945,75 @@ int fw_daemon_run(const fw_settings *s)
         err[0] = '\0';
         goto out;
     }
-    fw_log(FW_LOG_INFO, "daemon", "shutting down: finishing in-flight events", NULL);
-    int64_t t0 = fw_mono_ms();
-    if (checkpoint(&d, (int)s->shutdown_timeout_s * 1000) == 0) {
+    arm_watchdog();             /* the signal did; this only reads the time */
+    t0 = fw_mono_ms();
+    int64_t until = (int64_t)atomic_load(&stop_at_ms) + (int64_t)s->shutdown_timeout_s * 1000;
+    fw_log(FW_LOG_INFO, "daemon", "shutting down: finishing in-flight events",
+           "shutdown.timeout_s=%u", s->shutdown_timeout_s);
+    set_step(&d, "final checkpoint");
+    char why[2048];
+    if (final_checkpoint(&d, until, why, sizeof why) == 0) {
         rc = 0;
-        fw_log(FW_LOG_INFO, "daemon", "stopped cleanly", "ms=%lld",
+        atomic_store(&d.final, FINAL_DONE);
+        fw_log(FW_LOG_INFO, "daemon", "final checkpoint written and committed", "ms=%lld",
                (long long)(fw_mono_ms() - t0));
     } else {
-        fw_log(FW_LOG_ERROR, "daemon", "stopped without a final checkpoint "
-                                       "(a restart resumes from the previous one)", NULL);
         rc = 1;
+        atomic_store(&d.final, FINAL_FAILED);
+        char q[2200];
+        fw_log(FW_LOG_ERROR, "daemon", "final checkpoint failed: the stop is not clean (a "
+                                       "restart resumes from the previous checkpoint)",
+               "error=\"%s\" ms=%lld", fw_log_quote(why, q, sizeof q),
+               (long long)(fw_mono_ms() - t0));
     }
     err[0] = '\0';
 out:
+    /* Nothing checkpoints from here on (see the top), and the whole of it
+     * is bounded by the watchdog. */
+    d.checkpoints_over = true;
+    int none = FINAL_NOT_YET;
+    atomic_compare_exchange_strong(&d.final, &none, FINAL_NONE);
+    atomic_store(&d.exit_status, rc ? rc : 1);
+    arm_watchdog();
     if (err[0])
         fw_log(FW_LOG_ERROR, "daemon", err, NULL);
     if (d.p) {
+        set_step(&d, "retiring the batches in flight");
         submit_current(&d);
         retire_ready(&d, true);
     }
+    set_step(&d, "leaving the consumer group");
+    char cerr[256];
+    if (fw_in_close(d.in, fw_mono_ms() + CLOSE_WAIT_MS, cerr, sizeof cerr) != 0) {
+        /* Destroying anything Kafka now would wait for the same broker.
+         * The checkpoint on disk is settled (an unpublished one is only a
+         * .tmp file), and what the producer still holds is unacknowledged,
+         * so not covered by any checkpoint: exiting loses nothing.  The
+         * status stays the final checkpoint's; the group notices the
+         * missing member when its session times out. */
+        fw_log(rc ? FW_LOG_ERROR : FW_LOG_WARN, "daemon",
+               "exiting without leaving the consumer group", "error=\"%s\" wait_ms=%d "
+               "status=%d", cerr, CLOSE_WAIT_MS, rc);
+        _exit(rc);
+    }
+    d.in = NULL;
+    set_step(&d, "stopping the checkpoint writer");
     fw_ckpt_writer_free(d.writer);   /* an unpublished checkpoint is dropped */
     ck_clear(&d);
+    set_step(&d, "stopping the metrics server and the rule reloader");
     fw_http_stop(d.http);
     fw_reloader_stop(d.reloader);
-    fw_in_close(d.in);
+    set_step(&d, "closing the producer");
     fw_out_free(d.out);
+    set_step(&d, "stopping the workers");
     fw_pipeline_free(d.p);
     fw_ruleset_unref(d.rs);
     fw_metrics_free(d.m);
     free(d.ring);
     free(d.queue_depth);
+    watchdog_stop(&d);
+    if (rc == 0)
+        fw_log(FW_LOG_INFO, "daemon", "stopped cleanly", "ms=%lld",
+               (long long)(fw_mono_ms() - t0));
     return rc;
 }

@@ -62,10 +62,17 @@ typedef struct fw_in fw_in;
  * assignment was lost: nothing can be committed then). */
 typedef void (*fw_in_revoke_fn)(void *ctx);
 
+/* `stop` (may be NULL): once it is set, a commit waiting without a deadline
+ * (the loop's) gives up waiting and counts as failed. */
 fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
-                 void *ctx, char *err, size_t errlen);
-/* Leaves the group (after the final checkpoint) and frees the consumer. */
-void fw_in_close(fw_in *in);
+                 void *ctx, volatile sig_atomic_t *stop, char *err, size_t errlen);
+/* Leaves the group (after the final checkpoint) and frees the consumer,
+ * waiting for the group coordinator until `until_ms` (fw_mono_ms()).  The
+ * revocation this runs calls the revoke callback but retries no commit.
+ * 0; or -1 if the consumer had not closed by then (`err` says so): nothing
+ * is freed then, because destroying the handle would wait for the same
+ * coordinator, and the caller should end the process.  NULL: 0. */
+int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen);
 
 /* Where to start a partition the first time it is assigned (from a
  * checkpoint); otherwise the group's committed offset is used. */
@@ -83,9 +90,16 @@ int32_t fw_in_partition(const fw_in *in, uint32_t src);
 /* Positions of the assigned partitions that have progressed (next offset to
  * read), for a checkpoint; the caller destroys the list. */
 rd_kafka_topic_partition_list_t *fw_in_positions(fw_in *in);
-/* Commits positions synchronously, for the partitions still assigned (one
- * lost since the positions were taken is skipped); 0 or -1 (logged). */
-int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos);
+/* Commits positions, for the partitions still assigned (one lost since the
+ * positions were taken is skipped), and waits for the answer until
+ * `until_ms` (fw_mono_ms()), or with until_ms < 0 until it comes or the
+ * stop flag is set.  0; or -1 (logged, `err` says why if not NULL): the
+ * partitions are then retried about every second from fw_in_poll(). */
+int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos, int64_t until_ms,
+                 char *err, size_t errlen);
+/* Retries now the commits that failed (as fw_in_commit); 0 if none is
+ * pending. */
+int fw_in_commit_pending(fw_in *in, int64_t until_ms, char *err, size_t errlen);
 size_t fw_in_assigned(const fw_in *in);
 /* Refreshes the per-partition lag gauges (cheap: cached watermarks). */
 void fw_in_update_lag(fw_in *in);

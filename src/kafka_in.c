@@ -16,10 +16,22 @@
  * A commit that fails (coordinator moving, loading, timing out) is not
  * forgotten: the partition keeps the offset as uncommitted and the commit
  * is tried again about every second from fw_in_poll(), and before the
- * partition is handed over in a revocation (which is also how the consumer
- * closes).  Otherwise an idle stream or a shutdown right after a failed
- * commit would leave the group's offsets behind the checkpoint, and the
- * next owner of the partition would process again what was done.
+ * partition is handed over in a revocation.  Otherwise an idle stream or a
+ * shutdown right after a failed commit would leave the group's offsets
+ * behind the checkpoint, and the next owner of the partition would process
+ * again what was done.  The daemon's final checkpoint retries it too
+ * (fw_in_commit_pending); the revocation inside fw_in_close() does not.
+ *
+ * Nothing here waits for the broker without a bound the caller chose.
+ * librdkafka's synchronous rd_kafka_commit() has none: while the group
+ * coordinator cannot be reached it waits for one, for good (a SIGSTOPped
+ * broker held a SIGTERMed daemon in it for as long as anyone watched,
+ * issue 10).  So a commit is sent asynchronously onto a queue of its own
+ * and the answer is awaited until a deadline, or, without one, until the
+ * daemon's stop flag is set; on giving up the queue is destroyed
+ * (librdkafka drops the late answer) and the partitions count as
+ * uncommitted.  The consumer is closed the same way
+ * (rd_kafka_consumer_close_queue() served until a deadline).
  *
  * A lost partition (session timed out, member fenced) that comes back to
  * this daemon resumes where its messages stopped being handed to the
@@ -75,6 +87,8 @@ struct fw_in {
     fw_counter *errors;
     fw_counter *rebalances;
     int64_t commit_retry_at; /* fw_mono_ms() of the next retry; 0: none due */
+    volatile sig_atomic_t *stop; /* set: unbounded waits give up (may be NULL) */
+    bool closing;            /* in fw_in_close(): no commit retry in a revocation */
     fw_order *order;         /* input.order_wait_ms > 0: partitions by time */
     char fatal[512];
 };
@@ -113,8 +127,9 @@ static uint32_t part_index(fw_in *in, const char *topic, int32_t partition)
 }
 
 /* Commits the offsets whose commit failed, for the partitions still
- * assigned.  0, or -1 if some are still uncommitted. */
-static int retry_commit(fw_in *in)
+ * assigned, waiting until `until_ms` (see fw_in_commit).  0, or -1 if some
+ * are still uncommitted (`err` says why). */
+static int retry_commit(fw_in *in, int64_t until_ms, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
     for (uint32_t i = 0; i < in->nparts; i++)
@@ -123,7 +138,7 @@ static int retry_commit(fw_in *in)
                 ->offset = in->parts[i].uncommitted;
     int rc = 0;
     if (l->cnt > 0) {
-        rc = fw_in_commit(in, l);
+        rc = fw_in_commit(in, l, until_ms, err, errlen);
         if (rc == 0)
             fw_log(FW_LOG_INFO, "kafka", "offset commit retried: committed",
                    "partitions=%d", l->cnt);
@@ -192,8 +207,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         bool lost = rd_kafka_assignment_lost(rk);
         if (!lost && in->revoke)
             in->revoke(in->ctx);
-        if (!lost && in->commit_retry_at)
-            retry_commit(in);   /* last chance while the partitions are ours */
+        /* Last chance while the partitions are ours; but not while closing:
+         * the daemon's final checkpoint made the last attempt within its
+         * deadline, and another one here could only stretch the shutdown. */
+        if (!lost && in->commit_retry_at && !in->closing)
+            retry_commit(in, -1, NULL, 0);
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             uint32_t ix = part_index(in, tp->topic, tp->partition);
@@ -232,7 +250,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
-                 void *ctx, char *err, size_t errlen)
+                 void *ctx, volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     fw_in *in = calloc(1, sizeof *in);
     rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -241,6 +259,7 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
         goto fail;
     in->revoke = revoke;
     in->ctx = ctx;
+    in->stop = stop;
     in->metrics = m;
     if (s->order_wait_ms > 0 &&
         !(in->order = fw_order_new(s->order_wait_ms, ORDER_MAX_BUFFERED))) {
@@ -307,22 +326,62 @@ fail:
     return NULL;
 }
 
-void fw_in_close(fw_in *in)
+int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen)
 {
     if (!in)
-        return;
+        return 0;
     /* Messages still buffered go back first: librdkafka does not finish
      * closing while the application holds any of its messages. */
     fw_order_free(in->order, destroy_message);
     in->order = NULL;
     if (in->rk) {
-        rd_kafka_consumer_close(in->rk);
-        rd_kafka_destroy(in->rk);
+        /* rd_kafka_consumer_close() would wait for the group coordinator
+         * (the revocation, an outstanding commit, LeaveGroup) without a
+         * bound; the queue form is served here until the deadline.  Served
+         * as events, not with rd_kafka_queue_poll_callback(): messages
+         * still in the consumer queue are moved onto this queue too, and
+         * that function aborts on a message (librdkafka asserts that every
+         * op it serves has a callback).  A message is dropped here (never
+         * processed: whoever reads the partition next reads it again); the
+         * revocation reaches on_rebalance() either through the callback,
+         * from inside rd_kafka_queue_poll(), or as an event. */
+        in->closing = true;
+        rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
+        rd_kafka_error_t *e = rd_kafka_consumer_close_queue(in->rk, q);
+        if (e) {
+            fw_log(FW_LOG_WARN, "kafka", "consumer close failed", "error=\"%s\"",
+                   rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        } else {
+            while (!rd_kafka_consumer_closed(in->rk)) {
+                int64_t left = until_ms - fw_mono_ms();
+                if (left <= 0)
+                    break;
+                rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left < 100 ? (int)left : 100);
+                if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                    on_rebalance(in->rk, rd_kafka_event_error(ev),
+                                 rd_kafka_event_topic_partition_list(ev), in);
+                if (ev)
+                    rd_kafka_event_destroy(ev);
+            }
+        }
+        bool closed = e || rd_kafka_consumer_closed(in->rk);
+        rd_kafka_queue_destroy(q);
+        if (!closed) {
+            /* rd_kafka_destroy() would wait for the same coordinator. */
+            snprintf(err, errlen, "the consumer did not leave the group in time (the "
+                                  "group coordinator does not answer)");
+            return -1;
+        }
+        /* After a failed close (a fatal consumer error), plain
+         * rd_kafka_destroy() would try the blocking close again. */
+        rd_kafka_destroy_flags(in->rk, e ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
     }
     for (uint32_t i = 0; i < in->nparts; i++)
         free(in->parts[i].topic);
     free(in->parts);
     free(in);
+    return 0;
 }
 
 void fw_in_start_at(fw_in *in, const char *topic, int32_t partition,
@@ -359,7 +418,7 @@ static rd_kafka_message_t *poll_one(fw_in *in, int timeout_ms, uint32_t *src)
 rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
 {
     if (in->commit_retry_at && fw_mono_ms() >= in->commit_retry_at)
-        retry_commit(in);
+        retry_commit(in, -1, NULL, 0);
     rd_kafka_message_t *m;
     if (!in->order) {
         if ((m = poll_one(in, timeout_ms, src)))
@@ -419,7 +478,41 @@ rd_kafka_topic_partition_list_t *fw_in_positions(fw_in *in)
     return l;
 }
 
-int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos)
+/* Sends the commit and waits for its answer (see the top): until `until_ms`,
+ * or with until_ms < 0 until the answer comes or *in->stop is set.  NULL
+ * when it gave up waiting, else the answer (per-partition errors in it),
+ * with *errp its overall error. */
+static rd_kafka_event_t *commit_wait(fw_in *in, const rd_kafka_topic_partition_list_t *pos,
+                                     int64_t until_ms, rd_kafka_resp_err_t *errp)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
+    rd_kafka_event_t *ev = NULL;
+    *errp = rd_kafka_commit_queue(in->rk, pos, q, NULL, NULL);
+    while (!*errp && !ev) {
+        int slice = 100;
+        if (until_ms >= 0) {
+            int64_t left = until_ms - fw_mono_ms();
+            if (left <= 0)
+                break;
+            if (left < slice)
+                slice = (int)left;
+        } else if (in->stop && *in->stop) {
+            break;
+        }
+        ev = rd_kafka_queue_poll(q, slice);
+        if (ev && rd_kafka_event_type(ev) != RD_KAFKA_EVENT_OFFSET_COMMIT) {
+            rd_kafka_event_destroy(ev);
+            ev = NULL;
+        }
+    }
+    if (ev)
+        *errp = rd_kafka_event_error(ev);
+    rd_kafka_queue_destroy(q);
+    return ev;
+}
+
+int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos, int64_t until_ms,
+                 char *err, size_t errlen)
 {
     /* Only the partitions still held: positions are taken at a checkpoint's
      * cut and committed when it is published, and a partition lost in
@@ -438,29 +531,54 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos)
         rd_kafka_topic_partition_list_destroy(pos);
         return 0;
     }
-    rd_kafka_resp_err_t all = rd_kafka_commit(in->rk, pos, 0), err = all;
-    for (int i = 0; i < pos->cnt; i++) {
-        rd_kafka_topic_partition_t *tp = &pos->elems[i];
+    int64_t t0 = fw_mono_ms();
+    rd_kafka_resp_err_t all;
+    rd_kafka_event_t *ev = commit_wait(in, pos, until_ms, &all);
+    /* The answer lists the partitions with their own errors; without one,
+     * every partition of the request counts as uncommitted. */
+    const rd_kafka_topic_partition_list_t *res =
+        ev ? rd_kafka_event_topic_partition_list(ev) : NULL;
+    if (!res)
+        res = pos;
+    rd_kafka_resp_err_t first = all;
+    for (int i = 0; i < res->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &res->elems[i];
         struct part *p = &in->parts[part_index(in, tp->topic, tp->partition)];
-        if (all || tp->err) {
+        if (!ev || all || tp->err) {
             p->uncommitted = tp->offset;    /* tried again later */
-            if (!err)
-                err = tp->err;
+            if (!first)
+                first = tp->err;
         } else {
             p->uncommitted = -1;
         }
     }
+    char why[256];
+    if (!ev && !all)
+        snprintf(why, sizeof why, "%s after %lld ms (the group coordinator does not answer)",
+                 in->stop && *in->stop && until_ms < 0 ? "given up on stop" : "no answer",
+                 (long long)(fw_mono_ms() - t0));
+    else
+        snprintf(why, sizeof why, "%s", first ? rd_kafka_err2str(first) : "");
+    if (ev)
+        rd_kafka_event_destroy(ev);
     rd_kafka_topic_partition_list_destroy(pos);
-    if (err) {
+    if (!ev || first) {
         if (!in->commit_retry_at)
             in->commit_retry_at = fw_mono_ms() + COMMIT_RETRY_MS;
         fw_counter_add(in->errors, 1);
         fw_log(FW_LOG_WARN, "kafka", "offset commit failed (the checkpoint on "
                                      "disk still holds the positions)",
-               "error=\"%s\"", rd_kafka_err2str(err));
+               "error=\"%s\"", why);
+        if (err)
+            snprintf(err, errlen, "offset commit failed: %s", why);
         return -1;
     }
     return 0;
+}
+
+int fw_in_commit_pending(fw_in *in, int64_t until_ms, char *err, size_t errlen)
+{
+    return in->commit_retry_at ? retry_commit(in, until_ms, err, errlen) : 0;
 }
 
 size_t fw_in_assigned(const fw_in *in)

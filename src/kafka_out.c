@@ -204,6 +204,11 @@ fail:
     return NULL;
 }
 
+/* No flush here: the daemon's final checkpoint drained what it needed,
+ * within shutdown.timeout_s.  Whatever is still queued was never
+ * acknowledged, so no checkpoint covers its events and a restart produces
+ * it again; rd_kafka_destroy() does not wait for it (it logs how many were
+ * left, and returns at once even with the broker SIGSTOPped). */
 void fw_out_free(fw_out *o)
 {
     if (!o)

@@ -69,8 +69,17 @@ static int write_tmp(fw_ckpt_writer *w)
     static char buf[1 << 16];    /* one writer thread per process */
     setvbuf(f, buf, _IOFBF, sizeof buf);
     char err[512];
+    errno = 0;
     if (w->fill(w->ctx, f, err, sizeof err) != 0) {
-        snprintf(w->err, sizeof w->err, "writing %s: %s", w->tmp, err);
+        /* A write that failed (a full disk) sets the stream's error flag and
+         * errno; the encoders report the failure without errno, and the
+         * operator needs it ("No space left on device"), so it is added
+         * here, where the stream is owned. */
+        int e = errno;
+        if (ferror(f) && e != 0 && !strstr(err, strerror(e)))
+            snprintf(w->err, sizeof w->err, "writing %s: %s: %s", w->tmp, err, strerror(e));
+        else
+            snprintf(w->err, sizeof w->err, "writing %s: %s", w->tmp, err);
         fclose(f);
         return -1;
     }

@@ -107,6 +107,8 @@ struct ctx {
     size_t ngot, capgot;
     int64_t read_next;               /* next alert offset to read */
     int produce_failures;
+    bool may_exit;                   /* the case expects the daemon to stop by itself */
+    int exit_status;                 /* then: its status, 128 + signal, or -1 (running) */
 };
 
 struct fcase {
@@ -344,6 +346,10 @@ static void check_alive(struct ctx *x)
     int st;
     if (x->daemon > 0 && waitpid(x->daemon, &st, WNOHANG) == x->daemon) {
         x->daemon = 0;
+        if (x->may_exit) {
+            x->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return;
+        }
         fail("the daemon exited on its own (status %d, signal %d)",
              WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     }
@@ -633,6 +639,55 @@ static void fenced_at(struct ctx *x, int k)
     }
 }
 
+static void start_daemon(struct ctx *x);
+static void check_log(struct ctx *x);
+
+static void fatal_at(struct ctx *x, int k)
+{
+    /* A fatal producer error while the daemon works: a Produce request at
+     * the head of the line answered OUT_OF_ORDER_SEQUENCE_NUMBER, which the
+     * idempotent producer cannot recover from.  The daemon must stop by
+     * itself with status 3 and must not checkpoint on the way out (no
+     * checkpoint after a fatal error; before issue 10's fix the revocation
+     * run by closing the consumer did, on the freed checkpoint writer).
+     * Injected when the daemon is idle between chunks, so the next Produce
+     * is the head of the line; then a restart finishes the stream. */
+    if (k == 4) {
+        wait_working(x, x->nwant / 8);
+        x->may_exit = true;
+        x->exit_status = -1;
+        push(x, B_OUT, K_PRODUCE, ERRS(E(OUT_OF_ORDER_SEQUENCE_NUMBER)), 0);
+        note("chunk 4: the next Produce is answered OUT_OF_ORDER_SEQUENCE_NUMBER (fatal)");
+    }
+    if (k == 6) {
+        double end = now_s() + 120;
+        while (x->exit_status < 0) {
+            if (now_s() > end)
+                fail("the daemon did not stop within 120 s of a fatal producer error");
+            read_alerts(x, 100);
+            check_alive(x);
+        }
+        x->may_exit = false;
+        if (x->exit_status != 3)
+            fail("exit status %d after a fatal producer error, not 3", x->exit_status);
+        check_log(x);
+        char *text = slurp(x->log, NULL);
+        const char *at = strstr(text, "stopping on a fatal error");
+        if (!at)
+            fail("the log does not say \"stopping on a fatal error\"");
+        if (strstr(at, "rebalance: checkpointing before hand-over"))
+            fail("a checkpoint was started after the fatal error");
+        free(text);
+        char old[600];
+        snprintf(old, sizeof old, "%s.fatal", x->log);
+        if (rename(x->log, old) != 0)
+            fail("rename %s: %s", x->log, strerror(errno));
+        note("stopped by itself, status 3, no checkpoint after the error (log: %s); restarted",
+             old);
+        start_daemon(x);
+    }
+}
+
 static const struct fcase CASES[] = {
     { "request-errors", 1,
       "retriable errors on Fetch, Produce, OffsetCommit, JoinGroup, SyncGroup, Heartbeat",
@@ -660,6 +715,10 @@ static const struct fcase CASES[] = {
     { "fenced", 1, "heartbeats answered UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION: assignment lost",
       NULL, fenced_at, NULL, { { B_COORD, K_HEARTBEAT } },
       /* the default interval: events done since the last checkpoint exist */
+      "state.checkpoint_interval_ms = 5000\n" },
+    { "fatal", 1, "a fatal producer error mid-stream: exit 3 without a checkpoint, then a restart",
+      NULL, fatal_at, NULL, { { B_OUT, K_PRODUCE } },
+      /* as in fenced: events done since the last checkpoint exist */
       "state.checkpoint_interval_ms = 5000\n" },
 };
 
