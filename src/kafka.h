@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "fraudwatch/config.h"
+#include "fraudwatch/driver.h"
 #include "fraudwatch/metrics.h"
 
 /* ---- shared (kafka_common.c) ---- */
@@ -53,6 +54,8 @@ bool fw_out_acked(fw_out *o, uint64_t mark);
 /* Non-NULL after a fatal producer error (the daemon must exit). */
 const char *fw_out_fatal(fw_out *o);
 uint64_t fw_out_pending(fw_out *o);
+/* The producer as the driver's sink (self: an fw_out). */
+extern const fw_sink_ops fw_out_sink;
 
 /* ---- consumer ---- */
 typedef struct fw_in fw_in;
@@ -104,5 +107,9 @@ size_t fw_in_assigned(const fw_in *in);
 /* Refreshes the per-partition lag gauges (cheap: cached watermarks). */
 void fw_in_update_lag(fw_in *in);
 const char *fw_in_fatal(fw_in *in);
+/* The consumer as the driver's source (self: an fw_in): messages, their
+ * positions, and the positions part of checkpoints (the group, then each
+ * partition's next offset). */
+extern const fw_source_ops fw_in_source;
 
 #endif

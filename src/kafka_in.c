@@ -49,10 +49,12 @@
  * timestamp first across the assigned partitions, so keys whose events
  * span partitions see them in the order they were produced; `fed` follows
  * what is handed over, `pushed` what is buffered. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "kafka.h"
@@ -90,6 +92,9 @@ struct fw_in {
     volatile sig_atomic_t *stop; /* set: unbounded waits give up (may be NULL) */
     bool closing;            /* in fw_in_close(): no commit retry in a revocation */
     fw_order *order;         /* input.order_wait_ms > 0: partitions by time */
+    char *group;             /* kafka.group.id: checkpoints belong to it */
+    rd_kafka_message_t *held; /* the driver's current message (fw_in_source) */
+    int64_t lag_at;          /* fw_mono_ms() of the last lag update */
     char fatal[512];
 };
 
@@ -261,6 +266,11 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
     in->ctx = ctx;
     in->stop = stop;
     in->metrics = m;
+    in->group = strdup(s->group_id);
+    if (!in->group) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (s->order_wait_ms > 0 &&
         !(in->order = fw_order_new(s->order_wait_ms, ORDER_MAX_BUFFERED))) {
         snprintf(err, errlen, "out of memory");
@@ -320,8 +330,10 @@ fail:
         rd_kafka_destroy(in->rk);
         in->rk = NULL;
     }
-    if (in)
+    if (in) {
         fw_order_free(in->order, NULL);
+        free(in->group);
+    }
     free(in);
     return NULL;
 }
@@ -332,6 +344,10 @@ int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen)
         return 0;
     /* Messages still buffered go back first: librdkafka does not finish
      * closing while the application holds any of its messages. */
+    if (in->held) {
+        rd_kafka_message_destroy(in->held);
+        in->held = NULL;
+    }
     fw_order_free(in->order, destroy_message);
     in->order = NULL;
     if (in->rk) {
@@ -380,6 +396,7 @@ int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen)
     for (uint32_t i = 0; i < in->nparts; i++)
         free(in->parts[i].topic);
     free(in->parts);
+    free(in->group);
     free(in);
     return 0;
 }
@@ -606,3 +623,136 @@ void fw_in_update_lag(fw_in *in)
 }
 
 const char *fw_in_fatal(fw_in *in) { return in->fatal[0] ? in->fatal : NULL; }
+
+/* ---- the driver's source (driver.h) --------------------------------------------
+ * The consumer as fw_source_ops: a message is held until the next call (its
+ * bytes are copied into a batch by then); positions are a librdkafka
+ * partition list; the checkpoint file's positions part is the group (a
+ * checkpoint is refused under another group) and topic, partition, offset
+ * of each partition. */
+
+static int src_next(void *self, fw_msg *m, int timeout_ms)
+{
+    fw_in *in = self;
+    if (in->held) {
+        rd_kafka_message_destroy(in->held);
+        in->held = NULL;
+    }
+    uint32_t part = 0;
+    rd_kafka_message_t *km = fw_in_poll(in, timeout_ms, &part);
+    if (!km)
+        return in->fatal[0] ? FW_NEXT_FATAL : FW_NEXT_NONE;
+    in->held = km;
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(km, &tstype);
+    *m = (fw_msg){ km->payload ? km->payload : "", km->len, part, km->offset,
+                   ts > 0 ? ts : 0 };
+    return FW_NEXT_MSG;
+}
+
+static void src_done(void *self, uint32_t stream, int64_t offset)
+{
+    fw_in_done(self, stream, offset);
+}
+
+static const char *src_stream_name(void *self, uint32_t stream)
+{
+    return fw_in_topic(self, stream);
+}
+
+static int32_t src_stream_number(void *self, uint32_t stream)
+{
+    return fw_in_partition(self, stream);
+}
+
+static void src_tick(void *self)
+{
+    fw_in *in = self;
+    int64_t now = fw_mono_ms();
+    if (now - in->lag_at >= 1000) {
+        in->lag_at = now;
+        fw_in_update_lag(in);
+    }
+}
+
+static const char *src_fatal(void *self) { return fw_in_fatal(self); }
+
+static void *src_positions(void *self) { return fw_in_positions(self); }
+
+static int src_write_positions(void *self, const void *pos, FILE *f, char *err, size_t errlen)
+{
+    const fw_in *in = self;
+    const rd_kafka_topic_partition_list_t *l = pos;
+    if (fw_put_bytes(f, in->group, (uint32_t)strlen(in->group)) ||
+        fw_put_u64(f, (uint64_t)l->cnt))
+        goto io;
+    for (int i = 0; i < l->cnt; i++)
+        if (fw_put_bytes(f, l->elems[i].topic, (uint32_t)strlen(l->elems[i].topic)) ||
+            fw_put_u64(f, (uint64_t)l->elems[i].partition) ||
+            fw_put_u64(f, (uint64_t)l->elems[i].offset))
+            goto io;
+    return 0;
+io:
+    snprintf(err, errlen, "%s", strerror(errno));
+    return -1;
+}
+
+static int src_commit(void *self, void *pos, int64_t until_ms, char *err, size_t errlen)
+{
+    return fw_in_commit(self, pos, until_ms, err, errlen);
+}
+
+static int src_read_positions(void *self, FILE *f, const char *path, char *err, size_t errlen)
+{
+    fw_in *in = self;
+    char *group = NULL;
+    uint32_t glen;
+    uint64_t n;
+    int rc = -1;
+    if (fw_get_bytes(f, &group, &glen, 4096) || fw_get_u64(f, &n) || n > 100000) {
+        snprintf(err, errlen, "%s: not a fraudwatch checkpoint (move it away to "
+                              "start without state)", path);
+        goto out;
+    }
+    if (strcmp(group, in->group) != 0) {
+        snprintf(err, errlen, "%s belongs to group \"%s\", not \"%s\" (point "
+                              "state.dir elsewhere or remove the file)",
+                 path, group, in->group);
+        goto out;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        char *topic;
+        uint32_t tlen;
+        uint64_t part, off;
+        if (fw_get_bytes(f, &topic, &tlen, 4096) || fw_get_u64(f, &part) ||
+            fw_get_u64(f, &off)) {
+            snprintf(err, errlen, "%s: truncated", path);
+            goto out;
+        }
+        fw_in_start_at(in, topic, (int32_t)part, (int64_t)off);
+        fw_log(FW_LOG_INFO, "checkpoint", "resume position", "topic=%s partition=%d offset=%lld",
+               topic, (int)part, (long long)off);
+        free(topic);
+    }
+    rc = 0;
+out:
+    free(group);
+    return rc;
+}
+
+static void src_free_positions(void *pos) { rd_kafka_topic_partition_list_destroy(pos); }
+
+const fw_source_ops fw_in_source = {
+    .name = "kafka",
+    .next = src_next,
+    .done = src_done,
+    .stream_name = src_stream_name,
+    .stream_number = src_stream_number,
+    .tick = src_tick,
+    .fatal = src_fatal,
+    .positions = src_positions,
+    .write_positions = src_write_positions,
+    .commit = src_commit,
+    .read_positions = src_read_positions,
+    .free_positions = src_free_positions,
+};

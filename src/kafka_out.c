@@ -306,3 +306,42 @@ bool fw_out_acked(fw_out *o, uint64_t mark)
 
 const char *fw_out_fatal(fw_out *o) { return o->fatal[0] ? o->fatal : NULL; }
 uint64_t fw_out_pending(fw_out *o) { return o->pending; }
+
+/* ---- the driver's sink (driver.h) ----------------------------------------------
+ * The producer as fw_sink_ops: alerts keyed by their subject, dead letters
+ * with the reason and the source position in headers; delivery marks are
+ * what checkpoints wait for. */
+
+static void sink_alert(void *self, const fw_alert_view *a, const fw_origin *from)
+{
+    fw_out_alert(self, a->json, a->len, a->subject, a->subject_len, from->ts_ms);
+}
+
+static void sink_dead_letter(void *self, const char *payload, size_t len, const char *reason,
+                             const fw_origin *from)
+{
+    fw_out_dead_letter(self, payload, len, NULL, 0, reason, from->stream_name,
+                       from->stream_number, from->offset);
+}
+
+static uint64_t sink_mark(void *self) { return fw_out_mark(self); }
+static bool sink_acked(void *self, uint64_t mark) { return fw_out_acked(self, mark); }
+static int sink_drain(void *self, volatile sig_atomic_t *stop, int timeout_ms)
+{
+    return fw_out_drain(self, stop, timeout_ms);
+}
+static uint64_t sink_pending(void *self) { return fw_out_pending(self); }
+static void sink_tick(void *self) { fw_out_poll(self, 0); }
+static const char *sink_fatal(void *self) { return fw_out_fatal(self); }
+
+const fw_sink_ops fw_out_sink = {
+    .name = "kafka",
+    .alert = sink_alert,
+    .dead_letter = sink_dead_letter,
+    .mark = sink_mark,
+    .acked = sink_acked,
+    .drain = sink_drain,
+    .pending = sink_pending,
+    .tick = sink_tick,
+    .fatal = sink_fatal,
+};

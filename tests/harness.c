@@ -1,4 +1,5 @@
-/* harness.c — see harness.h.  Drives fw_pipeline exactly as replay.c does. */
+/* harness.c — see harness.h.  Drives the engine through the same driver
+ * loop as replay and the daemon (src/driver.c), from memory. */
 #include "harness.h"
 
 #include <stdarg.h>
@@ -9,73 +10,89 @@
 #include "fraudwatch/event.h"
 #include "fraudwatch/pipeline.h"
 
-static void collect(fwt_result *res, fw_batch *b)
+/* ---- the collecting sink -------------------------------------------------- */
+
+static cJSON *parse_alert(fwt_collector *c, const char *json, size_t len)
 {
-    fw_alert_iter it;
-    fw_alert_view a;
-    fw_batch_alerts_begin(b, &it);
-    while (fw_batch_alerts_next(b, &it, &a)) {
-        res->alerts = realloc(res->alerts, (res->nalerts + 1) * sizeof *res->alerts);
-        res->alerts[res->nalerts++] = cJSON_ParseWithLength(a.json, a.len);
+    if (!c->strict)
+        return cJSON_ParseWithLength(json, len);
+    /* One line of valid UTF-8, one JSON object, nothing after it. */
+    const char *end = NULL;
+    cJSON *j = NULL;
+    if (len >= 2 && json[len - 1] == '\n' && fw_utf8_valid(json, len))
+        j = cJSON_ParseWithLengthOpts(json, len - 1, &end, 0);
+    if (j && (end != json + len - 1 || !cJSON_IsObject(j))) {
+        cJSON_Delete(j);
+        j = NULL;
     }
-    for (uint32_t i = 0; i < fw_batch_malformed_count(b); i++) {
-        uint32_t seq;
-        const char *reason;
-        fw_batch_malformed(b, i, &seq, &reason);
-        if (res->malformed < 64) {
-            res->bad_lines[res->malformed] = (uint32_t)fw_batch_tag(b, seq);
-            res->bad_reasons[res->malformed] = reason;
-        }
-        res->malformed++;
-    }
-    res->faults += fw_batch_faults(b);
-    res->evictions += fw_batch_evictions(b);
+    if (!j && !c->first_bad[0])
+        snprintf(c->first_bad, sizeof c->first_bad, "%.*s", (int)len, json);
+    return j;
 }
 
-/* Feeds lines [from, to) of `events` (1-based line numbers) through p. */
-static void feed(fw_pipeline *p, fw_ruleset *rs, const char *events,
-                 uint64_t from, uint64_t to, fwt_result *res)
+static void collect_alert(void *self, const fw_alert_view *a, const fw_origin *from)
 {
-    fw_batch *cur = NULL;
-    uint64_t lineno = 0;
-    const char *s = events;
-    while (*s) {
-        const char *nl = strchr(s, '\n');
-        size_t len = nl ? (size_t)(nl - s) : strlen(s);
-        lineno++;
-        if (len && lineno >= from && lineno < to) {
-            for (;;) {
-                while (!cur && !(cur = fw_pipeline_acquire(p, rs))) {
-                    fw_batch *d = fw_pipeline_retire(p, true);
-                    collect(res, d);
-                    fw_pipeline_recycle(p, d);
-                }
-                if (fw_batch_add(cur, s, len, lineno))
-                    break;
-                fw_pipeline_submit(p, cur);
-                cur = NULL;
-            }
-        }
-        s += len + (nl ? 1 : 0);
-    }
-    if (cur)
-        fw_pipeline_submit(p, cur);
-    fw_batch *d;
-    while ((d = fw_pipeline_retire(p, true))) {
-        collect(res, d);
-        fw_pipeline_recycle(p, d);
-    }
+    (void)from;
+    fwt_collector *c = self;
+    fwt_result *res = c->res;
+    res->alerts = realloc(res->alerts, (res->nalerts + 1) * sizeof *res->alerts);
+    res->alerts[res->nalerts++] = parse_alert(c, a->json, a->len);
 }
 
-uint64_t fwt_max_keys;
+static void collect_dead_letter(void *self, const char *payload, size_t len,
+                                const char *reason, const fw_origin *from)
+{
+    (void)payload;
+    (void)len;
+    fwt_result *res = ((fwt_collector *)self)->res;
+    if (res->malformed < 64) {
+        res->bad_lines[res->malformed] = (uint32_t)from->offset;
+        res->bad_reasons[res->malformed] = reason;
+    }
+    res->malformed++;
+}
 
-static fw_pipeline *pipeline(uint32_t threads, char *err, size_t errlen)
+const fw_sink_ops fwt_collect_sink = {
+    .name = "collect",
+    .alert = collect_alert,
+    .dead_letter = collect_dead_letter,
+};
+
+fw_driver *fwt_driver(fw_ruleset *rs, const fw_pipeline_opts *o, fw_mem_source *src,
+                      fwt_collector *c, char *err, size_t errlen)
+{
+    fw_driver_opts d = { .pipeline = *o, .source = &fw_mem_source_ops, .source_self = src,
+                         .sink = &fwt_collect_sink, .sink_self = c, .rules = rs };
+    return fw_driver_new(&d, err, errlen);
+}
+
+void fwt_drive(fw_driver *d, fwt_result *res)
+{
+    fw_driver_run(d, NULL);
+    const fw_driver_stats *st = fw_driver_stats_get(d);
+    res->faults += st->faults;
+    res->evictions += st->evictions;
+}
+
+/* Lines [from, to) of `events` (1-based line numbers) through a driver of
+ * `threads` workers; the caller frees it (its pipeline holds the state). */
+static fw_driver *feed(fw_ruleset *rs, uint32_t threads, const char *events, uint64_t from,
+                       uint64_t to, fwt_result *res, char *err, size_t errlen)
 {
     /* Small batches, so that even short inputs cross batch boundaries. */
     fw_pipeline_opts o = { .workers = threads, .batch_events = 3,
                            .max_event_bytes = 4096, .max_keys = fwt_max_keys };
-    return fw_pipeline_new(&o, err, errlen);
+    fw_mem_source *src = fw_mem_source_new();
+    fw_mem_source_add_lines(src, events, from, to);
+    fwt_collector c = { .res = res };
+    fw_driver *d = fwt_driver(rs, &o, src, &c, err, errlen);
+    if (d)
+        fwt_drive(d, res);
+    fw_mem_source_free(src);
+    return d;
 }
+
+uint64_t fwt_max_keys;
 
 int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
                   uint32_t threads, fwt_result *res, char *err, size_t errlen)
@@ -84,15 +101,11 @@ int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
     fw_ruleset *rs;
     if (fw_ruleset_load_files(files, nfiles, 1, &rs, err, errlen) != 0)
         return -1;
-    fw_pipeline *p = pipeline(threads, err, errlen);
-    if (!p) {
-        fw_ruleset_unref(rs);
-        return -1;
-    }
-    feed(p, rs, events, 0, UINT64_MAX, res);
-    fw_pipeline_free(p);
+    fw_driver *d = feed(rs, threads, events, 0, UINT64_MAX, res, err, errlen);
+    int rc = d ? 0 : -1;
+    fw_driver_free(d);
     fw_ruleset_unref(rs);
-    return 0;
+    return rc;
 }
 
 int fwt_run_checkpointed(const char *rules, const char *events, uint64_t split,
@@ -105,22 +118,26 @@ int fwt_run_checkpointed(const char *rules, const char *events, uint64_t split,
     if (fw_ruleset_load_files(&f, 1, 1, &rs, err, errlen) != 0)
         return -1;
     FILE *cp = tmpfile();
-    fw_pipeline *p = pipeline(threads1, err, errlen);
     int rc = -1;
-    if (!cp || !p)
+    fw_driver *d = cp ? feed(rs, threads1, events, 0, split, res, err, errlen) : NULL;
+    if (!d || fw_pipeline_save(fw_driver_pipeline(d), cp, err, errlen) != 0)
         goto out;
-    feed(p, rs, events, 0, split, res);
-    if (fw_pipeline_save(p, cp, err, errlen) != 0)
-        goto out;
-    fw_pipeline_free(p);
-    p = pipeline(threads2, err, errlen);
+    fw_driver_free(d);
+    /* The rest through a new pipeline of threads2 workers, from the file. */
+    fw_pipeline_opts o = { .workers = threads2, .batch_events = 3,
+                           .max_event_bytes = 4096, .max_keys = fwt_max_keys };
+    fw_mem_source *src = fw_mem_source_new();
+    fw_mem_source_add_lines(src, events, split, UINT64_MAX);
+    fwt_collector c = { .res = res };
+    d = fwt_driver(rs, &o, src, &c, err, errlen);
     rewind(cp);
-    if (!p || fw_pipeline_load(p, cp, err, errlen) != 0)
-        goto out;
-    feed(p, rs, events, split, UINT64_MAX, res);
-    rc = 0;
+    if (d && fw_pipeline_load(fw_driver_pipeline(d), cp, err, errlen) == 0) {
+        fwt_drive(d, res);
+        rc = 0;
+    }
+    fw_mem_source_free(src);
 out:
-    fw_pipeline_free(p);
+    fw_driver_free(d);
     if (cp)
         fclose(cp);
     fw_ruleset_unref(rs);

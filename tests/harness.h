@@ -6,12 +6,15 @@
 #ifndef FW_TEST_HARNESS_H
 #define FW_TEST_HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
 
+#include "fraudwatch/driver.h"
 #include "fraudwatch/ruleset.h"
+#include "source_memory.h"
 
 typedef struct fwt_result {
     cJSON **alerts;
@@ -25,6 +28,21 @@ typedef struct fwt_result {
 
 /* The key state budget of the pipelines fwt_run* build (0: none). */
 extern uint64_t fwt_max_keys;
+
+/* The collecting sink: alerts parsed into res->alerts (strict: an alert
+ * that is not one line of valid UTF-8 JSON holding one object is kept as
+ * NULL, its text in first_bad), malformed messages into res->bad_*. */
+typedef struct fwt_collector {
+    fwt_result *res;
+    bool strict;
+    char first_bad[512];
+} fwt_collector;
+extern const fw_sink_ops fwt_collect_sink;
+/* A driver over the messages of `src` into `c`; then fwt_drive runs it to
+ * the end and adds its faults and evictions to res. */
+fw_driver *fwt_driver(fw_ruleset *rs, const fw_pipeline_opts *o, fw_mem_source *src,
+                      fwt_collector *c, char *err, size_t errlen);
+void fwt_drive(fw_driver *d, fwt_result *res);
 
 /* rules: one rules file's JSON text; lists: NULL or "name=a,b,c;name2=x". */
 int fwt_run(const char *rules, const char *lists, const char *events,

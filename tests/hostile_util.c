@@ -11,7 +11,6 @@
 
 #include "fraudwatch/event.h"
 
-static char first_bad_alert[512];
 
 fwh_msg fwh_str(const char *s) { return (fwh_msg){ s, strlen(s) }; }
 
@@ -32,76 +31,26 @@ fw_ruleset *fwh_load(const char *rules, size_t rules_len, const char *list_name,
     return rs;
 }
 
-static cJSON *parse_alert(const char *json, size_t len)
-{
-    const char *end = NULL;
-    cJSON *j = NULL;
-    if (len >= 2 && json[len - 1] == '\n' && fw_utf8_valid(json, len))
-        j = cJSON_ParseWithLengthOpts(json, len - 1, &end, 0);
-    if (j && (end != json + len - 1 || !cJSON_IsObject(j))) {
-        cJSON_Delete(j);
-        j = NULL;
-    }
-    if (!j && !first_bad_alert[0])
-        snprintf(first_bad_alert, sizeof first_bad_alert, "%.*s", (int)len, json);
-    return j;
-}
-
-static void collect(fwt_result *res, fw_batch *b)
-{
-    fw_alert_iter it;
-    fw_alert_view a;
-    fw_batch_alerts_begin(b, &it);
-    while (fw_batch_alerts_next(b, &it, &a)) {
-        res->alerts = realloc(res->alerts, (res->nalerts + 1) * sizeof *res->alerts);
-        assert_non_null(res->alerts);
-        res->alerts[res->nalerts++] = parse_alert(a.json, a.len);
-    }
-    for (uint32_t i = 0; i < fw_batch_malformed_count(b); i++) {
-        uint32_t seq;
-        const char *reason;
-        fw_batch_malformed(b, i, &seq, &reason);
-        if (res->malformed < 64) {
-            res->bad_lines[res->malformed] = (uint32_t)fw_batch_tag(b, seq);
-            res->bad_reasons[res->malformed] = reason;
-        }
-        res->malformed++;
-    }
-    res->faults += fw_batch_faults(b);
-}
+/* The alerts' text of the last fwh_run, for a failure message. */
+static char first_bad_alert[512];
 
 void fwh_run(fw_ruleset *rs, const fw_pipeline_opts *o, const fwh_msg *msgs,
              size_t n, fwt_result *res)
 {
     memset(res, 0, sizeof *res);
-    first_bad_alert[0] = '\0';
     fw_pipeline_opts dflt = { .workers = 2 };
+    fw_mem_source *src = fw_mem_source_new();
+    for (size_t i = 0; i < n; i++)
+        fw_mem_source_add(src, msgs[i].p, msgs[i].n, (int64_t)i + 1);
+    fwt_collector c = { .res = res, .strict = true };
     char err[256];
-    fw_pipeline *p = fw_pipeline_new(o ? o : &dflt, err, sizeof err);
-    if (!p)
+    fw_driver *d = fwt_driver(rs, o ? o : &dflt, src, &c, err, sizeof err);
+    if (!d)
         fail_msg("pipeline: %s", err);
-    fw_batch *cur = NULL;
-    for (size_t i = 0; i < n; i++) {
-        for (;;) {
-            while (!cur && !(cur = fw_pipeline_acquire(p, rs))) {
-                fw_batch *d = fw_pipeline_retire(p, true);
-                collect(res, d);
-                fw_pipeline_recycle(p, d);
-            }
-            if (fw_batch_add(cur, msgs[i].p, msgs[i].n, i + 1))
-                break;
-            fw_pipeline_submit(p, cur);
-            cur = NULL;
-        }
-    }
-    if (cur)
-        fw_pipeline_submit(p, cur);
-    fw_batch *d;
-    while ((d = fw_pipeline_retire(p, true))) {
-        collect(res, d);
-        fw_pipeline_recycle(p, d);
-    }
-    fw_pipeline_free(p);
+    fwt_drive(d, res);
+    fw_driver_free(d);
+    fw_mem_source_free(src);
+    snprintf(first_bad_alert, sizeof first_bad_alert, "%s", c.first_bad);
 }
 
 void fwh_check_alerts(const fwt_result *res)

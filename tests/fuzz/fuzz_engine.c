@@ -20,7 +20,9 @@
 #include <string.h>
 
 #include "fraudwatch/event.h"
+#include "fraudwatch/driver.h"
 #include "fraudwatch/pipeline.h"
+#include "source_memory.h"
 #include "fraudwatch/ruleset.h"
 #include "fuzz.h"
 
@@ -131,71 +133,77 @@ static char *check_alert(const fw_ruleset *rs, const fw_alert_view *a,
     return out;
 }
 
-static void collect(const fw_ruleset *rs, fw_batch *b, const struct line *lines,
-                    struct outcome *o)
+/* The driver's sink for this target: every alert checked against the line
+ * it fired on (the message offset is the line's index), malformed lines
+ * recorded with their reason. */
+struct fz_sink {
+    const fw_ruleset *rs;
+    const struct line *lines;
+    struct outcome *o;
+};
+
+static void sink_alert(void *self, const fw_alert_view *a, const fw_origin *from)
 {
-    fw_alert_iter it;
-    fw_alert_view a;
-    fw_batch_alerts_begin(b, &it);
-    while (fw_batch_alerts_next(b, &it, &a)) {
-        uint64_t tag = fw_batch_tag(b, a.seq);
-        FZ_CHECK(tag < MAX_EVENTS);
-        if (o->nalerts == o->cap) {
-            o->cap = o->cap ? 2 * o->cap : 64;
-            o->a = realloc(o->a, o->cap * sizeof *o->a);
-            FZ_CHECK(o->a);
-        }
-        o->a[o->nalerts++] = (struct alert){ check_alert(rs, &a, &lines[tag]), tag, a.rule };
+    struct fz_sink *k = self;
+    struct outcome *o = k->o;
+    FZ_CHECK(from->offset >= 0 && from->offset < MAX_EVENTS);
+    uint64_t tag = (uint64_t)from->offset;
+    if (o->nalerts == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 64;
+        o->a = realloc(o->a, o->cap * sizeof *o->a);
+        FZ_CHECK(o->a);
     }
-    for (uint32_t i = 0; i < fw_batch_malformed_count(b); i++) {
-        uint32_t seq;
-        const char *why;
-        fw_batch_malformed(b, i, &seq, &why);
-        FZ_CHECK(why && why[0] && seq < fw_batch_count(b));
-        FZ_CHECK(o->nbad < MAX_EVENTS);
-        o->bad[o->nbad] = fw_batch_tag(b, seq);
-        o->why[o->nbad++] = why;
-    }
-    o->faults += fw_batch_faults(b);
+    o->a[o->nalerts++] = (struct alert){ check_alert(k->rs, a, &k->lines[tag]), tag, a->rule };
 }
 
-static fw_pipeline *pipeline(uint32_t workers, uint32_t batch)
+static void sink_dead_letter(void *self, const char *payload, size_t len, const char *why,
+                             const fw_origin *from)
+{
+    (void)payload;
+    (void)len;
+    struct outcome *o = ((struct fz_sink *)self)->o;
+    FZ_CHECK(why && why[0] && from->offset >= 0 && from->offset < MAX_EVENTS);
+    FZ_CHECK(o->nbad < MAX_EVENTS);
+    o->bad[o->nbad] = (uint64_t)from->offset;
+    o->why[o->nbad++] = why;
+}
+
+static const fw_sink_ops fz_sink_ops = {
+    .name = "fuzz",
+    .alert = sink_alert,
+    .dead_letter = sink_dead_letter,
+};
+
+/* Lines [from, to) through the one driver loop (src/driver.c) of `workers`
+ * workers and batches of `batch`: the state first loaded from `load` (if
+ * not NULL), and saved into *save (if not NULL) at the end. */
+static void feed(uint32_t workers, uint32_t batch, fw_ruleset *rs, const struct line *lines,
+                 size_t from, size_t to, struct outcome *o, FILE *load, FILE *save)
 {
     char err[256];
-    fw_pipeline_opts opts = { .workers = workers, .batch_events = batch,
-                              .max_event_bytes = MAX_EVENT_BYTES };
-    fw_pipeline *p = fw_pipeline_new(&opts, err, sizeof err);
-    FZ_CHECKF(p, "%s", err);
-    return p;
-}
-
-static void feed(fw_pipeline *p, fw_ruleset *rs, const struct line *lines,
-                 size_t from, size_t to, struct outcome *o)
-{
-    fw_batch *cur = NULL;
-    for (size_t i = from; i < to; i++) {
-        for (;;) {
-            while (!cur && !(cur = fw_pipeline_acquire(p, rs))) {
-                fw_batch *d = fw_pipeline_retire(p, true);
-                FZ_CHECK(d);
-                collect(rs, d, lines, o);
-                fw_pipeline_recycle(p, d);
-            }
-            if (fw_batch_add(cur, lines[i].p, lines[i].n, i))
-                break;
-            FZ_CHECK(fw_batch_count(cur) > 0);
-            fw_pipeline_submit(p, cur);
-            cur = NULL;
-        }
-    }
-    if (cur)
-        fw_pipeline_submit(p, cur);
-    fw_batch *d;
-    while ((d = fw_pipeline_retire(p, true))) {
-        collect(rs, d, lines, o);
-        fw_pipeline_recycle(p, d);
-    }
-    FZ_CHECK(fw_pipeline_in_flight(p) == 0);
+    fw_mem_source *src = fw_mem_source_new();
+    for (size_t i = from; i < to; i++)
+        fw_mem_source_add(src, lines[i].p, lines[i].n, (int64_t)i);
+    struct fz_sink k = { rs, lines, o };
+    fw_driver_opts d = {
+        .pipeline = { .workers = workers, .batch_events = batch,
+                      .max_event_bytes = MAX_EVENT_BYTES },
+        .source = &fw_mem_source_ops, .source_self = src,
+        .sink = &fz_sink_ops, .sink_self = &k, .rules = rs,
+    };
+    fw_driver *drv = fw_driver_new(&d, err, sizeof err);
+    FZ_CHECKF(drv, "%s", err);
+    if (load)
+        FZ_CHECKF(fw_pipeline_load(fw_driver_pipeline(drv), load, err, sizeof err) == 0, "%s",
+                  err);
+    FZ_CHECK(fw_driver_run(drv, NULL) == 0);
+    o->faults += fw_driver_stats_get(drv)->faults;
+    FZ_CHECK(fw_pipeline_in_flight(fw_driver_pipeline(drv)) == 0);
+    if (save)
+        FZ_CHECKF(fw_pipeline_save(fw_driver_pipeline(drv), save, err, sizeof err) == 0, "%s",
+                  err);
+    fw_driver_free(drv);
+    fw_mem_source_free(src);
 }
 
 static void outcome_free(struct outcome *o)
@@ -286,30 +294,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     static struct outcome a, b;
 
-    fw_pipeline *p1 = pipeline(1, MAX_EVENTS);
-    feed(p1, rs, lines, 0, nlines, &a);
-    fw_pipeline_free(p1);
+    feed(1, MAX_EVENTS, rs, lines, 0, nlines, &a, NULL, NULL);
 
     /* Two workers up to the checkpoint, three after it. */
     size_t split = nlines ? (size_t)data[0] % (nlines + 1) : 0;
-    fw_pipeline *p2 = pipeline(2, 3);
-    feed(p2, rs, lines, 0, split, &b);
     char *cp = NULL;
     size_t cplen = 0;
     FILE *w = open_memstream(&cp, &cplen);
     FZ_CHECK(w);
-    char err[256];
-    FZ_CHECKF(fw_pipeline_save(p2, w, err, sizeof err) == 0, "%s", err);
+    feed(2, 3, rs, lines, 0, split, &b, NULL, w);
     fclose(w);
-    fw_pipeline_free(p2);
     FILE *r = fmemopen(cp, cplen, "rb");
     FZ_CHECK(r);
-    fw_pipeline *p3 = pipeline(3, 3);
-    FZ_CHECKF(fw_pipeline_load(p3, r, err, sizeof err) == 0, "%s", err);
+    feed(3, 3, rs, lines, split, nlines, &b, r, NULL);
     fclose(r);
     free(cp);
-    feed(p3, rs, lines, split, nlines, &b);
-    fw_pipeline_free(p3);
 
     same(&a, &b);
     outcome_free(&a);
