@@ -56,6 +56,7 @@
 #include "snapshot.h"
 
 #define CHECKPOINT_MAGIC UINT64_C(0x3130545043574633) /* "3FWCPT01" */
+#define FEED_BURST 64           /* messages fed between two turns of housekeeping */
 
 struct origin {
     uint32_t stream;
@@ -663,12 +664,19 @@ int fw_driver_run(fw_driver *d, volatile sig_atomic_t *stop)
         bool busy = d->cur && fw_batch_count(d->cur) > 0;
         fw_msg m;
         int got = d->src->next(d->srcself, &m, busy ? 0 : 20);
-        if (got == FW_NEXT_MSG) {
+        /* A burst of what is there, then the housekeeping below (retiring,
+         * delivery reports, the clock) once for the burst, not per message. */
+        for (int fed = 0; got == FW_NEXT_MSG;) {
             feed(d, &m);
-        } else if (got == FW_NEXT_END) {
+            if (++fed == FEED_BURST)
+                break;
+            got = d->src->next(d->srcself, &m, 0);
+        }
+        if (got == FW_NEXT_END) {
             fw_driver_flush(d);
             return 0;
-        } else if (busy) {
+        }
+        if (got != FW_NEXT_MSG && d->cur && fw_batch_count(d->cur) > 0) {
             /* Nothing more right now: let the workers have what we have. */
             submit_current(d);
         }
