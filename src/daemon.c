@@ -241,6 +241,9 @@ static void tick(void *ctx)
            fw_ruleset_rule_count(rs));
 }
 
+/* One function on purpose (about 150 lines): the start-up order and the
+ * teardown order below it are the contract (see the top of this file), and
+ * they are only checkable read side by side. */
 int fw_daemon_run(const fw_settings *s)
 {
     struct daemon d = { .s = s };

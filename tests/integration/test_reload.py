@@ -20,7 +20,7 @@ import urllib.request
 import test_daemon as t
 from test_daemon import (Case, alerts_of, generated, ids, log, produce, read_lines, replay_with,
                          run, wait_for)
-from fwtest import Redis  # scripts/fwtest.py, on the path since test_daemon's import
+from fwtest import Redis, free_port  # scripts/fwtest.py, on the path since test_daemon's import
 
 
 def push(redis, rules_dir):

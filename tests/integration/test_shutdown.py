@@ -223,15 +223,13 @@ def test_sigterm_disk_stalled():
 
 def broker_pid():
     home = os.environ.get("FW_KAFKA_HOME", os.path.expanduser("~/.cache/fraudwatch/kafka"))
-    run_dir = t.RUN_DIR or os.path.join(home, f"run-{t.PORT}")
+    run_dir = t.KAFKA.dir or os.path.join(home, f"run-{t.KAFKA.port}")
     with open(os.path.join(run_dir, "kafka.pid")) as f:
         return int(f.read().strip())
 
 
 def broker_answers():
-    where = ["--port", t.PORT] + (["--dir", t.RUN_DIR] if t.RUN_DIR else [])
-    return subprocess.run([t.KAFKA_SH, "status"] + where, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0
+    return t.KAFKA.status() == 0
 
 
 def test_sigterm_broker_stalled():
@@ -308,6 +306,7 @@ TESTS = [test_sigterm_state_dir_gone, test_sigterm_disk_full, test_sigterm_disk_
 
 
 def main():
+    t.configure(sys.argv)
     return t.run_tests(TESTS, "shutdown tests")
 
 
