@@ -139,8 +139,13 @@ static bool healthy(void *ctx, char *reason, size_t len)
  * since).  0 only when both are done. */
 static int final_checkpoint(struct daemon *d, int64_t until_ms, char *why, size_t whylen)
 {
-    if (fw_driver_checkpoint(d->drv, until_ms, &hard_stop, why, whylen) != 0)
+    char w[1800];
+    if (fw_driver_checkpoint(d->drv, until_ms, &hard_stop, w, sizeof w) != 0) {
+        /* The driver's deadline is this setting. */
+        snprintf(why, whylen, "%s (the deadline: shutdown.timeout_s = %u s after the signal)",
+                 w, d->s->shutdown_timeout_s);
         return -1;
+    }
     char err[512];
     if (fw_in_commit_pending(d->in, until_ms, err, sizeof err) != 0) {
         snprintf(why, whylen, "the checkpoint file is in place, but its offsets were not "

@@ -80,7 +80,7 @@ struct ckpt {
     uint64_t mark;            /* the sink's mark at the cut */
     fw_snapshot *snap;
     void *pos;                /* the source's positions at the cut */
-    int64_t t_cut;            /* fw_mono_ns() when cut */
+    int64_t t_cut;            /* fw_fw_mono_ns() when cut */
     int64_t main_ns;          /* the loop's own time spent on it */
 };
 
@@ -114,13 +114,6 @@ struct fw_driver {
     struct { const char *reason; fw_counter *c; } malformed[16];
     int64_t evict_logged_ms;
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- metrics ---------------------------------------------------------------- */
 
@@ -377,7 +370,7 @@ static void ck_failed(fw_driver *d, const char *err)
  * is being filled).  false when no batch slot is free and `wait` is false. */
 static bool cut(fw_driver *d, bool wait)
 {
-    int64_t t0 = mono_ns();
+    int64_t t0 = fw_mono_ns();
     while (!d->cur && !(d->cur = fw_pipeline_acquire(d->p, d->rs))) {
         if (!wait)
             return false;
@@ -389,7 +382,7 @@ static bool cut(fw_driver *d, bool wait)
     d->ck.cut_msgno = d->msgno;
     d->ck.t_cut = t0;
     submit_current(d);
-    d->ck.main_ns += mono_ns() - t0;
+    d->ck.main_ns += fw_mono_ns() - t0;
     d->last_cut_ms = fw_mono_ms();
     return true;
 }
@@ -398,7 +391,7 @@ static bool cut(fw_driver *d, bool wait)
  * it is, so the positions now are the cut's; the snapshot goes to disk. */
 static void cut_retired(fw_driver *d, fw_batch *b)
 {
-    int64_t t0 = mono_ns();
+    int64_t t0 = fw_mono_ns();
     fw_snapshot *snap = fw_batch_take_snapshot(b);
     if (d->ck.phase != CK_CUT) {    /* teardown after a fatal error */
         fw_snapshot_free(snap);
@@ -408,7 +401,7 @@ static void cut_retired(fw_driver *d, fw_batch *b)
     d->ck.pos = d->src->positions(d->srcself);
     d->ck.mark = d->sink->mark ? d->sink->mark(d->sinkself) : 0;
     d->ck.phase = CK_SHARDS;
-    d->ck.main_ns += mono_ns() - t0;
+    d->ck.main_ns += fw_mono_ns() - t0;
 }
 
 /* Every shard is in: to the writer. */
@@ -429,14 +422,14 @@ static bool delivered(fw_driver *d, uint64_t mark)
  * happened, if not NULL). */
 static int ck_finish(fw_driver *d, int64_t until_ms, char *why, size_t whylen)
 {
-    int64_t t0 = mono_ns();
+    int64_t t0 = fw_mono_ns();
     char err[512];
     int rc = d->src->commit ? d->src->commit(d->srcself, d->ck.pos, until_ms, err, sizeof err)
                             : 0;
     if (rc != 0 && why)
         snprintf(why, whylen, "the checkpoint file is in place, but its positions were not "
-                              "committed in time: %s", err);
-    int64_t t1 = mono_ns();
+                              "committed by the deadline: %s", err);
+    int64_t t1 = fw_mono_ns();
     d->ck.main_ns += t1 - t0;
     d->checkpointed = d->ck.cut_msgno;
     double listing = fw_snapshot_pause_seconds(d->ck.snap);
@@ -580,8 +573,7 @@ int fw_driver_checkpoint(fw_driver *d, int64_t until_ms, volatile sig_atomic_t *
             snprintf(why, whylen, "%llu alerts not acknowledged when a second signal cut "
                                   "the wait short", pending);
         else
-            snprintf(why, whylen, "%llu alerts not acknowledged by the broker within "
-                                  "shutdown.timeout_s", pending);
+            snprintf(why, whylen, "%llu alerts not acknowledged by the deadline", pending);
         d->st.checkpoint_failures++;
         add(d->checkpoint_failures, 1);
         fw_log(FW_LOG_WARN, "checkpoint", "skipped: alerts not yet acknowledged",
@@ -599,7 +591,7 @@ int fw_driver_checkpoint(fw_driver *d, int64_t until_ms, volatile sig_atomic_t *
         ck_failed(d, err);
         return -1;
     }
-    d->ck.main_ns = mono_ns() - d->ck.t_cut;   /* it all stood still */
+    d->ck.main_ns = fw_mono_ns() - d->ck.t_cut;   /* it all stood still */
     return ck_finish(d, until_ms, why, whylen);
 }
 

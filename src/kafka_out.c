@@ -256,15 +256,12 @@ void fw_out_poll(fw_out *o, int timeout_ms) { rd_kafka_poll(o->rk, timeout_ms); 
 
 int fw_out_drain(fw_out *o, volatile sig_atomic_t *stop, int timeout_ms)
 {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = fw_mono_ms();
     while (o->pending > 0 && !o->fatal[0]) {
         rd_kafka_poll(o->rk, 50);
         if (stop && *stop)
             return -1;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-        if (timeout_ms >= 0 && ms >= timeout_ms)
+        if (timeout_ms >= 0 && fw_mono_ms() - t0 >= timeout_ms)
             return -1;
     }
     return o->fatal[0] ? -1 : 0;

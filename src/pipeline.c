@@ -237,13 +237,6 @@ static void stage1(struct worker *w, fw_batch *b)
     b->faults = fw_scanner_faults(w->scanner) - faults;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void snapshot_unref(fw_snapshot *s)
 {
     if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
@@ -259,9 +252,9 @@ static int64_t snapshot_step(struct worker *w, size_t max)
 {
     fw_snapshot *s = w->snap;
     struct snap_part *sp = &s->part[w->id];
-    int64_t t0 = mono_ns();
+    int64_t t0 = fw_mono_ns();
     bool complete = fw_state_snap_step(w->state, max);
-    int64_t took = mono_ns() - t0;
+    int64_t took = fw_mono_ns() - t0;
     sp->work_ns += took;
     if (!complete)
         return took;
@@ -281,12 +274,12 @@ static void snapshot_begin(struct worker *w, fw_snapshot *s)
     if (w->snap)                 /* not expected: a cut before the last ended */
         snapshot_step(w, SIZE_MAX);
     struct snap_part *sp = &s->part[w->id];
-    int64_t t0 = mono_ns();
+    int64_t t0 = fw_mono_ns();
     fw_buf_reserve(&sp->buf, w->snap_hint + w->snap_hint / 8);
     sp->keys = fw_state_snap_begin(w->state, &sp->buf);
     if (w->id == 0)
         s->clock = fw_sclock_now(&w->clock);
-    sp->begin_ns = mono_ns() - t0;
+    sp->begin_ns = fw_mono_ns() - t0;
     sp->work_ns = sp->begin_ns;
     w->snap = s;
     snapshot_step(w, w->p->o.snapshot_step);

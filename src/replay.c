@@ -12,19 +12,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "fraudwatch/clock.h"
 #include "fraudwatch/driver.h"
 #include "fraudwatch/ruleset.h"
 #include "sink_lines.h"
 #include "source_file.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
                   size_t errlen)
@@ -56,9 +49,9 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
     d = fw_driver_new(&dopts, err, errlen);
     if (!d)
         goto out;
-    double t0 = now_s();
+    int64_t t0 = fw_mono_ns();
     int run = fw_driver_run(d, NULL);
-    st->seconds = now_s() - t0;
+    st->seconds = (double)(fw_mono_ns() - t0) / 1e9;
     const fw_driver_stats *ds = fw_driver_stats_get(d);
     st->lines = fw_file_source_lines(src);
     st->events = fw_file_source_events(src);

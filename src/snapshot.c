@@ -28,6 +28,8 @@
 
 #include "snapshot.h"
 
+#include "fraudwatch/clock.h"
+
 /* ---- the writer thread -------------------------------------------------- */
 
 struct fw_ckpt_writer {
@@ -43,13 +45,6 @@ struct fw_ckpt_writer {
     int64_t write_ns, publish_ns;
     char err[1024];
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void set_state(fw_ckpt_writer *w, enum fw_ckpt_state st)
 {
@@ -130,9 +125,9 @@ static void *writer_main(void *arg)
             break;
         if (st == FW_CKPT_WRITING) {
             pthread_mutex_unlock(&w->mu);
-            int64_t t0 = now_ns();
+            int64_t t0 = fw_mono_ns();
             int rc = write_tmp(w);
-            w->write_ns = now_ns() - t0;
+            w->write_ns = fw_mono_ns() - t0;
             if (rc != 0)
                 unlink(w->tmp);
             set_state(w, rc == 0 ? FW_CKPT_WRITTEN : FW_CKPT_FAILED);
@@ -143,9 +138,9 @@ static void *writer_main(void *arg)
             w->publish = false;
             atomic_store(&w->state, FW_CKPT_PUBLISHING);
             pthread_mutex_unlock(&w->mu);
-            int64_t t0 = now_ns();
+            int64_t t0 = fw_mono_ns();
             int rc = publish_tmp(w);
-            w->publish_ns = now_ns() - t0;
+            w->publish_ns = fw_mono_ns() - t0;
             if (rc != 0)
                 unlink(w->tmp);
             set_state(w, rc == 0 ? FW_CKPT_DONE : FW_CKPT_FAILED);

@@ -1,5 +1,7 @@
 /* fraudwatch — the two clocks: wall time for timestamps that leave the
- * process (detected_ts, heartbeats), monotonic time for intervals. */
+ * process (detected_ts, heartbeats), monotonic time for intervals.  Every
+ * file reads time through these (nothing else calls clock_gettime but the
+ * logger, for its timestamps, and a condition variable's deadline). */
 #ifndef FRAUDWATCH_CLOCK_H
 #define FRAUDWATCH_CLOCK_H
 
@@ -12,6 +14,14 @@ static inline int64_t fw_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Nanoseconds on a clock that never jumps (durations). */
+static inline int64_t fw_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Milliseconds on a clock that never jumps. */
