@@ -42,6 +42,8 @@ Commands:
   topic NAME [--partitions N] [--port P]
                             Create topic NAME (replication factor 1) if it does
                             not exist yet. Default 1 partition.
+  group NAME [--port P]     Describe consumer group NAME's members (with their
+                            static group.instance.id, if any).
   stop [--port P] [--dir D] SIGTERM the broker, SIGKILL after ${STOP_TIMEOUT}s. Idempotent.
   status [--port P] [--dir D]
                             Exit 0 if up and answering, 1 if running but not
@@ -543,6 +545,19 @@ cmd_topic() {
   echo "topic $TOPIC ready on 127.0.0.1:$PORT"
 }
 
+# The members of a consumer group, with their static instance ids (the
+# GROUP-INSTANCE-ID column; "None" for a dynamic member).
+cmd_group() {
+  parse_opts "--port NAME" "$@"
+  [ -n "$TOPIC" ] || die "usage: kafka.sh group NAME [--port P]"
+  ensure_java
+  fetch_complete || die "no Kafka jars in $LIB; run: scripts/kafka.sh fetch (or start)"
+  port_in_use "$PORT" || die "no broker listening on 127.0.0.1:$PORT (scripts/kafka.sh start --port $PORT)"
+  write_tools_log4j
+  kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+    --bootstrap-server "127.0.0.1:$PORT" --describe --group "$TOPIC" --members --verbose
+}
+
 cmd_logs() {
   parse_opts "--port --dir -n" "$@"
   [ -f "$LOGDIR/server.log" ] || die "no log at $LOGDIR/server.log"
@@ -561,6 +576,7 @@ main() {
     stop)   cmd_stop "$@" ;;
     status) cmd_status "$@" ;;
     topic)  cmd_topic "$@" ;;
+    group)  cmd_group "$@" ;;
     logs)   cmd_logs "$@" ;;
     -h|--help|help) usage ;;
     *) die "unknown command: $cmd (see scripts/kafka.sh --help)" ;;

@@ -179,7 +179,11 @@ static const struct key keys[] = {
       "(docs/faults.md)." },
     { "instance.id", K_STR, F(instance_id), "", 0, 255, NULL, check_printable,
       "text; empty: HOSTNAME-PID",
-      "Names this process in logs and as the Kafka client.id." },
+      "Names this process in logs and as the Kafka client.id.  When set (not "
+      "empty), it is also the daemon's static member id in its consumer group "
+      "(group.instance.id): a restart within the session timeout takes its "
+      "partitions back at once, without a rebalance.  Two running daemons of one "
+      "group must not share it." },
 };
 
 #undef F
@@ -207,6 +211,8 @@ static const struct fixed {
     { BOTH, "client.id", NULL, 0, 0, "the daemon sets it to instance.id; set instance.id instead" },
     { CONSUMER, "group.id", NULL, 0, 0,
       "set kafka.group.id instead (the checkpoint records the group)" },
+    { CONSUMER, "group.instance.id", NULL, 0, 0,
+      "the daemon sets it to instance.id when that is set; set instance.id instead" },
     { CONSUMER, "enable.auto.commit", NULL, 0, 0,
       "fixed to false: offsets are committed with each checkpoint, only after every "
       "alert before them is acknowledged" },
@@ -1110,6 +1116,7 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
                     "deadletter.topic \"%s\" is also output.topic: alerts and malformed "
                     "events need topics of their own", s->dlq_topic);
 
+    s->instance_id_given = *s->instance_id != '\0';
     if (!*s->instance_id) {
         char host[256] = "";
         if (gethostname(host, sizeof host - 1) != 0 || !*host)

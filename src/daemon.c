@@ -112,6 +112,7 @@ struct daemon {
     fw_reloader *reloader;
 
     atomic_llong heartbeat_ms;
+    _Atomic(fw_driver *) drv_pub; /* d.drv, for the health check's thread */
 
     /* the shutdown */
     bool checkpoints_over;        /* final one attempted: a revocation does not */
@@ -122,12 +123,33 @@ struct daemon {
     atomic_int exit_status;       /* the watchdog's, if it has to end the process */
 };
 
+/* How long input may wait for a checkpoint before /healthz says so: ten
+ * intervals, and never less than a minute (a large state takes a while to
+ * write). */
+static int64_t unsaved_limit_ms(const fw_settings *s)
+{
+    int64_t l = 10 * s->checkpoint_interval_ms;
+    return l > 60000 ? l : 60000;
+}
+
+/* /healthz (the metrics server's thread): the loop turns, and what it
+ * consumed gets checkpointed — a daemon whose every checkpoint fails
+ * commits nothing and would lose its windows in a restart (issue 10). */
 static bool healthy(void *ctx, char *reason, size_t len)
 {
     struct daemon *d = ctx;
     int64_t age = fw_mono_ms() - atomic_load(&d->heartbeat_ms);
     if (age > 10000) {
         snprintf(reason, len, "main loop stalled for %lld ms", (long long)age);
+        return false;
+    }
+    fw_driver *drv = atomic_load(&d->drv_pub);
+    int64_t unsaved = drv ? fw_driver_unsaved_ms(drv) : 0;
+    if (unsaved > unsaved_limit_ms(d->s)) {
+        snprintf(reason, len, "no checkpoint has covered the input for %lld s (checkpoints "
+                              "are failing: see the log and "
+                              "fraudwatch_checkpoint_failures_total)",
+                 (long long)(unsaved / 1000));
         return false;
     }
     snprintf(reason, len, "ok");
@@ -309,6 +331,7 @@ int fw_daemon_run(const fw_settings *s)
     d.drv = fw_driver_new(&o, err, sizeof err);
     if (!d.drv)
         goto out;
+    atomic_store(&d.drv_pub, d.drv);
     if (fw_driver_restore(d.drv, err, sizeof err) != 0)
         goto out;
     if (strcmp(s->metrics_listen, "off") != 0) {
@@ -388,6 +411,7 @@ out:
         fw_driver_end_checkpoints(d.drv);
     set_step(&d, "stopping the metrics server and the rule reloader");
     fw_http_stop(d.http);
+    atomic_store(&d.drv_pub, NULL);
     fw_reloader_stop(d.reloader);
     set_step(&d, "closing the producer");
     fw_out_free(d.out);

@@ -45,9 +45,13 @@
 #include "fraudwatch/driver.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "fraudwatch/alloc.h"
@@ -100,7 +104,10 @@ struct fw_driver {
     size_t ring_mask;
     struct ckpt ck;
     fw_ckpt_writer *writer;  /* NULL: no checkpoints */
+    int lock_fd;             /* state_dir/lock, held with flock(LOCK_EX); -1: none */
     bool checkpoints_over;
+    int64_t unsaved_since;   /* fw_mono_ms() of the oldest input no checkpoint covers; 0: none */
+    atomic_llong unsaved_pub; /* the same, for other threads (fw_driver_unsaved_ms) */
     int64_t last_cut_ms;
     int64_t last_gauges_ms;
     fw_driver_stats st;
@@ -314,6 +321,10 @@ static void feed(fw_driver *d, const fw_msg *m)
     d->ring[d->msgno & d->ring_mask] = (struct origin){ m->stream, m->offset,
                                                         m->ts_ms > 0 ? m->ts_ms : 0 };
     d->msgno++;
+    if (!d->unsaved_since) {
+        d->unsaved_since = fw_mono_ms();
+        atomic_store_explicit(&d->unsaved_pub, d->unsaved_since, memory_order_relaxed);
+    }
 }
 
 void fw_driver_swap_rules(fw_driver *d, fw_ruleset *rs)
@@ -432,6 +443,12 @@ static int ck_finish(fw_driver *d, int64_t until_ms, char *why, size_t whylen)
     int64_t t1 = fw_mono_ns();
     d->ck.main_ns += t1 - t0;
     d->checkpointed = d->ck.cut_msgno;
+    if (rc == 0) {
+        /* Everything before the cut is saved; what came after it waits
+         * for the next one (and has waited since the cut at most). */
+        d->unsaved_since = d->msgno > d->ck.cut_msgno ? d->ck.t_cut / 1000000 : 0;
+        atomic_store_explicit(&d->unsaved_pub, d->unsaved_since, memory_order_relaxed);
+    }
     double listing = fw_snapshot_pause_seconds(d->ck.snap);
     double encode = fw_snapshot_work_seconds(d->ck.snap);
     double pause = (double)d->ck.main_ns / 1e9 + (d->ck.sync ? 0 : listing);
@@ -700,11 +717,55 @@ int fw_driver_run(fw_driver *d, volatile sig_atomic_t *stop)
 }
 
 const char *fw_driver_fatal(const fw_driver *d) { return d->fatal; }
+
+int64_t fw_driver_unsaved_ms(const fw_driver *d)
+{
+    int64_t since = atomic_load_explicit(&((fw_driver *)d)->unsaved_pub, memory_order_relaxed);
+    return since ? fw_mono_ms() - since : 0;
+}
 const fw_driver_stats *fw_driver_stats_get(const fw_driver *d) { return &d->st; }
 fw_pipeline *fw_driver_pipeline(fw_driver *d) { return d->p; }
 bool fw_driver_busy(const fw_driver *d) { return d->cur && fw_batch_count(d->cur) > 0; }
 
 /* ---- life ------------------------------------------------------------------- */
+
+/* One process per state directory: two daemons checkpointing into one
+ * directory overwrite each other's files (issue 10: rename errors, then a
+ * checkpoint holding only one daemon's keys).  flock() on state_dir/lock,
+ * held for the driver's life and released by the kernel if the process
+ * dies; the holder's pid is written in it for the message. */
+static int lock_state_dir(fw_driver *d, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "state.dir %s is in use by another fraudwatch process%s%s%s: "
+                                  "give each daemon a state.dir of its own",
+                     dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        else
+            snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
+        return -1;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+        /* The pid is only for the message; the lock is what counts. */
+    }
+    d->lock_fd = fd;
+    return 0;
+}
 
 fw_driver *fw_driver_new(const fw_driver_opts *o, char *err, size_t errlen)
 {
@@ -729,10 +790,15 @@ fw_driver *fw_driver_new(const fw_driver_opts *o, char *err, size_t errlen)
         register_metrics(d, o->metrics);
         fw_gauge_set(d->ruleset_version, (double)fw_ruleset_version(d->rs));
     }
+    d->lock_fd = -1;
     if (o->state_dir && o->source->positions) {
         if (mkdir(o->state_dir, 0750) != 0 && errno != EEXIST) {
             snprintf(err, errlen, "cannot create state.dir %s: %s", o->state_dir,
                      strerror(errno));
+            fw_driver_free(d);
+            return NULL;
+        }
+        if (lock_state_dir(d, o->state_dir, err, errlen) != 0) {
             fw_driver_free(d);
             return NULL;
         }
@@ -755,6 +821,8 @@ void fw_driver_free(fw_driver *d)
     if (d->p)
         fw_driver_flush(d);
     fw_driver_end_checkpoints(d);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
     fw_pipeline_free(d->p);
     fw_ruleset_unref(d->rs);
     free(d->ring);

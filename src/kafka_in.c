@@ -293,6 +293,10 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
     /* What the delivery guarantee needs; config.c refuses overrides. */
     if (fw_kafka_set(c, "consumer", "group.id", s->group_id, err, errlen) ||
         fw_kafka_set(c, "consumer", "client.id", s->instance_id, err, errlen) ||
+        /* Static membership (KIP-345) when the operator named the instance:
+         * a restart takes its partitions back without a rebalance. */
+        (s->instance_id_given &&
+         fw_kafka_set(c, "consumer", "group.instance.id", s->instance_id, err, errlen)) ||
         fw_kafka_set(c, "consumer", "enable.auto.commit", "false", err, errlen) ||
         fw_kafka_set(c, "consumer", "enable.auto.offset.store", "false", err, errlen) ||
         fw_kafka_set(c, "consumer", "enable.partition.eof", "false", err, errlen))

@@ -29,6 +29,7 @@
 #ifndef FRAUDWATCH_CONFIG_H
 #define FRAUDWATCH_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,6 +57,7 @@ typedef struct fw_settings {
     int shutdown_timeout_s;   /* shutdown.timeout_s 1..3600, default 30 */
     char *instance_id;        /* instance.id; "" until fw_config_validate() fills in
                                * "<hostname>-<pid>" */
+    bool instance_id_given;   /* set by the operator: static group membership */
     /* Pass-through to librdkafka, in the order first set; the keys without
      * their "kafka.consumer." / "kafka.producer." prefix, ready for
      * rd_kafka_conf_set().  Each was accepted by librdkafka on a scratch

@@ -122,8 +122,9 @@ typedef struct fw_driver_opts {
     const fw_sink_ops *sink;
     void *sink_self;
     fw_ruleset *rules;               /* the first rule set (a reference is taken) */
-    /* Checkpoints: a directory to keep them in (NULL: none), the file's
-     * name there, and how often to cut one. */
+    /* Checkpoints: a directory to keep them in (NULL: none; one process
+     * at a time: it is locked, a second driver on it is refused), the
+     * file's name there, and how often to cut one. */
     const char *state_dir;
     const char *checkpoint_file;     /* default "checkpoint" */
     int64_t checkpoint_interval_ms;
@@ -151,6 +152,9 @@ int fw_driver_restore(fw_driver *d, char *err, size_t errlen);
  * fw_driver_fatal says why). */
 int fw_driver_run(fw_driver *d, volatile sig_atomic_t *stop);
 const char *fw_driver_fatal(const fw_driver *d);
+/* How long input has been waiting for a checkpoint to cover it (0: none
+ * waits, or no checkpoints); any thread (the health check reads it). */
+int64_t fw_driver_unsaved_ms(const fw_driver *d);
 /* A rule set for the batches from now on (the driver takes the
  * reference); batches in flight finish under their own. */
 void fw_driver_swap_rules(fw_driver *d, fw_ruleset *rs);
