@@ -40,10 +40,23 @@
  * surface at rd_kafka_new(); creating clients here would run kinit and
  * load certificates during a config check.
  *
- * Secrets (names containing password, secret, sasl.jaas, ssl.key, ssl_key,
- * token) never leave this file in clear: print masks them, and error
- * messages mask the value in the caller's origin and in librdkafka's
- * message. */
+ * Secrets never leave this file in clear (include/fraudwatch/secret.h
+ * decides what is one): print shows a secret setting as ********, a URL
+ * with its password as ****, and a value read from a file as the
+ * "@file:PATH" it was written as.  Error messages echo the caller's origin
+ * ("--set KEY=VALUE") with the value hidden when the key is a secret or is
+ * not known at all (a misspelt secret key is still a secret), and URLs
+ * with their whole userinfo hidden; librdkafka's message is masked too.
+ * rules.source is parsed by the connection's own URL parser
+ * (redis_url.c), whose messages quote no part of the URL.  A line of the
+ * file that is not "key = value" is not quoted: it may be a stray secret.
+ *
+ * Secrets out of the file: rules.redis_password_file names a file with
+ * the Redis password (main.c hands it to the store; the file is read at
+ * every connect), and a secret pass-through property may be written
+ * "@file:PATH" — its value is PATH's first line, read when the key is set.
+ * Both files are read by fw_secret_read_file(), which refuses files other
+ * users may read. */
 #include "fraudwatch/config.h"
 #include "fraudwatch/pipeline.h"
 
@@ -59,9 +72,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "fraudwatch/secret.h"
 #include "listen_addr.h"
+#include "redis_url.h"
 
-#define MASK "********"
+#define MASK FW_SECRET_MASK
 #define CONSUMER_PREFIX "kafka.consumer."
 #define PRODUCER_PREFIX "kafka.producer."
 #define MAX_TOPIC 249           /* Kafka's limit on a topic name */
@@ -97,6 +112,7 @@ struct key {
 static int check_topic(const char *v, char *why, size_t whylen);
 static int check_brokers(const char *v, char *why, size_t whylen);
 static int check_rules_source(const char *v, char *why, size_t whylen);
+static int check_password_file(const char *v, char *why, size_t whylen);
 static int check_listen(const char *v, char *why, size_t whylen);
 static int check_printable(const char *v, char *why, size_t whylen);
 
@@ -126,12 +142,19 @@ static const struct key keys[] = {
       check_topic, "topic name",
       "Topic malformed events are copied to, with the reason in a header." },
     { "rules.source", K_STR, F(rules_source), "dir:rules", 1, 4000, NULL,
-      check_rules_source, "dir:PATH or redis://[[user]:password@]host[:port][/db]",
+      check_rules_source, "dir:PATH or " FW_REDIS_URL_FORM,
       "Where the rule set comes from.  dir:PATH reads the `*.json` rules and `*.list` "
       "watchlists in PATH (relative to the working directory) and reloads on SIGHUP "
       "and when the files change.  redis://... reads the set published with "
       "`fraudwatch rules push` and reloads when a new version or a watchlist "
-      "change is published." },
+      "change is published; its password is better given with "
+      "rules.redis_password_file than in the URL." },
+    { "rules.redis_password_file", K_STR, F(redis_password_file), "", 0, 4000, NULL,
+      check_password_file, "path; empty: none",
+      "With a redis:// rules.source: the file whose first line is the Redis password "
+      "(it wins over a password in the URL; the URL's user, if any, is kept).  It must "
+      "be a regular file that other users cannot read (e.g. mode 0640, owner root, "
+      "the daemon's group); it is read again whenever the daemon reconnects." },
     { "rules.max_regex_per_event", K_U32, F(max_regex_per_event), "1000", 1, 1000000, NULL,
       NULL, NULL,
       "A rule set whose events of some type would run more regex searches than this "
@@ -250,6 +273,9 @@ struct cfg {
     fw_settings s;
     char *origin[NKEYS];    /* where each key got its value; NULL: the default */
     size_t consumer_cap, producer_cap;
+    /* Next to consumer_values / producer_values: the PATH of a value given
+     * as "@file:PATH" (printed as such), or NULL. */
+    char **consumer_files, **producer_files;
 };
 
 /* ---- small things ------------------------------------------------------------ */
@@ -273,12 +299,22 @@ static int fail(char *err, size_t errlen, const char *origin, const char *fmt, .
 
 static bool is_secret(const char *key)
 {
-    static const char *const words[] = { "password", "secret", "sasl.jaas", "ssl.key",
-                                         "ssl_key", "token" };
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (strcasestr(key, words[i]))
-            return true;
-    return false;
+    return fw_secret_name(key);
+}
+
+/* A value of the form "@file:PATH" (read from PATH; see secret.h). */
+static bool is_file_ref(const char *value)
+{
+    return strncmp(value, FW_SECRET_FILE_PREFIX, strlen(FW_SECRET_FILE_PREFIX)) == 0;
+}
+
+/* Could be a key or property name: letters, digits, '.', '_', '-'.  Text
+ * that is not one (a line with its "=" in the wrong place, a URL) is never
+ * quoted as a key: it may hold a secret. */
+static bool key_like(const char *k)
+{
+    size_t n = strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+    return n > 0 && !k[n] && n <= 200;
 }
 
 /* Replaces every occurrence of `what` in `s` (capacity cap) by MASK. */
@@ -296,24 +332,38 @@ static void mask_in(char *s, size_t cap, const char *what)
     }
 }
 
-/* The origin to show in a message about `key` = `value`: the caller's, with
- * a secret value masked.  "--set k=VALUE" has the value as its tail; any
- * other origin is masked where the value appears, if it is not too short
- * to be found by accident. */
-static const char *shown_origin(const char *key, const char *value, const char *origin,
+/* The origin to show in a message about a value: the caller's, with the
+ * value hidden (`hide`: a secret, or a key nobody knows, which may be a
+ * misspelt secret) or, if it is shown, with the userinfo of a URL in it
+ * masked.  "--set k=VALUE" has the value as its tail; any other origin is
+ * masked where the value appears, if it is not too short to be found by
+ * accident. */
+static const char *shown_origin(const char *value, bool hide, const char *origin,
                                 char *buf, size_t cap)
 {
     if (!origin || !*origin)
         return NULL;
-    if (!value || !*value || !is_secret(key))
+    if (!value || !*value)
         return origin;
     size_t ol = strlen(origin), vl = strlen(value);
-    if (ol > vl && origin[ol - vl - 1] == '=' && strcmp(origin + ol - vl, value) == 0)
-        snprintf(buf, cap, "%.*s%s", (int)(ol - vl), origin, MASK);
-    else {
-        snprintf(buf, cap, "%s", origin);
-        if (vl >= 4)
-            mask_in(buf, cap, value);
+    if (ol > vl && origin[ol - vl - 1] == '=' && strcmp(origin + ol - vl, value) == 0) {
+        char shown[4200];
+        if (hide)
+            snprintf(shown, sizeof shown, "%s", MASK);
+        else
+            fw_secret_url_shown(value, FW_URL_HIDE_USERINFO, shown, sizeof shown);
+        snprintf(buf, cap, "%.*s%s", (int)(ol - vl), origin, shown);
+        return buf;
+    }
+    snprintf(buf, cap, "%s", origin);
+    size_t off, len;
+    if (hide && vl >= 4) {
+        mask_in(buf, cap, value);
+    } else if (!hide && fw_secret_url_password(value, &off, &len) && len >= 4) {
+        char pw[FW_SECRET_MAX];
+        snprintf(pw, sizeof pw, "%.*s", (int)len, value + off);
+        mask_in(buf, cap, pw);
+        explicit_bzero(pw, sizeof pw);
     }
     return buf;
 }
@@ -648,19 +698,47 @@ static int check_printable(const char *v, char *why, size_t whylen)
     return 0;
 }
 
+/* dir:PATH, or a redis:// URL the connection's own parser takes.  The
+ * messages quote the value only when it cannot hold a password. */
 static int check_rules_source(const char *v, char *why, size_t whylen)
 {
-    if (strncmp(v, "dir:", 4) == 0 && v[4])
-        return 0;
-    if (strncmp(v, "redis://", 8) == 0 && v[8])
-        return 0;   /* the URL itself is checked when the daemon connects */
-    if (strncmp(v, "rediss://", 9) == 0)
-        snprintf(why, whylen, "\"%s\": TLS to Redis is not available (hiredis 0.14 "
-                 "has no TLS); use redis:// over a trusted link or a local TLS tunnel", v);
-    else
-        snprintf(why, whylen, "\"%s\" is not a rule source (want dir:PATH, e.g. "
-                 "dir:rules, or redis://[[user]:password@]host[:port][/db])", v);
+    static const char want[] = "want dir:PATH, e.g. dir:rules, or " FW_REDIS_URL_FORM;
+    if (strncmp(v, "dir:", 4) == 0) {
+        if (v[4])
+            return 0;
+        snprintf(why, whylen, "\"dir:\" needs a path (%s)", want);
+        return -1;
+    }
+    if (strncasecmp(v, "redis", 5) == 0 && (strncmp(v + 5, "://", 3) == 0 ||
+                                             strncasecmp(v + 5, "s://", 4) == 0)) {
+        fw_redis_url u;
+        char e[1024];
+        int rc = fw_redis_url_parse(v, &u, e, sizeof e);
+        fw_redis_url_wipe(&u);
+        if (rc == 0)
+            return 0;
+        snprintf(why, whylen, "is refused: %s", e);
+        return -1;
+    }
+    size_t scheme = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    if (scheme && scheme <= 16 && strncmp(v + scheme, "://", 3) == 0)
+        snprintf(why, whylen, "is a %.*s:// URL, not a rule source (%s)", (int)scheme, v, want);
+    else if (!strpbrk(v, ":@"))
+        snprintf(why, whylen, "\"%s\" is not a rule source (%s)", v, want);
+    else    /* "u:pw@host" without a scheme, "redis//...": not quoted */
+        snprintf(why, whylen, "is not a rule source (%s)", want);
     return -1;
+}
+
+/* rules.redis_password_file: readable now, by this user, and safe. */
+static int check_password_file(const char *v, char *why, size_t whylen)
+{
+    char pw[FW_SECRET_MAX], e[4400];
+    int rc = fw_secret_read_file(v, pw, sizeof pw, e, sizeof e);
+    explicit_bzero(pw, sizeof pw);
+    if (rc != 0)
+        snprintf(why, whylen, "is refused: %s", e);
+    return rc;
 }
 
 /* What fw_http_start() takes (listen_addr.c), or "off". */
@@ -829,24 +907,35 @@ allowed:;
     }
     free(p.text);
     if (is_secret(prop) && *value) {
-        char quoted[600];
+        char quoted[FW_SECRET_MAX + 3];
         snprintf(quoted, sizeof quoted, "\"%s\"", value);
         mask_in(e, sizeof e, quoted);
+        if (strstr(e, value))   /* quoted some other way: say less */
+            snprintf(e, sizeof e, "the value is refused (the reason would show it)");
     }
     return fail(err, errlen, where, "%s%s: librdkafka: %s%s", prefix, prop, e, hint);
 }
 
-/* Sets or replaces prop in one side's arrays. */
-static int pass_put(char ***pk, char ***pv, size_t *n, size_t *cap, const char *prop,
-                    const char *value)
+/* Sets or replaces prop in one side's arrays; file: the @file: path the
+ * value was read from, or NULL. */
+static int pass_put(char ***pk, char ***pv, char ***pf, size_t *n, size_t *cap,
+                    const char *prop, const char *value, const char *file)
 {
     char *v = strdup(value);
-    if (!v)
+    char *f = file ? strdup(file) : NULL;
+    if (!v || (file && !f)) {
+        free(v);
+        free(f);
         return -1;
+    }
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*pk)[i], prop) == 0) {
+            if ((*pv)[i])
+                explicit_bzero((*pv)[i], strlen((*pv)[i]));
             free((*pv)[i]);
+            free((*pf)[i]);
             (*pv)[i] = v;
+            (*pf)[i] = f;
             return 0;
         }
     if (*n == *cap) {
@@ -857,8 +946,12 @@ static int pass_put(char ***pk, char ***pv, size_t *n, size_t *cap, const char *
         char **nv = nk ? realloc(*pv, nc * sizeof *nv) : NULL;
         if (nv)
             *pv = nv;
-        if (!nk || !nv) {
+        char **nf = nv ? realloc(*pf, nc * sizeof *nf) : NULL;
+        if (nf)
+            *pf = nf;
+        if (!nk || !nv || !nf) {
             free(v);
+            free(f);
             return -1;
         }
         *cap = nc;
@@ -866,12 +959,68 @@ static int pass_put(char ***pk, char ***pv, size_t *n, size_t *cap, const char *
     char *k = strdup(prop);
     if (!k) {
         free(v);
+        free(f);
         return -1;
     }
     (*pk)[*n] = k;
     (*pv)[*n] = v;
+    (*pf)[*n] = f;
     (*n)++;
     return 0;
+}
+
+/* True when librdkafka lists prop (in its property table). */
+static bool prop_known(const char *prop)
+{
+    struct props p;
+    if (props_read(&p) != 0)
+        return false;
+    struct scope_q q = { prop, 0 };
+    props_each(&p, scope_hit, &q);
+    free(p.text);
+    return q.scope != 0;
+}
+
+/* kafka.consumer.PROP / kafka.producer.PROP = value: checked, a value
+ * "@file:PATH" of a secret property read from PATH, then stored. */
+static int set_pass(struct cfg *c, unsigned side, const char *prop, const char *value,
+                    const char *where, char *err, size_t errlen)
+{
+    fw_settings *s = &c->s;
+    const char *prefix = side == CONSUMER ? CONSUMER_PREFIX : PRODUCER_PREFIX;
+    if (*prop && !key_like(prop))
+        return fail(err, errlen, where, "the text after \"%s\" is not a librdkafka "
+                    "property name (letters, digits, '.', '_' and '-')", prefix);
+    const char *file = NULL;
+    char secret[FW_SECRET_MAX];
+    if (is_file_ref(value)) {
+        file = value + strlen(FW_SECRET_FILE_PREFIX);
+        if (!is_secret(prop))
+            return fail(err, errlen, where, "%s%s: \"%s\" is read only for secret "
+                        "properties (names with password, secret, token, ... see "
+                        "docs/configuration.md), and %s is not a secret: write its value",
+                        prefix, prop, FW_SECRET_FILE_PREFIX, prop);
+        if (!*file)
+            return fail(err, errlen, where, "%s%s: \"%s\" needs a path", prefix, prop,
+                        FW_SECRET_FILE_PREFIX);
+        char why[4400];
+        if (fw_secret_read_file(file, secret, sizeof secret, why, sizeof why) != 0)
+            return fail(err, errlen, where, "%s%s: %s", prefix, prop, why);
+        value = secret;
+    }
+    int rc = check_pass(side, prop, value, where, err, errlen);
+    if (rc == 0) {
+        rc = side == CONSUMER
+                 ? pass_put(&s->consumer_keys, &s->consumer_values, &c->consumer_files,
+                            &s->nconsumer, &c->consumer_cap, prop, value, file)
+                 : pass_put(&s->producer_keys, &s->producer_values, &c->producer_files,
+                            &s->nproducer, &c->producer_cap, prop, value, file);
+        if (rc != 0)
+            fail(err, errlen, where, "out of memory");
+    }
+    if (file)
+        explicit_bzero(secret, sizeof secret);
+    return rc;
 }
 
 /* ---- suggestions -------------------------------------------------------------- */
@@ -932,16 +1081,22 @@ void fw_config_free(fw_settings *s)
     }
     for (size_t i = 0; i < s->nconsumer; i++) {
         free(s->consumer_keys[i]);
+        explicit_bzero(s->consumer_values[i], strlen(s->consumer_values[i]));
         free(s->consumer_values[i]);
+        free(c->consumer_files[i]);
     }
     for (size_t i = 0; i < s->nproducer; i++) {
         free(s->producer_keys[i]);
+        explicit_bzero(s->producer_values[i], strlen(s->producer_values[i]));
         free(s->producer_values[i]);
+        free(c->producer_files[i]);
     }
     free(s->consumer_keys);
     free(s->consumer_values);
+    free(c->consumer_files);
     free(s->producer_keys);
     free(s->producer_values);
+    free(c->producer_files);
     free(c);
 }
 
@@ -966,37 +1121,38 @@ int fw_config_set(fw_settings *s, const char *key, const char *value, const char
                   char *err, size_t errlen)
 {
     struct cfg *c = (struct cfg *)s;
-    char masked[1024];
+    char masked[4400];
     if (!key)
         key = "";
     if (!value)
         value = "";
-    const char *where = shown_origin(key, value, origin, masked, sizeof masked);
+    unsigned side = strncmp(key, CONSUMER_PREFIX, strlen(CONSUMER_PREFIX)) == 0 ? CONSUMER
+                  : strncmp(key, PRODUCER_PREFIX, strlen(PRODUCER_PREFIX)) == 0 ? PRODUCER
+                  : 0;
+    const char *prop = side ? key + strlen(side == CONSUMER ? CONSUMER_PREFIX
+                                                            : PRODUCER_PREFIX) : NULL;
+    const struct key *k = side ? NULL : find_key(key);
+    /* The value is not echoed when it is a secret, or when nobody knows
+     * the key: a misspelt secret key still holds a secret. */
+    bool hide = side ? (is_secret(prop) && !is_file_ref(value)) || !prop_known(prop) : !k;
+    /* A rules.source that is not a good one is not echoed at all: the
+     * parts of a URL that does not parse cannot be told apart. */
+    char why_src[1024];
+    if (k && k->check == check_rules_source && *value &&
+        check_rules_source(value, why_src, sizeof why_src) != 0 && strpbrk(value, ":@"))
+        hide = true;
+    const char *where = shown_origin(value, hide, origin, masked, sizeof masked);
 
-    if (strncmp(key, CONSUMER_PREFIX, strlen(CONSUMER_PREFIX)) == 0) {
-        const char *prop = key + strlen(CONSUMER_PREFIX);
-        if (check_pass(CONSUMER, prop, value, where, err, errlen) != 0)
-            return -1;
-        if (pass_put(&s->consumer_keys, &s->consumer_values, &s->nconsumer,
-                     &c->consumer_cap, prop, value) != 0)
-            return fail(err, errlen, where, "out of memory");
-        return 0;
-    }
-    if (strncmp(key, PRODUCER_PREFIX, strlen(PRODUCER_PREFIX)) == 0) {
-        const char *prop = key + strlen(PRODUCER_PREFIX);
-        if (check_pass(PRODUCER, prop, value, where, err, errlen) != 0)
-            return -1;
-        if (pass_put(&s->producer_keys, &s->producer_values, &s->nproducer,
-                     &c->producer_cap, prop, value) != 0)
-            return fail(err, errlen, where, "out of memory");
-        return 0;
-    }
-
-    const struct key *k = find_key(key);
+    if (side)
+        return set_pass(c, side, prop, value, where, err, errlen);
     if (!k) {
         char best[256];
         if (!*key)
             return fail(err, errlen, where, "missing key before \"=\"");
+        if (!key_like(key))
+            return fail(err, errlen, where, "the text before \"=\" is not a key (keys are "
+                        "letters, digits, '.', '_' and '-'; docs/configuration.md lists "
+                        "them)");
         suggest(key, best, sizeof best);
         if (*best)
             return fail(err, errlen, where, "unknown key \"%s\" (did you mean \"%s\"?)", key,
@@ -1005,7 +1161,7 @@ int fw_config_set(fw_settings *s, const char *key, const char *value, const char
                     "every key)", key);
     }
     struct val v;
-    char why[768];
+    char why[4600];
     if (parse(k, value, &v, why, sizeof why) != 0)
         return fail(err, errlen, where, "%s %s", k->name, why);
     if (check(k, &v, why, sizeof why) != 0) {
@@ -1051,7 +1207,18 @@ int fw_config_load_file(fw_settings *s, const char *path, char *err, size_t errl
         snprintf(origin, sizeof origin, "%s:%u", path, lineno);
         char *eq = strchr(p, '=');
         if (!eq) {
-            rc = fail(err, errlen, origin, "expected \"key = value\", got \"%.80s\"", p);
+            /* Not quoted: the line may be a secret that lost its key. */
+            size_t kl = strcspn(p, " \t");
+            char first[256] = "";
+            if (kl < sizeof first)
+                snprintf(first, sizeof first, "%.*s", (int)kl, p);
+            if (p[kl] && key_like(first) &&
+                (find_key(first) || strncmp(first, "kafka.", 6) == 0))
+                rc = fail(err, errlen, origin, "\"%s\": no \"=\" between the key and its "
+                          "value (expected \"key = value\")", first);
+            else
+                rc = fail(err, errlen, origin, "no \"=\" on the line (expected \"key = "
+                          "value\"; the line is not shown: it may hold a secret)");
             break;
         }
         *eq = '\0';
@@ -1076,7 +1243,7 @@ static const char *origin_of(const struct cfg *c, size_t i)
 int fw_config_validate(fw_settings *s, char *err, size_t errlen)
 {
     struct cfg *c = (struct cfg *)s;
-    char why[768];
+    char why[4600];
     for (size_t i = 0; i < NKEYS; i++) {
         struct val v = load(&keys[i], s);
         if (keys[i].type == K_ENUM && v.str) {     /* as parse() would */
@@ -1116,6 +1283,27 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
                     "deadletter.topic \"%s\" is also output.topic: alerts and malformed "
                     "events need topics of their own", s->dlq_topic);
 
+    /* The Redis password: a file for a source that is not Redis is a
+     * mistake, and a user without a password cannot log in. */
+    size_t src = (size_t)(find_key("rules.source") - keys);
+    size_t pwf = (size_t)(find_key("rules.redis_password_file") - keys);
+    bool redis = strncmp(s->rules_source, "redis://", 8) == 0;
+    if (*s->redis_password_file && !redis)
+        return fail(err, errlen, origin_of(c, pwf), "rules.redis_password_file is set, but "
+                    "rules.source is not a redis:// URL: the password is only for the Redis "
+                    "rule store; remove one of them");
+    if (redis && !*s->redis_password_file) {
+        fw_redis_url u;
+        char e[1024];
+        bool user_only = fw_redis_url_parse(s->rules_source, &u, e, sizeof e) == 0 &&
+                         u.has_user && !u.has_pass;
+        fw_redis_url_wipe(&u);
+        if (user_only)
+            return fail(err, errlen, origin_of(c, src), "rules.source names a user but no "
+                        "password: give the password with rules.redis_password_file (a file "
+                        "only the daemon's user can read), or in the URL");
+    }
+
     s->instance_id_given = *s->instance_id != '\0';
     if (!*s->instance_id) {
         char host[256] = "";
@@ -1132,25 +1320,34 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
     return 0;
 }
 
-static void print_kv(FILE *out, const char *key, const char *value)
+static void print_kv(FILE *out, const char *key, const char *value, const char *file)
 {
-    if (is_secret(key) && *value)
+    char shown[8300];
+    if (file) {     /* read from a file: where from is what the file said */
+        snprintf(shown, sizeof shown, "%s%s", FW_SECRET_FILE_PREFIX, file);
+        value = shown;
+    } else if (is_secret(key) && *value) {
         value = MASK;
+    } else if (strstr(value, "://")) {
+        fw_secret_url_shown(value, FW_URL_SHOW_USER, shown, sizeof shown);
+        value = shown;
+    }
     fprintf(out, *value ? "%s = %s\n" : "%s =%s\n", key, value);
 }
 
 void fw_config_print(const fw_settings *s, FILE *out)
 {
+    const struct cfg *c = (const struct cfg *)s;
     char buf[8192];
     for (size_t i = 0; i < NKEYS; i++)
-        print_kv(out, keys[i].name, format(&keys[i], s, buf, sizeof buf));
+        print_kv(out, keys[i].name, format(&keys[i], s, buf, sizeof buf), NULL);
     for (size_t i = 0; i < s->nconsumer; i++) {
         snprintf(buf, sizeof buf, "%s%s", CONSUMER_PREFIX, s->consumer_keys[i]);
-        print_kv(out, buf, s->consumer_values[i]);
+        print_kv(out, buf, s->consumer_values[i], c->consumer_files[i]);
     }
     for (size_t i = 0; i < s->nproducer; i++) {
         snprintf(buf, sizeof buf, "%s%s", PRODUCER_PREFIX, s->producer_keys[i]);
-        print_kv(out, buf, s->producer_values[i]);
+        print_kv(out, buf, s->producer_values[i], c->producer_files[i]);
     }
 }
 

@@ -4,7 +4,17 @@
  * calls one module (replay.c, rules_load.c, the Redis store's rstore_*.c)
  * and turns its result into an exit status — 0 success, 1 a failure of the
  * work (a refused rule set, an unreadable file, Redis unreachable), 2 a usage
- * error.  The `rules status` table is printed by cli_status.c. */
+ * error.  The `rules status` table is printed by cli_status.c.
+ *
+ * Secrets on the command line.  A password in `--redis URL` or in `--set
+ * KEY=VALUE` is readable by every user of the machine in the process list
+ * (ps, /proc/PID/cmdline).  It is still accepted, but the command warns
+ * (naming the alternatives, never the password) and overwrites it in its
+ * own argv with '*' at once, so it is visible only for the moment between
+ * exec and option parsing.  The alternatives are --redis-password-file,
+ * FRAUDWATCH_REDIS_PASSWORD and FRAUDWATCH_REDIS for the commands, and the
+ * configuration file, rules.redis_password_file and "@file:PATH" values
+ * for the daemon. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -20,6 +30,7 @@
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/replay.h"
 #include "fraudwatch/ruleset.h"
+#include "fraudwatch/secret.h"
 #ifdef FW_HAVE_REDIS
 #include "fraudwatch/clock.h"
 #include "fraudwatch/rulestore.h"
@@ -61,8 +72,10 @@ static const char usage_main[] =
     "  -V, --version       print the version\n"
     "\n"
 #ifdef FW_HAVE_REDIS
-    "--redis URL is redis://[[user]:password@]host[:port][/db]; without it the\n"
-    "URL is read from the environment variable FRAUDWATCH_REDIS.\n"
+    "--redis URL is redis://[[user][:password]@]host[:port][/db]; without it the\n"
+    "URL is read from the environment variable FRAUDWATCH_REDIS.  Give the\n"
+    "password with --redis-password-file FILE or FRAUDWATCH_REDIS_PASSWORD rather\n"
+    "than in --redis URL, where every user can read it in the process list.\n"
 #endif
     "\n"
     "Rule language, alert format and semantics: docs/rules.md, docs/alerts.md;\n"
@@ -122,9 +135,17 @@ static const char usage_rules[] =
 
 #ifdef FW_HAVE_REDIS
 #define REDIS_OPTIONS \
-    "  -r, --redis URL          redis://[[user]:password@]host[:port][/db]\n" \
+    "  -r, --redis URL          redis://[[user][:password]@]host[:port][/db]\n" \
     "                           (default: the environment variable\n" \
-    "                           FRAUDWATCH_REDIS); rediss:// is not supported\n" \
+    "                           FRAUDWATCH_REDIS); rediss:// is not supported.\n" \
+    "                           A password in it is visible to every user in\n" \
+    "                           the process list: give it as below instead\n" \
+    "      --redis-password-file FILE\n" \
+    "                           the password is FILE's first line (FILE must\n" \
+    "                           not be readable by other users: chmod 600);\n" \
+    "                           without this option, the environment variable\n" \
+    "                           FRAUDWATCH_REDIS_PASSWORD; either one wins over\n" \
+    "                           a password in the URL\n" \
     "      --timeout MS         connect and per-command timeout (default 5000)\n" \
     "      --max-regex-per-event N\n" \
     "                           refuse a set whose events of some type would run\n" \
@@ -201,6 +222,19 @@ static const char usage_lists[] =
     "exit status: 0 changed, 1 refused or Redis failure, 2 usage error\n";
 #endif
 
+#if defined(FW_HAVE_DAEMON) || defined(FW_HAVE_REDIS)
+/* Overwrites the password of a URL in argv (see the top of the file);
+ * true when there was one. */
+static bool scrub_url_password(char *arg)
+{
+    size_t off, len;
+    if (!fw_secret_url_password(arg, &off, &len))
+        return false;
+    memset(arg + off, '*', len);
+    return true;
+}
+#endif
+
 #ifdef FW_HAVE_DAEMON
 static const char usage_run[] =
     "usage: fraudwatch run -c FILE [--set KEY=VALUE]... [--check-config]\n"
@@ -215,7 +249,10 @@ static const char usage_run[] =
     "\n"
     "options:\n"
     "  -c, --config FILE        the configuration (see config/fraudwatch.conf)\n"
-    "  -s, --set KEY=VALUE      override one setting (repeatable; after the file)\n"
+    "  -s, --set KEY=VALUE      override one setting (repeatable; after the file);\n"
+    "                           a secret given here is visible to every user in\n"
+    "                           the process list: keep secrets in FILE, or use\n"
+    "                           rules.redis_password_file and KEY=@file:PATH\n"
     "      --check-config       validate, print the effective settings (secrets\n"
     "                           masked) and exit\n"
     "  -h, --help               this help\n"
@@ -274,15 +311,48 @@ static int cmd_run(int argc, char **argv)
     for (int i = 0; i < nsets; i++) {
         char *eq = strchr(sets[i], '=');
         if (!eq) {
-            snprintf(err, sizeof err, "--set %s: expected KEY=VALUE", sets[i]);
+            /* Quoted only if it is a bare key: it may be "key:secret". */
+            if (*sets[i] && !sets[i][strspn(sets[i], "abcdefghijklmnopqrstuvwxyz"
+                                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")])
+                snprintf(err, sizeof err, "--set %s: expected KEY=VALUE", sets[i]);
+            else
+                snprintf(err, sizeof err, "--set: expected KEY=VALUE, and the argument has "
+                                          "no \"=\" (it is not shown: it may hold a secret)");
             rc = 2;
             goto bad;
         }
         *eq = '\0';
-        char origin[512];
-        snprintf(origin, sizeof origin, "--set %s=%s", sets[i], eq + 1);
-        if (fw_config_set(s, sets[i], eq + 1, origin, err, sizeof err) != 0)
+        const char *key = sets[i];
+        char *value = eq + 1;
+        size_t olen = strlen(key) + strlen(value) + 8;
+        char *origin = malloc(olen);
+        if (!origin) {
+            snprintf(err, sizeof err, "out of memory");
             goto bad;
+        }
+        snprintf(origin, olen, "--set %s=%s", key, value);
+        int set_rc = fw_config_set(s, key, value, origin, err, sizeof err);
+        free(origin);
+        if (set_rc != 0)
+            goto bad;
+        /* A secret on the command line: blank it in argv, then say so. */
+        bool secret = false;
+        if (fw_secret_name(key) && *value &&
+            strncmp(value, FW_SECRET_FILE_PREFIX, strlen(FW_SECRET_FILE_PREFIX)) != 0) {
+            memset(value, '*', strlen(value));
+            secret = true;
+        } else {
+            secret = scrub_url_password(value);
+        }
+        if (secret)
+            fprintf(stderr, "fraudwatch run: warning: --set %s: a secret on the command line "
+                            "is readable by every user of this machine in the process list "
+                            "(blanked there now, but visible at the start); keep it in the "
+                            "configuration file (mode 0600), or use %s (docs/configuration.md, "
+                            "\"Secrets\")\n", key,
+                    strcmp(key, "rules.source") == 0 ? "rules.redis_password_file"
+                                                      : "KEY = @file:PATH");
+        *eq = '=';
     }
     if (fw_config_validate(s, err, sizeof err) != 0)
         goto bad;
@@ -291,6 +361,14 @@ static int cmd_run(int argc, char **argv)
         fw_config_print(s, stdout);
         rc = 0;
     } else {
+#ifdef FW_HAVE_REDIS
+        /* Checked by fw_config_validate(); read again at every connect. */
+        char e[4600];
+        if (fw_rstore_set_password_file(s->redis_password_file, e, sizeof e) != 0) {
+            snprintf(err, sizeof err, "rules.redis_password_file: %s", e);
+            goto bad;
+        }
+#endif
         fw_ruleset_set_max_regexes((uint32_t)s->max_regex_per_event);
         rc = fw_daemon_run(s);
     }
@@ -476,6 +554,9 @@ struct redis_opts {
     bool force;
 };
 
+/* --redis URL, copied out of argv before its password is blanked there. */
+static char redis_url_copy[8192];
+
 /* Options shared by the Redis subcommands.  argv[0] is the subcommand; the
  * positional arguments end up in argv[optind..argc).  Returns -1 to go on,
  * or the exit status. */
@@ -483,9 +564,10 @@ static int parse_redis_opts(int argc, char **argv, const char *cmd,
                             const char *usage, bool allow_force,
                             struct redis_opts *o)
 {
-    enum { OPT_TIMEOUT = 256, OPT_MAX_REGEXES };
+    enum { OPT_TIMEOUT = 256, OPT_MAX_REGEXES, OPT_PASSWORD_FILE };
     static const struct option opts[] = {
         { "redis", required_argument, NULL, 'r' },
+        { "redis-password-file", required_argument, NULL, OPT_PASSWORD_FILE },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
         { "force", no_argument, NULL, 'f' },
@@ -495,13 +577,25 @@ static int parse_redis_opts(int argc, char **argv, const char *cmd,
     o->url = NULL;
     o->timeout_ms = 5000;
     o->force = false;
+    const char *password_file = NULL;
+    bool password_in_argv = false;
     unsigned long long v;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "r:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
-            o->url = optarg;
+            if (strlen(optarg) >= sizeof redis_url_copy) {
+                fprintf(stderr, "fraudwatch %s: --redis URL is longer than %zu bytes\n", cmd,
+                        sizeof redis_url_copy - 1);
+                return 2;
+            }
+            snprintf(redis_url_copy, sizeof redis_url_copy, "%s", optarg);
+            o->url = redis_url_copy;
+            password_in_argv = scrub_url_password(optarg) || password_in_argv;
+            break;
+        case OPT_PASSWORD_FILE:
+            password_file = optarg;
             break;
         case OPT_MAX_REGEXES:
             if (set_max_regexes(cmd, optarg) != 0)
@@ -530,6 +624,12 @@ static int parse_redis_opts(int argc, char **argv, const char *cmd,
             return 2;
         }
     }
+    if (password_in_argv)
+        fprintf(stderr, "fraudwatch %s: warning: the password in --redis URL is readable "
+                        "by every user of this machine in the process list (blanked there "
+                        "now, but visible at the start); give it with --redis-password-file "
+                        "FILE or FRAUDWATCH_REDIS_PASSWORD instead, or the whole URL in "
+                        "FRAUDWATCH_REDIS (docs/redis.md)\n", cmd);
     if (!o->url || !*o->url) {
         const char *env = getenv("FRAUDWATCH_REDIS");
         if (env && *env)
@@ -540,6 +640,21 @@ static int parse_redis_opts(int argc, char **argv, const char *cmd,
                         "required\n", cmd);
         fputs(usage, stderr);
         return 2;
+    }
+    /* The password: --redis-password-file, else FRAUDWATCH_REDIS_PASSWORD,
+     * else the URL's. */
+    char err[4600];
+    const char *env_pw = getenv("FRAUDWATCH_REDIS_PASSWORD");
+    if (password_file) {
+        if (fw_rstore_set_password_file(password_file, err, sizeof err) != 0) {
+            fprintf(stderr, "fraudwatch %s: --redis-password-file: %s\n", cmd, err);
+            return 1;
+        }
+    } else if (env_pw && *env_pw &&
+               fw_rstore_set_password(env_pw, "FRAUDWATCH_REDIS_PASSWORD", err,
+                                      sizeof err) != 0) {
+        fprintf(stderr, "fraudwatch %s: %s\n", cmd, err);
+        return 1;
     }
     return -1;
 }

@@ -1,11 +1,20 @@
 /* redis_conn.c — connections to Redis and the command layer of the rule
- * store (hiredis 0.14): URLs, connecting with timeouts, AUTH/SELECT, the
- * handle, pipelined commands, commands in a growable array, MULTI/EXEC and
+ * store (hiredis 0.14): the password, connecting with timeouts, AUTH/SELECT,
+ * the handle, pipelined commands, commands in a growable array, MULTI/EXEC and
  * the one optimistic-transaction loop.  The store modules on top of it are
  * rstore_sets.c (rule sets: push, fetch, pull, versions), rstore_lists.c
  * (watchlists), rstore_status.c (heartbeats, status data), rstore_stage.c
  * (staging big lists) and rstore_notify.c (the subscriber); the status
- * table is printed by the CLI (cli_status.c).
+ * table is printed by the CLI (cli_status.c).  URLs are parsed by
+ * redis_url.c (the daemon's configuration check uses it too).
+ *
+ * The password.  It comes from the URL, or — when main.c has said so with
+ * fw_rstore_set_password_file() / fw_rstore_set_password() — from a file
+ * (read at every connect, so a reconnecting daemon picks up a new one) or
+ * the environment, and then it wins over the URL's.  Messages show the URL
+ * as fw_redis_url_format() writes it (password masked) and say where the
+ * password came from, never what it is; a copy of it lives only while a
+ * connection is being opened and is wiped after.
  *
  * Why a layer of its own.  rulestore.c had grown to 2.5k lines in which
  * every writer repeated the WATCH → read → MULTI/EXEC → retry-on-nil loop
@@ -34,159 +43,99 @@
 
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/clock.h"
+#include "fraudwatch/secret.h"
+#include "redis_url.h"
 
-/* ---- URLs ------------------------------------------------------------------ */
+/* ---- the password ------------------------------------------------------------ */
 
-struct rurl {
-    char host[256];
-    int port;
-    char user[256];
-    char pass[512];
-    bool has_user, has_pass;
-    long db;
-    char shown[640];   /* the URL with the password masked */
-};
+/* Where the password of later connections comes from when it is not the
+ * URL's (fw_rstore_set_password_file / fw_rstore_set_password).  Set by
+ * main.c before any connection is made, then only read. */
+static struct {
+    enum { PW_URL, PW_FILE, PW_VALUE } kind;
+    char path[4096];              /* PW_FILE: read at every connect */
+    char value[FW_SECRET_MAX];    /* PW_VALUE */
+    char label[128];              /* PW_VALUE: where it came from */
+} pw_source;
 
-static int hexval(int c)
+int fw_rstore_set_password_file(const char *path, char *err, size_t errlen)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    explicit_bzero(&pw_source, sizeof pw_source);
+    if (!path || !*path)
+        return FW_RSTORE_OK;
+    if (strlen(path) >= sizeof pw_source.path) {
+        snprintf(err, errlen, "the password file's path is longer than %zu bytes",
+                 sizeof pw_source.path - 1);
+        return FW_RSTORE_ERR;
+    }
+    /* Checked now, so a bad file fails the command before it connects;
+     * read again at every connect, so a changed password is picked up
+     * when the daemon reconnects. */
+    char pw[FW_SECRET_MAX], why[4400];
+    int rc = fw_secret_read_file(path, pw, sizeof pw, why, sizeof why);
+    explicit_bzero(pw, sizeof pw);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", why);
+        return FW_RSTORE_ERR;
+    }
+    pw_source.kind = PW_FILE;
+    snprintf(pw_source.path, sizeof pw_source.path, "%s", path);
+    return FW_RSTORE_OK;
 }
 
-/* %-decodes s[0..n) into out; false on a bad escape, a NUL or no room. */
-static bool pct_decode(const char *s, size_t n, char *out, size_t outlen)
+int fw_rstore_set_password(const char *password, const char *label, char *err,
+                           size_t errlen)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return false;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= outlen)
-            return false;
-        out[o++] = (char)c;
+    explicit_bzero(&pw_source, sizeof pw_source);
+    if (!password || !*password)
+        return FW_RSTORE_OK;
+    if (strlen(password) >= sizeof pw_source.value) {
+        snprintf(err, errlen, "the password in %s is longer than %zu bytes", label,
+                 sizeof pw_source.value - 1);
+        return FW_RSTORE_ERR;
     }
-    out[o] = '\0';
-    return true;
+    pw_source.kind = PW_VALUE;
+    snprintf(pw_source.value, sizeof pw_source.value, "%s", password);
+    snprintf(pw_source.label, sizeof pw_source.label, "%s", label);
+    return FW_RSTORE_OK;
 }
 
-static const char url_form[] = "redis://[[user]:password@]host[:port][/db]";
-
-static int parse_url(const char *url, struct rurl *u, char *err, size_t errlen)
+/* Puts the password of pw_source into u (it wins over the URL's) and says
+ * where it came from, for messages; a user without any password is an
+ * error.  0, or FW_RSTORE_ERR with err set. */
+static int take_password(fw_redis_url *u, char *from, size_t fromlen, char *err,
+                         size_t errlen)
 {
-    memset(u, 0, sizeof *u);
-    u->port = 6379;
-    if (!url || !*url) {
-        snprintf(err, errlen, "no Redis URL given (expected %s)", url_form);
-        return -1;
-    }
-    if (strncmp(url, "rediss://", 9) == 0) {
-        snprintf(err, errlen, "rediss:// (TLS) is not available: this build uses "
-                              "hiredis 0.14, which has no TLS; use redis:// on a "
-                              "trusted network or through a local TLS tunnel "
-                              "(stunnel, spiped) to 127.0.0.1");
-        return -1;
-    }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "\"%.200s\" is not a Redis URL (expected %s)", url,
-                 url_form);
-        return -1;
-    }
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon) {
-            snprintf(err, errlen, "Redis URL: \"%.*s@\" has no password (write "
-                                  "redis://:PASSWORD@host or redis://USER:PASSWORD@host)",
-                     (int)(at - p) > 64 ? 64 : (int)(at - p), p);
-            return -1;
+    switch (pw_source.kind) {
+    case PW_FILE: {
+        char why[4400];
+        if (fw_secret_read_file(pw_source.path, u->pass, sizeof u->pass, why,
+                                sizeof why) != 0) {
+            snprintf(err, errlen, "the Redis password: %s", why);
+            return FW_RSTORE_ERR;
         }
-        if (!pct_decode(p, (size_t)(colon - p), u->user, sizeof u->user) ||
-            !pct_decode(colon + 1, (size_t)(at - colon - 1), u->pass, sizeof u->pass)) {
-            snprintf(err, errlen, "Redis URL: the user or password is badly "
-                                  "%%-encoded or too long");
-            return -1;
-        }
-        u->has_user = u->user[0] != '\0';
         u->has_pass = true;
-        if (!u->pass[0]) {
-            snprintf(err, errlen, "Redis URL: the password is empty (leave out "
-                                  "\"user:@\" when the server needs none)");
-            return -1;
-        }
-        p = at + 1;
+        snprintf(from, fromlen, "in %s", pw_source.path);
+        return 0;
     }
-    const char *hs = p, *he;
-    if (*p == '[') {
-        he = strchr(p, ']');
-        if (!he) {
-            snprintf(err, errlen, "Redis URL: \"[\" without \"]\" in the host");
-            return -1;
-        }
-        hs = p + 1;
-        p = he + 1;
-    } else {
-        he = p + strcspn(p, ":/?#");
-        p = he;
+    case PW_VALUE:
+        snprintf(u->pass, sizeof u->pass, "%s", pw_source.value);
+        u->has_pass = true;
+        snprintf(from, fromlen, "in %s", pw_source.label);
+        return 0;
+    case PW_URL:
+        break;
     }
-    if (he == hs || (size_t)(he - hs) >= sizeof u->host) {
-        snprintf(err, errlen, "Redis URL \"%.200s\": no host (expected %s)", url,
-                 url_form);
-        return -1;
+    if (u->has_user && !u->has_pass) {
+        /* The URL is not quoted: "redis://PASSWORD@host" parses as a user. */
+        snprintf(err, errlen, "Redis URL: it names a user but no password: give the "
+                              "password with --redis-password-file FILE or "
+                              "FRAUDWATCH_REDIS_PASSWORD for the commands, "
+                              "rules.redis_password_file for the daemon (or, visible to "
+                              "others, in the URL: redis://USER:PASSWORD@host)");
+        return FW_RSTORE_ERR;
     }
-    memcpy(u->host, hs, (size_t)(he - hs));
-    if (*p == ':') {
-        p++;
-        size_t plen = strcspn(p, "/?#");
-        long port = 0;
-        size_t i = 0;
-        while (i < plen && isdigit((unsigned char)p[i]) && port <= 65535)
-            port = port * 10 + (p[i++] - '0');
-        if (plen == 0 || i != plen || port < 1 || port > 65535) {
-            snprintf(err, errlen, "Redis URL: port \"%.*s\" is not a number "
-                                  "1..65535", (int)(plen > 40 ? 40 : plen), p);
-            return -1;
-        }
-        u->port = (int)port;
-        p += plen;
-    }
-    if (*p == '/') {
-        p++;
-        const char *ds = p;
-        long db = 0;
-        while (isdigit((unsigned char)*p) && db <= 100000)
-            db = db * 10 + (*p++ - '0');
-        if (*p || (p == ds && *ds) || db > 100000) {
-            snprintf(err, errlen, "Redis URL: database \"%.40s\" is not a number "
-                                  "(expected %s)", ds, url_form);
-            return -1;
-        }
-        u->db = db;
-    }
-    if (*p) {
-        snprintf(err, errlen, "Redis URL: unexpected \"%.40s\" (expected %s)", p,
-                 url_form);
-        return -1;
-    }
-    bool v6 = strchr(u->host, ':') != NULL;
-    char db[32] = "";
-    if (u->db)
-        snprintf(db, sizeof db, "/%ld", u->db);
-    snprintf(u->shown, sizeof u->shown, "redis://%s%s%s%s%s:%d%s", u->user,
-             u->has_pass ? ":***@" : "", v6 ? "[" : "", u->host, v6 ? "]" : "",
-             u->port, db);
+    snprintf(from, fromlen, "in the URL");
     return 0;
 }
 
@@ -212,11 +161,12 @@ static void describe_ctx(const redisContext *c, int timeout_ms, char *out, size_
 static const char *reply_hint(const char *msg)
 {
     if (strncmp(msg, "NOAUTH", 6) == 0)
-        return " (the server requires a password: put it in the URL, "
-               "redis://:PASSWORD@host or redis://USER:PASSWORD@host)";
+        return " (the server requires a password: --redis-password-file FILE or "
+               "FRAUDWATCH_REDIS_PASSWORD for the commands, rules.redis_password_file "
+               "for the daemon; docs/redis.md)";
     if (strncmp(msg, "WRONGPASS", 9) == 0 || strstr(msg, "invalid password") ||
         strstr(msg, "invalid username-password"))
-        return " (check the user and password in the URL)";
+        return " (check the user and the password)";
     if (strncmp(msg, "NOPERM", 6) == 0)
         return " (the ACL user needs the keys ~fraudwatch:*, the channel "
                "&fraudwatch:notify and the commands in docs/redis.md)";
@@ -261,9 +211,11 @@ redisReply *fw_redis_ctx_cmd(redisContext *c, int timeout_ms, const char *where,
     return rep;
 }
 
-/* AUTH with the URL's password (and user): the message says which to check. */
-static int authenticate(redisContext *c, int timeout_ms, const struct rurl *u,
-                        char *err, size_t errlen)
+/* AUTH with the password (and the URL's user): the message says which to
+ * check and where the password came from (`from`: "in the URL", "in
+ * /etc/fraudwatch/redis-password", "in FRAUDWATCH_REDIS_PASSWORD"). */
+static int authenticate(redisContext *c, int timeout_ms, const fw_redis_url *u,
+                        const char *where, const char *from, char *err, size_t errlen)
 {
     const char *argv[3] = { "AUTH", u->user, u->pass };
     int argc = 2;
@@ -273,12 +225,20 @@ static int authenticate(redisContext *c, int timeout_ms, const struct rurl *u,
         argv[1] = u->pass;
     redisReply *rep = redisCommandArgv(c, argc, argv, NULL);
     if (!rep)
-        return ctx_fail(c, timeout_ms, u->shown, "AUTH", err, errlen);
+        return ctx_fail(c, timeout_ms, where, "AUTH", err, errlen);
     int rc = 0;
     if (rep->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "%s: authentication failed: redis answered "
-                              "\"%s\" (check the %spassword in the URL)",
-                 u->shown, rep->str, u->has_user ? "user and " : "");
+        /* Redis's answer quotes no password ("WRONGPASS invalid
+         * username-password pair", "ERR AUTH <password> called without
+         * any password configured ..."). */
+        if (strstr(rep->str, "without any password configured"))
+            snprintf(err, errlen, "%s: authentication failed: redis answered \"%s\" "
+                                  "(this server has no password: give none)",
+                     where, rep->str);
+        else
+            snprintf(err, errlen, "%s: authentication failed: redis answered \"%s\" "
+                                  "(check %sthe password %s)",
+                     where, rep->str, u->has_user ? "the user in the URL and " : "", from);
         rc = FW_RSTORE_ERR;
     }
     freeReplyObject(rep);
@@ -301,25 +261,31 @@ static int ctx_ok(redisContext *c, int timeout_ms, const char *where,
 redisContext *fw_redis_open(const char *url, int *timeout_ms, char *shown,
                             size_t shownlen, char *err, size_t errlen)
 {
-    struct rurl u;
-    if (parse_url(url, &u, err, errlen) != 0)
+    fw_redis_url u;
+    if (fw_redis_url_parse(url, &u, err, errlen) != 0)
         return NULL;
     if (*timeout_ms <= 0)
         *timeout_ms = FW_REDIS_DEFAULT_TIMEOUT_MS;
-    snprintf(shown, shownlen, "%s", u.shown);
+    char where[640], from[4200];
+    fw_redis_url_format(&u, where, sizeof where);   /* the URL as given, masked */
+    snprintf(shown, shownlen, "%s", where);
+    if (take_password(&u, from, sizeof from, err, errlen) != 0) {
+        fw_redis_url_wipe(&u);
+        return NULL;
+    }
     struct timeval tv = { .tv_sec = *timeout_ms / 1000,
                           .tv_usec = (*timeout_ms % 1000) * 1000 };
     redisContext *c = redisConnectWithTimeout(u.host, u.port, tv);
     if (!c) {
-        snprintf(err, errlen, "%s: out of memory", u.shown);
-        explicit_bzero(&u, sizeof u);
+        snprintf(err, errlen, "%s: out of memory", where);
+        fw_redis_url_wipe(&u);
         return NULL;
     }
     bool ok = false;
     if (c->err) {
-        ctx_fail(c, *timeout_ms, u.shown, "cannot connect", err, errlen);
+        ctx_fail(c, *timeout_ms, where, "cannot connect", err, errlen);
     } else if (redisSetTimeout(c, tv) != REDIS_OK) {
-        snprintf(err, errlen, "%s: cannot set the socket timeout: %s", u.shown,
+        snprintf(err, errlen, "%s: cannot set the socket timeout: %s", where,
                  c->errstr);
     } else {
         redisEnableKeepAlive(c);
@@ -327,13 +293,14 @@ redisContext *fw_redis_open(const char *url, int *timeout_ms, char *shown,
         snprintf(db, sizeof db, "%ld", u.db);
         const char *select[2] = { "SELECT", db };
         const char *ping[1] = { "PING" };
-        ok = (!u.has_pass || authenticate(c, *timeout_ms, &u, err, errlen) == 0) &&
-             (!u.db || ctx_ok(c, *timeout_ms, u.shown, "SELECT", 2, select, err,
+        ok = (!u.has_pass ||
+              authenticate(c, *timeout_ms, &u, where, from, err, errlen) == 0) &&
+             (!u.db || ctx_ok(c, *timeout_ms, where, "SELECT", 2, select, err,
                               errlen) == 0) &&
-             ctx_ok(c, *timeout_ms, u.shown, "PING after connecting", 1, ping, err,
+             ctx_ok(c, *timeout_ms, where, "PING after connecting", 1, ping, err,
                     errlen) == 0;
     }
-    explicit_bzero(&u, sizeof u);   /* no password copy lingers */
+    fw_redis_url_wipe(&u);   /* no password copy lingers */
     if (!ok) {
         redisFree(c);
         return NULL;

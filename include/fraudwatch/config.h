@@ -21,7 +21,8 @@
  * Errors: every function that can fail returns 0, or -1 with a message in
  * err (always NUL-terminated when errlen > 0) that starts with where the
  * value came from — "config/fraudwatch.conf:12: ..." or "--set k=v: ..." —
- * and names the key.  A failed call may leave some keys of s updated;
+ * and names the key.  No message shows a secret: see fw_config_set().
+ * A failed call may leave some keys of s updated;
  * callers give up on s (the daemon exits), they do not retry on it.
  *
  * Not thread-safe for writing; a validated fw_settings may be read from any
@@ -43,7 +44,9 @@ typedef struct fw_settings {
     char *alert_topic;        /* output.topic, default "fraudwatch.alerts" */
     char *dlq_topic;          /* deadletter.topic, default "fraudwatch.deadletter" */
     uint32_t threads;         /* engine.threads 1..64, default 2 */
-    char *rules_source;       /* rules.source: "dir:PATH", default "dir:rules" */
+    char *rules_source;       /* rules.source: "dir:PATH" or a redis:// URL, default "dir:rules" */
+    char *redis_password_file; /* rules.redis_password_file: the Redis password's file
+                               * (its first line), default "" (none: the URL's) */
     size_t max_event_bytes;   /* limits.max_event_bytes 64..16777216, default 1048576 */
     int64_t lateness_s;       /* engine.lateness_s 1..31536000, default 86400 */
     int64_t max_future_s;     /* limits.max_future_s 0..31536000, default 3600 */
@@ -91,22 +94,28 @@ int fw_config_load_file(fw_settings *s, const char *path, char *err, size_t errl
  * type, its value must be accepted by rd_kafka_conf_set(), and P must not
  * be one the daemon fixes (bootstrap.servers, group.id, client.id, commits
  * and offset stores, idempotence, ...; the message says what to set
- * instead).  When the key is a secret, the value is replaced by "********"
- * wherever it appears in `origin` before the message is written. */
+ * instead).  The value of a secret property may be "@file:PATH": PATH's
+ * first line is read now (fw_secret_read_file(): refused when other users
+ * may read PATH) and stored, and fw_config_print() prints "@file:PATH".
+ * When the key is a secret (fw_secret_name()) or unknown, the value is
+ * replaced by "********" wherever it appears in `origin` before the
+ * message is written; a URL in it is shown without its userinfo. */
 int fw_config_set(fw_settings *s, const char *key, const char *value,
                   const char *origin, char *err, size_t errlen);
 
 /* Re-checks every key (fields may have been written by hand), then the
  * rules between keys: input topics distinct, and neither the alert topic
  * nor the dead-letter topic among them nor equal to each other.  Fills in
- * instance.id when empty. */
+ * instance.id when empty.  Also: rules.redis_password_file only with a
+ * redis:// rules.source, and a URL with a user but no password only with
+ * rules.redis_password_file. */
 int fw_config_validate(fw_settings *s, char *err, size_t errlen);
 
 /* The effective settings, one "key = value" per line: every key in the
  * order of docs/configuration.md, then the pass-through keys in order.
- * Values of secret keys (names containing password, secret, sasl.jaas,
- * ssl.key, ssl_key or token) are printed as "********".  The output reads
- * back with fw_config_load_file() (secrets aside). */
+ * Values of secret keys (fw_secret_name()) are printed as "********", or
+ * as the "@file:PATH" they were read from; a URL's password as "****".
+ * The output reads back with fw_config_load_file() (secrets aside). */
 void fw_config_print(const fw_settings *s, FILE *out);
 
 /* The Markdown table of every key (key, default, range, meaning) that

@@ -15,9 +15,11 @@
  * "reconnect"; free it and connect again.  A Redis error reply (WRONGTYPE,
  * NOPERM, OOM, ...) leaves the handle usable.
  *
- * URLs: redis://[[user]:password@]host[:port][/db], host a name, an IPv4
+ * URLs: redis://[[user][:password]@]host[:port][/db], host a name, an IPv4
  * address or [IPv6]; user and password may be %-encoded.  rediss:// (TLS) is
- * refused: hiredis 0.14 has no TLS.
+ * refused: hiredis 0.14 has no TLS.  The password may instead come from a
+ * file or the environment (fw_rstore_set_password_file/_password), which
+ * keeps it out of the process list and the configuration file.
  *
  * Errors are written to a caller buffer, naming the server (password
  * masked), the key or file concerned and what to do.  Functions return 0 on
@@ -48,11 +50,27 @@ enum {
 typedef struct fw_rstore fw_rstore;
 
 /* Connects (AUTH and SELECT as the URL says, then a PING).  timeout_ms
- * bounds the connect and every later command (<= 0: 5000). */
+ * bounds the connect and every later command (<= 0: 5000).  A URL with a
+ * user but no password is refused unless a password source is set (below). */
 int fw_rstore_connect(const char *url, int timeout_ms, fw_rstore **out,
                       char *err, size_t errlen);
+
+/* The password of every later connection (fw_rstore_connect and
+ * fw_rsub_connect), instead of the URL's; the URL's user, if any, is kept.
+ * From a file: its first line (fw_secret_read_file(): a regular file no
+ * other user may read), checked now and read again at every connect, so a
+ * daemon that reconnects picks up a changed password.  Or the password
+ * itself, with `label` naming where it came from in messages
+ * ("FRAUDWATCH_REDIS_PASSWORD").  NULL or "" clears: the URL's password is
+ * used again.  Process-wide: call before connecting, from one thread (the
+ * daemon's Redis threads are started after).  0, or FW_RSTORE_ERR with err
+ * naming the file (never the password). */
+int fw_rstore_set_password_file(const char *path, char *err, size_t errlen);
+int fw_rstore_set_password(const char *password, const char *label, char *err,
+                           size_t errlen);
 void fw_rstore_free(fw_rstore *r);
-/* The URL with its password masked, for messages. */
+/* The URL as given, its password (if it has one) shown as ****, for
+ * messages. */
 const char *fw_rstore_where(const fw_rstore *r);
 
 /* GET fraudwatch:generation (0 when absent). */
