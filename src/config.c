@@ -200,6 +200,10 @@ static const struct key keys[] = {
       "On SIGTERM, how long the final checkpoint may take (acknowledgements, the file, the "
       "offset commit); the stop ends within this + 10 s, exit 1 if the checkpoint failed "
       "(docs/faults.md)." },
+    { "metrics.healthz_unsaved_s", K_I64, F(healthz_unsaved_s), "0", 0, 86400, NULL, NULL, NULL,
+      "/healthz answers 503 once consumed events have waited this long for a checkpoint "
+      "to cover them (every checkpoint failing).  0: ten checkpoint intervals, and at "
+      "least 60 s." },
     { "instance.id", K_STR, F(instance_id), "", 0, 255, NULL, check_printable,
       "text; empty: HOSTNAME-PID",
       "Names this process in logs and as the Kafka client.id.  When set (not "

@@ -123,11 +123,13 @@ struct daemon {
     atomic_int exit_status;       /* the watchdog's, if it has to end the process */
 };
 
-/* How long input may wait for a checkpoint before /healthz says so: ten
- * intervals, and never less than a minute (a large state takes a while to
- * write). */
+/* How long input may wait for a checkpoint before /healthz says so:
+ * metrics.healthz_unsaved_s, or ten intervals and never less than a minute
+ * (a large state takes a while to write). */
 static int64_t unsaved_limit_ms(const fw_settings *s)
 {
+    if (s->healthz_unsaved_s > 0)
+        return s->healthz_unsaved_s * 1000;
     int64_t l = 10 * s->checkpoint_interval_ms;
     return l > 60000 ? l : 60000;
 }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "fraudwatch/driver.h"
 #include "snapshot.h"
 #include "state.h"
 #include "fraudwatch/event.h"
@@ -442,6 +443,70 @@ static void test_eviction_during_snapshot(void **state)
     fw_ruleset_unref(rs);
 }
 
+/* ---- the state directory is one process's (issue 10, item 5) ---- */
+
+static int no_next(void *self, fw_msg *m, int timeout_ms)
+{
+    (void)self;
+    (void)m;
+    (void)timeout_ms;
+    return FW_NEXT_END;
+}
+static void *no_positions(void *self)
+{
+    (void)self;
+    return NULL;
+}
+static const fw_source_ops positioned = { .name = "test", .next = no_next,
+                                          .positions = no_positions };
+static void no_alert(void *self, const fw_alert_view *a, const fw_origin *from)
+{
+    (void)self;
+    (void)a;
+    (void)from;
+}
+static void no_dead_letter(void *self, const char *p, size_t n, const char *why,
+                           const fw_origin *from)
+{
+    (void)self;
+    (void)p;
+    (void)n;
+    (void)why;
+    (void)from;
+}
+static const fw_sink_ops nowhere = { .name = "test", .alert = no_alert,
+                                     .dead_letter = no_dead_letter };
+
+static void test_state_dir_locked(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fw-lock-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    fw_ruleset *rs = load_rules();
+    fw_driver_opts o = { .pipeline = { .workers = 1 }, .source = &positioned,
+                         .sink = &nowhere, .rules = rs, .state_dir = dir,
+                         .checkpoint_interval_ms = 1000 };
+    char err[512];
+    fw_driver *a = fw_driver_new(&o, err, sizeof err);
+    assert_non_null(a);
+    fw_driver *b = fw_driver_new(&o, err, sizeof err);
+    assert_null(b);
+    assert_non_null(strstr(err, "is in use by another fraudwatch process"));
+    char pid[32];
+    snprintf(pid, sizeof pid, "(pid %ld)", (long)getpid());
+    assert_non_null(strstr(err, pid));
+    fw_driver_free(a);
+    /* Released with the driver (or the process): the next one gets it. */
+    b = fw_driver_new(&o, err, sizeof err);
+    assert_non_null(b);
+    fw_driver_free(b);
+    fw_ruleset_unref(rs);
+    char path[64];
+    snprintf(path, sizeof path, "%s/lock", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* A full disk is reported in the system's words (issue 10, item 9): the
  * operator's next step depends on it. */
 static void test_save_reports_errno(void **state)
@@ -633,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_empty_cut),
         cmocka_unit_test(test_save_reports_errno),
         cmocka_unit_test(test_eviction_during_snapshot),
+        cmocka_unit_test(test_state_dir_locked),
         cmocka_unit_test(test_writer_publishes_only_when_told),
 #ifdef FW_HAVE_DAEMON
         cmocka_unit_test(test_marks_wait_for_acknowledgements),

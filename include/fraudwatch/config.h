@@ -58,6 +58,7 @@ typedef struct fw_settings {
                                * a loopback address only (127.0.0.0/8, [::1], localhost) */
     char *log_level;          /* log.level debug|info|warn|error, default "info" */
     int shutdown_timeout_s;   /* shutdown.timeout_s 1..3600, default 30 */
+    int64_t healthz_unsaved_s; /* metrics.healthz_unsaved_s 0..86400, default 0 (auto) */
     char *instance_id;        /* instance.id; "" until fw_config_validate() fills in
                                * "<hostname>-<pid>" */
     bool instance_id_given;   /* set by the operator: static group membership */

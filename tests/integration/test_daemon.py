@@ -386,6 +386,68 @@ def test_key_budget():
         c.cleanup()
 
 
+def healthz(d):
+    """(status, body) of the daemon's /healthz."""
+    import re
+    import urllib.error
+    import urllib.request
+    m = re.search(r"serving /metrics.*port=(\d+)", d.log_text())
+    assert m, "the daemon did not say where /healthz is"
+    try:
+        r = urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/healthz", timeout=10)
+        return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_healthz_when_checkpoints_fail():
+    """Every checkpoint failing (state.dir gone) turns /healthz to 503 with
+    the reason once input has waited metrics.healthz_unsaved_s; a working
+    state.dir brings it back to 200."""
+    c = Case()
+    try:
+        base = 1764547200000
+        batch = lambda k: [json.dumps({"event_id": f"h{k}-{i}", "type": "sms", "ts": base + i,
+                                       "sender": "95588", "text": "hi"}).encode()
+                           for i in range(50)]
+        produce(c.topic, batch(0))
+        d = c.daemon("state.checkpoint_interval_ms = 200\nmetrics.healthz_unsaved_s = 3\n"
+                     "metrics.listen = 127.0.0.1:0").start()
+        wait_for(lambda: metric(d, "fraudwatch_checkpoints_total") >= 1, 60, "a checkpoint")
+        assert healthz(d)[0] == 200
+        state = os.path.join(c.tmp, "state")
+        shutil.rmtree(state)
+        with open(state, "w") as f:
+            f.write("not a directory\n")
+        produce(c.topic, batch(1))
+        wait_for(lambda: healthz(d)[0] == 503, 60, "/healthz 503")
+        assert "no checkpoint has covered the input" in healthz(d)[1]
+        os.unlink(state)
+        os.mkdir(state)
+        wait_for(lambda: healthz(d)[0] == 200, 60, "/healthz 200 again")
+        assert d.stop() == 0
+    finally:
+        c.cleanup()
+
+
+def test_static_membership():
+    """instance.id set: the daemon is a static member of its group
+    (group.instance.id), so a restart takes its partitions back at once."""
+    c = Case()
+    try:
+        produce(c.topic, [json.dumps({"event_id": "s1", "type": "sms", "ts": 1764547200000,
+                                      "sender": "95588", "text": "hi"}).encode()])
+        iid = f"fw-static-{c.id}"
+        d = c.daemon(f"instance.id = {iid}\nmetrics.listen = 127.0.0.1:0").start()
+        wait_for(lambda: metric(d, "fraudwatch_events_total") >= 1, 60, "the event in")
+        out = subprocess.run([fwtest.KAFKA_SH, "group", c.group, "--port", str(KAFKA.port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout.decode()
+        assert iid in out, out
+        assert d.stop() == 0
+    finally:
+        c.cleanup()
+
+
 def test_broker_outage():
     """The broker stopped for 10 s and started again: the daemon recovers by
     itself and loses nothing."""
@@ -600,7 +662,7 @@ def dump_daemon_log():
 
 
 TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_far_future_events,
-         test_key_budget,
+         test_key_budget, test_healthz_when_checkpoints_fail, test_static_membership,
          test_four_partitions_keyed,
          test_sigterm_commits, test_kill9_restart, test_broker_outage,
          test_kill9_during_background_checkpoint, test_checkpoint_waits_for_acks]
