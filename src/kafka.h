@@ -103,7 +103,6 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *pos, int64_t until_
 /* Retries now the commits that failed (as fw_in_commit); 0 if none is
  * pending. */
 int fw_in_commit_pending(fw_in *in, int64_t until_ms, char *err, size_t errlen);
-size_t fw_in_assigned(const fw_in *in);
 /* Refreshes the per-partition lag gauges (cheap: cached watermarks). */
 void fw_in_update_lag(fw_in *in);
 const char *fw_in_fatal(fw_in *in);

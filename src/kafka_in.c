@@ -55,6 +55,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "fraudwatch/alloc.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "kafka.h"
@@ -106,15 +107,11 @@ static uint32_t part_index(fw_in *in, const char *topic, int32_t partition)
             return i;
     if (in->nparts == in->cap) {
         in->cap = in->cap ? in->cap * 2 : 16;
-        in->parts = realloc(in->parts, in->cap * sizeof *in->parts);
-        if (!in->parts) {
-            fputs("fraudwatch: out of memory\n", stderr);
-            abort();
-        }
+        in->parts = fw_xrealloc(in->parts, in->cap * sizeof *in->parts);
     }
     struct part *p = &in->parts[in->nparts];
     memset(p, 0, sizeof *p);
-    p->topic = strdup(topic);
+    p->topic = fw_xstrdup(topic);
     p->partition = partition;
     p->next = -1;
     p->start = -1;
@@ -600,14 +597,6 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos, int64_t un
 int fw_in_commit_pending(fw_in *in, int64_t until_ms, char *err, size_t errlen)
 {
     return in->commit_retry_at ? retry_commit(in, until_ms, err, errlen) : 0;
-}
-
-size_t fw_in_assigned(const fw_in *in)
-{
-    size_t n = 0;
-    for (uint32_t i = 0; i < in->nparts; i++)
-        n += in->parts[i].assigned;
-    return n;
 }
 
 void fw_in_update_lag(fw_in *in)
