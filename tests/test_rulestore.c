@@ -5,6 +5,8 @@
  * notifications, and a stalled server (SIGSTOP) that must fail calls within
  * the timeout instead of hanging them.
  *
+ * Issue 10: watchlists changed by deltas (in memory, against a reference).
+ *
  * The group setup starts two servers on free ports of 127.0.0.1 without
  * persistence — an open one and one with --requirepass plus an ACL user —
  * and the teardown stops them; the stall test starts a third of its own.
@@ -33,6 +35,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "fraudwatch/buf.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/event.h"
 #include "fraudwatch/rulestore.h"
@@ -1155,6 +1158,110 @@ static void test_stalled_server(void **state)
     fw_rsub_free(sub);
 }
 
+/* ---- watchlists changed by deltas (watchlist.c) ------------------------------- */
+
+/* Random adds and removes over a value space, in batches from one value to
+ * several thousand (so the delta is folded into a new base now and then),
+ * each batch a new set built on the previous one: every set answers for
+ * every value exactly as a reference does, and a set keeps its answers
+ * after newer ones are built from it (the shared parts never change). */
+static void test_watchlist_deltas(void **state)
+{
+    (void)state;
+    enum { SPACE = 30000, ROUNDS = 120 };
+    static unsigned char ref[SPACE], pre[SPACE], old_ref[SPACE];
+    fw_buf text = { 0 };
+    fw_buf_puts(&text, "# start\n");
+    for (int i = 0; i < SPACE; i += 3) {
+        fw_buf_printf(&text, "v%d\n", i);
+        ref[i] = 1;
+    }
+    fw_rulefile files[2] = {
+        { .name = "r.json", .data = "[{\"id\":\"A\",\"event\":\"x\",\"where\":[{\"field\":"
+                                    "\"f\",\"in_list\":\"l\"}]}]" },
+        { .name = "l.list", .data = text.p, .len = text.len },
+    };
+    files[0].len = strlen(files[0].data);
+    fw_ruleset *rs, *old = NULL;
+    char err[4096];
+    if (fw_ruleset_load_files(files, 2, 1, &rs, err, sizeof err) != 0)
+        fail_msg("load: %s", err);
+    unsigned seed = 12345;
+    for (int round = 0; round < ROUNDS; round++) {
+        int batch = round % 10 == 9 ? 6000 : 1 + (int)(rand_r(&seed) % 40);
+        fw_listbuild *b = fw_listbuild_from(rs, "l");
+        assert_non_null(b);
+        memcpy(pre, ref, sizeof ref);   /* what rs holds */
+        for (int k = 0; k < batch; k++) {
+            int v = (int)(rand_r(&seed) % SPACE);
+            bool add = rand_r(&seed) % 2;
+            char val[32];
+            int n = snprintf(val, sizeof val, k % 7 == 0 ? "  v%d \t" : "v%d", v);
+            if (add)
+                fw_listbuild_add(b, val, (size_t)n);
+            else
+                fw_listbuild_remove(b, val, (size_t)n);
+            ref[v] = add;
+        }
+        fw_listpart part = { .name = "l", .version = (uint64_t)round + 2, .entries = b };
+        fw_ruleset *next;
+        if (fw_ruleset_load_parts(files, 1, &part, 1, rs, 1, &next, err, sizeof err) != 0)
+            fail_msg("round %d: %s", round, err);
+        fw_listbuild_free(b);
+        if (old) {   /* two sets back: still as it was */
+            for (int v = 0; v < SPACE; v += 7) {
+                char val[32];
+                snprintf(val, sizeof val, "v%d", v);
+                assert_int_equal(fw_ruleset_list_has(old, "l", val), old_ref[v]);
+            }
+            fw_ruleset_unref(old);
+        }
+        old = rs;
+        memcpy(old_ref, pre, sizeof pre);
+        rs = next;
+        size_t count = 0, want = 0;
+        uint64_t version = 0;
+        assert_true(fw_ruleset_list_info(rs, "l", &version, &count));
+        assert_int_equal(version, (uint64_t)round + 2);
+        for (int v = 0; v < SPACE; v++) {
+            char val[32];
+            snprintf(val, sizeof val, "v%d", v);
+            if (fw_ruleset_list_has(rs, "l", val) != ref[v])
+                fail_msg("round %d: v%d should be %s", round, v, ref[v] ? "in" : "out");
+            want += ref[v];
+        }
+        assert_int_equal(count, want);
+    }
+    /* A part without entries keeps the previous set's list, shared. */
+    fw_listpart keep = { .name = "l", .version = 777 };
+    fw_ruleset *kept;
+    assert_int_equal(fw_ruleset_load_parts(files, 1, &keep, 1, rs, 2, &kept, err,
+                                           sizeof err), 0);
+    size_t c1, c2;
+    fw_ruleset_list_info(rs, "l", NULL, &c1);
+    fw_ruleset_list_info(kept, "l", NULL, &c2);
+    assert_int_equal(c1, c2);
+    assert_true(fw_ruleset_list_has(kept, "l", "v0") == ref[0]);
+    /* ...and needs one: without a previous set it is an error, as is an
+     * entry that could never match. */
+    fw_ruleset *bad;
+    assert_int_not_equal(fw_ruleset_load_parts(files, 1, &keep, 1, NULL, 2, &bad, err,
+                                               sizeof err), 0);
+    assert_non_null(strstr(err, "l.list"));
+    fw_listbuild *b = fw_listbuild_from(rs, "l");
+    fw_listbuild_add(b, "13800138000\n138\xff", 16);
+    fw_listpart badpart = { .name = "l", .version = 9, .entries = b };
+    assert_int_not_equal(fw_ruleset_load_parts(files, 1, &badpart, 1, rs, 2, &bad, err,
+                                               sizeof err), 0);
+    assert_non_null(strstr(err, "l.list: 1 entry could never match an event"));
+    assert_non_null(strstr(err, "not valid UTF-8"));
+    fw_listbuild_free(b);
+    fw_ruleset_unref(kept);
+    fw_ruleset_unref(old);
+    fw_ruleset_unref(rs);
+    fw_buf_free(&text);
+}
+
 static bool have_redis_server(void)
 {
     return system("redis-server --version >/dev/null 2>&1") == 0;
@@ -1180,6 +1287,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_writers),
         cmocka_unit_test(test_heartbeat_status),
         cmocka_unit_test(test_stalled_server),
+        cmocka_unit_test(test_watchlist_deltas),
     };
     return cmocka_run_group_tests_name("rulestore", tests, group_setup, group_teardown);
 }
