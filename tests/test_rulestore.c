@@ -5,7 +5,8 @@
  * notifications, and a stalled server (SIGSTOP) that must fail calls within
  * the timeout instead of hanging them.
  *
- * Issue 10: watchlists changed by deltas (in memory, against a reference).
+ * Issue 10: watchlists changed by deltas (in memory, against a reference),
+ * and the change log (what it covers, and the full reads when it does not).
  *
  * The group setup starts two servers on free ports of 127.0.0.1 without
  * persistence — an open one and one with --requirepass plus an ACL user —
@@ -1262,6 +1263,145 @@ static void test_watchlist_deltas(void **state)
     fw_buf_free(&text);
 }
 
+/* ---- the change log: what it covers, and what it does not ---------------------- */
+
+static fw_ruleset *update_from(fw_rstore *r, fw_ruleset *have, fw_rstore_update *u)
+{
+    char err[16384];
+    if (fw_rstore_fetch_update(r, have, u, err, sizeof err) != 0)
+        fail_msg("fetch_update: %s", err);
+    fw_ruleset *rs;
+    if (fw_ruleset_load_parts(u->files, u->nfiles, u->lists, u->nlists, have, u->version,
+                              &rs, err, sizeof err) != 0)
+        fail_msg("load_parts: %s", err);
+    return rs;
+}
+
+/* A daemon's fetch takes a list change from the log when the log has every
+ * change since its version, and reads the list whole when it does not: a
+ * `lists load` (replaced), a push, a change made without a log entry (an
+ * older fraudwatch, by hand), a change too big to log.  Either way the
+ * result is Redis's list. */
+static void test_change_log_coverage(void **state)
+{
+    (void)state;
+    flush();
+    fw_rstore *r = connect_open();
+    fw_rstore_push_result pr;
+    push_shipped(r, &pr);
+    char err[16384];
+    fw_rstore_update u = { 0 };
+    fw_ruleset *rs = update_from(r, NULL, &u);
+    assert_int_equal(u.full_reads, 2);
+    fw_rstore_update_free(&u);
+
+    /* Two adds and a remove: one delta of three changes, no read whole. */
+    const char *a[] = { "13900000001", "13900000002" }, *b[] = { "13900000003" };
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", a, 2, NULL, err, sizeof err), 0);
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", b, 1, NULL, err, sizeof err), 0);
+    assert_int_equal(fw_rstore_list_remove(r, "fraud_numbers", a, 1, NULL, err, sizeof err), 0);
+    redisReply *lg = rcmd("LRANGE fraudwatch:list:fraud_numbers:log 0 -1");
+    assert_int_equal(lg->elements, 3);
+    assert_string_equal(lg->element[0]->str, "2 +\n13900000001\n13900000002");
+    assert_string_equal(lg->element[2]->str, "4 -\n13900000001");
+    freeReplyObject(lg);
+    fw_ruleset *next = update_from(r, rs, &u);
+    assert_int_equal(u.full_reads, 0);
+    assert_int_equal(u.deltas, 1);
+    assert_int_equal(u.kept, 1);
+    assert_int_equal(u.delta_changes, 3);
+    assert_int_equal(u.delta_values, 4);
+    fw_rstore_update_free(&u);
+    fw_ruleset_unref(rs);
+    rs = next;
+    assert_false(fw_ruleset_list_has(rs, "fraud_numbers", "13900000001"));
+    assert_true(fw_ruleset_list_has(rs, "fraud_numbers", "13900000002"));
+    assert_true(fw_ruleset_list_has(rs, "fraud_numbers", "13900000003"));
+    uint64_t v;
+    size_t n;
+    assert_true(fw_ruleset_list_info(rs, "fraud_numbers", &v, &n));
+    assert_int_equal(v, 4);
+    assert_int_equal(n, (size_t)rint_of("SCARD %s", "fraudwatch:list:fraud_numbers"));
+
+    /* A change with no log entry (SADD + INCR by hand, as fraudwatch before
+     * the log did): the gap sends the fetch to a full read. */
+    freeReplyObject(rcmd("SADD fraudwatch:list:fraud_numbers 13900000009"));
+    freeReplyObject(rcmd("INCR fraudwatch:list:fraud_numbers:version"));
+    freeReplyObject(rcmd("INCR fraudwatch:generation"));
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", b, 1, NULL, err, sizeof err), 0);
+    next = update_from(r, rs, &u);
+    assert_int_equal(u.full_reads, 1);
+    assert_int_equal(u.deltas, 0);
+    fw_rstore_update_free(&u);
+    fw_ruleset_unref(rs);
+    rs = next;
+    assert_true(fw_ruleset_list_has(rs, "fraud_numbers", "13900000009"));
+
+    /* lists load replaces the list and drops the log: a full read. */
+    assert_int_equal(fw_rstore_list_replace(r, "fraud_numbers", "1\n2\n", 4, NULL, err,
+                                            sizeof err), 0);
+    assert_int_equal(rint_of("EXISTS %s", "fraudwatch:list:fraud_numbers:log"), 0);
+    const char *c3[] = { "3" };
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", c3, 1, NULL, err, sizeof err), 0);
+    next = update_from(r, rs, &u);
+    assert_int_equal(u.full_reads, 1);
+    fw_rstore_update_free(&u);
+    fw_ruleset_unref(rs);
+    rs = next;
+    assert_true(fw_ruleset_list_info(rs, "fraud_numbers", NULL, &n));
+    assert_int_equal(n, 3);
+    assert_false(fw_ruleset_list_has(rs, "fraud_numbers", "13900000002"));
+
+    /* A change too big for the log: logged as nothing, the log dropped. */
+    enum { MANY = 7000 };
+    char **vals = malloc(MANY * sizeof *vals);
+    for (int i = 0; i < MANY; i++) {
+        vals[i] = malloc(24);
+        snprintf(vals[i], 24, "1770000%05d", i);
+    }
+    assert_int_equal(fw_rstore_list_add(r, "fraud_numbers", (const char *const *)vals, MANY,
+                                        NULL, err, sizeof err), 0);
+    assert_int_equal(rint_of("EXISTS %s", "fraudwatch:list:fraud_numbers:log"), 0);
+    next = update_from(r, rs, &u);
+    assert_int_equal(u.full_reads, 1);
+    fw_rstore_update_free(&u);
+    fw_ruleset_unref(rs);
+    rs = next;
+    assert_true(fw_ruleset_list_has(rs, "fraud_numbers", vals[MANY - 1]));
+    for (int i = 0; i < MANY; i++)
+        free(vals[i]);
+    free(vals);
+
+    /* A push replaces every list: read whole; a list nobody touched since
+     * is kept. */
+    push_shipped(r, &pr);
+    next = update_from(r, rs, &u);
+    assert_int_equal(u.full_reads, 2);
+    fw_rstore_update_free(&u);
+    fw_ruleset_unref(rs);
+    rs = next;
+    assert_int_equal(fw_rstore_list_add(r, "mule_accounts", c3, 1, NULL, err, sizeof err), 0);
+    next = update_from(r, rs, &u);
+    assert_int_equal(u.full_reads, 0);
+    assert_int_equal(u.kept, 1);
+    assert_int_equal(u.deltas, 1);
+    fw_rstore_update_free(&u);
+    fw_ruleset_unref(rs);
+    rs = next;
+    /* The log keeps its last LIST_LOG_KEEP changes (LTRIM). */
+    assert_int_equal(rint_of("LLEN %s", "fraudwatch:list:mule_accounts:log"), 1);
+
+    /* The text fetch (rules pull, tools) gets the same: a fetch after
+     * changes equals Redis's set. */
+    fw_rulefile *files;
+    uint64_t ver, gen;
+    if (fw_rstore_fetch(r, &files, &n, &ver, &gen, err, sizeof err) != 0)
+        fail_msg("fetch: %s", err);
+    fw_rulefiles_free(files, n);
+    fw_ruleset_unref(rs);
+    fw_rstore_free(r);
+}
+
 static bool have_redis_server(void)
 {
     return system("redis-server --version >/dev/null 2>&1") == 0;
@@ -1288,6 +1428,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_status),
         cmocka_unit_test(test_stalled_server),
         cmocka_unit_test(test_watchlist_deltas),
+        cmocka_unit_test(test_change_log_coverage),
     };
     return cmocka_run_group_tests_name("rulestore", tests, group_setup, group_teardown);
 }
