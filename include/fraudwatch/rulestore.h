@@ -55,6 +55,12 @@ int fw_rstore_connect(const char *url, int timeout_ms, fw_rstore **out,
 void fw_rstore_free(fw_rstore *r);
 /* The URL with its password masked, for messages. */
 const char *fw_rstore_where(const fw_rstore *r);
+/* When msg (an error of these functions, or Redis's reply) is an ACL
+ * refusal (NOPERM), what the user lacks, written as in ACL SETUSER:
+ * "+subscribe" (a command), "&fraudwatch:notify" (the channel),
+ * "~fraudwatch:*" (access to a key); written into buf.  NULL when msg is
+ * not a NOPERM. */
+const char *fw_rstore_missing_permission(const char *msg, char *buf, size_t n);
 
 /* GET fraudwatch:generation (0 when absent). */
 int fw_rstore_generation(fw_rstore *r, uint64_t *gen, char *err, size_t errlen);
