@@ -157,6 +157,28 @@ static void describe_ctx(const redisContext *c, int timeout_ms, char *out, size_
         snprintf(out, n, "%s", c->errstr);
 }
 
+const char *fw_rstore_missing_permission(const char *msg, char *buf, size_t n)
+{
+    const char *p = msg ? strstr(msg, "NOPERM") : NULL;
+    if (!p || n == 0)
+        return NULL;
+    const char *cmd = strstr(p, "run the '");
+    if (cmd) {   /* "... to run the 'hset' command" */
+        cmd += strlen("run the '");
+        size_t len = strcspn(cmd, "' ");
+        snprintf(buf, n, "+%.*s", (int)(len > 40 ? 40 : len), cmd);
+        for (char *c = buf; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+    } else if (strstr(p, "channel")) {
+        snprintf(buf, n, "&fraudwatch:notify");
+    } else if (strstr(p, "key")) {
+        snprintf(buf, n, "~fraudwatch:*");
+    } else {
+        snprintf(buf, n, "(see the message)");
+    }
+    return buf;
+}
+
 /* A hint for a Redis error reply. */
 static const char *reply_hint(const char *msg)
 {
@@ -167,9 +189,19 @@ static const char *reply_hint(const char *msg)
     if (strncmp(msg, "WRONGPASS", 9) == 0 || strstr(msg, "invalid password") ||
         strstr(msg, "invalid username-password"))
         return " (check the user and the password)";
-    if (strncmp(msg, "NOPERM", 6) == 0)
-        return " (the ACL user needs the keys ~fraudwatch:*, the channel "
-               "&fraudwatch:notify and the commands in docs/redis.md)";
+    if (strncmp(msg, "NOPERM", 6) == 0) {
+        /* Name what is missing: "+subscribe", not just "see the docs". */
+        static _Thread_local char hint[200];
+        char need[64];
+        fw_rstore_missing_permission(msg, need, sizeof need);
+        snprintf(hint, sizeof hint, " (the ACL user lacks %s%s; docs/redis.md, "
+                                    "\"ACL users\", lists what the daemon and the "
+                                    "commands need)",
+                 need[0] == '+' ? "the permission " : need[0] == '&' ? "the channel "
+                                                   : need[0] == '~' ? "access to the keys " : "",
+                 need);
+        return hint;
+    }
     if (strncmp(msg, "OOM", 3) == 0)
         return " (Redis is at maxmemory: free memory or raise maxmemory)";
     if (strncmp(msg, "READONLY", 8) == 0)

@@ -11,16 +11,20 @@
  *   fraudwatch:lists             set, names of the watchlists that exist
  *   fraudwatch:list:NAME         set, the entries (absent when empty)
  *   fraudwatch:list:NAME:version integer, INCR on every change of the list
+ *   fraudwatch:list:NAME:log     list, the last changes of the list, one an
+ *                                element, oldest first (rstore_log.c)
  *   fraudwatch:generation        integer, INCR on every change of anything
  *   fraudwatch:daemon:INSTANCE   hash, a daemon's heartbeat (EXPIRE ttl)
  *   fraudwatch:tmp:TOKEN:NAME    set, a list being staged (EXPIRE 600 s)
  *
  * Staging (rstore_stage.c) is here too because both a push (rstore_sets.c)
  * and `lists load` (rstore_lists.c) copy big lists into temporary keys
- * before their transaction renames them into place. */
+ * before their transaction renames them into place; so is the change log
+ * (rstore_log.c), written by every list change and read by fetches. */
 #ifndef FRAUDWATCH_RSTORE_INTERNAL_H
 #define FRAUDWATCH_RSTORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "redis_conn.h"
@@ -46,6 +50,51 @@ static inline void version_key(char *buf, size_t n, const char *name)
 {
     snprintf(buf, n, K_LIST "%s:version", name);
 }
+
+static inline void log_key(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, K_LIST "%s:log", name);
+}
+
+/* ---- the change log of a list (rstore_log.c) -------------------------------- */
+
+#define LIST_LOG_KEEP 10000        /* changes a list's log keeps (LTRIM) */
+#define LIST_LOG_ENTRY_MAX 65536   /* bytes of one change the log may keep */
+
+/* One change as the log holds it: the version it made, add or remove, and
+ * its values ('\n' between them), pointing into the reply that was read. */
+typedef struct fw_rlog_op {
+    uint64_t version;
+    bool add;
+    const char *values;
+    size_t len;
+} fw_rlog_op;
+
+typedef struct fw_rlog {
+    fw_rlog_op *ops;
+    size_t n;
+    uint64_t to;            /* the version the changes lead to */
+    size_t nvalues;         /* values in all the changes */
+    redisReply *rep;        /* holds the strings */
+} fw_rlog;
+
+/* Queues into a list change's transaction the log entry of that change
+ * (the list's new version, add or remove, the values): RPUSH + LTRIM, or a
+ * DEL of the log when the change is too big to keep (the log then no longer
+ * covers it, and daemons read the list whole). */
+void fw_rlog_append(fw_rcmds *tx, const char *name, uint64_t version, bool add,
+                    char *const *vals, size_t n);
+/* Queues the DEL of NAME's log: the list was replaced (push, lists load) or
+ * removed, so no delta leads from an older version to the new one. */
+void fw_rlog_drop(fw_rcmds *tx, const char *name);
+/* The changes of list NAME after version `from`, up to its current version
+ * (`to` or later: the read follows a list that moves meanwhile), read in
+ * one MULTI/EXEC with the version.  0 and *log (free it); 1 when the log
+ * does not cover them (trimmed, dropped by a replacement, or a change made
+ * by something that keeps no log): read the list whole; FW_RSTORE_ERR. */
+int fw_rlog_read(fw_rstore *r, const char *name, uint64_t from, uint64_t to,
+                 fw_rlog *log, char *err, size_t errlen);
+void fw_rlog_free(fw_rlog *log);
 
 /* ---- list entries and staging (rstore_stage.c) ----------------------------- */
 

@@ -5,9 +5,11 @@
  * WATCHes the list's version and, in one MULTI/EXEC, changes the set, adds
  * the name to fraudwatch:lists, INCRs the list's version and the
  * generation, counts the list (SCARD) and publishes "list NAME VERSION"
- * with the exact new version.  A replacement can be a million entries, so
+ * with the exact new version.  An add or remove also appends itself to the
+ * list's change log (rstore_log.c), so daemons apply it as a delta instead
+ * of reading the list again.  A replacement can be a million entries, so
  * it is staged first (rstore_stage.c) and the transaction only swaps it in
- * with UNLINK + RENAME + PERSIST.
+ * with UNLINK + RENAME + PERSIST, and deletes the change log.
  *
  * Values are refused here, not in Redis, when a .list file could not hold
  * them (empty, a leading '#', a line break): a pulled directory must always
@@ -131,6 +133,7 @@ static int change_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
     t->i_changed = fw_rcmds_add(tx, t->add ? "SADD" : "SREM", t->lk, (const char *)NULL);
     for (size_t i = 0; i < t->n; i++)
         fw_rcmds_str(tx, t->vals[i]);
+    fw_rlog_append(tx, t->name, old_version + 1, t->add, t->vals, t->n);
     list_tail(t, old_version, tx);
     return 0;
 }
@@ -150,6 +153,7 @@ static int replace_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
         fw_rcmds_add(tx, "RENAME", t->tmpkey, t->lk, (const char *)NULL);
         fw_rcmds_add(tx, "PERSIST", t->lk, (const char *)NULL);
     }
+    fw_rlog_drop(tx, t->name);   /* replaced: no delta leads here */
     t->i_changed = -1;
     list_tail(t, old_version, tx);
     return 0;

@@ -3,19 +3,28 @@
  *
  * A push is one optimistic transaction (fw_redis_optimistic): the rule
  * files are replaced, every staged list (rstore_stage.c) is renamed into
- * place, lists the set no longer has are removed, the versions and the
- * generation are bumped and the notification is published, all in one
- * MULTI/EXEC, so a reader sees the old set or the new one, never a mix.
- * Validation is the rule loader's (fw_ruleset_load_files): the bytes
- * validated are the bytes stored, so nothing unvalidated can reach Redis.
+ * place, lists the set no longer has are removed, every replaced list's
+ * change log is deleted, the versions and the generation are bumped and the
+ * notification is published, all in one MULTI/EXEC, so a reader sees the
+ * old set or the new one, never a mix.  Validation is the rule loader's
+ * (fw_ruleset_load_files): the bytes validated are the bytes stored, so
+ * nothing unvalidated can reach Redis.
  *
- * A read (fetch, pull) takes the version, generation, rule files and list
- * names in one MULTI/EXEC, then each list with SSCAN (never an SMEMBERS of
- * a million entries that would block Redis), checking the list's version
- * before and after and re-reading when it moved; a push meanwhile (the
- * rules version moved) restarts the read.  A list whose version is the one
- * of the previous fetch is served from the handle's cache, so a one-number
- * change of one list does not make every daemon re-read every list.
+ * A read takes the version, generation, rule files and list names in one
+ * MULTI/EXEC; a push meanwhile (the rules version moved by the end)
+ * restarts it.  Lists are where the cost is, so the daemon's read
+ * (fw_rstore_fetch_update) reads only what changed since the set it holds:
+ * a list whose version did not move is kept (shared), one that moved by
+ * `lists add`/`remove` gets those changes from its change log (rstore_log.c)
+ * as a delta on the daemon's own copy (watchlist.c), and only the rest is
+ * read whole.  A read whole is SSCAN (never an SMEMBERS of a million
+ * entries that would block Redis) between two reads of the list's version;
+ * changes made during the scan come from the log and are applied on top,
+ * so a list that changes every few seconds does not make a half-minute
+ * read start over (issue 10.4); only when the log lacks them is it scanned
+ * again.  fw_rstore_fetch (files, for tools) and pull read lists the same
+ * way into text; fw_rstore_fetch keeps a per-handle cache of lists by
+ * version.
  *
  * Reading files (a rules directory), file and watchlist names and the .list
  * text are rulefiles.c's, shared with the loader, so what a push stores and
@@ -31,6 +40,8 @@
 
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/buf.h"
+#include "fraudwatch/clock.h"
+#include "fraudwatch/hash.h"
 
 /* ---- versions ------------------------------------------------------------------ */
 
@@ -76,6 +87,7 @@ static void push_remove_stale(struct push *p, const redisReply *old, fw_rcmds *t
         fw_rcmds_add(tx, "UNLINK", fw_rcmds_fmt(tx, K_LIST "%s", o), (const char *)NULL);
         fw_rcmds_add(tx, "INCR", fw_rcmds_fmt(tx, K_LIST "%s:version", o),
                      (const char *)NULL);
+        fw_rlog_drop(tx, o);
         p->res->nremoved++;
     }
 }
@@ -114,6 +126,7 @@ static int push_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
         }
         fw_rcmds_add(tx, "INCR", fw_rcmds_fmt(tx, K_LIST "%s:version", p->names[i]),
                      (const char *)NULL);
+        fw_rlog_drop(tx, p->names[i]);   /* replaced: no delta leads here */
     }
     push_remove_stale(p, rep[1], tx);
     fw_rcmds_add(tx, "DEL", K_LISTS, (const char *)NULL);
@@ -410,9 +423,10 @@ static int get_u64(fw_rstore *r, const char *what, const char *key, uint64_t *v,
     return rc;
 }
 
-/* Every entry of the set lk, with SSCAN, each followed by '\n'. */
-static int sscan_all(fw_rstore *r, const char *lk, fw_buf *b, size_t *count,
-                     char *err, size_t errlen)
+/* Every member of the set lk, with SSCAN, each handed to fn. */
+static int sscan_each(fw_rstore *r, const char *lk,
+                      void (*fn)(void *ctx, const char *s, size_t n), void *ctx,
+                      size_t *count, char *err, size_t errlen)
 {
     char cursor[32] = "0";
     *count = 0;
@@ -434,8 +448,7 @@ static int sscan_all(fw_rstore *r, const char *lk, fw_buf *b, size_t *count,
         for (size_t i = 0; i < m->elements; i++) {
             if (m->element[i]->type != REDIS_REPLY_STRING)
                 continue;
-            fw_buf_put(b, m->element[i]->str, m->element[i]->len);
-            fw_buf_putc(b, '\n');
+            fn(ctx, m->element[i]->str, m->element[i]->len);
             (*count)++;
         }
         freeReplyObject(rep);
@@ -443,8 +456,105 @@ static int sscan_all(fw_rstore *r, const char *lk, fw_buf *b, size_t *count,
     return 0;
 }
 
+static void put_line(void *ctx, const char *s, size_t n)
+{
+    fw_buf_put(ctx, s, n);
+    fw_buf_putc(ctx, '\n');
+}
+
+static void put_entry(void *ctx, const char *s, size_t n)
+{
+    fw_listbuild_add(ctx, s, n);
+}
+
+/* Each value of a logged change ('\n' between them), to fn. */
+static void each_logged(const fw_rlog_op *op, void (*fn)(void *, const char *, size_t, bool),
+                        void *ctx)
+{
+    for (const char *p = op->values, *end = op->values + op->len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        if (e > p)
+            fn(ctx, p, (size_t)(e - p), op->add);
+        p = nl ? nl + 1 : end;
+    }
+}
+
+static void apply_to_build(void *ctx, const char *s, size_t n, bool add)
+{
+    if (add)
+        fw_listbuild_add(ctx, s, n);
+    else
+        fw_listbuild_remove(ctx, s, n);
+}
+
+/* The last change of each value in a log: an item is a length, the
+ * change ('+' / '-') and the value. */
+static bool last_eq(const void *item, const void *key, size_t len)
+{
+    uint32_t n;
+    memcpy(&n, item, sizeof n);
+    return n == len && memcmp((const char *)item + 5, key, len) == 0;
+}
+
+static void note_last(void *ctx, const char *s, size_t n, bool add)
+{
+    fw_hmap *m = ctx;
+    uint64_t h = fw_hash64(s, n, 7);
+    char *it = fw_hmap_find(m, h, s, n, last_eq);
+    if (!it) {
+        it = fw_xmalloc(5 + n);
+        uint32_t n32 = (uint32_t)n;
+        memcpy(it, &n32, 4);
+        memcpy(it + 5, s, n);
+        if (fw_hmap_insert(m, h, it) != 0)
+            fw_oom();
+    }
+    it[4] = add ? '+' : '-';
+}
+
+/* A list's text (one entry a line) with the log's changes applied: each
+ * changed value is dropped, and put back once if its last change added
+ * it.  One pass over the text (this is a full read already). */
+static void apply_to_text(fw_buf *b, const fw_rlog *log, size_t *count)
+{
+    fw_hmap *last = fw_hmap_new(log->nvalues + 1);
+    if (!last)
+        fw_oom();
+    for (size_t i = 0; i < log->n; i++)
+        each_logged(&log->ops[i], note_last, last);
+    fw_buf out = { 0 };
+    *count = 0;
+    for (const char *p = b->p, *end = b->p + b->len; p && p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        size_t n = (size_t)(e - p);
+        if (!fw_hmap_find(last, fw_hash64(p, n, 7), p, n, last_eq)) {
+            put_line(&out, p, n);
+            (*count)++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    void *it;
+    size_t pos = 0;
+    while ((it = fw_hmap_next(last, &pos))) {
+        uint32_t n;
+        memcpy(&n, it, 4);
+        if (((char *)it)[4] == '+') {
+            put_line(&out, (char *)it + 5, n);
+            (*count)++;
+        }
+        free(it);
+    }
+    fw_hmap_free(last);
+    fw_buf_free(b);
+    *b = out;
+}
+
 /* One list, read with SSCAN between two reads of its version (or taken from
- * the cache when its version is the cached one). */
+ * the cache when its version is the cached one).  Changes made during the
+ * scan come from the list's change log; only when the log lacks them is
+ * the list scanned again. */
 static int read_list(fw_rstore *r, struct snap_list *l, bool use_cache, char *err,
                      size_t errlen)
 {
@@ -469,10 +579,23 @@ static int read_list(fw_rstore *r, struct snap_list *l, bool use_cache, char *er
         }
         fw_buf b = { 0 };
         size_t count;
-        if ((rc = sscan_all(r, lk, &b, &count, err, errlen)) != 0 ||
+        if ((rc = sscan_each(r, lk, put_line, &b, &count, err, errlen)) != 0 ||
             (rc = get_u64(r, "GET list version", vk, &v2, err, errlen)) != 0) {
             fw_buf_free(&b);
             return rc;
+        }
+        if (v1 != v2 && v1 != 0) {   /* changed while being read */
+            fw_rlog log;
+            rc = fw_rlog_read(r, l->name, v1, v2, &log, err, errlen);
+            if (rc < 0) {
+                fw_buf_free(&b);
+                return rc;
+            }
+            if (rc == 0) {
+                apply_to_text(&b, &log, &count);
+                v1 = v2 = log.to;
+                fw_rlog_free(&log);
+            }
         }
         if (v1 == v2) {
             l->version = v1;
@@ -483,7 +606,7 @@ static int read_list(fw_rstore *r, struct snap_list *l, bool use_cache, char *er
                 cache_put(r, l);
             return 0;
         }
-        fw_buf_free(&b);   /* changed while being read: again */
+        fw_buf_free(&b);   /* changed while being read, and no log of it: again */
     }
     snprintf(err, errlen, "%s: watchlist %s kept changing while it was being "
                           "read; try again", r->where, l->name);
@@ -634,6 +757,234 @@ int fw_rstore_fetch(fw_rstore *r, fw_rulefile **files, size_t *nfiles,
     *generation = s.generation;
     snap_free(&s);
     return 0;
+}
+
+/* ---- the daemon's read: what changed since the set it holds ---------------------- */
+
+static int snap_list_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct snap_list *)a)->name, ((const struct snap_list *)b)->name);
+}
+
+/* List NAME read whole into a new builder: SSCAN between two reads of its
+ * version; changes made during the scan are applied from the change log
+ * (a list that keeps changing is not scanned again and again: issue 10.4),
+ * and only when the log lacks them is it scanned again. */
+static int full_list(fw_rstore *r, const char *name, fw_listbuild **out,
+                     uint64_t *version, size_t *entries, char *err, size_t errlen)
+{
+    char lk[160], vk[160];
+    list_key(lk, sizeof lk, name);
+    version_key(vk, sizeof vk, name);
+    for (int attempt = 0; attempt < FW_REDIS_MAX_ATTEMPTS; attempt++) {
+        fw_redis_backoff(attempt);
+        const char *get[2] = { "GET", vk }, *card[2] = { "SCARD", lk };
+        redisReply *rep[2];
+        fw_redis_send(r, 2, get);
+        fw_redis_send(r, 2, card);
+        int rc = fw_redis_drain(r, 2, rep, "reading a watchlist's version and size",
+                                err, errlen);
+        if (rc != 0)
+            return rc;
+        uint64_t v1, v2;
+        rc = fw_redis_u64(r, rep[0], vk, &v1, err, errlen);
+        size_t hint = rep[1]->type == REDIS_REPLY_INTEGER && rep[1]->integer > 0
+                          ? (size_t)rep[1]->integer : 0;
+        freeReplyObject(rep[0]);
+        freeReplyObject(rep[1]);
+        if (rc != 0)
+            return rc;
+        fw_listbuild *b = fw_listbuild_new(hint);
+        if ((rc = sscan_each(r, lk, put_entry, b, entries, err, errlen)) != 0 ||
+            (rc = get_u64(r, "GET list version", vk, &v2, err, errlen)) != 0) {
+            fw_listbuild_free(b);
+            return rc;
+        }
+        if (v1 != v2 && v1 != 0) {
+            fw_rlog log;
+            rc = fw_rlog_read(r, name, v1, v2, &log, err, errlen);
+            if (rc < 0) {
+                fw_listbuild_free(b);
+                return rc;
+            }
+            if (rc == 0) {
+                for (size_t i = 0; i < log.n; i++)
+                    each_logged(&log.ops[i], apply_to_build, b);
+                v1 = v2 = log.to;
+                fw_rlog_free(&log);
+            }
+        }
+        if (v1 == v2) {
+            *out = b;
+            *version = v1;
+            return 0;
+        }
+        fw_listbuild_free(b);   /* changed meanwhile, and no log of it: again */
+    }
+    snprintf(err, errlen, "%s: watchlist %s kept changing while it was being "
+                          "read, faster than its change log keeps; try again",
+             r->where, name);
+    return FW_RSTORE_ERR;
+}
+
+/* List NAME as `have` holds it (version from) plus the changes of its log
+ * up to (at least) version `to`: 0, 1 when the log does not cover them. */
+static int delta_list(fw_rstore *r, const fw_ruleset *have, const char *name,
+                      uint64_t from, uint64_t to, fw_listpart *part,
+                      fw_rstore_update *u, char *err, size_t errlen)
+{
+    fw_rlog log;
+    int rc = fw_rlog_read(r, name, from, to, &log, err, errlen);
+    if (rc != 0)
+        return rc;
+    part->entries = fw_listbuild_from(have, name);
+    for (size_t i = 0; i < log.n; i++)
+        each_logged(&log.ops[i], apply_to_build, part->entries);
+    part->version = log.to;
+    u->deltas++;
+    u->delta_changes += log.n;
+    u->delta_values += log.nvalues;
+    fw_rlog_free(&log);
+    return 0;
+}
+
+/* Each list of the snapshot whose head was read: kept, a delta, or read
+ * whole (and why). */
+static int update_lists(fw_rstore *r, const fw_ruleset *have, const struct snap *s,
+                        fw_rstore_update *u, char *err, size_t errlen)
+{
+    u->lists = fw_xcalloc(s->nlists + 1, sizeof *u->lists);
+    if (!s->nlists)
+        return 0;
+    for (size_t i = 0; i < s->nlists; i++) {
+        char vk[160];
+        version_key(vk, sizeof vk, s->lists[i].name);
+        const char *get[2] = { "GET", vk };
+        fw_redis_send(r, 2, get);
+    }
+    redisReply **reps = fw_xcalloc(s->nlists, sizeof *reps);
+    int rc = fw_redis_drain(r, (int)s->nlists, reps, "reading watchlist versions",
+                            err, errlen);
+    uint64_t *now = fw_xcalloc(s->nlists, sizeof *now);
+    for (size_t i = 0; i < s->nlists && rc == 0; i++) {
+        char vk[160];
+        version_key(vk, sizeof vk, s->lists[i].name);
+        rc = fw_redis_u64(r, reps[i], vk, &now[i], err, errlen);
+    }
+    for (size_t i = 0; i < s->nlists; i++)
+        if (reps[i])
+            freeReplyObject(reps[i]);
+    free(reps);
+    for (size_t i = 0; i < s->nlists && rc == 0; i++) {
+        const char *name = s->lists[i].name;
+        fw_listpart *part = &u->lists[u->nlists++];
+        part->name = fw_xstrdup(name);
+        uint64_t hv = 0;
+        bool known = have && fw_ruleset_list_info(have, name, &hv, NULL) && hv != 0;
+        if (known && hv == now[i]) {
+            part->version = hv;
+            u->kept++;
+            continue;
+        }
+        if (known && now[i] > hv &&
+            (rc = delta_list(r, have, name, hv, now[i], part, u, err, errlen)) <= 0)
+            continue;   /* done, or failed */
+        char why[160];
+        if (!have)
+            snprintf(why, sizeof why, "first read since connecting");
+        else if (!known)
+            snprintf(why, sizeof why, "a list new to this daemon");
+        else
+            snprintf(why, sizeof why, "version %llu -> %llu: replaced (push, lists "
+                                      "load) or beyond its change log",
+                     (unsigned long long)hv, (unsigned long long)now[i]);
+        if (u->on_full_read)
+            u->on_full_read(u->ctx, name, why, false, 0, 0);
+        int64_t t0 = fw_mono_ms();
+        size_t entries = 0;
+        rc = full_list(r, name, &part->entries, &part->version, &entries, err, errlen);
+        if (rc == 0) {
+            u->full_reads++;
+            u->full_entries += entries;
+            if (u->on_full_read)
+                u->on_full_read(u->ctx, name, why, true,
+                                fw_listbuild_count(part->entries),
+                                (double)(fw_mono_ms() - t0) / 1000.0);
+        }
+    }
+    free(now);
+    return rc;
+}
+
+void fw_rstore_update_free(fw_rstore_update *u)
+{
+    fw_rulefiles_free(u->files, u->nfiles);
+    for (size_t i = 0; i < u->nlists; i++) {
+        free((char *)u->lists[i].name);
+        fw_listbuild_free(u->lists[i].entries);
+    }
+    free(u->lists);
+    void (*cb)(void *, const char *, const char *, bool, size_t, double) = u->on_full_read;
+    void *ctx = u->ctx;
+    memset(u, 0, sizeof *u);
+    u->on_full_read = cb;
+    u->ctx = ctx;
+}
+
+int fw_rstore_fetch_update(fw_rstore *r, const fw_ruleset *have,
+                           fw_rstore_update *u, char *err, size_t errlen)
+{
+    void (*cb)(void *, const char *, const char *, bool, size_t, double) = u->on_full_read;
+    void *ctx = u->ctx;
+    memset(u, 0, sizeof *u);
+    u->on_full_read = cb;
+    u->ctx = ctx;
+    if (r->dead)
+        return fw_redis_dead(r, err, errlen);
+    for (int attempt = 0; attempt < FW_REDIS_MAX_ATTEMPTS; attempt++) {
+        fw_redis_backoff(attempt);
+        struct snap s;
+        memset(&s, 0, sizeof s);
+        int rc = read_head(r, &s, err, errlen);
+        for (size_t i = 0; rc == 0 && i < s.nlists; i++)
+            if (!fw_rulefiles_valid_list_name(s.lists[i].name, strlen(s.lists[i].name))) {
+                snprintf(err, errlen, "%s: %s holds \"%.80s\", not a valid "
+                                      "watchlist name (written by something other "
+                                      "than fraudwatch?)", r->where, K_LISTS,
+                         s.lists[i].name);
+                rc = FW_RSTORE_ERR;
+            }
+        if (rc == 0 && s.nlists > 1)
+            qsort(s.lists, s.nlists, sizeof *s.lists, snap_list_cmp);
+        if (rc == 0)
+            rc = update_lists(r, have, &s, u, err, errlen);
+        /* A push meanwhile: its lists may not match the rules read above. */
+        uint64_t v2 = 0;
+        if (rc == 0)
+            rc = get_u64(r, "GET " K_VERSION, K_VERSION, &v2, err, errlen);
+        if (rc != 0) {
+            snap_free(&s);
+            fw_rstore_update_free(u);
+            return rc;
+        }
+        if (v2 == s.version) {
+            if (s.njson)
+                fw_rulefiles_sort(s.json, s.njson);
+            u->version = s.version;
+            u->generation = s.generation;
+            u->files = s.json;
+            u->nfiles = s.njson;
+            s.json = NULL;
+            s.njson = 0;
+            snap_free(&s);
+            return 0;
+        }
+        snap_free(&s);
+        fw_rstore_update_free(u);
+    }
+    snprintf(err, errlen, "%s: rule sets kept being pushed while the set was "
+                          "being read; try again", r->where);
+    return FW_RSTORE_ERR;
 }
 
 /* ---- pull ------------------------------------------------------------------- */

@@ -628,18 +628,6 @@ static void load_rules_file(struct fw_loader *L, const fw_rulefile *f)
     cJSON_Delete(root);
 }
 
-static bool item_eq(const void *item, const void *key, size_t len)
-{
-    uint32_t n;
-    memcpy(&n, item, sizeof n);
-    return n == len && memcmp((const char *)item + sizeof n, key, len) == 0;
-}
-
-bool fw_list_contains(const fw_list *l, const char *s, size_t len)
-{
-    return fw_hmap_find(l->set, fw_hash64(s, len, 0x11), s, len, item_eq) != NULL;
-}
-
 static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
 {
     L->file = f->name;
@@ -657,13 +645,9 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
     fw_list *l = &L->rs->lists[L->rs->nlists];
     l->name = fw_xcalloc(nlen + 1, 1);
     memcpy(l->name, f->name, nlen);
-    l->set = fw_hmap_new(lines);
-    l->pool = fw_xmalloc(f->len + lines * sizeof(uint32_t) + 1);
-    if (!l->set)
-        fw_oom();
     L->rs->nlists++;
 
-    size_t used = 0;
+    fw_listbuild *b = fw_listbuild_sized(lines, f->len + lines * sizeof(uint32_t) + 1);
     fw_listtext it;
     const char *s;
     size_t n;
@@ -674,29 +658,65 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
             report(L, NULL, "line %zu: the entry %s", it.lineno, why);
             continue;
         }
-        uint64_t h = fw_hash64(s, n, 0x11);
-        if (fw_hmap_find(l->set, h, s, n, item_eq))
-            continue; /* a repeated value is harmless */
-        char *item = l->pool + used;
-        uint32_t n32 = (uint32_t)n;
-        memcpy(item, &n32, sizeof n32);
-        memcpy(item + sizeof n32, s, n);
-        used += sizeof n32 + n;
-        if (fw_hmap_insert(l->set, h, item) != 0)
-            fw_oom();
-        l->count++;
+        fw_listbuild_put(b, s, n);   /* a repeated value is harmless */
     }
+    fw_listbuild_finish(b, l);
+    fw_listbuild_free(b);
 }
 
+/* A watchlist given as a part (fw_ruleset_load_parts): built, or shared
+ * with `prev`. */
+static void load_list_part(struct fw_loader *L, const fw_listpart *p,
+                           const fw_ruleset *prev)
+{
+    char file[96];
+    snprintf(file, sizeof file, "%.64s.list", p->name ? p->name : "");
+    L->file = file;
+    L->rule[0] = '\0';
+    if (!p->name || !fw_rulefiles_valid_list_name(p->name, strlen(p->name))) {
+        report(L, NULL, "a watchlist name must be " FW_LIST_NAME_RULE);
+        L->file = NULL;
+        return;
+    }
+    fw_list *l = &L->rs->lists[L->rs->nlists];
+    if (!p->entries) {
+        const fw_list *old = NULL;
+        for (uint32_t i = 0; prev && i < prev->nlists && !old; i++)
+            if (strcmp(prev->lists[i].name, p->name) == 0)
+                old = &prev->lists[i];
+        if (!old) {
+            report(L, NULL, "no earlier copy of this watchlist to keep (read it whole)");
+            L->file = NULL;
+            return;
+        }
+        fw_list_share(old, l);
+        l->version = p->version;
+        L->rs->nlists++;
+        L->file = NULL;
+        return;
+    }
+    const char *first;
+    size_t bad = fw_listbuild_bad(p->entries, &first);
+    if (bad)
+        report(L, NULL, "%zu entr%s could never match an event, the first %s",
+               bad, bad == 1 ? "y" : "ies", first);
+    l->name = fw_xstrdup(p->name);
+    l->version = p->version;
+    fw_listbuild_finish(p->entries, l);
+    L->rs->nlists++;
+    L->file = NULL;
+}
 static bool id_eq(const void *item, const void *key, size_t len)
 {
     const fw_rule *r = item;
     return strlen(r->id) == len && memcmp(r->id, key, len) == 0;
 }
 
-int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
-                          uint64_t version, fw_ruleset **out, char *err,
-                          size_t errlen)
+/* The whole load: lists from `files` (NAME.list) or from `parts` (when
+ * given), then the rules of `files`. */
+static int load(const fw_rulefile *files, size_t nfiles, const fw_listpart *parts,
+                size_t nparts, const fw_ruleset *prev, uint64_t version,
+                fw_ruleset **out, char *err, size_t errlen)
 {
     char dummy[1];
     struct fw_loader L = { .err = errlen ? err : dummy,
@@ -705,13 +725,17 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
     fw_ruleset *rs = fw_xcalloc(1, sizeof *rs);
     atomic_init(&rs->refs, 1);
     rs->version = version;
-    rs->lists = fw_xcalloc(nfiles, sizeof *rs->lists);
+    rs->lists = fw_xcalloc(parts ? nparts + 1 : nfiles + 1, sizeof *rs->lists);
     L.rs = rs;
 
     size_t nrulefiles = 0;
-    for (size_t i = 0; i < nfiles; i++)
-        if (fw_rulefiles_is_list(files[i].name))
-            load_list_file(&L, &files[i]);
+    if (parts)
+        for (size_t i = 0; i < nparts; i++)
+            load_list_part(&L, &parts[i], prev);
+    else
+        for (size_t i = 0; i < nfiles; i++)
+            if (fw_rulefiles_is_list(files[i].name))
+                load_list_file(&L, &files[i]);
     for (uint32_t i = 0; i < rs->nlists; i++)
         for (uint32_t j = i + 1; j < rs->nlists; j++)
             if (strcmp(rs->lists[i].name, rs->lists[j].name) == 0) {
@@ -784,6 +808,23 @@ int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
     }
     *out = rs;
     return 0;
+}
+
+int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
+                          uint64_t version, fw_ruleset **out, char *err,
+                          size_t errlen)
+{
+    return load(files, nfiles, NULL, 0, NULL, version, out, err, errlen);
+}
+
+int fw_ruleset_load_parts(const fw_rulefile *files, size_t nfiles,
+                          const fw_listpart *lists, size_t nlists,
+                          const fw_ruleset *prev, uint64_t version,
+                          fw_ruleset **out, char *err, size_t errlen)
+{
+    static const fw_listpart none;
+    return load(files, nfiles, lists ? lists : &none, lists ? nlists : 0, prev,
+                version, out, err, errlen);
 }
 
 int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,

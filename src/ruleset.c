@@ -3,8 +3,10 @@
  * Owns: the reference count (a set is shared by every worker that has a
  * batch in flight under it, and freed by whoever drops the last reference),
  * the per-event-type index that tells the matcher which rules and sequence
- * steps an event can touch, and the human-readable description printed by
- * `fraudwatch rules check`. */
+ * steps an event can touch, read-only views (rules, watchlists), and the
+ * human-readable description printed by `fraudwatch rules check`.  A
+ * set's watchlists hold parts shared with other sets (watchlist.c): freeing
+ * a set drops its references to them. */
 #include "cond_forms.h"
 #include "rule_kinds.h"
 #include "ruleset_impl.h"
@@ -64,11 +66,8 @@ static void ruleset_free(fw_ruleset *rs)
     for (uint32_t i = 0; i < rs->nrules; i++)
         rule_free(&rs->rules[i]);
     free(rs->rules);
-    for (uint32_t i = 0; i < rs->nlists; i++) {
-        free(rs->lists[i].name);
-        fw_hmap_free(rs->lists[i].set);
-        free(rs->lists[i].pool);
-    }
+    for (uint32_t i = 0; i < rs->nlists; i++)
+        fw_list_release(&rs->lists[i]);   /* its parts may live on in other sets */
     free(rs->lists);
     for (uint32_t i = 0; i < rs->ntypes; i++) {
         free(rs->types[i].type);
@@ -101,6 +100,33 @@ const char *fw_ruleset_rule_id(const fw_ruleset *rs, size_t i)
 const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i)
 {
     return fw_severity_name(rs->rules[i].severity);
+}
+
+static const fw_list *list_named(const fw_ruleset *rs, const char *name)
+{
+    for (uint32_t i = 0; i < rs->nlists; i++)
+        if (strcmp(rs->lists[i].name, name) == 0)
+            return &rs->lists[i];
+    return NULL;
+}
+
+bool fw_ruleset_list_info(const fw_ruleset *rs, const char *name,
+                          uint64_t *version, size_t *count)
+{
+    const fw_list *l = list_named(rs, name);
+    if (!l)
+        return false;
+    if (version)
+        *version = l->version;
+    if (count)
+        *count = l->count;
+    return true;
+}
+
+bool fw_ruleset_list_has(const fw_ruleset *rs, const char *name, const char *value)
+{
+    const fw_list *l = list_named(rs, name);
+    return l && fw_list_contains(l, value, strlen(value));
 }
 
 static bool type_matches(const char *want, const char *type)

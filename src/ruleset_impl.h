@@ -25,10 +25,17 @@ typedef struct fw_path {
     uint32_t nparts;
 } fw_path;
 
+/* A watchlist: its entries are two immutable parts that rule sets share
+ * (watchlist.c), so a set built for a change of a few entries of a big list
+ * costs the change, not the list. */
+struct fw_listbase;    /* the entries as last read whole */
+struct fw_listdelta;   /* the changes since: added and removed entries */
 typedef struct fw_list {
     char *name;
-    fw_hmap *set;    /* items: pointers to length-prefixed strings in `pool` */
-    char *pool;
+    uint64_t version;             /* the source's version of it (Redis); 0 from files */
+    struct fw_listbase *base;
+    const fw_hmap *set;           /* base's hash set, for one load less per look-up */
+    struct fw_listdelta *delta;   /* NULL: none */
     size_t count;
 } fw_list;
 
@@ -160,6 +167,17 @@ static inline const cJSON *fw_path_get(const cJSON *root, const fw_path *p)
 }
 
 bool fw_list_contains(const fw_list *l, const char *s, size_t len);
+/* watchlist.c: `to` shares the parts of `from` (a new set keeping a list
+ * unchanged); release drops a set's hold on them. */
+void fw_list_share(const fw_list *from, fw_list *to);
+void fw_list_release(fw_list *l);
+size_t fw_list_delta_size(const fw_list *l);
+/* A builder sized for a .list text; put adds one value already checked
+ * (fw_list_entry_ok); finish moves the entries into `out` (base, delta,
+ * count; name and version are the caller's) and empties the builder. */
+fw_listbuild *fw_listbuild_sized(size_t entries, size_t bytes);
+void fw_listbuild_put(fw_listbuild *b, const char *s, size_t n);
+void fw_listbuild_finish(fw_listbuild *b, fw_list *out);
 /* Frees n conditions and the array (ruleset.c). */
 void fw_conds_free(fw_cond *c, uint32_t n);
 /* Builds the per-type index (rules_load.c calls it on a valid set). */

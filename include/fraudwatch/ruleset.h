@@ -10,6 +10,7 @@
 #ifndef FRAUDWATCH_RULESET_H
 #define FRAUDWATCH_RULESET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,57 @@ int fw_ruleset_load_dir(const char *dir, uint64_t version, fw_ruleset **out,
 int fw_ruleset_load_files(const fw_rulefile *files, size_t nfiles,
                           uint64_t version, fw_ruleset **out, char *err,
                           size_t errlen);
+
+/* ---- watchlists built piece by piece (the Redis rules source) -------------
+ *
+ * A watchlist in Redis can hold millions of entries and change one at a
+ * time.  A new set built for such a change shares the list's entries with
+ * the set it replaces and records only what changed (src/watchlist.c), so
+ * it costs the change, not the list.  A builder holds the entries of one
+ * list: empty (to be filled by a full read), or on top of a list of an
+ * existing set (to be changed).  Values go in as .list lines do: trimmed,
+ * blank and '#' lines skipped, a line break separates values; a value that
+ * could never match (fw_list_entry_ok) is counted, and the set that would
+ * hold it is refused.  A builder is used by one thread. */
+typedef struct fw_listbuild fw_listbuild;
+
+/* An empty list (hint: entries expected, 0 if unknown). */
+fw_listbuild *fw_listbuild_new(size_t hint);
+/* The watchlist NAME of rs, to be changed; NULL when rs has no such list.
+ * Costs the changes rs's list already carries on top of its last full
+ * read (bounded: see src/watchlist.c), never the list. */
+fw_listbuild *fw_listbuild_from(const fw_ruleset *rs, const char *name);
+void fw_listbuild_add(fw_listbuild *b, const char *value, size_t len);
+void fw_listbuild_remove(fw_listbuild *b, const char *value, size_t len);
+/* Entries in the list as built so far. */
+size_t fw_listbuild_count(const fw_listbuild *b);
+/* Values refused so far, and the first one with the reason. */
+size_t fw_listbuild_bad(const fw_listbuild *b, const char **first);
+void fw_listbuild_free(fw_listbuild *b);
+
+/* One watchlist of fw_ruleset_load_parts(). */
+typedef struct fw_listpart {
+    const char *name;
+    uint64_t version;        /* the source's version of it, kept with the list */
+    fw_listbuild *entries;   /* its entries (moved into the set: the builder
+                                is empty afterwards, free it); NULL: the list
+                                exactly as `prev` holds it, shared */
+} fw_listpart;
+
+/* A rule set from rule files (the *.json of `files`; any NAME.list among
+ * them is ignored) and the watchlists in `lists`, validated exactly as
+ * fw_ruleset_load_files() does.  0 and *out, or -1 with the errors. */
+int fw_ruleset_load_parts(const fw_rulefile *files, size_t nfiles,
+                          const fw_listpart *lists, size_t nlists,
+                          const fw_ruleset *prev, uint64_t version,
+                          fw_ruleset **out, char *err, size_t errlen);
+
+/* Watchlist NAME of rs: true, with its source version (0 when it came from
+ * a file) and its entry count; false when rs has no such list. */
+bool fw_ruleset_list_info(const fw_ruleset *rs, const char *name,
+                          uint64_t *version, size_t *count);
+/* Is `value` (exactly, untrimmed) an entry of watchlist NAME of rs? */
+bool fw_ruleset_list_has(const fw_ruleset *rs, const char *name, const char *value);
 
 fw_ruleset *fw_ruleset_ref(fw_ruleset *rs);
 void fw_ruleset_unref(fw_ruleset *rs);

@@ -27,7 +27,8 @@
  *
  * Implemented by src/redis_conn.c (URLs, connections, commands, the one
  * WATCH/MULTI/EXEC loop), src/rstore_sets.c (versions, push, fetch, pull),
- * src/rstore_lists.c (watchlists), src/rstore_status.c (heartbeats, status
+ * src/rstore_lists.c (watchlists), src/rstore_log.c (the change log of a
+ * watchlist), src/rstore_status.c (heartbeats, status
  * data), src/rstore_stage.c (staging big lists), src/rstore_notify.c (the
  * subscriber); the status table is the CLI's (src/cli_status.c). */
 #ifndef FRAUDWATCH_RULESTORE_H
@@ -72,6 +73,12 @@ void fw_rstore_free(fw_rstore *r);
 /* The URL as given, its password (if it has one) shown as ****, for
  * messages. */
 const char *fw_rstore_where(const fw_rstore *r);
+/* When msg (an error of these functions, or Redis's reply) is an ACL
+ * refusal (NOPERM), what the user lacks, written as in ACL SETUSER:
+ * "+subscribe" (a command), "&fraudwatch:notify" (the channel),
+ * "~fraudwatch:*" (access to a key); written into buf.  NULL when msg is
+ * not a NOPERM. */
+const char *fw_rstore_missing_permission(const char *msg, char *buf, size_t n);
 
 /* GET fraudwatch:generation (0 when absent). */
 int fw_rstore_generation(fw_rstore *r, uint64_t *gen, char *err, size_t errlen);
@@ -80,14 +87,55 @@ int fw_rstore_generation(fw_rstore *r, uint64_t *gen, char *err, size_t errlen);
  * byte for byte, and NAME.list, one entry a line), sorted by name and ready
  * for fw_ruleset_load_files(), with the rules version and the generation
  * read together with the rule files.  Lists are read with SSCAN (Redis is
- * never blocked long), each one re-read if its version moved meanwhile; a
- * list whose version did not change since the previous fetch on this handle
- * is taken from the handle's cache instead.  An empty store gives 0 files,
+ * never blocked long); a list that changed during its read gets those
+ * changes from its change log, or is read again when the log does not
+ * have them; a list whose version did not change since the previous fetch
+ * on this handle is taken from the handle's cache instead.  An empty store gives 0 files,
  * version 0 and its generation (0 when nothing was ever written).  Free the
  * files with fw_rulefiles_free(). */
 int fw_rstore_fetch(fw_rstore *r, fw_rulefile **files, size_t *nfiles,
                     uint64_t *version, uint64_t *generation, char *err,
                     size_t errlen);
+
+/* The daemon's read: what changed since the set it holds.
+ *
+ * Like fw_rstore_fetch() (one consistent snapshot: rules version,
+ * generation and rule files read together, restarted when a push lands
+ * meanwhile), but a watchlist comes back as an fw_listpart for
+ * fw_ruleset_load_parts():
+ *   - kept: `have` holds the list at its current version (entries NULL);
+ *   - a delta: `have` holds an older version and the list's change log
+ *     covers every change since; the builder is `have`'s list plus those
+ *     changes, so a one-number `lists add` costs one number;
+ *   - read whole (SSCAN), when `have` is NULL (after a reconnect), does not
+ *     hold the list, or the log does not cover the changes (a push or
+ *     `lists load` replaced the list, or the log was trimmed).  A list that
+ *     changes while it is read is not read again: the changes made during
+ *     the read are taken from the log and applied on top.
+ * on_full_read (when set) is called on the calling thread before and after
+ * each list read whole, for logs. */
+typedef struct fw_rstore_update {
+    /* set by the caller (optional) */
+    void (*on_full_read)(void *ctx, const char *list, const char *why, bool done,
+                         size_t entries, double seconds);
+    void *ctx;
+    /* the result */
+    uint64_t version, generation;
+    fw_rulefile *files;      /* the rule files (*.json), sorted by name */
+    size_t nfiles;
+    fw_listpart *lists;      /* every watchlist, sorted by name */
+    size_t nlists;
+    size_t kept;             /* lists unchanged since `have` */
+    size_t deltas;           /* lists brought up to date from their change log */
+    size_t delta_changes, delta_values;   /* log entries applied, values in them */
+    size_t full_reads;       /* lists read whole */
+    size_t full_entries;     /* entries read by them */
+} fw_rstore_update;
+
+int fw_rstore_fetch_update(fw_rstore *r, const fw_ruleset *have,
+                           fw_rstore_update *u, char *err, size_t errlen);
+/* Frees the result (files, names, builders), keeps the callback. */
+void fw_rstore_update_free(fw_rstore_update *u);
 
 /* ---- operator side ------------------------------------------------------- */
 

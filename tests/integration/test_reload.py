@@ -14,6 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 
@@ -238,6 +240,106 @@ def test_redis_restart_and_lost_notification():
         c.cleanup()
 
 
+def test_push_while_lists_churn():
+    """Issue 10.4: a 1M-entry watchlist gets a one-number `lists add` every
+    0.5 s while a new rule set is pushed.  The daemon swaps the pushed set in
+    (the deadline is a hang guard: before the fix every read of the list was
+    restarted by the next add, and no set was swapped in at all), it stays in
+    `rules status` throughout, each add is applied without reading the list
+    (fraudwatch_watchlist_full_reads_total does not move, the server sees no
+    SSCAN), and an event from a number added after the push fires the pushed
+    rule."""
+    c = Case()
+    r = Redis()
+    stop = threading.Event()
+    adds, missing, threads = [], [], []
+    try:
+        a = os.path.join(c.tmp, "A")
+        shutil.copytree(t.RULES, a)
+        with open(os.path.join(a, "big.list"), "w") as f:
+            f.write("".join(f"{1500000000 + i}\n" for i in range(1000000)))
+        b = os.path.join(c.tmp, "B")
+        shutil.copytree(a, b)
+        add_rule(b, {"id": "X2", "name": "caller on the big list", "event": "call",
+                     "where": [{"field": "caller", "in_list": "big"}], "subject": "caller"})
+        push(r, a)
+        mport = free_port()
+        d = c.daemon(f"rules.source = {r.url}\ninstance.id = churn-it\n"
+                     f"metrics.listen = 127.0.0.1:{mport}").start()
+
+        def listed():
+            return "churn-it" in subprocess.run([FW, "rules", "status", "--redis", r.url],
+                                                capture_output=True, text=True).stdout
+
+        wait_for(listed, 60, "the daemon in rules status")
+        wait_for(lambda: "partition assigned" in d.log_text(), 30, "assignment")
+
+        def churn():
+            i = 0
+            while not stop.is_set():
+                v = f"1990000{i:04d}"
+                p = subprocess.run([FW, "lists", "add", "big", v, "--redis", r.url],
+                                   capture_output=True, text=True)
+                assert p.returncode == 0, p.stderr
+                adds.append(v)
+                i += 1
+                stop.wait(0.5)
+
+        def watch_status():
+            while not stop.is_set():
+                if not listed():
+                    missing.append(time.time())
+                stop.wait(1.0)
+
+        threads = [threading.Thread(target=churn), threading.Thread(target=watch_status)]
+        for th in threads:
+            th.start()
+        wait_for(lambda: len(adds) >= 6, 60, "six adds")
+        v = push(r, b)
+        t0 = time.time()
+        wait_for(lambda: swapped(d, v), 120, f"the pushed version {v} while the list churns")
+        log(f"    push applied after {time.time() - t0:.2f}s, {len(adds)} adds so far")
+
+        full = "fraudwatch_watchlist_full_reads_total"
+        delta = "fraudwatch_watchlist_delta_reads_total"
+        full0, delta0 = metric(mport, full), metric(mport, delta) or 0
+        sscan0 = r.cli("INFO", "commandstats")
+        wait_for(lambda: (metric(mport, delta) or 0) >= delta0 + 4, 60, "four deltas applied")
+        sscan1 = r.cli("INFO", "commandstats")
+        assert metric(mport, full) == full0, (full0, metric(mport, full))
+
+        def sscans(info):
+            for line in info.splitlines():
+                if line.startswith("cmdstat_sscan:"):
+                    return int(line.split("calls=")[1].split(",")[0])
+            return 0
+
+        assert sscans(sscan1) == sscans(sscan0), "a one-number add made a read of the list"
+        stop.set()
+        for th in threads:
+            th.join()
+        assert not missing, f"the daemon dropped out of rules status {len(missing)} times"
+
+        # The last number added is live for the pushed rule.
+        number = adds[-1]
+        time.sleep(2)
+        produce(c.topic, [json.dumps({"event_id": "churn-call", "type": "call",
+                                      "ts": 1764547200000, "caller": number,
+                                      "callee": "13800001111", "duration_s": 100}).encode()])
+        wait_for(lambda: any(x["rule_id"] == "X2" and x["event_id"] == "churn-call"
+                             for x in alerts_of(c.alerts)), 30, "the X2 alert")
+        text = d.log_text()
+        assert 'msg="reading watchlist whole" list=big' in text
+        assert 'msg="watchlist read whole" list=big entries=' in text
+        assert d.stop() == 0
+    finally:
+        stop.set()
+        for th in threads:
+            th.join()
+        r.stop()
+        c.cleanup()
+
+
 def test_dir_reload():
     """rules.source = dir: a changed file is picked up (inotify), an invalid
     one is refused with the error logged and the last good set kept, SIGHUP
@@ -336,7 +438,8 @@ def test_dir_hazards():
 
 
 TESTS = [test_dir_reload, test_dir_hazards, test_watchlist_change, test_limit_and_window_change,
-         test_redis_restart_and_lost_notification, test_reload_under_stream]
+         test_redis_restart_and_lost_notification, test_reload_under_stream,
+         test_push_while_lists_churn]
 
 
 def main():
