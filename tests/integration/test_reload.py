@@ -268,7 +268,7 @@ def test_push_while_lists_churn():
                      f"metrics.listen = 127.0.0.1:{mport}").start()
 
         def listed():
-            return "churn-it" in subprocess.run([FW, "rules", "status", "--redis", r.url],
+            return "churn-it" in subprocess.run([t.FW, "rules", "status", "--redis", r.url],
                                                 capture_output=True, text=True).stdout
 
         wait_for(listed, 60, "the daemon in rules status")
@@ -278,7 +278,7 @@ def test_push_while_lists_churn():
             i = 0
             while not stop.is_set():
                 v = f"1990000{i:04d}"
-                p = subprocess.run([FW, "lists", "add", "big", v, "--redis", r.url],
+                p = subprocess.run([t.FW, "lists", "add", "big", v, "--redis", r.url],
                                    capture_output=True, text=True)
                 assert p.returncode == 0, p.stderr
                 adds.append(v)
