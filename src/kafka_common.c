@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "fraudwatch/log.h"
+#include "fraudwatch/secret.h"
 #include "kafka.h"
 
 void fw_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -19,7 +20,13 @@ int fw_kafka_set(rd_kafka_conf_t *c, const char *client, const char *key,
 {
     char e[512];
     if (rd_kafka_conf_set(c, key, value, e, sizeof e) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "%s setting %s=%s: %s", client, key, value, e);
+        /* A secret's value never goes into a message (nor, since it may
+         * quote it, librdkafka's own error text). */
+        if (fw_secret_name(key))
+            snprintf(err, errlen, "%s setting %s: refused (the value is a secret and is "
+                                  "not shown)", client, key);
+        else
+            snprintf(err, errlen, "%s setting %s=%s: %s", client, key, value, e);
         return -1;
     }
     return 0;

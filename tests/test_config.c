@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fraudwatch/config.h"
+#include "kafka.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
 
@@ -673,6 +674,23 @@ static void test_docs_match_table(void **state)
     free(table);
 }
 
+/* librdkafka refusing a setting: the message names the key, and quotes
+ * the value only when the key is not a secret's. */
+static void test_kafka_set_masks_secrets(void **state)
+{
+    (void)state;
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char err[512];
+    assert_int_equal(fw_kafka_set(c, "consumer", "my.secret.token", "CANARY-7f3a", err,
+                                  sizeof err), -1);
+    assert_null(strstr(err, "CANARY"));
+    assert_non_null(strstr(err, "my.secret.token"));
+    assert_int_equal(fw_kafka_set(c, "consumer", "no.such.property", "visible", err,
+                                  sizeof err), -1);
+    assert_non_null(strstr(err, "no.such.property=visible"));
+    rd_kafka_conf_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -690,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_errors_mask_secrets),
         cmocka_unit_test(test_shipped_config),
         cmocka_unit_test(test_docs_match_table),
+        cmocka_unit_test(test_kafka_set_masks_secrets),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }
