@@ -725,7 +725,6 @@ int64_t fw_driver_unsaved_ms(const fw_driver *d)
 }
 const fw_driver_stats *fw_driver_stats_get(const fw_driver *d) { return &d->st; }
 fw_pipeline *fw_driver_pipeline(fw_driver *d) { return d->p; }
-bool fw_driver_busy(const fw_driver *d) { return d->cur && fw_batch_count(d->cur) > 0; }
 
 /* ---- life ------------------------------------------------------------------- */
 

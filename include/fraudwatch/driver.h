@@ -172,6 +172,5 @@ void fw_driver_flush(fw_driver *d);
 void fw_driver_end_checkpoints(fw_driver *d);
 const fw_driver_stats *fw_driver_stats_get(const fw_driver *d);
 fw_pipeline *fw_driver_pipeline(fw_driver *d);
-bool fw_driver_busy(const fw_driver *d);   /* a batch is being filled */
 
 #endif
