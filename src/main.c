@@ -34,6 +34,7 @@
 #ifdef FW_HAVE_REDIS
 #include "fraudwatch/clock.h"
 #include "fraudwatch/rulestore.h"
+#include "cli_history.h"
 #endif
 
 #ifndef FW_VERSION
@@ -52,8 +53,11 @@ static const char usage_main[] =
     "                      JSONL on stdout, malformed lines and a summary on stderr\n"
     "  rules check DIR     validate a rules directory and print what it holds\n"
 #ifdef FW_HAVE_REDIS
-    "  rules push DIR --redis URL\n"
+    "  rules push DIR --redis URL [-m MESSAGE] [--author NAME]\n"
     "                      validate DIR and publish it to Redis as a new version\n"
+    "                      (recorded in the rule history)\n"
+    "  rules history|show|diff|rollback ... --redis URL\n"
+    "                      who pushed what and why, compare versions, roll back\n"
     "  rules pull --redis URL DIR [--force]\n"
     "                      write the active rule set and watchlists into DIR\n"
     "  rules status --redis URL\n"
@@ -110,9 +114,13 @@ static const char usage_replay[] =
 static const char usage_rules[] =
     "usage: fraudwatch rules check DIR [--max-regex-per-event N]\n"
 #ifdef FW_HAVE_REDIS
-    "       fraudwatch rules push DIR --redis URL\n"
+    "       fraudwatch rules push DIR --redis URL [-m MESSAGE] [--author NAME]\n"
     "       fraudwatch rules pull --redis URL DIR [--force]\n"
     "       fraudwatch rules status --redis URL\n"
+    "       fraudwatch rules history --redis URL [--limit N]\n"
+    "       fraudwatch rules show VERSION --redis URL [--file NAME]\n"
+    "       fraudwatch rules diff A B|VERSION DIR --redis URL\n"
+    "       fraudwatch rules rollback VERSION --redis URL [-m MESSAGE]\n"
 #endif
     "\n"
     "check   validates the rules directory DIR exactly as replay and the daemon\n"
@@ -126,8 +134,14 @@ static const char usage_rules[] =
     "push    validates DIR like check, then makes it the active set in Redis\n"
     "        (rules and watchlists, one atomic change, a new version number) and\n"
     "        notifies the daemons.  A refused set changes nothing.\n"
+    "        Every push is recorded (version, time, author, message, file\n"
+    "        hashes; a refused one with its reason).\n"
     "pull    writes the active set from Redis into DIR, as files.\n"
     "status  the active version, the watchlists and every live daemon.\n"
+    "history the recorded pushes, rollbacks and refusals, newest first.\n"
+    "show    one version's record and files (--file NAME: one file's contents).\n"
+    "diff    rule by rule, between two kept versions or a version and DIR.\n"
+    "rollback publishes a new version equal to a kept one.\n"
     "\n"
     "fraudwatch rules SUBCOMMAND --help for the options.\n"
 #endif
@@ -151,22 +165,6 @@ static const char usage_rules[] =
     "                           refuse a set whose events of some type would run\n" \
     "                           more regex searches (default 1000)\n" \
     "  -h, --help               this help\n"
-
-static const char usage_rules_push[] =
-    "usage: fraudwatch rules push DIR --redis URL [--timeout MS]\n"
-    "\n"
-    "Reads every *.json and NAME.list in DIR, validates them exactly as\n"
-    "`fraudwatch rules check DIR` does and, if the set is valid, makes it the\n"
-    "active set in Redis in one transaction: the rule files, the watchlists\n"
-    "(lists that DIR does not have are removed), a new rules version and a new\n"
-    "generation, and a notification on fraudwatch:notify.  Running daemons load\n"
-    "it within a second.  A refused set changes nothing in Redis; every problem\n"
-    "is printed with its file and rule id.\n"
-    "\n"
-    "options:\n"
-    REDIS_OPTIONS
-    "\n"
-    "exit status: 0 pushed, 1 refused or Redis failure, 2 usage error\n";
 
 static const char usage_rules_pull[] =
     "usage: fraudwatch rules pull --redis URL DIR [--force] [--timeout MS]\n"
@@ -673,44 +671,6 @@ static int connect_store(const char *cmd, const struct redis_opts *o,
     return 0;
 }
 
-static int cmd_rules_push(int argc, char **argv)
-{
-    struct redis_opts o;
-    int rc = parse_redis_opts(argc, argv, "rules push", usage_rules_push, false, &o);
-    if (rc >= 0)
-        return rc;
-    if (argc - optind != 1) {
-        fputs("fraudwatch rules push: expected one rules directory\n", stderr);
-        fputs(usage_rules_push, stderr);
-        return 2;
-    }
-    const char *dir = argv[optind];
-    fw_rstore *r;
-    if (connect_store("rules push", &o, &r) != 0)
-        return 1;
-    static char err[65536];
-    fw_rstore_push_result res;
-    rc = fw_rstore_push_dir(r, dir, &res, err, sizeof err);
-    if (rc == 0)
-    {
-        printf("%s: pushed to %s as version %llu (generation %llu): %zu rule "
-               "file%s, %zu rules, %zu watchlist%s (%zu entries); %lld "
-               "subscriber%s notified\n",
-               dir, fw_rstore_where(r), (unsigned long long)res.version,
-               (unsigned long long)res.generation, res.nfiles,
-               res.nfiles == 1 ? "" : "s", res.nrules, res.nlists,
-               res.nlists == 1 ? "" : "s", res.nentries, res.notified,
-               res.notified == 1 ? "" : "s");
-        if (res.nremoved)
-            printf("%zu watchlist%s that %s no longer has removed from redis\n",
-                   res.nremoved, res.nremoved == 1 ? "" : "s", dir);
-    }
-    else
-        fprintf(stderr, "fraudwatch rules push: %s\n", err);
-    fw_rstore_free(r);
-    return rc == 0 ? 0 : 1;
-}
-
 static int cmd_rules_pull(int argc, char **argv)
 {
     struct redis_opts o;
@@ -844,8 +804,8 @@ static int cmd_rules(int argc, char **argv)
     if (strcmp(argv[1], "check") == 0)
         return cmd_rules_check(argc - 1, argv + 1);
 #ifdef FW_HAVE_REDIS
-    if (strcmp(argv[1], "push") == 0)
-        return cmd_rules_push(argc - 1, argv + 1);
+    if (fw_cli_history_handles(argv[1]))   /* push, history, show, diff, rollback */
+        return fw_cli_history(argc - 1, argv + 1);
     if (strcmp(argv[1], "pull") == 0)
         return cmd_rules_pull(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)

@@ -30,6 +30,7 @@
  * text are rulefiles.c's, shared with the loader, so what a push stores and
  * what the loader accepts cannot drift apart. */
 #include "rstore_internal.h"
+#include "rstore_history.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -71,6 +72,8 @@ struct push {
     fw_rentries *ent;
     fw_rstore_push_result *res;
     int i_version, i_gen, i_pub;   /* in the EXEC reply */
+    const fw_rpush_hook *hook;     /* the history record (rstore_history.c) */
+    size_t nstaged;                /* staged keys: their EXPIREs among the reads */
 };
 
 /* The lists of Redis that the set no longer has: UNLINK + INCR version. */
@@ -140,6 +143,9 @@ static int push_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
     p->i_pub = fw_rcmds_add(tx, "PUBLISH", CHANNEL,
                             fw_rcmds_fmt(tx, "rules %llu", (unsigned long long)cur + 1),
                             (const char *)NULL);
+    if (p->hook)   /* the history record, in the same transaction */
+        return p->hook->build(p->hook->ctx, rep + 2 + p->nstaged, cur + 1, tx, err,
+                              errlen);
     return 0;
 }
 
@@ -211,6 +217,13 @@ static int push_stage(struct push *p, char *err, size_t errlen)
 int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
                          fw_rstore_push_result *res, char *err, size_t errlen)
 {
+    return fw_rstore_push_hooked(r, files, n, NULL, res, err, errlen);
+}
+
+int fw_rstore_push_hooked(fw_rstore *r, const fw_rulefile *files, size_t n,
+                          const fw_rpush_hook *hook, fw_rstore_push_result *res,
+                          char *err, size_t errlen)
+{
     fw_rstore_push_result dummy;
     if (!res)
         res = &dummy;
@@ -224,21 +237,29 @@ int fw_rstore_push_files(fw_rstore *r, const fw_rulefile *files, size_t n,
         return rc;
 
     /* 2, 3. The lists, staged into temporary keys. */
-    struct push p = { .r = r, .files = files, .n = n, .res = res };
+    struct push p = { .r = r, .files = files, .n = n, .res = res, .hook = hook };
     redisReply *exec = NULL;
     fw_rcmds reads = { 0 };
     if ((rc = push_stage(&p, err, errlen)) != 0)
         goto out;
 
     /* 4. One transaction, rebuilt when another writer got in between. */
-    static const char *const watch[2] = { K_VERSION, K_LISTS };
+    const char *watch[2 + FW_RPUSH_HOOK_MAX_WATCH] = { K_VERSION, K_LISTS };
+    int nwatch = 2;
     fw_rcmds_add(&reads, "GET", K_VERSION, (const char *)NULL);
     fw_rcmds_add(&reads, "SMEMBERS", K_LISTS, (const char *)NULL);
     fw_rstage_keep(&reads, p.tmpkeys, p.nl);
+    for (size_t i = 0; i < p.nl; i++)
+        p.nstaged += p.tmpkeys[i] != NULL;
+    if (hook) {
+        for (int i = 0; i < hook->nwatch && i < FW_RPUSH_HOOK_MAX_WATCH; i++)
+            watch[nwatch++] = hook->watch[i];
+        hook->reads(hook->ctx, &reads);
+    }
     const fw_redis_tx tx = {
         .what = "push (MULTI/EXEC)",
         .watch = watch,
-        .nwatch = 2,
+        .nwatch = nwatch,
         .reads = &reads,
         .reads_what = "preparing the transaction",
         .build = push_build,
