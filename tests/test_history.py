@@ -358,6 +358,55 @@ def test_help(r, tmp):
     assert p.returncode == 1 and "not a version" in p.stderr
 
 
+def operator_acl():
+    """The `ACL SETUSER fw-operator ...` command of docs/redis.md, as words."""
+    text = open(os.path.join(ROOT, "docs", "redis.md")).read()
+    start = text.index("ACL SETUSER fw-operator")
+    cmd, line_end = "", start
+    while True:
+        line_end = text.index("\n", start)
+        line = text[start:line_end]
+        cmd += line.rstrip("\\") + " "
+        if not line.endswith("\\"):
+            break
+        start = line_end + 1
+    return cmd.replace(">PASSWORD", ">pw").split()
+
+
+def test_operator_acl(r, tmp):
+    """Every history command works as the operator user of docs/redis.md
+    (least privilege), a refused push is recorded too."""
+    words = operator_acl()
+    assert "+llen" in words and "+set" in words, words
+    assert r.cli(*words[:]) == "OK", r.cli(*words)
+    op = type("Op", (), {"url": f"redis://fw-operator@127.0.0.1:{r.port}"})()
+    env = dict(os.environ, FRAUDWATCH_REDIS_PASSWORD="pw")
+
+    def run(*args, ok=True):
+        p = subprocess.run([FW, *args, "--redis", op.url], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert (p.returncode == 0) == ok, f"{args}: {p.returncode}\n{p.stdout}\n{p.stderr}"
+        assert "NOPERM" not in p.stderr, p.stderr
+        return p
+    b = copy_rules(tmp, "B", edit_b)
+    run("rules", "push", RULES, "-m", "a")
+    run("rules", "push", b, "-m", "b", "--keep", "1")     # trims version 1: HDEL, UNLINK
+    bad = copy_rules(tmp, "bad")
+    with open(os.path.join(bad, "zz.json"), "w") as f:
+        f.write("{")
+    run("rules", "push", bad, ok=False)
+    run("rules", "push", RULES, "--keep", "5")
+    run("rules", "history")
+    run("rules", "show", "2")
+    run("rules", "show", "2", "--file", "calls.json")
+    run("rules", "diff", "2", "3")
+    run("rules", "diff", "2", RULES)
+    run("rules", "rollback", "2")
+    p = run("rules", "rollback", "1", ok=False)
+    assert "was not kept" in p.stderr, p.stderr
+    assert [x["action"] for x in history(r)] == ["rollback", "push", "refused", "push", "push"]
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
