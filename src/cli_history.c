@@ -667,6 +667,14 @@ static int cmd_diff(int argc, char **argv)
     fw_rstore *r;
     if (open_store(&o, &r) != 0)
         return 1;
+    unsigned long long dummy;
+    if (!to_dir && strcmp(o.pos[1], "active") != 0 &&
+        parse_num(o.pos[1], 1, UINT64_MAX, &dummy) != 0) {
+        fprintf(stderr, "fraudwatch rules diff: '%s' is neither a version nor a "
+                        "directory\n", o.pos[1]);
+        fw_rstore_free(r);
+        return 1;
+    }
     uint64_t a = version_arg(&o, r, o.pos[0]);
     uint64_t b = a && !to_dir ? version_arg(&o, r, o.pos[1]) : 0;
     fw_rhist_record ra, rb;
