@@ -303,7 +303,8 @@ size_t fw_rhist_diff(const fw_rhist_file *a, size_t na, const fw_rhist_file *b,
             continue;
         const fw_rhist_file *o = find_file(b, nb, a[i].name, true);
         if (!o) {
-            fprintf(out, "list %s: removed (%zu entries)\n", a[i].name, a[i].entries);
+            fprintf(out, "list %s: removed (%zu entr%s)\n", a[i].name, a[i].entries,
+                    a[i].entries == 1 ? "y" : "ies");
             st->lists_removed++;
         } else if (strcmp(a[i].sha256, o->sha256) != 0) {
             st->lists_changed++;
@@ -325,7 +326,8 @@ size_t fw_rhist_diff(const fw_rhist_file *a, size_t na, const fw_rhist_file *b,
     }
     for (size_t i = 0; i < nb; i++)
         if (b[i].is_list && !find_file(a, na, b[i].name, true)) {
-            fprintf(out, "list %s: added (%zu entries)\n", b[i].name, b[i].entries);
+            fprintf(out, "list %s: added (%zu entr%s)\n", b[i].name, b[i].entries,
+                    b[i].entries == 1 ? "y" : "ies");
             st->lists_added++;
         }
     side_free(&sa, na);
