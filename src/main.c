@@ -812,7 +812,9 @@ static int cmd_rules(int argc, char **argv)
         return cmd_rules_status(argc - 1, argv + 1);
 #else
     if (strcmp(argv[1], "push") == 0 || strcmp(argv[1], "pull") == 0 ||
-        strcmp(argv[1], "status") == 0) {
+        strcmp(argv[1], "status") == 0 || strcmp(argv[1], "history") == 0 ||
+        strcmp(argv[1], "show") == 0 || strcmp(argv[1], "diff") == 0 ||
+        strcmp(argv[1], "rollback") == 0) {
         fprintf(stderr, "fraudwatch rules %s: this build has no Redis support "
                         "(hiredis was not found when it was built)\n", argv[1]);
         return 1;
