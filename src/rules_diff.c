@@ -47,11 +47,27 @@ static int span_cmp(const void *a, const void *b)
     return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
+/* An entry to sort: its first 8 bytes big-endian (zero-padded) as a key,
+ * so most comparisons are one integer comparison; ties go to memcmp. */
+struct keyed {
+    uint64_t key;
+    const char *p;
+    size_t n;
+};
+
+static int keyed_cmp(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return span_cmp(&(struct span){ x->p, x->n }, &(struct span){ y->p, y->n });
+}
+
 char *fw_rhist_list_canonical(const char *data, size_t len, size_t *outlen,
                               size_t *entries)
 {
-    size_t cap = 1024, n = 0;
-    struct span *v = fw_xmalloc(cap * sizeof *v);
+    size_t cap = 1024, n = 0, bytes = 0;
+    struct keyed *v = fw_xmalloc(cap * sizeof *v);
     fw_listtext it;
     const char *s;
     size_t sl;
@@ -61,23 +77,29 @@ char *fw_rhist_list_canonical(const char *data, size_t len, size_t *outlen,
             cap *= 2;
             v = fw_xrealloc(v, cap * sizeof *v);
         }
-        v[n++] = (struct span){ s, sl };
+        uint64_t k = 0;
+        for (size_t i = 0; i < 8; i++)
+            k = k << 8 | (i < sl ? (unsigned char)s[i] : 0);
+        v[n++] = (struct keyed){ k, s, sl };
+        bytes += sl + 1;
     }
     if (n > 1)
-        qsort(v, n, sizeof *v, span_cmp);
-    fw_buf b = { 0 };
-    size_t u = 0;
+        qsort(v, n, sizeof *v, keyed_cmp);
+    char *out = fw_xmalloc(bytes + 1);
+    size_t w = 0, u = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && span_cmp(&v[i - 1], &v[i]) == 0)
+        if (i > 0 && v[i - 1].n == v[i].n && memcmp(v[i - 1].p, v[i].p, v[i].n) == 0)
             continue;
-        fw_buf_put(&b, v[i].p, v[i].n);
-        fw_buf_putc(&b, '\n');
+        memcpy(out + w, v[i].p, v[i].n);
+        w += v[i].n;
+        out[w++] = '\n';
         u++;
     }
+    out[w] = '\0';
     free(v);
     *entries = u;
-    *outlen = b.len;
-    return b.p ? b.p : fw_xstrdup("");
+    *outlen = w;
+    return out;
 }
 
 static int file_cmp(const void *a, const void *b)
