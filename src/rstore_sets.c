@@ -8,7 +8,9 @@
  * notification is published, all in one MULTI/EXEC, so a reader sees the
  * old set or the new one, never a mix.  Validation is the rule loader's
  * (fw_ruleset_load_files): the bytes validated are the bytes stored, so
- * nothing unvalidated can reach Redis.
+ * nothing unvalidated can reach Redis.  A push may carry a hook
+ * (rstore_history.h): the rule history's record, blobs and trimming, added
+ * to the same transaction with its own keys WATCHed (rstore_history.c).
  *
  * A read takes the version, generation, rule files and list names in one
  * MULTI/EXEC; a push meanwhile (the rules version moved by the end)
