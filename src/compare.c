@@ -40,6 +40,7 @@
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/buf.h"
 #include "fraudwatch/clock.h"
+#include "fraudwatch/hash.h"
 #include "fraudwatch/driver.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/rulefiles.h"
@@ -65,6 +66,8 @@ struct cmp_rule {
     uint64_t alerts[2];
     uint64_t both, only[2];
     struct examples ex[3];
+    fw_hmap *subjects;         /* struct subj: which sets alerted on each subject */
+    uint64_t subj_both, subj_only[2];
     /* truth */
     uint64_t fraud;            /* fraud entries attributed to the rule */
     uint64_t tp[2], fp[2], unlabelled[2];
@@ -345,6 +348,57 @@ static void keep_example(cmp *c, struct cmp_rule *r, int cat, const fw_alert_vie
     x->line[x->n++] = fw_xstrndup(v->json, len);
 }
 
+struct subj {
+    uint8_t sides;             /* bit 1 << BEFORE, 1 << AFTER */
+    size_t len;
+    char s[];
+};
+
+static bool subj_eq(const void *item, const void *key, size_t len)
+{
+    const struct subj *x = item;
+    return x->len == len && memcmp(x->s, key, len) == 0;
+}
+
+/* Which sets alerted on a subject (any event): a firing that moved to
+ * another event of the same subject is "only before" + "only after" by
+ * alert_id, but the subject is in both. */
+static void note_subject(struct cmp_rule *r, int side, const fw_alert_view *v)
+{
+    if (!r->subjects && !(r->subjects = fw_hmap_new(64)))
+        fw_oom();
+    uint64_t h = fw_hash64(v->subject, v->subject_len, 0);
+    struct subj *x = fw_hmap_find(r->subjects, h, v->subject, v->subject_len, subj_eq);
+    if (!x) {
+        x = fw_xmalloc(sizeof *x + v->subject_len + 1);
+        x->sides = 0;
+        x->len = v->subject_len;
+        memcpy(x->s, v->subject, v->subject_len);
+        x->s[x->len] = '\0';
+        if (fw_hmap_insert(r->subjects, h, x) != 0)
+            fw_oom();
+    }
+    x->sides |= (uint8_t)(1u << side);
+}
+
+/* Counts the subjects per category and frees the map. */
+static void count_subjects(struct cmp_rule *r)
+{
+    if (!r->subjects)
+        return;
+    size_t pos = 0;
+    struct subj *x;
+    while ((x = fw_hmap_next(r->subjects, &pos))) {
+        if (x->sides == 3)
+            r->subj_both++;
+        else
+            r->subj_only[x->sides == 1 ? BEFORE : AFTER]++;
+        free(x);
+    }
+    fw_hmap_free(r->subjects);
+    r->subjects = NULL;
+}
+
 static void count_truth(cmp *c, int side, uint32_t ri, const char *id, size_t idlen)
 {
     if (!c->truth)
@@ -391,6 +445,7 @@ static void compare_event(cmp *c)
         uint32_t ri = c->s[BEFORE].map[a->v.rule];
         struct cmp_rule *r = &c->rules[ri];
         r->alerts[BEFORE]++;
+        note_subject(r, BEFORE, &a->v);
         if (a->id)
             count_truth(c, BEFORE, ri, a->id, a->idlen);
         size_t hit = nb;
@@ -416,6 +471,7 @@ static void compare_event(cmp *c)
         uint32_t ri = c->s[AFTER].map[b->v.rule];
         struct cmp_rule *r = &c->rules[ri];
         r->alerts[AFTER]++;
+        note_subject(r, AFTER, &b->v);
         if (b->id)
             count_truth(c, AFTER, ri, b->id, b->idlen);
         if (!c->matched[j]) {
@@ -621,10 +677,13 @@ static void report_text(cmp *c, fw_buf *b, uint64_t events, const struct truth_t
     for (size_t i = 0; i < c->nrules; i++) {
         const struct cmp_rule *r = &c->rules[i];
         fw_buf_printf(b, "\n== %s (%s) %s\n", r->id, status_of(r), name_of(r));
+        fw_buf_printf(b, "  subjects: in both %llu, only before %llu, only after %llu\n",
+                      (unsigned long long)r->subj_both, (unsigned long long)r->subj_only[BEFORE],
+                      (unsigned long long)r->subj_only[AFTER]);
         uint64_t n[3] = { r->both, r->only[BEFORE], r->only[AFTER] };
         for (int k = 0; k < 3; k++) {
             fw_buf_printf(b, "  %s: %llu", title[k], (unsigned long long)n[k]);
-            if (n[k] > r->ex[k].n)
+            if (n[k] > r->ex[k].n && r->ex[k].n)
                 fw_buf_printf(b, " (first %u shown)", r->ex[k].n);
             fw_buf_putc(b, '\n');
             for (uint32_t j = 0; j < r->ex[k].n; j++)
@@ -690,10 +749,14 @@ static void report_json(cmp *c, fw_buf *b, uint64_t events, const struct truth_t
         fw_buf_puts(b, ",\"name\":");
         fw_buf_json_str(b, name, strlen(name), SIZE_MAX);
         fw_buf_printf(b, ",\"status\":\"%s\",\"before\":%llu,\"after\":%llu,\"both\":%llu,"
-                         "\"only_before\":%llu,\"only_after\":%llu,\"examples\":{",
+                         "\"only_before\":%llu,\"only_after\":%llu,",
                       status_of(r), (unsigned long long)r->alerts[0],
                       (unsigned long long)r->alerts[1], (unsigned long long)r->both,
                       (unsigned long long)r->only[0], (unsigned long long)r->only[1]);
+        fw_buf_printf(b, "\"subjects\":{\"both\":%llu,\"only_before\":%llu,"
+                         "\"only_after\":%llu},\"examples\":{",
+                      (unsigned long long)r->subj_both, (unsigned long long)r->subj_only[0],
+                      (unsigned long long)r->subj_only[1]);
         for (int k = 0; k < 3; k++) {
             fw_buf_printf(b, "%s\"%s\":[", k ? "," : "", ex_name[k]);
             for (uint32_t j = 0; j < r->ex[k].n; j++) {
@@ -739,6 +802,8 @@ static void cmp_free(cmp *c)
         free(c->s[s].map);
         free(c->grp[s]);
     }
+    for (size_t i = 0; i < c->nrules; i++)
+        count_subjects(&c->rules[i]);
     for (size_t i = 0; i < c->nrules; i++)
         for (int k = 0; k < 3; k++) {
             for (uint32_t j = 0; j < c->rules[i].ex[k].n; j++)
@@ -845,6 +910,8 @@ int fw_compare_run(const fw_compare_opts *o, char *err, size_t errlen)
 
     struct truth_totals tt;
     attribute_truth(&c, &tt);
+    for (size_t i = 0; i < c.nrules; i++)
+        count_subjects(&c.rules[i]);
     if (o->json)
         report_json(&c, &rep, events, &tt);
     else

@@ -80,6 +80,7 @@ COUNTS = {
     "L1": ("unchanged", 2, 4, 2, 0, 2),
     "N1": ("added", 0, 1, 0, 0, 1),
     "P1": ("changed", 1, 2, 1, 0, 1),
+    "S1": ("changed", 1, 2, 0, 1, 2),
     "T1": ("unchanged", 2, 2, 2, 0, 0),
     "X1": ("removed", 1, 0, 0, 1, 0),
 }
@@ -89,6 +90,8 @@ EXAMPLES = {
            "only_after": [("L1", "222", "e2"), ("L1", "222", "e6")]},
     "N1": {"both": [], "only_before": [], "only_after": [("N1", "444", "e5")]},
     "P1": {"both": [("P1", "111", "e1")], "only_before": [], "only_after": [("P1", "222", "e2")]},
+    "S1": {"both": [], "only_before": [("S1", "222", "e6")],
+           "only_after": [("S1", "222", "e2"), ("S1", "111", "e3")]},
     "T1": {"both": [("T1", "111", "e3"), ("T1", "222", "e6")], "only_before": [],
            "only_after": []},
     "X1": {"both": [], "only_before": [("X1", "333", "e4")], "only_after": []},
@@ -98,9 +101,14 @@ TRUTH = {
     "L1": (1, (0, 1, 1, 0.0, 0.0), (1, 1, 2, 0.5, 1.0)),
     "N1": (0, (0, 0, 0, None, None), (0, 0, 1, None, None)),
     "P1": (2, (1, 0, 0, 1.0, 0.5), (2, 0, 0, 1.0, 1.0)),
+    "S1": (0, (0, 0, 1, None, None), (0, 0, 2, None, None)),
     "T1": (1, (0, 0, 2, None, 0.0), (0, 0, 2, None, 0.0)),
     "X1": (0, (0, 1, 0, 0.0, None), (0, 0, 0, None, None)),
 }
+# rule: subjects (both, only_before, only_after): S1's 222 fired on e6 before,
+# on e2 after (suppression then held e6): two alert ids, one subject.
+SUBJECTS = {"L1": (1, 0, 1), "N1": (0, 0, 1), "P1": (1, 0, 1), "S1": (1, 0, 1), "T1": (2, 0, 0),
+            "X1": (0, 1, 0)}
 
 # ---- the full report, JSON ---------------------------------------------------------
 p = run("--compare", "before", "after", "events.jsonl", "--truth", "truth.tsv", "--json")
@@ -116,7 +124,7 @@ if doc:
     check("json: events, malformed", (doc["events"], doc["malformed"]) == (8, 1),
           str((doc["events"], doc["malformed"])))
     check("json: totals", (doc["before"]["alerts"], doc["after"]["alerts"], doc["both"],
-                           doc["only_before"], doc["only_after"]) == (6, 9, 5, 1, 4))
+                           doc["only_before"], doc["only_after"]) == (7, 11, 5, 2, 6))
     check("json: lists", doc["lists"] == {"added": [], "removed": [], "changed": ["fraud"]},
           str(doc["lists"]))
     check("json: truth totals", doc["truth"] == {"file": "truth.tsv", "fraud": 6, "not_fraud": 2,
@@ -128,6 +136,8 @@ if doc:
         rid = r["rule_id"]
         got = (r["status"], r["before"], r["after"], r["both"], r["only_before"], r["only_after"])
         check("json: %s counts" % rid, got == COUNTS.get(rid), "%s != %s" % (got, COUNTS.get(rid)))
+        got = tuple(r["subjects"][k] for k in ("both", "only_before", "only_after"))
+        check("json: %s subjects" % rid, got == SUBJECTS[rid], "%s != %s" % (got, SUBJECTS[rid]))
         for cat, want in EXAMPLES[rid].items():
             lines = r["examples"][cat]
             got = [(a["rule_id"], a["subject"], a["event_id"]) for a in lines]
@@ -161,7 +171,7 @@ p = run("--compare", "before", "after", "events.jsonl", "--json", "--examples", 
 d = json.loads(p.stdout) if p.returncode == 0 else None
 check("--examples 0: no examples, counts kept",
       d is not None and all(not v for r in d["rules"] for v in r["examples"].values())
-      and [r["both"] for r in d["rules"]] == [2, 0, 1, 2, 0], p.stdout + p.stderr)
+      and [r["both"] for r in d["rules"]] == [2, 0, 1, 0, 2, 0], p.stdout + p.stderr)
 check("no --truth: truth null, no per-rule truth",
       d is not None and d["truth"] is None and all("truth" not in r for r in d["rules"]))
 
@@ -177,7 +187,7 @@ check("stdin input and --threads 3 give the same counts",
 # ---- the same directory twice: everything in both ----------------------------------------
 p = run("--compare", "before", "before", "events.jsonl", "--json")
 d = json.loads(p.stdout) if p.returncode == 0 else None
-ok = d is not None and d["only_before"] == 0 and d["only_after"] == 0 and d["both"] == 6
+ok = d is not None and d["only_before"] == 0 and d["only_after"] == 0 and d["both"] == 7
 for r in (d or {}).get("rules", []):
     ok = ok and r["status"] == "unchanged" and r["before"] == r["after"] == r["both"] and \
         r["only_before"] == r["only_after"] == 0
@@ -186,7 +196,7 @@ check("same dir twice: lists unchanged",
       d is not None and d["lists"] == {"added": [], "removed": [], "changed": []})
 p = run("--compare", "before", "before", "events.jsonl")
 check("same dir twice, text", p.returncode == 0 and
-      "alerts: before 6, after 6; in both 6, only before 0, only after 0" in p.stdout, p.stdout)
+      "alerts: before 7, after 7; in both 7, only before 0, only after 0" in p.stdout, p.stdout)
 
 # ---- bad truth files: refused with FILE:LINE, nothing on stdout --------------------------
 BAD = [
@@ -248,7 +258,7 @@ check("replay --compare --help: the same help", p.returncode == 0 and "--truth F
 p = run("--rules", "before", "events.jsonl")
 got = sorted((a["rule_id"], a["subject"], a["event_id"]) for a in map(json.loads,
                                                                      p.stdout.splitlines()))
-want = sorted(t for r in ("L1", "P1", "T1", "X1") for cat in ("both", "only_before")
+want = sorted(t for r in ("L1", "P1", "S1", "T1", "X1") for cat in ("both", "only_before")
               for t in EXAMPLES[r][cat])
 check("plain replay: the before set's alerts", p.returncode == 0 and got == want,
       "%s != %s" % (got, want))
