@@ -8,8 +8,9 @@
 #     fraudwatch replay --rules rules --threads T FILE
 #     fraudwatch replay --compare rules MODIFIED --threads T FILE
 # and prints each run's wall time (process start to exit: rule loading,
-# the pass, the report, freeing the state) and the median ratio
-# compare / replay.  Interleaving spreads background noise over both; the
+# the pass, the report, freeing the state), CPU time (user + system, all
+# threads: steadier than wall time on a shared machine) and peak RSS, and
+# the median ratios compare / replay.  Interleaving spreads background noise over both; the
 # median of an odd number of rounds discards one outlier either way.
 #
 # Environment overrides: BUILD_DIR (default build), EVENTS (1700000),
@@ -48,19 +49,26 @@ sed -i 's/"distinct": {"field": "payer_account", ">=": 10}/"distinct": {"field":
         s/"sum": {"field": "amount", ">=": 500000}/"sum": {"field": "amount", ">=": 300000}/' "$NEW/transfers.json"
 cmp -s "$RULES/transfers.json" "$NEW/transfers.json" && die "the modification did not apply (rules/transfers.json changed?)"
 
-now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-r_runs=(); c_runs=(); ratios=()
+TIME=/usr/bin/time
+[ -x "$TIME" ] || die "$TIME (GNU time) is needed for CPU time and peak RSS: apt-get install time"
+run() {   # name args... -> "wall cpu rss_mib" of one run
+    local name=$1; shift
+    "$TIME" -f '%e %U %S %M' -o "$OUT_DIR/cmp-$name.time" "$FW" replay "$@" \
+        >"$OUT_DIR/cmp-$name.out" 2>"$OUT_DIR/cmp-$name.err" ||
+        die "$name failed: $(tail -3 "$OUT_DIR/cmp-$name.err")"
+    awk '{printf "%.2f %.2f %.0f\n", $1, $2 + $3, $4 / 1024}' "$OUT_DIR/cmp-$name.time"
+}
+rw=(); cw=(); rc=(); cc=(); wr=(); cr=()
 for round in $(seq 1 "$REPS"); do
-    s=$(now); "$FW" replay --rules "$RULES" --threads "$THREADS" "$INPUT" >"$OUT_DIR/cmp-replay.out" 2>"$OUT_DIR/cmp-replay.err" ||
-        die "replay failed: $(tail -3 "$OUT_DIR/cmp-replay.err")"
-    r=$(awk "BEGIN {print $(now) - $s}")
-    s=$(now); "$FW" replay --compare "$RULES" "$NEW" --threads "$THREADS" "$INPUT" >"$OUT_DIR/cmp-compare.out" 2>"$OUT_DIR/cmp-compare.err" ||
-        die "compare failed: $(tail -3 "$OUT_DIR/cmp-compare.err")"
-    c=$(awk "BEGIN {print $(now) - $s}")
-    r_runs+=("$r"); c_runs+=("$c"); ratios+=("$(awk "BEGIN {print $c / $r}")")
-    printf 'round %d: replay %.2f s, compare %.2f s, ratio %.2f\n' "$round" "$r" "$c" "$(awk "BEGIN {print $c / $r}")"
+    read -r w1 c1 m1 < <(run replay --rules "$RULES" --threads "$THREADS" "$INPUT")
+    read -r w2 c2 m2 < <(run compare --compare "$RULES" "$NEW" --threads "$THREADS" "$INPUT")
+    rw+=("$w1"); cw+=("$w2"); rc+=("$c1"); cc+=("$c2")
+    wr+=("$(awk "BEGIN {print $w2 / $w1}")"); cr+=("$(awk "BEGIN {print $c2 / $c1}")")
+    printf 'round %d: replay wall %.2f s cpu %.2f s %d MiB | compare wall %.2f s cpu %.2f s %d MiB | ratio wall %.2f cpu %.2f\n' \
+        "$round" "$w1" "$c1" "$m1" "$w2" "$c2" "$m2" "${wr[-1]}" "${cr[-1]}"
 done
-printf 'median: replay %.2f s, compare %.2f s, ratio (median of rounds) %.2f; %s events, --threads %s\n' \
-    "$(median "${r_runs[@]}")" "$(median "${c_runs[@]}")" "$(median "${ratios[@]}")" "$EVENTS" "$THREADS"
+printf 'median of %d rounds (%s events, --threads %s): replay wall %.2f s cpu %.2f s; compare wall %.2f s cpu %.2f s; ratio wall %.2f, cpu %.2f\n' \
+    "$REPS" "$EVENTS" "$THREADS" "$(median "${rw[@]}")" "$(median "${rc[@]}")" "$(median "${cw[@]}")" \
+    "$(median "${cc[@]}")" "$(median "${wr[@]}")" "$(median "${cr[@]}")"
 grep '^alerts:' "$OUT_DIR/cmp-compare.out"
