@@ -198,6 +198,20 @@ p = run("--compare", "before", "before", "events.jsonl")
 check("same dir twice, text", p.returncode == 0 and
       "alerts: before 7, after 7; in both 7, only before 0, only after 0" in p.stdout, p.stdout)
 
+# ---- the shipped rules against themselves on the demo traffic (every rule kind):
+# each side's alerts are plain replay's, all in both -------------------------------
+ROOT = os.path.dirname(os.path.dirname(HERE))
+rules = os.path.join(ROOT, "rules")
+demo = os.path.join(ROOT, "scripts", "demo", "events.jsonl")
+p = run("--rules", rules, demo)
+plain = sorted(json.loads(line)["alert_id"] for line in p.stdout.splitlines())
+p = run("--compare", rules, rules, demo, "--json", "--examples", "1000", "--threads", "2")
+d = json.loads(p.stdout) if p.returncode == 0 else None
+shown = sorted(a["alert_id"] for r in (d or {}).get("rules", []) for a in r["examples"]["both"])
+check("shipped rules twice on the demo: all of replay's alerts in both, nothing else",
+      d is not None and plain and shown == plain and d["both"] == len(plain) and
+      d["only_before"] == d["only_after"] == 0, p.stderr)
+
 # ---- bad truth files: refused with FILE:LINE, nothing on stdout --------------------------
 BAD = [
     ("abc\tfraud\n", ":1: alert_id 'abc' is not 32 hex digits"),
