@@ -828,7 +828,7 @@ int fw_compare_run(const fw_compare_opts *o, char *err, size_t errlen)
     fw_batch *cur[2] = { NULL, NULL };
     fw_buf rep = { 0 };
     int rc = -1;
-    char sub[8192];
+    char sub[16384];
 
     /* Everything that can be refused is checked before the first event. */
     if (o->truth) {
