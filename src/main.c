@@ -31,6 +31,7 @@
 #include "fraudwatch/replay.h"
 #include "fraudwatch/ruleset.h"
 #include "fraudwatch/secret.h"
+#include "cli_compare.h"
 #ifdef FW_HAVE_REDIS
 #include "fraudwatch/clock.h"
 #include "fraudwatch/rulestore.h"
@@ -109,7 +110,28 @@ static const char usage_replay[] =
     "      --max-reported N     malformed lines printed one by one (default 100)\n"
     "  -h, --help               this help\n"
     "\n"
-    "exit status: 0 done, 1 rules refused or input unreadable, 2 usage error\n";
+    "usage: fraudwatch replay --compare OLD_DIR NEW_DIR [options] [FILE|-]\n"
+    "\n"
+    "Backtest of a rule change (docs/backtest.md): runs the rules in OLD_DIR\n"
+    "(before) and in NEW_DIR (after) over the same events in one pass, and\n"
+    "prints per rule the alerts both sets give, only before and only after\n"
+    "(matched by alert_id), with example alert lines of each; rules in one set\n"
+    "only are reported as added or removed.  The report goes to stdout once\n"
+    "the input has ended; malformed lines and a summary go to stderr.  Of the\n"
+    "options above, --threads (per set), --max-event-bytes, --lateness,\n"
+    "--max-keys, --max-regex-per-event and --max-reported apply to both sets;\n"
+    "and:\n"
+    "      --examples N         example alert lines per rule and category,\n"
+    "                           0..1000 (default 3)\n"
+    "      --json               the report as one JSON object (schema in\n"
+    "                           docs/backtest.md)\n"
+    "      --truth FILE         outcomes, one a line: ALERT_ID<TAB>LABEL or\n"
+    "                           RULE_ID<TAB>SUBJECT<TAB>EVENT_ID<TAB>LABEL, LABEL\n"
+    "                           fraud or not_fraud ('#' comments): adds\n"
+    "                           precision and recall per rule for both sets\n"
+    "\n"
+    "exit status: 0 done, 1 rules refused or input unreadable (compare: or the\n"
+    "truth file refused), 2 usage error\n";
 
 static const char usage_rules[] =
     "usage: fraudwatch rules check DIR [--max-regex-per-event N]\n"
@@ -428,6 +450,8 @@ static int cmd_replay(int argc, char **argv)
                          .log = stderr,
                          .max_reported = 100,
                          .max_keys = FW_DEFAULT_MAX_KEYS };
+    if (fw_cli_is_compare(argc, argv))      /* replay --compare: cli_compare.c */
+        return fw_cli_replay_compare(argc, argv, usage_replay);
     unsigned long long v;
     int c;
     optind = 1;

@@ -1,0 +1,174 @@
+/* cli_compare.c — the command line of `fraudwatch replay --compare OLD_DIR
+ * NEW_DIR [FILE]` (the work is compare.c's).
+ *
+ * Its own file so that replay's option parsing in main.c stays replay's:
+ * cmd_replay hands the whole argument vector over when it holds
+ * "--compare".  The engine options mean exactly what they mean for plain
+ * replay (same names, ranges and defaults, from pipeline.h) and apply to
+ * both rule sets; --threads is per rule set.  The options that only make
+ * sense here (--json, --truth, --examples) are refused without --compare
+ * by replay itself, since it does not know them. */
+#include "cli_compare.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fraudwatch/compare.h"
+#include "fraudwatch/pipeline.h"
+#include "fraudwatch/ruleset.h"
+
+bool fw_cli_is_compare(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "--compare") == 0)
+            return true;
+    }
+    return false;
+}
+
+static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
+                     unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fw_cli_replay_compare(int argc, char **argv, const char *usage)
+{
+    enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS,
+           OPT_MAX_REGEXES, OPT_COMPARE, OPT_JSON, OPT_TRUTH, OPT_EXAMPLES };
+    static const struct option opts[] = {
+        { "compare", no_argument, NULL, OPT_COMPARE },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "truth", required_argument, NULL, OPT_TRUTH },
+        { "examples", required_argument, NULL, OPT_EXAMPLES },
+        { "rules", required_argument, NULL, 'r' },
+        { "threads", required_argument, NULL, 't' },
+        { "max-event-bytes", required_argument, NULL, OPT_MAX_BYTES },
+        { "lateness", required_argument, NULL, OPT_LATENESS },
+        { "max-reported", required_argument, NULL, OPT_MAX_REPORTED },
+        { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
+        { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char me[] = "fraudwatch replay --compare";
+    fw_compare_opts o = { .threads = 1,
+                          .max_event_bytes = FW_DEFAULT_MAX_EVENT_BYTES,
+                          .lateness_ms = FW_DEFAULT_LATENESS_MS,
+                          .max_keys = FW_DEFAULT_MAX_KEYS,
+                          .examples = FW_COMPARE_DEFAULT_EXAMPLES,
+                          .out = stdout,
+                          .log = stderr,
+                          .max_reported = 100 };
+    unsigned long long v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "r:t:h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_COMPARE:
+            break;
+        case OPT_JSON:
+            o.json = true;
+            break;
+        case OPT_TRUTH:
+            o.truth = optarg;
+            break;
+        case OPT_EXAMPLES:
+            if (parse_u64(optarg, 0, FW_COMPARE_MAX_EXAMPLES, &v) != 0) {
+                fprintf(stderr, "%s: --examples must be 0..%u, not '%s'\n", me,
+                        FW_COMPARE_MAX_EXAMPLES, optarg);
+                return 2;
+            }
+            o.examples = (uint32_t)v;
+            break;
+        case 'r':
+            fprintf(stderr, "%s: takes the two rules directories as OLD_DIR NEW_DIR, "
+                            "not --rules\n", me);
+            return 2;
+        case 't':
+            if (parse_u64(optarg, 1, FW_MAX_WORKERS, &v) != 0) {
+                fprintf(stderr, "%s: --threads must be 1..%d, not '%s'\n", me,
+                        FW_MAX_WORKERS, optarg);
+                return 2;
+            }
+            o.threads = (uint32_t)v;
+            break;
+        case OPT_MAX_BYTES:
+            if (parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
+                fprintf(stderr, "%s: --max-event-bytes must be %u..%u, not '%s'\n", me,
+                        FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, optarg);
+                return 2;
+            }
+            o.max_event_bytes = (size_t)v;
+            break;
+        case OPT_LATENESS:
+            if (parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
+                fprintf(stderr, "%s: --lateness must be %d..%d seconds, not '%s'\n", me,
+                        FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, optarg);
+                return 2;
+            }
+            o.lateness_ms = (int64_t)v * 1000;
+            break;
+        case OPT_MAX_REGEXES:
+            if (parse_u64(optarg, 1, 1000000, &v) != 0) {
+                fprintf(stderr, "%s: --max-regex-per-event must be 1..1000000, not '%s'\n",
+                        me, optarg);
+                return 2;
+            }
+            fw_ruleset_set_max_regexes((uint32_t)v);
+            break;
+        case OPT_MAX_KEYS:
+            if (parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
+                fprintf(stderr, "%s: --max-keys must be %u..%u, not '%s'\n", me,
+                        FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, optarg);
+                return 2;
+            }
+            o.max_keys = v;
+            break;
+        case OPT_MAX_REPORTED:
+            if (parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
+                fprintf(stderr, "%s: --max-reported must be a count, not '%s'\n", me, optarg);
+                return 2;
+            }
+            o.max_reported = (uint32_t)v;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    int npos = argc - optind;
+    if (npos < 2 || npos > 3) {
+        fprintf(stderr, "%s: needs OLD_DIR NEW_DIR and at most one input file, "
+                        "got %d argument%s\n", me, npos, npos == 1 ? "" : "s");
+        fputs(usage, stderr);
+        return 2;
+    }
+    o.before_dir = argv[optind];
+    o.after_dir = argv[optind + 1];
+    o.input = npos == 3 ? argv[optind + 2] : "-";
+
+    static char outbuf[1 << 16];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    static char err[32768];
+    if (fw_compare_run(&o, err, sizeof err) != 0) {
+        fflush(stdout);
+        fprintf(stderr, "%s: %s\n", me, err);
+        return 1;
+    }
+    return 0;
+}
