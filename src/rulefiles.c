@@ -30,6 +30,7 @@
  * file"), and the caller keeps what it had.  The largest allocation is the
  * file's size as fstat() gave it, after the check, plus one byte. */
 #include "fraudwatch/rulefiles.h"
+#include "fraudwatch/timetext.h"
 #include "fraudwatch/text.h"
 
 #include <ctype.h>
@@ -113,6 +114,75 @@ bool fw_listtext_next(fw_listtext *it, const char **value, size_t *n)
         return true;
     }
     return false;
+}
+
+int fw_listline_split(const char *s, size_t n, fw_listentry *e, char *err,
+                      size_t errlen)
+{
+    const char *end = s + n, *tab = memchr(s, '\t', n);
+    const char *ve = tab ? tab : end;
+    while (ve > s && isspace((unsigned char)ve[-1]))
+        ve--;
+    e->value = s;
+    e->n = (size_t)(ve - s);
+    e->until = FW_UNTIL_NEVER;
+    e->reason = "";
+    e->reason_len = 0;
+    if (!tab)
+        return 0;
+    if (e->n == 0) {
+        snprintf(err, errlen, "an entry needs a value before the tab (VALUE<TAB>UNTIL"
+                              "[<TAB>REASON])");
+        return -1;
+    }
+    const char *u = tab + 1;
+    while (u < end && *u != '\t' && isspace((unsigned char)*u))
+        u++;
+    const char *ue = u < end ? memchr(u, '\t', (size_t)(end - u)) : NULL;
+    const char *r = ue ? ue + 1 : end;
+    if (!ue)
+        ue = end;
+    while (ue > u && isspace((unsigned char)ue[-1]))
+        ue--;
+    char ut[64];
+    size_t ulen = (size_t)(ue - u);
+    if (ulen == 0) {
+        snprintf(err, errlen, "the UNTIL column is empty: give epoch milliseconds, "
+                              "an ISO 8601 time with an offset, or - for never");
+        return -1;
+    }
+    if (!(ulen == 1 && *u == '-')) {
+        if (ulen >= sizeof ut) {
+            snprintf(err, errlen, "UNTIL \"%.40s...\" is not a time", u);
+            return -1;
+        }
+        memcpy(ut, u, ulen);
+        ut[ulen] = '\0';
+        char why[200];
+        if (fw_time_parse(ut, &e->until, why, sizeof why) != 0) {
+            snprintf(err, errlen, "UNTIL %s", why);
+            return -1;
+        }
+    }
+    while (r < end && isspace((unsigned char)*r))
+        r++;
+    e->reason = r;
+    e->reason_len = (size_t)(end - r);
+    return 0;
+}
+
+int fw_listtext_entry(fw_listtext *it, fw_listentry *e, char *err, size_t errlen)
+{
+    const char *s;
+    size_t n;
+    if (!fw_listtext_next(it, &s, &n))
+        return 0;
+    char why[300];
+    if (fw_listline_split(s, n, e, why, sizeof why) != 0) {
+        snprintf(err, errlen, "line %zu: %s", it->lineno, why);
+        return -1;
+    }
+    return 1;
 }
 
 bool fw_list_entry_ok(const char *s, size_t n, const char **why)
