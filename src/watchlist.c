@@ -43,6 +43,7 @@
 
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/rulefiles.h"
+#include "fraudwatch/timetext.h"
 
 #define LIST_SEED 0x11
 #define POOL_FIRST 4096
@@ -342,6 +343,31 @@ void fw_list_release(fw_list *l)
 }
 
 size_t fw_list_delta_size(const fw_list *l) { return delta_size(l->delta); }
+
+void fw_ruleset_describe_expiry(const fw_ruleset *rs, int64_t now, FILE *out)
+{
+    char at[FW_TIMETEXT_MAX];
+    fw_time_format(now, at, sizeof at);
+    fprintf(out, "watchlist entries that expire (as of %s; an entry is a member for "
+                 "events before its UNTIL):\n", at);
+    for (uint32_t i = 0; i < rs->nlists; i++) {
+        const fw_list *l = &rs->lists[i];
+        fw_list_expiry_stats st;
+        fw_list_expiry(l, now, &st);
+        fprintf(out, "  list %-24s %zu entries, %zu with an UNTIL", l->name, l->count,
+                st.with_until);
+        if (st.with_until) {
+            fprintf(out, ", %zu of them past", st.expired);
+            if (st.next_until != FW_UNTIL_NEVER) {
+                fw_time_format(st.next_until, at, sizeof at);
+                fprintf(out, ", next ends %s", at);
+            }
+            fw_time_format(st.last_until, at, sizeof at);
+            fprintf(out, ", last ends %s", at);
+        }
+        fputc('\n', out);
+    }
+}
 
 /* ---- building ---------------------------------------------------------------- */
 

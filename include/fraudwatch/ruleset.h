@@ -100,6 +100,9 @@ const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i);
 /* Prints what was loaded: lists with sizes, rules with kind and summary,
  * and the cost per event type. */
 void fw_ruleset_describe(const fw_ruleset *rs, FILE *out);
+/* Per watchlist: entries, those with an UNTIL, how many of them are past
+ * at `now` (epoch ms), the next and the last UNTIL (rules check -v). */
+void fw_ruleset_describe_expiry(const fw_ruleset *rs, int64_t now, FILE *out);
 
 /* What one event of a type costs at most: the rules and sequence steps it
  * is tried against, their conditions, and the regex searches among them
