@@ -52,7 +52,7 @@ static const char usage_main[] =
     "  replay --rules DIR [--threads N] [FILE|-]\n"
     "                      run the engine over a JSONL file (or stdin); alerts as\n"
     "                      JSONL on stdout, malformed lines and a summary on stderr\n"
-    "  rules check DIR     validate a rules directory and print what it holds\n"
+    "  rules check DIR [-v] validate a rules directory and print what it holds\n"
 #ifdef FW_HAVE_REDIS
     "  rules push DIR --redis URL\n"
     "                      validate DIR and publish it to Redis as a new version\n"
@@ -60,9 +60,15 @@ static const char usage_main[] =
     "                      write the active rule set and watchlists into DIR\n"
     "  rules status --redis URL\n"
     "                      active version, watchlists, and every live daemon\n"
-    "  lists add|remove NAME VALUE... --redis URL\n"
+    "  lists add NAME VALUE... [--until TIME | --ttl 7d] [--reason TEXT] [--by NAME]\n"
+    "        --redis URL\n"
+    "  lists remove NAME VALUE... --redis URL\n"
     "  lists load NAME FILE --redis URL\n"
     "                      change one watchlist in Redis (no rule push needed)\n"
+    "  lists show NAME VALUE --redis URL\n"
+    "                      one entry: until, reason, who added it and when\n"
+    "  lists expire [NAME...] [--lateness 1d] --redis URL\n"
+    "                      remove entries whose UNTIL passed more than the lateness ago\n"
 #endif
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
