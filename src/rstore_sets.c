@@ -492,10 +492,6 @@ static void put_line(void *ctx, const char *s, size_t n)
     fw_buf_putc(ctx, '\n');
 }
 
-static void put_entry(void *ctx, const char *s, size_t n)
-{
-    fw_listbuild_add(ctx, s, n);
-}
 
 /* Each value of a logged change ('\n' between them), to fn with the
  * change's kind: '+', '-', or '*' (the line is VALUE<TAB>UNTIL[<TAB>REASON]). */
@@ -521,10 +517,16 @@ static void apply_to_build(void *ctx, const char *s, size_t n, char kind)
         fw_listbuild_remove(ctx, s, n);
 }
 
-/* A ZSCAN pair of the list's :until onto the entries read with SSCAN. */
+/* A full read takes the list's UNTILs (ZSCAN of :until) first, then the
+ * set's members that are not among them: each entry is stored once. */
 static void put_until(void *ctx, const char *s, size_t n, int64_t until)
 {
-    fw_listbuild_expire(ctx, s, n, until);
+    fw_listbuild_add_until(ctx, s, n, until);
+}
+
+static void put_missing(void *ctx, const char *s, size_t n)
+{
+    fw_listbuild_add_missing(ctx, s, n);
 }
 
 /* The last change of each value in a log: an item is the value's length,
@@ -851,8 +853,8 @@ static int full_list(fw_rstore *r, const char *name, fw_listbuild **out,
         if (rc != 0)
             return rc;
         fw_listbuild *b = fw_listbuild_new(hint);
-        if ((rc = sscan_each(r, lk, put_entry, b, entries, err, errlen)) != 0 ||
-            (rc = fw_rexp_scan_until(r, name, put_until, b, err, errlen)) != 0 ||
+        if ((rc = fw_rexp_scan_until(r, name, put_until, b, err, errlen)) != 0 ||
+            (rc = sscan_each(r, lk, put_missing, b, entries, err, errlen)) != 0 ||
             (rc = get_u64(r, "GET list version", vk, &v2, err, errlen)) != 0) {
             fw_listbuild_free(b);
             return rc;

@@ -479,6 +479,8 @@ void fw_listbuild_expire(fw_listbuild *b, const char *s, size_t n, int64_t until
         fw_listbuild_put(b, s, n, until);
 }
 
+
+
 static void take_out(fw_listbuild *b, const char *s, size_t n)
 {
     uint64_t h = fw_hash64(s, n, LIST_SEED);
@@ -493,8 +495,12 @@ static void take_out(fw_listbuild *b, const char *s, size_t n)
         insert(d->removed, h, it);
 }
 
-/* Each value of `value` read as .list lines, checked like the loader does. */
-static void each_value(fw_listbuild *b, const char *value, size_t len, bool add)
+enum { TAKE_OUT, PUT, PUT_MISSING };
+
+/* Each value of `value` read as .list lines, checked like the loader does;
+ * put with `until`, taken out, or put only when not there yet. */
+static void each_value(fw_listbuild *b, const char *value, size_t len, int mode,
+                       int64_t until)
 {
     fw_listtext it;
     const char *s, *why;
@@ -507,11 +513,21 @@ static void each_value(fw_listbuild *b, const char *value, size_t len, bool add)
                          s, n > 60 ? "..." : "", why);
             continue;
         }
-        if (add)
-            fw_listbuild_put(b, s, n, FW_UNTIL_NEVER);
-        else
+        if (mode == PUT || (mode == PUT_MISSING && !build_has(b, s, n)))
+            fw_listbuild_put(b, s, n, until);
+        else if (mode == TAKE_OUT)
             take_out(b, s, n);
     }
+}
+
+void fw_listbuild_add_until(fw_listbuild *b, const char *value, size_t len, int64_t until)
+{
+    each_value(b, value, len, PUT, until);
+}
+
+void fw_listbuild_add_missing(fw_listbuild *b, const char *value, size_t len)
+{
+    each_value(b, value, len, PUT_MISSING, FW_UNTIL_NEVER);
 }
 
 void fw_listbuild_add_entries(fw_listbuild *b, const char *text, size_t len)
@@ -539,12 +555,12 @@ void fw_listbuild_add_entries(fw_listbuild *b, const char *text, size_t len)
 
 void fw_listbuild_add(fw_listbuild *b, const char *value, size_t len)
 {
-    each_value(b, value, len, true);
+    each_value(b, value, len, PUT, FW_UNTIL_NEVER);
 }
 
 void fw_listbuild_remove(fw_listbuild *b, const char *value, size_t len)
 {
-    each_value(b, value, len, false);
+    each_value(b, value, len, TAKE_OUT, FW_UNTIL_NEVER);
 }
 
 size_t fw_listbuild_count(const fw_listbuild *b)

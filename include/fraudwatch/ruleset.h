@@ -54,6 +54,12 @@ void fw_listbuild_add(fw_listbuild *b, const char *value, size_t len);
 void fw_listbuild_add_entries(fw_listbuild *b, const char *text, size_t len);
 /* Sets the UNTIL of an entry the list holds (nothing when it holds none). */
 void fw_listbuild_expire(fw_listbuild *b, const char *value, size_t len, int64_t until);
+/* One value (a Redis member, cleaned like a .list value; no columns),
+ * with its UNTIL; and one that never expires, put only when the list does
+ * not hold it yet (a full read takes the UNTILs first, then the set, so an
+ * entry is stored once). */
+void fw_listbuild_add_until(fw_listbuild *b, const char *value, size_t len, int64_t until);
+void fw_listbuild_add_missing(fw_listbuild *b, const char *value, size_t len);
 void fw_listbuild_remove(fw_listbuild *b, const char *value, size_t len);
 /* Entries in the list as built so far. */
 size_t fw_listbuild_count(const fw_listbuild *b);
