@@ -12,6 +12,11 @@
  * (default N) alternate a value on the list and one that is not, through
  * the public API.  Built against the library of another commit (the
  * plain-set baseline, whose API has no event time) with -DFW_BENCH_BASELINE.
+ *   list_expiry text N plain|until        the same list text on stdout
+ *   list_expiry redis URL NAME            a daemon's full read of list NAME
+ *                                         (fw_rstore_fetch_update, then the
+ *                                         set built), wall seconds and RSS
+ *
  * Prints one line of figures, times in CPU seconds of this (single-threaded)
  * process, so that a busy shared machine disturbs them less than wall time;
  * VmHWM is the peak RSS.  Timing is
@@ -23,6 +28,10 @@
 #include <time.h>
 
 #include "fraudwatch/ruleset.h"
+#ifdef FW_HAVE_REDIS
+#include "fraudwatch/clock.h"
+#include "fraudwatch/rulestore.h"
+#endif
 
 static double now_s(void)
 {
@@ -45,15 +54,8 @@ static long status_kib(const char *key)
     return v;
 }
 
-int main(int argc, char **argv)
+static char *list_text(long n, int until, size_t *lenp)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: list_expiry N plain|until [LOOKUPS]\n");
-        return 2;
-    }
-    long n = atol(argv[1]);
-    int until = strcmp(argv[2], "until") == 0;
-    long lookups = argc > 3 ? atol(argv[3]) : n;
     size_t cap = (size_t)n * (until ? 48 : 14) + 64, len = 0;
     char *text = malloc(cap);
     for (long i = 0; i < n; i++) {
@@ -65,6 +67,68 @@ int main(int argc, char **argv)
         else
             len += (size_t)sprintf(text + len, "%lld\n", v);
     }
+    *lenp = len;
+    return text;
+}
+
+#ifdef FW_HAVE_REDIS
+static int redis_read(const char *url, const char *name)
+{
+    fw_rstore *r;
+    char err[4096];
+    if (fw_rstore_connect(url, 60000, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    long rss0 = status_kib("VmRSS:");
+    int64_t t0 = fw_mono_ms();
+    fw_rstore_update u = { 0 };
+    if (fw_rstore_fetch_update(r, NULL, &u, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int64_t t1 = fw_mono_ms();
+    fw_ruleset *rs;
+    if (fw_ruleset_load_parts(u.files, u.nfiles, u.lists, u.nlists, NULL, u.version, &rs,
+                              err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int64_t t2 = fw_mono_ms();
+    size_t count = 0;
+    fw_ruleset_list_info(rs, name, NULL, &count);
+    printf("redis full read of %s: %zu entries, fetch %.2f s, build %.2f s (wall), "
+           "set_rss_mib=%ld\n", name, count, (double)(t1 - t0) / 1000.0,
+           (double)(t2 - t1) / 1000.0, (status_kib("VmRSS:") - rss0) / 1024);
+    fw_rstore_update_free(&u);
+    fw_ruleset_unref(rs);
+    fw_rstore_free(r);
+    return 0;
+}
+#endif
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "text") == 0) {
+        size_t len;
+        char *t = list_text(atol(argv[2]), strcmp(argv[3], "until") == 0, &len);
+        fwrite(t, 1, len, stdout);
+        free(t);
+        return 0;
+    }
+#ifdef FW_HAVE_REDIS
+    if (argc == 4 && strcmp(argv[1], "redis") == 0)
+        return redis_read(argv[2], argv[3]);
+#endif
+    if (argc < 3) {
+        fprintf(stderr, "usage: list_expiry N plain|until [LOOKUPS]\n");
+        return 2;
+    }
+    long n = atol(argv[1]);
+    int until = strcmp(argv[2], "until") == 0;
+    long lookups = argc > 3 ? atol(argv[3]) : n;
+    size_t len;
+    char *text = list_text(n, until, &len);
     const char *rules = "[{\"id\":\"R1\",\"event\":\"call\",\"where\":"
                         "[{\"field\":\"caller\",\"in_list\":\"big\"}]}]";
     fw_rulefile f[2] = { { "big.list", text, len }, { "r.json", rules, strlen(rules) } };

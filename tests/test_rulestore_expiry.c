@@ -449,6 +449,38 @@ static void test_load_bad_until_changes_nothing(void **state)
     fw_rstore_free(r);
 }
 
+/* A list whose every entry expires is read from its UNTILs alone (the set
+ * is not scanned); one plain entry more and the set is scanned again. */
+static void test_all_timed_full_read(void **state)
+{
+    (void)state;
+    fw_rstore *r = store();
+    push(r, "a\t1000\nb\t2000\nc\t3000\n");
+    fw_rstore_update u;
+    fw_ruleset *rs = daemon_read(r, NULL, &u);
+    assert_int_equal(u.full_entries, 3);
+    fw_rstore_update_free(&u);
+    size_t count;
+    assert_true(fw_ruleset_list_info(rs, "fraud", NULL, &count));
+    assert_int_equal(count, 3);
+    assert_true(fw_ruleset_list_has_at(rs, "fraud", "c", 2999));
+    assert_false(fw_ruleset_list_has_at(rs, "fraud", "c", 3000));
+    fw_ruleset_unref(rs);
+    char err[1024];
+    fw_rstore_list_result res;
+    const char *plain[1] = { "p" };
+    if (fw_rstore_list_add(r, "fraud", plain, 1, &res, err, sizeof err) != 0)
+        fail_msg("add: %s", err);
+    rs = daemon_read(r, NULL, &u);
+    fw_rstore_update_free(&u);
+    assert_true(fw_ruleset_list_info(rs, "fraud", NULL, &count));
+    assert_int_equal(count, 4);
+    assert_true(fw_ruleset_list_has_at(rs, "fraud", "p", INT64_C(253402300799999)));
+    assert_false(fw_ruleset_list_has_at(rs, "fraud", "a", 1000));
+    fw_ruleset_unref(rs);
+    fw_rstore_free(r);
+}
+
 int main(void)
 {
     fw_event_init();
@@ -463,6 +495,7 @@ int main(void)
         cmocka_unit_test_setup(test_expire, flush),
         cmocka_unit_test_setup(test_expire_many, flush),
         cmocka_unit_test_setup(test_load_bad_until_changes_nothing, flush),
+        cmocka_unit_test_setup(test_all_timed_full_read, flush),
     };
     return cmocka_run_group_tests_name("rulestore_expiry", tests, group_setup,
                                        group_teardown);
