@@ -836,43 +836,32 @@ static int full_list(fw_rstore *r, const char *name, fw_listbuild **out,
     version_key(vk, sizeof vk, name);
     for (int attempt = 0; attempt < FW_REDIS_MAX_ATTEMPTS; attempt++) {
         fw_redis_backoff(attempt);
-        /* The version and the size together (one MULTI): the size is the
-         * list's at v1. */
-        fw_rcmds cmds = { 0 };
-        fw_rcmds_add(&cmds, "GET", vk, (const char *)NULL);
-        fw_rcmds_add(&cmds, "SCARD", lk, (const char *)NULL);
-        redisReply *exec;
-        int rc = fw_redis_exec(r, &cmds, &exec, "reading a watchlist's version and size",
-                               err, errlen);
-        fw_rcmds_free(&cmds);
-        if (rc != 0)
-            return rc < 0 ? rc : FW_RSTORE_ERR;
-        uint64_t v1, v2, vmid;
-        rc = fw_redis_u64(r, exec->element[0], vk, &v1, err, errlen);
-        size_t hint = exec->element[1]->type == REDIS_REPLY_INTEGER &&
-                              exec->element[1]->integer > 0
-                          ? (size_t)exec->element[1]->integer : 0;
-        freeReplyObject(exec);
+        const char *get[2] = { "GET", vk }, *card[2] = { "SCARD", lk };
+        redisReply *rep[2];
+        fw_redis_send(r, 2, get);
+        fw_redis_send(r, 2, card);
+        int rc = fw_redis_drain(r, 2, rep, "reading a watchlist's version and size",
+                                err, errlen);
         if (rc != 0)
             return rc;
+        uint64_t v1, v2;
+        rc = fw_redis_u64(r, rep[0], vk, &v1, err, errlen);
+        size_t hint = rep[1]->type == REDIS_REPLY_INTEGER && rep[1]->integer > 0
+                          ? (size_t)rep[1]->integer : 0;
+        freeReplyObject(rep[0]);
+        freeReplyObject(rep[1]);
+        if (rc != 0)
+            return rc;
+        /* The UNTILs first, then the set's members (each entry stored
+         * once); an UNTIL whose value is not in the set is dropped. */
         fw_listbuild *b = fw_listbuild_new(hint);
         if ((rc = fw_rexp_scan_until(r, name, put_until, b, err, errlen)) != 0 ||
-            (rc = get_u64(r, "GET list version", vk, &vmid, err, errlen)) != 0) {
-            fw_listbuild_free(b);
-            return rc;
-        }
-        /* Every entry expires (the UNTILs are a subset of the set, kept so
-         * by every writer, and as many as the set at an unchanged version):
-         * the set holds nothing more, and is not scanned. */
-        bool all_timed = hint > 0 && vmid == v1 && fw_listbuild_count(b) == hint;
-        if (all_timed)
-            *entries = hint;
-        if ((!all_timed &&
-             (rc = sscan_each(r, lk, put_missing, b, entries, err, errlen)) != 0) ||
+            (rc = sscan_each(r, lk, put_missing, b, entries, err, errlen)) != 0 ||
             (rc = get_u64(r, "GET list version", vk, &v2, err, errlen)) != 0) {
             fw_listbuild_free(b);
             return rc;
         }
+        fw_listbuild_keep_seen(b);   /* an UNTIL without its member is no entry */
         if (v1 != v2 && v1 != 0) {
             fw_rlog log;
             rc = fw_rlog_read(r, name, v1, v2, &log, err, errlen);

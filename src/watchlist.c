@@ -54,7 +54,8 @@
 /* ---- items: [u32 length | HAS_UNTIL][bytes][i64 until, if HAS_UNTIL] ------- */
 
 #define HAS_UNTIL 0x80000000u
-#define LEN_MASK 0x7fffffffu
+#define SEEN 0x40000000u      /* a full read: the entry is in the set (builder only) */
+#define LEN_MASK 0x3fffffffu  /* an entry is at most FW_LIST_ENTRY_MAX bytes */
 
 static inline uint32_t item_len(const void *item)
 {
@@ -376,6 +377,7 @@ struct fw_listbuild {
     bool shared;                  /* base belongs to a rule set: change delta */
     struct fw_listdelta *delta;   /* shared: the changes, private until done */
     size_t bad;                   /* values refused (fw_list_entry_ok) */
+    bool seen;                    /* entries marked SEEN (fw_listbuild_keep_seen) */
     char first_bad[256];
 };
 
@@ -513,10 +515,24 @@ static void each_value(fw_listbuild *b, const char *value, size_t len, int mode,
                          s, n > 60 ? "..." : "", why);
             continue;
         }
-        if (mode == PUT || (mode == PUT_MISSING && !build_has(b, s, n)))
+        if (mode == PUT_MISSING && !b->shared) {
+            /* A full read: the UNTILs came first; mark what the set holds. */
+            uint64_t h = fw_hash64(s, n, LIST_SEED);
+            void *item = find(b->base->set, h, s, n);
+            if (!item) {
+                item = (void *)pool_put(&b->base->pool, s, n, FW_UNTIL_NEVER);
+                insert(b->base->set, h, item);
+            }
+            uint32_t f;
+            memcpy(&f, item, sizeof f);
+            f |= SEEN;
+            memcpy(item, &f, sizeof f);
+            b->seen = true;
+        } else if (mode == PUT || (mode == PUT_MISSING && !build_has(b, s, n))) {
             fw_listbuild_put(b, s, n, until);
-        else if (mode == TAKE_OUT)
+        } else if (mode == TAKE_OUT) {
             take_out(b, s, n);
+        }
     }
 }
 
@@ -528,6 +544,31 @@ void fw_listbuild_add_until(fw_listbuild *b, const char *value, size_t len, int6
 void fw_listbuild_add_missing(fw_listbuild *b, const char *value, size_t len)
 {
     each_value(b, value, len, PUT_MISSING, FW_UNTIL_NEVER);
+}
+
+void fw_listbuild_keep_seen(fw_listbuild *b)
+{
+    if (b->shared || !b->seen)
+        return;
+    fw_hmap *m = b->base->set;
+    void *it;
+    size_t pos = 0;
+    /* Two passes: removing shifts items back into holes, and an item seen
+     * twice must still carry its mark the second time. */
+    while ((it = fw_hmap_next(m, &pos))) {
+        uint32_t f;
+        memcpy(&f, it, sizeof f);
+        if (!(f & SEEN))   /* an UNTIL of an entry the set no longer has */
+            fw_hmap_remove_at(m, &pos);
+    }
+    pos = 0;
+    while ((it = fw_hmap_next(m, &pos))) {
+        uint32_t f;
+        memcpy(&f, it, sizeof f);
+        f &= ~SEEN;
+        memcpy(it, &f, sizeof f);
+    }
+    b->seen = false;
 }
 
 void fw_listbuild_add_entries(fw_listbuild *b, const char *text, size_t len)

@@ -449,8 +449,9 @@ static void test_load_bad_until_changes_nothing(void **state)
     fw_rstore_free(r);
 }
 
-/* A list whose every entry expires is read from its UNTILs alone (the set
- * is not scanned); one plain entry more and the set is scanned again. */
+/* A list whose every entry expires, then one plain entry more; an UNTIL
+ * left without its member (a writer that changed the set alone) is no
+ * entry, even when the counts happen to agree. */
 static void test_all_timed_full_read(void **state)
 {
     (void)state;
@@ -477,6 +478,21 @@ static void test_all_timed_full_read(void **state)
     assert_int_equal(count, 4);
     assert_true(fw_ruleset_list_has_at(rs, "fraud", "p", INT64_C(253402300799999)));
     assert_false(fw_ruleset_list_has_at(rs, "fraud", "a", 1000));
+    fw_ruleset_unref(rs);
+    redisContext *c = raw();
+    redisReply *x = redisCommand(c, "ZADD fraudwatch:list:fraud:until 5000 ghost");
+    freeReplyObject(x);
+    x = redisCommand(c, "SREM fraudwatch:list:fraud a");   /* a's UNTIL stays */
+    freeReplyObject(x);
+    redisFree(c);
+    rs = daemon_read(r, NULL, &u);
+    fw_rstore_update_free(&u);
+    assert_true(fw_ruleset_list_info(rs, "fraud", NULL, &count));
+    assert_int_equal(count, 3);
+    assert_false(fw_ruleset_list_has(rs, "fraud", "ghost"));
+    assert_false(fw_ruleset_list_has(rs, "fraud", "a"));
+    assert_true(fw_ruleset_list_has_at(rs, "fraud", "b", 1999));
+    assert_true(fw_ruleset_list_has_at(rs, "fraud", "p", INT64_C(253402300799999)));
     fw_ruleset_unref(rs);
     fw_rstore_free(r);
 }

@@ -60,6 +60,10 @@ void fw_listbuild_expire(fw_listbuild *b, const char *value, size_t len, int64_t
  * entry is stored once). */
 void fw_listbuild_add_until(fw_listbuild *b, const char *value, size_t len, int64_t until);
 void fw_listbuild_add_missing(fw_listbuild *b, const char *value, size_t len);
+/* After a full read (UNTILs, then every member with add_missing): drops
+ * the entries that came only with an UNTIL and are not members (left by a
+ * writer that changed the set alone, e.g. an older fraudwatch). */
+void fw_listbuild_keep_seen(fw_listbuild *b);
 void fw_listbuild_remove(fw_listbuild *b, const char *value, size_t len);
 /* Entries in the list as built so far. */
 size_t fw_listbuild_count(const fw_listbuild *b);
