@@ -287,6 +287,24 @@ static void test_fold_keeps_untils(void **state)
     fw_ruleset_unref(rs2);
 }
 
+/* rules check -v: per list, entries with an UNTIL, past ones, next, last. */
+static void test_describe_expiry(void **state)
+{
+    (void)state;
+    char err[2048];
+    fw_ruleset *rs = load_list("a\t1000\nb\t3000\nc\t2500\nd\ne\t-\n", err, sizeof err);
+    assert_non_null(rs);
+    char buf[2048] = "";
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    fw_ruleset_describe_expiry(rs, 2000, f);
+    fclose(f);
+    if (!strstr(buf, "list fraud                    5 entries, 3 with an UNTIL, 1 of them "
+                     "past, next ends 1970-01-01T00:00:02.500Z, last ends "
+                     "1970-01-01T00:00:03Z\n"))
+        fail_msg("%s", buf);
+    fw_ruleset_unref(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_bad_lines_refused),
         cmocka_unit_test(test_delta_untils),
         cmocka_unit_test(test_fold_keeps_untils),
+        cmocka_unit_test(test_describe_expiry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
