@@ -120,16 +120,17 @@ int fw_listline_split(const char *s, size_t n, fw_listentry *e, char *err,
                       size_t errlen)
 {
     const char *end = s + n, *tab = memchr(s, '\t', n);
-    const char *ve = tab ? tab : end;
-    while (ve > s && isspace((unsigned char)ve[-1]))
-        ve--;
     e->value = s;
-    e->n = (size_t)(ve - s);
+    e->n = n;   /* a plain line is trimmed already: no more work for it */
     e->until = FW_UNTIL_NEVER;
     e->reason = "";
     e->reason_len = 0;
     if (!tab)
         return 0;
+    const char *ve = tab;
+    while (ve > s && isspace((unsigned char)ve[-1]))
+        ve--;
+    e->n = (size_t)(ve - s);
     if (e->n == 0) {
         snprintf(err, errlen, "an entry needs a value before the tab (VALUE<TAB>UNTIL"
                               "[<TAB>REASON])");

@@ -426,8 +426,8 @@ fw_listbuild *fw_listbuild_from(const fw_ruleset *rs, const char *name)
 
 /* The item for s in a private map/pool: made, or its UNTIL changed (in
  * place when it has a slot, else replaced; the old bytes stay in the pool). */
-static void put_private(fw_hmap *m, pool *p, uint64_t h, const char *s, size_t n,
-                        int64_t until)
+static inline void put_private(fw_hmap *m, pool *p, uint64_t h, const char *s,
+                               size_t n, int64_t until)
 {
     void *it = find(m, h, s, n);
     if (it) {
