@@ -123,7 +123,7 @@ static void pool_init(pool *p, size_t hint)
     p->next_cap = hint ? hint : POOL_FIRST;
 }
 
-static const char *pool_put(pool *p, const char *s, size_t n, int64_t until)
+static inline const char *pool_put(pool *p, const char *s, size_t n, int64_t until)
 {
     bool has = until != FW_UNTIL_NEVER;
     size_t need = sizeof(uint32_t) + n + (has ? sizeof until : 0);
