@@ -57,19 +57,19 @@
 
 /* ---- who ------------------------------------------------------------------------ */
 
-static const char *actor;
+static _Atomic(const char *) actor;
 
 void fw_rstore_set_actor(const char *by) { actor = by; }
 
-const char *fw_rexp_who(const char *by)
+const char *fw_rexp_who(char *who, size_t n)
 {
-    static char who[128];
-    const char *s = by && *by ? by : actor && *actor ? actor : getenv("FRAUDWATCH_USER");
-    if (!s || !*s) {
-        struct passwd *pw = getpwuid(geteuid());
-        s = pw && pw->pw_name ? pw->pw_name : "unknown";
-    }
-    snprintf(who, sizeof who, "%s", s);
+    const char *by = actor;
+    const char *s = by && *by ? by : getenv("FRAUDWATCH_USER");
+    struct passwd pw, *res = NULL;
+    char pwbuf[1024];
+    if ((!s || !*s) && getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
+        s = res->pw_name;
+    snprintf(who, n, "%s", s && *s ? s : "unknown");
     for (char *p = who; *p; p++)   /* a column of a tab-separated record */
         if (*p == '\t' || *p == '\n' || *p == '\r')
             *p = ' ';
@@ -123,7 +123,8 @@ int fw_rexp_stage(fw_rstore *r, const char *token, const char *name,
     const char *ttl = "600";
     char at[32];
     snprintf(at, sizeof at, "%lld", (long long)fw_wall_ms());
-    const char *by = fw_rexp_who(NULL);
+    char whobuf[128];
+    const char *by = fw_rexp_who(whobuf, sizeof whobuf);
 
     st->info_tmp = tmp_name(token, name, "info");
     fw_rcmds_add(&t, "HSET", st->info_tmp, "#",

@@ -187,8 +187,9 @@ int fw_rexp_scan_until(fw_rstore *r, const char *name,
  * entry's columns: VALUE<TAB>UNTIL(ms)[<TAB>REASON] when it has either. */
 int fw_rexp_annotate(fw_rstore *r, const char *name, fw_buf *text, char *err,
                      size_t errlen);
-/* Who runs the commands, for the "BY" column: --by, else $FRAUDWATCH_USER,
- * else the login name, else "unknown". */
-const char *fw_rexp_who(const char *by);
+/* Who runs the commands, for the "BY" column: fw_rstore_set_actor()'s
+ * (--by), else $FRAUDWATCH_USER, else the login name, else "unknown";
+ * written into who (tabs and line breaks as spaces), which is returned. */
+const char *fw_rexp_who(char *who, size_t n);
 
 #endif

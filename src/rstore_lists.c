@@ -160,8 +160,9 @@ static int change_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
         fw_rcmds_str(tx, t->vals[i]);
     }
     fw_rcmds_add(tx, t->add ? "HSET" : "HDEL", t->ik, (const char *)NULL);
+    char who[128];
     const char *record = t->add ? fw_rcmds_fmt(tx, "%lld\t%s\t%s", (long long)fw_wall_ms(),
-                                               fw_rexp_who(NULL), reason)
+                                               fw_rexp_who(who, sizeof who), reason)
                                 : NULL;
     for (size_t i = 0; i < t->n; i++) {
         fw_rcmds_str(tx, t->vals[i]);
