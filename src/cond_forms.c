@@ -189,26 +189,28 @@ static bool list_parse(fw_loader *L, const cJSON *cond, const cJSON *v,
     return true;
 }
 
-static bool on_list(const fw_cond *c, const cJSON *v)
+/* By event time: an entry with UNTIL T is a member for events with ts < T
+ * (SPEC §2), so an expiry takes effect without a reload, and replay and
+ * the daemon agree. */
+static bool on_list(fw_matcher *m, const fw_cond *c, const cJSON *v)
 {
     return cJSON_IsString(v) && v->valuestring &&
-           fw_list_contains(c->list, v->valuestring, strlen(v->valuestring));
+           fw_list_contains(c->list, v->valuestring, strlen(v->valuestring),
+                            fw_matcher_event_ts(m));
 }
 
 static bool in_list_holds(fw_matcher *m, const cJSON *root, const fw_cond *c,
                           const cJSON *v)
 {
-    (void)m;
     (void)root;
-    return on_list(c, v);
+    return on_list(m, c, v);
 }
 
 static bool not_in_list_holds(fw_matcher *m, const cJSON *root, const fw_cond *c,
                               const cJSON *v)
 {
-    (void)m;
     (void)root;
-    return !on_list(c, v);
+    return !on_list(m, c, v);
 }
 
 static void list_explain(fw_matcher *m, const cJSON *root, const fw_cond *c,

@@ -84,6 +84,7 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
 
     fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
                        .key = &s->key, .scratch = &s->evidence };
+    fw_matcher_set_event_ts(s->matcher, ev->ts);   /* watchlist expiries */
 
     for (uint32_t i = 0; i < ix->ntargets; i++) {
         const fw_rule *r = &rs->rules[ix->targets[i].rule];

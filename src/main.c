@@ -31,9 +31,10 @@
 #include "fraudwatch/replay.h"
 #include "fraudwatch/ruleset.h"
 #include "fraudwatch/secret.h"
+#include "fraudwatch/clock.h"
+#include "fraudwatch/timetext.h"
 #include "cli_compare.h"
 #ifdef FW_HAVE_REDIS
-#include "fraudwatch/clock.h"
 #include "fraudwatch/rulestore.h"
 #include "cli_history.h"
 #endif
@@ -52,7 +53,8 @@ static const char usage_main[] =
     "  replay --rules DIR [--threads N] [FILE|-]\n"
     "                      run the engine over a JSONL file (or stdin); alerts as\n"
     "                      JSONL on stdout, malformed lines and a summary on stderr\n"
-    "  rules check DIR     validate a rules directory and print what it holds\n"
+    "  rules check DIR [-v]\n"
+    "                      validate a rules directory and print what it holds\n"
 #ifdef FW_HAVE_REDIS
     "  rules push DIR --redis URL [-m MESSAGE] [--author NAME]\n"
     "                      validate DIR and publish it to Redis as a new version\n"
@@ -63,9 +65,15 @@ static const char usage_main[] =
     "                      write the active rule set and watchlists into DIR\n"
     "  rules status --redis URL\n"
     "                      active version, watchlists, and every live daemon\n"
-    "  lists add|remove NAME VALUE... --redis URL\n"
+    "  lists add NAME VALUE... [--until TIME | --ttl 7d] [--reason TEXT] [--by NAME]\n"
+    "        --redis URL\n"
+    "  lists remove NAME VALUE... --redis URL\n"
     "  lists load NAME FILE --redis URL\n"
     "                      change one watchlist in Redis (no rule push needed)\n"
+    "  lists show NAME VALUE --redis URL\n"
+    "                      one entry: until, reason, who added it and when\n"
+    "  lists expire [NAME...] [--lateness 1d] --redis URL\n"
+    "                      remove entries whose UNTIL passed more than the lateness ago\n"
 #endif
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
@@ -134,7 +142,7 @@ static const char usage_replay[] =
     "truth file refused), 2 usage error\n";
 
 static const char usage_rules[] =
-    "usage: fraudwatch rules check DIR [--max-regex-per-event N]\n"
+    "usage: fraudwatch rules check DIR [-v] [--max-regex-per-event N]\n"
 #ifdef FW_HAVE_REDIS
     "       fraudwatch rules push DIR --redis URL [-m MESSAGE] [--author NAME]\n"
     "       fraudwatch rules pull --redis URL DIR [--force]\n"
@@ -152,6 +160,9 @@ static const char usage_rules[] =
     "        reason) and exits 1.  A set whose events of some type would run\n"
     "        more than --max-regex-per-event regex searches (default 1000, the\n"
     "        daemon's rules.max_regex_per_event) is refused as too costly.\n"
+    "        -v also prints, per watchlist, the entries with an UNTIL, how many\n"
+    "        of them are already past (by this machine's clock) and the next and\n"
+    "        last UNTIL.\n"
 #ifdef FW_HAVE_REDIS
     "push    validates DIR like check, then makes it the active set in Redis\n"
     "        (rules and watchlists, one atomic change, a new version number) and\n"
@@ -193,7 +204,9 @@ static const char usage_rules_pull[] =
     "\n"
     "Writes the active rule set from Redis into DIR (created if missing): the\n"
     "rule files byte for byte as pushed, and each watchlist as NAME.list with\n"
-    "its entries sorted.  The result passes `fraudwatch rules check DIR` and can\n"
+    "its entries sorted (an entry that expires or has a reason as\n"
+    "VALUE<TAB>UNTIL<TAB>REASON, UNTIL in ISO 8601 UTC or '-').  The result\n"
+    "passes `fraudwatch rules check DIR` and can\n"
     "be pushed again.  The read is consistent: files and lists of one version.\n"
     "\n"
     "options:\n"
@@ -219,27 +232,53 @@ static const char usage_rules_status[] =
     "exit status: 0 printed, 1 Redis failure, 2 usage error\n";
 
 static const char usage_lists[] =
-    "usage: fraudwatch lists add NAME VALUE... --redis URL\n"
+    "usage: fraudwatch lists add NAME VALUE... [--until TIME | --ttl DURATION]\n"
+    "                            [--reason TEXT] [--by NAME] --redis URL\n"
     "       fraudwatch lists remove NAME VALUE... --redis URL\n"
-    "       fraudwatch lists load NAME FILE --redis URL\n"
+    "       fraudwatch lists load NAME FILE [--by NAME] --redis URL\n"
+    "       fraudwatch lists show NAME VALUE --redis URL\n"
+    "       fraudwatch lists expire [NAME...] [--lateness DURATION] --redis URL\n"
     "\n"
     "Changes one watchlist in Redis without a rule push; each change bumps the\n"
     "list's version and the store's generation in the same transaction, so the\n"
     "daemons refresh within a second.\n"
     "\n"
-    "add     adds the values (the list is created if it does not exist)\n"
+    "add     adds the values (the list is created if it does not exist).  With\n"
+    "        --until or --ttl each value is an entry until then: a member for\n"
+    "        events with ts before it (event time); without, it never expires.\n"
+    "        Adding a value again replaces its UNTIL and reason (a renewal).\n"
+    "        Who (--by, else $FRAUDWATCH_USER, else the login name) and when are\n"
+    "        recorded with each value.\n"
     "remove  removes the values\n"
-    "load    replaces the whole list with the values of FILE ('-': stdin), one\n"
-    "        per line, '#' comments and blank lines skipped, like a .list file;\n"
-    "        staged first, then swapped in atomically (a million lines is fine)\n"
+    "load    replaces the whole list with the lines of FILE ('-': stdin), like a\n"
+    "        .list file: VALUE, VALUE<TAB>UNTIL or VALUE<TAB>UNTIL<TAB>REASON,\n"
+    "        '#' comments and blank lines skipped; a bad UNTIL is refused with\n"
+    "        its line and nothing changes; staged first, then swapped in\n"
+    "        atomically (a million lines is fine)\n"
+    "show    one entry: whether it is on the list, its UNTIL, the reason, who\n"
+    "        added it and when (exit 1 when it is not an entry)\n"
+    "expire  removes the entries whose UNTIL is more than the lateness in the\n"
+    "        past from NAME (default: every list); add, remove and load do this\n"
+    "        for their list too.  Run it from cron or a timer (docs/redis.md).\n"
+    "\n"
+    "--until TIME       epoch milliseconds, or ISO 8601 with an offset:\n"
+    "                   2026-12-31T23:59:59+08:00, 2026-12-31T15:59:59Z\n"
+    "--ttl DURATION     from now: 30s, 15m, 24h, 7d\n"
+    "--reason TEXT      why (one line), shown by show and written by rules pull\n"
+    "--by NAME          who, recorded instead of the login name\n"
+    "--lateness DURATION  how long after its UNTIL an entry is still kept\n"
+    "                   (default 1d: the daemons' engine.lateness_s default; use\n"
+    "                   your daemons' value)\n"
     "\n"
     "NAME is 1..64 characters of A-Z a-z 0-9 _ . - (not starting with '.').\n"
-    "Values are trimmed; put -- before values that start with '-'.\n"
+    "Values are trimmed and may not hold a tab; put -- before values that start\n"
+    "with '-'.\n"
     "\n"
     "options:\n"
     REDIS_OPTIONS
     "\n"
-    "exit status: 0 changed, 1 refused or Redis failure, 2 usage error\n";
+    "exit status: 0 done, 1 refused, not an entry (show) or Redis failure,\n"
+    "2 usage error\n";
 #endif
 
 #if defined(FW_HAVE_DAEMON) || defined(FW_HAVE_REDIS)
@@ -548,6 +587,15 @@ static int cmd_rules_check(int argc, char **argv)
         fputs(usage_rules, stdout);
         return 0;
     }
+    /* -v (anywhere after check): watchlist expiry counts too */
+    bool verbose = false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+            verbose = true;
+            memmove(argv + i, argv + i + 1, (size_t)(argc - i - 1) * sizeof *argv);
+            argc--;
+            break;
+        }
     if (argc == 4 && strcmp(argv[2], "--max-regex-per-event") == 0) {
         if (set_max_regexes("rules check", argv[3]) != 0)
             return 2;
@@ -565,6 +613,8 @@ static int cmd_rules_check(int argc, char **argv)
     }
     printf("%s: ok\n", argv[1]);
     fw_ruleset_describe(rs, stdout);
+    if (verbose)
+        fw_ruleset_describe_expiry(rs, fw_wall_ms(), stdout);
     fw_ruleset_unref(rs);
     return 0;
 }
@@ -757,6 +807,113 @@ static int cmd_rules_status(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
+/* The list options of `lists` (--until, --ttl, --reason, --by, --lateness),
+ * taken out of argv before the Redis options are parsed; values after "--"
+ * are left alone.  -1 to go on, or the exit status. */
+struct list_opts {
+    const char *until, *ttl, *reason, *by, *lateness;
+};
+
+static int take_list_opts(int *argc, char **argv, const char *cmd, struct list_opts *lo)
+{
+    static const struct { const char *name; size_t off; } names[] = {
+        { "--until", offsetof(struct list_opts, until) },
+        { "--ttl", offsetof(struct list_opts, ttl) },
+        { "--reason", offsetof(struct list_opts, reason) },
+        { "--by", offsetof(struct list_opts, by) },
+        { "--lateness", offsetof(struct list_opts, lateness) },
+    };
+    int w = 0;
+    bool rest = false;
+    for (int i = 0; i < *argc; i++) {
+        const char *a = argv[i];
+        bool taken = false;
+        if (!rest && strcmp(a, "--") == 0)
+            rest = true;
+        for (size_t k = 0; !rest && !taken && k < sizeof names / sizeof *names; k++) {
+            size_t nl = strlen(names[k].name);
+            const char **slot = (const char **)((char *)lo + names[k].off);
+            if (strcmp(a, names[k].name) == 0) {
+                if (i + 1 >= *argc) {
+                    fprintf(stderr, "fraudwatch %s: %s needs a value\n", cmd, a);
+                    return 2;
+                }
+                *slot = argv[++i];
+                taken = true;
+            } else if (strncmp(a, names[k].name, nl) == 0 && a[nl] == '=') {
+                *slot = a + nl + 1;
+                taken = true;
+            }
+        }
+        if (!taken)
+            argv[w++] = argv[i];
+    }
+    *argc = w;
+    return -1;
+}
+
+static int lists_expire_one(fw_rstore *r, const char *cmd, const char *name,
+                            int64_t before, bool quiet_if_none)
+{
+    char err[4096], at[FW_TIMETEXT_MAX];
+    fw_rstore_list_result res;
+    if (fw_rstore_list_expire(r, name, before, &res, err, sizeof err) != 0) {
+        fprintf(stderr, "fraudwatch %s: %s\n", cmd, err);
+        return 1;
+    }
+    fw_time_format(before, at, sizeof at);
+    if (res.changed || !quiet_if_none)
+        printf("watchlist %s: %zu expired entr%s removed (UNTIL at or before %s)%s",
+               name, res.changed, res.changed == 1 ? "y" : "ies", at,
+               res.changed ? "" : "\n");
+    if (res.changed)
+        printf(", %zu entries, version %llu (generation %llu)\n", res.size,
+               (unsigned long long)res.version, (unsigned long long)res.generation);
+    return 0;
+}
+
+static int lists_show(fw_rstore *r, const char *cmd, const char *name, const char *value)
+{
+    char err[4096], at[FW_TIMETEXT_MAX];
+    fw_rstore_entry e;
+    if (fw_rstore_list_show(r, name, value, &e, err, sizeof err) != 0) {
+        fprintf(stderr, "fraudwatch %s: %s\n", cmd, err);
+        return 1;
+    }
+    if (!e.list_exists) {
+        printf("watchlist %s: there is no such list\n", name);
+        return 1;
+    }
+    if (!e.member) {
+        printf("watchlist %s (version %llu): %s is not an entry\n", name,
+               (unsigned long long)e.version, value);
+        return 1;
+    }
+    printf("watchlist %s (version %llu): %s\n", name, (unsigned long long)e.version, value);
+    int64_t now = fw_wall_ms();
+    if (e.until == FW_UNTIL_NEVER) {
+        printf("  until:   never\n");
+    } else {
+        fw_time_format(e.until, at, sizeof at);
+        printf("  until:   %s (%lld): a member for events before then%s\n", at,
+               (long long)e.until, e.until <= now ? "; already past" : "");
+    }
+    if (e.own_record) {
+        printf("  reason:  %s\n", e.reason[0] ? e.reason : "(none given)");
+        fw_time_format(e.added_at, at, sizeof at);
+        printf("  added:   %s by %s\n", at, e.by[0] ? e.by : "(unknown)");
+    } else if (e.loaded_at) {
+        fw_time_format(e.loaded_at, at, sizeof at);
+        printf("  reason:  (none given)\n");
+        printf("  added:   %s by %s, with the whole list (%s)\n", at,
+               e.loaded_by[0] ? e.loaded_by : "(unknown)", e.loaded_how);
+    } else {
+        printf("  reason:  (none given)\n");
+        printf("  added:   (not recorded: written before entries carried a record)\n");
+    }
+    return 0;
+}
+
 static int cmd_lists(int argc, char **argv)
 {
     if (argc < 2 || is_help(argv[1])) {
@@ -765,41 +922,105 @@ static int cmd_lists(int argc, char **argv)
     }
     const char *sub = argv[1];
     bool add = strcmp(sub, "add") == 0, rem = strcmp(sub, "remove") == 0,
-         load = strcmp(sub, "load") == 0;
-    if (!add && !rem && !load) {
+         load = strcmp(sub, "load") == 0, show = strcmp(sub, "show") == 0,
+         expire = strcmp(sub, "expire") == 0;
+    if (!add && !rem && !load && !show && !expire) {
         fprintf(stderr, "fraudwatch lists: unknown subcommand '%s'\n", sub);
         fputs(usage_lists, stderr);
         return 2;
     }
     char cmd[32];
     snprintf(cmd, sizeof cmd, "lists %s", sub);
+    struct list_opts lo = { 0 };
+    int rc = take_list_opts(&argc, argv, cmd, &lo);
+    if (rc >= 0)
+        return rc;
+    if ((lo.until || lo.ttl || lo.reason) && !add) {
+        fprintf(stderr, "fraudwatch %s: --until, --ttl and --reason are for lists add "
+                        "(a .list file gives them per line)\n", cmd);
+        return 2;
+    }
+    if (lo.until && lo.ttl) {
+        fprintf(stderr, "fraudwatch %s: give --until or --ttl, not both\n", cmd);
+        return 2;
+    }
+    if (lo.lateness && show) {
+        fprintf(stderr, "fraudwatch %s: --lateness is not for show\n", cmd);
+        return 2;
+    }
+    char terr[256];
+    fw_rstore_entry_meta meta = { .until = FW_UNTIL_NEVER, .reason = lo.reason };
+    if (lo.until && fw_time_parse(lo.until, &meta.until, terr, sizeof terr) != 0) {
+        fprintf(stderr, "fraudwatch %s: --until: %s\n", cmd, terr);
+        return 2;
+    }
+    int64_t ttl;
+    if (lo.ttl) {
+        if (fw_duration_parse(lo.ttl, &ttl, terr, sizeof terr) != 0) {
+            fprintf(stderr, "fraudwatch %s: --ttl: %s\n", cmd, terr);
+            return 2;
+        }
+        meta.until = fw_wall_ms() + ttl;
+    }
+    int64_t lateness = 86400000;   /* engine.lateness_s's default */
+    if (lo.lateness && fw_duration_parse(lo.lateness, &lateness, terr, sizeof terr) != 0) {
+        fprintf(stderr, "fraudwatch %s: --lateness: %s\n", cmd, terr);
+        return 2;
+    }
+    fw_rstore_set_actor(lo.by);
     struct redis_opts o;
-    int rc = parse_redis_opts(argc - 1, argv + 1, cmd, usage_lists, false, &o);
+    rc = parse_redis_opts(argc - 1, argv + 1, cmd, usage_lists, false, &o);
     if (rc >= 0)
         return rc;
     char **pos = argv + 1 + optind;
     int npos = argc - 1 - optind;
-    if (npos < 2 || (load && npos != 2)) {
+    if ((!expire && npos < 2) || ((load || show) && npos != 2)) {
         fprintf(stderr, "fraudwatch %s: expected %s\n", cmd,
-                load ? "NAME FILE" : "NAME VALUE...");
+                load ? "NAME FILE" : show ? "NAME VALUE" : "NAME VALUE...");
         fputs(usage_lists, stderr);
         return 2;
     }
-    const char *name = pos[0];
+    const char *name = npos > 0 ? pos[0] : NULL;
     fw_rstore *r;
     if (connect_store(cmd, &o, &r) != 0)
         return 1;
+    int64_t before = fw_wall_ms() - lateness;
+    if (show || expire) {
+        if (show) {
+            rc = lists_show(r, cmd, name, pos[1]);
+        } else if (npos > 0) {
+            rc = 0;
+            for (int i = 0; i < npos && rc == 0; i++)
+                rc = lists_expire_one(r, cmd, pos[i], before, false);
+        } else {
+            char **names, err[4096];
+            size_t n;
+            rc = fw_rstore_list_names(r, &names, &n, err, sizeof err);
+            if (rc != 0)
+                fprintf(stderr, "fraudwatch %s: %s\n", cmd, err);
+            for (size_t i = 0; rc == 0 && i < n; i++)
+                rc = lists_expire_one(r, cmd, names[i], before, false);
+            if (rc == 0 && n == 0)
+                printf("no watchlists\n");
+            for (size_t i = 0; i < n; i++)
+                free(names[i]);
+            free(names);
+        }
+        fw_rstore_free(r);
+        return rc == 0 ? 0 : 1;
+    }
     char err[4096];
     fw_rstore_list_result res;
     if (load)
         rc = fw_rstore_list_load(r, name, pos[1], &res, err, sizeof err);
     else if (add)
-        rc = fw_rstore_list_add(r, name, (const char *const *)(pos + 1),
-                                (size_t)(npos - 1), &res, err, sizeof err);
+        rc = fw_rstore_list_add_meta(r, name, (const char *const *)(pos + 1),
+                                     (size_t)(npos - 1), &meta, &res, err, sizeof err);
     else
         rc = fw_rstore_list_remove(r, name, (const char *const *)(pos + 1),
                                    (size_t)(npos - 1), &res, err, sizeof err);
     if (rc == 0) {
+        char at[FW_TIMETEXT_MAX];
         if (load)
             printf("watchlist %s: loaded from %s, %zu entries, version %llu "
                    "(generation %llu), %.2f s\n", name, pos[1], res.size,
@@ -807,10 +1028,18 @@ static int cmd_lists(int argc, char **argv)
                    (unsigned long long)res.generation, res.seconds);
         else
             printf("watchlist %s: %zu %s, %zu entries, version %llu "
-                   "(generation %llu)\n", name, res.changed,
+                   "(generation %llu)", name, res.changed,
                    add ? "added" : "removed", res.size,
                    (unsigned long long)res.version,
                    (unsigned long long)res.generation);
+        if (add && meta.until != FW_UNTIL_NEVER) {
+            fw_time_format(meta.until, at, sizeof at);
+            printf(", until %s", at);
+        }
+        if (!load)
+            printf("\n");
+        /* The list's own expired entries go at the same time. */
+        rc = lists_expire_one(r, cmd, name, before, true);
     } else {
         fprintf(stderr, "fraudwatch %s: %s\n", cmd, err);
     }

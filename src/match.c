@@ -21,6 +21,7 @@ struct fw_matcher {
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit;
     uint64_t faults;
+    int64_t event_ts;     /* of the event being matched (lists that expire) */
 };
 
 fw_matcher *fw_matcher_new(void)
@@ -55,6 +56,8 @@ void fw_matcher_free(fw_matcher *m)
 }
 
 uint64_t fw_matcher_faults(const fw_matcher *m) { return m->faults; }
+void fw_matcher_set_event_ts(fw_matcher *m, int64_t ts) { m->event_ts = ts; }
+int64_t fw_matcher_event_ts(const fw_matcher *m) { return m->event_ts; }
 
 /* 1 match, 0 no match (a limit hit counts as a fault). */
 int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v)

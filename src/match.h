@@ -20,6 +20,10 @@ void fw_matcher_free(fw_matcher *m);
 bool fw_match_all(fw_matcher *m, const cJSON *root, const fw_cond *c,
                   uint32_t n);
 uint64_t fw_matcher_faults(const fw_matcher *m);
+/* The time of the event being matched (its ts): watchlist entries that
+ * expire are members by event time.  Set once per event, before matching. */
+void fw_matcher_set_event_ts(fw_matcher *m, int64_t ts);
+int64_t fw_matcher_event_ts(const fw_matcher *m);
 
 /* For the condition forms (cond_forms.c): a bounded search of `v` (false
  * for anything but a string), 1 match / 0 none; the last match's span. */

@@ -13,6 +13,11 @@
  *   fraudwatch:list:NAME:version integer, INCR on every change of the list
  *   fraudwatch:list:NAME:log     list, the last changes of the list, one an
  *                                element, oldest first (rstore_log.c)
+ *   fraudwatch:list:NAME:until   sorted set, entry → its UNTIL (epoch ms), only
+ *                                entries that expire (rstore_expiry.c)
+ *   fraudwatch:list:NAME:info    hash, entry → "AT<TAB>BY<TAB>REASON" (who
+ *                                added it, when, why); field "#" → the last
+ *                                replacement of the whole list (rstore_expiry.c)
  *   fraudwatch:generation        integer, INCR on every change of anything
  *   fraudwatch:daemon:INSTANCE   hash, a daemon's heartbeat (EXPIRE ttl)
  *   fraudwatch:tmp:TOKEN:NAME    set, a list being staged (EXPIRE 600 s)
@@ -28,6 +33,8 @@
 #include <stdio.h>
 
 #include "redis_conn.h"
+#include "fraudwatch/buf.h"
+#include "fraudwatch/rulefiles.h"
 
 #define K_VERSION "fraudwatch:rules:version"
 #define K_FILES "fraudwatch:rules:files"
@@ -62,10 +69,13 @@ static inline void log_key(char *buf, size_t n, const char *name)
 #define LIST_LOG_ENTRY_MAX 65536   /* bytes of one change the log may keep */
 
 /* One change as the log holds it: the version it made, add or remove, and
- * its values ('\n' between them), pointing into the reply that was read. */
+ * its values ('\n' between them), pointing into the reply that was read.
+ * kind '*' is an add whose lines are VALUE<TAB>UNTIL[<TAB>REASON] (entries
+ * that expire, or with a reason); '+' values never expire. */
 typedef struct fw_rlog_op {
     uint64_t version;
     bool add;
+    char kind;          /* '+', '-' or '*' */
     const char *values;
     size_t len;
 } fw_rlog_op;
@@ -84,6 +94,10 @@ typedef struct fw_rlog {
  * covers it, and daemons read the list whole). */
 void fw_rlog_append(fw_rcmds *tx, const char *name, uint64_t version, bool add,
                     char *const *vals, size_t n);
+/* The same with the kind given ('+', '-', '*': vals are then whole lines
+ * VALUE<TAB>UNTIL[<TAB>REASON]). */
+void fw_rlog_append_kind(fw_rcmds *tx, const char *name, uint64_t version, char kind,
+                         char *const *vals, size_t n);
 /* Queues the DEL of NAME's log: the list was replaced (push, lists load) or
  * removed, so no delta leads from an older version to the new one. */
 void fw_rlog_drop(fw_rcmds *tx, const char *name);
@@ -98,14 +112,20 @@ void fw_rlog_free(fw_rlog *log);
 
 /* ---- list entries and staging (rstore_stage.c) ----------------------------- */
 
-/* The entries of a .list text: pointers into it. */
+/* The entries of a .list text: pointers into it, with their UNTIL
+ * (FW_UNTIL_NEVER) and reason (len 0: none) — VALUE<TAB>UNTIL<TAB>REASON. */
 typedef struct fw_rentries {
     const char **p;
     size_t *len;
+    int64_t *until;
+    const char **reason;
+    size_t *rlen;
     size_t n, cap;
+    size_t nmeta;       /* entries with an UNTIL or a reason */
 } fw_rentries;
 
-/* The values of a .list text, as the loader reads them (rulefiles.c). */
+/* The values of a .list text, as the loader reads them (rulefiles.c); a
+ * line whose columns do not parse is skipped (validate first). */
 void fw_rentries_parse(const char *data, size_t len, fw_rentries *e);
 void fw_rentries_free(fw_rentries *e);
 
@@ -124,5 +144,52 @@ int fw_rstage_check(fw_rstore *r, redisReply *const *replies,
                     char *err, size_t errlen);
 /* Best-effort removal of staged keys after a failure (they expire anyway). */
 void fw_rstage_drop(fw_rstore *r, char *const *tmpkeys, size_t n);
+
+
+/* ---- entries that expire, who added them (rstore_expiry.c) ------------------ */
+
+static inline void until_key(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, K_LIST "%s:until", name);
+}
+
+static inline void info_key(char *buf, size_t n, const char *name)
+{
+    snprintf(buf, n, K_LIST "%s:info", name);
+}
+
+/* The staged metadata of a replaced list (push, lists load): the UNTILs
+ * and the "who, when, why" of its entries, in temporary keys like the set. */
+typedef struct fw_rexp_staged {
+    char *until_tmp;    /* NULL: no entry expires */
+    char *info_tmp;     /* always staged: it holds the "#" record */
+} fw_rexp_staged;
+
+/* Stages e's UNTILs (ZADD) and reasons (HSET "AT<TAB>BY<TAB>REASON") into
+ * fraudwatch:tmp:TOKEN:NAME:until / :info, and the "#" record
+ * ("AT<TAB>BY<TAB>HOW") of the replacement.  Pipelined, 1000 a command. */
+int fw_rexp_stage(fw_rstore *r, const char *token, const char *name,
+                  const fw_rentries *e, const char *how, fw_rexp_staged *st,
+                  char *err, size_t errlen);
+void fw_rexp_staged_free(fw_rexp_staged *st);
+/* Best-effort UNLINK of the staged keys (after a failure). */
+void fw_rexp_staged_drop(fw_rstore *r, fw_rexp_staged *st);
+/* Into a replacing transaction: UNLINK the list's :until and :info, RENAME
+ * the staged ones into place, PERSIST them. */
+void fw_rexp_swap(fw_rcmds *tx, const char *name, const fw_rexp_staged *st);
+/* Into a transaction removing the list: UNLINK its :until and :info. */
+void fw_rexp_drop(fw_rcmds *tx, const char *name);
+/* Every (entry, UNTIL) of list NAME with ZSCAN, to fn. */
+int fw_rexp_scan_until(fw_rstore *r, const char *name,
+                       void (*fn)(void *ctx, const char *s, size_t n, int64_t until),
+                       void *ctx, char *err, size_t errlen);
+/* A list's text (one entry a line, as SSCAN gave it) rewritten with each
+ * entry's columns: VALUE<TAB>UNTIL(ms)[<TAB>REASON] when it has either. */
+int fw_rexp_annotate(fw_rstore *r, const char *name, fw_buf *text, char *err,
+                     size_t errlen);
+/* Who runs the commands, for the "BY" column: fw_rstore_set_actor()'s
+ * (--by), else $FRAUDWATCH_USER, else the login name, else "unknown";
+ * written into who (tabs and line breaks as spaces), which is returned. */
+const char *fw_rexp_who(char *who, size_t n);
 
 #endif

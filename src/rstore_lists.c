@@ -51,11 +51,18 @@ static int clean_value(const char *in, char **out, char *err, size_t errlen)
                               "as a comment in a .list file", s);
         return FW_RSTORE_REFUSED;
     }
-    for (const char *p = s; p < e; p++)
+    for (const char *p = s; p < e; p++) {
         if (*p == '\n' || *p == '\r') {
             snprintf(err, errlen, "\"%.80s\": a value cannot hold a line break", in);
             return FW_RSTORE_REFUSED;
         }
+        if (*p == '\t') {   /* it separates VALUE, UNTIL and REASON in .list lines */
+            snprintf(err, errlen, "\"%.80s\": a value cannot hold a tab (in a .list "
+                                  "line a tab starts the UNTIL column); give the UNTIL "
+                                  "with --until", in);
+            return FW_RSTORE_REFUSED;
+        }
+    }
     const char *why;
     if (!fw_list_entry_ok(s, (size_t)(e - s), &why)) {
         snprintf(err, errlen, "\"%.80s%s\": the entry %s", s,
@@ -71,11 +78,17 @@ static int clean_value(const char *in, char **out, char *err, size_t errlen)
 static int check_entries(const char *data, size_t len, char *err, size_t errlen)
 {
     fw_listtext it;
-    const char *s, *why;
-    size_t n;
+    fw_listentry e;
+    const char *why;
+    char bad[400];
+    int rc;
     fw_listtext_init(&it, data, len);
-    while (fw_listtext_next(&it, &s, &n)) {
-        if (!fw_list_entry_ok(s, n, &why)) {
+    while ((rc = fw_listtext_entry(&it, &e, bad, sizeof bad)) != 0) {
+        if (rc < 0) {   /* VALUE<TAB>UNTIL<TAB>REASON with a bad UNTIL */
+            snprintf(err, errlen, "%s; nothing was changed in redis", bad);
+            return FW_RSTORE_REFUSED;
+        }
+        if (!fw_list_entry_ok(e.value, e.n, &why)) {
             snprintf(err, errlen, "line %zu: the entry %s; nothing was changed in redis",
                      it.lineno, why);
             return FW_RSTORE_REFUSED;
@@ -97,6 +110,9 @@ struct list_tx {
     const char *data;          /* lists load: the .list text */
     size_t len;
     char *tmpkey;              /* lists load: the staged list, NULL if empty */
+    const fw_rstore_entry_meta *meta;   /* lists add: UNTIL and reason, or NULL */
+    fw_rexp_staged exp;        /* lists load: the staged UNTILs and records */
+    char uk[160], ik[160];     /* the list's :until and :info */
     int i_changed, i_version, i_gen, i_size;   /* in the EXEC reply */
 };
 
@@ -133,7 +149,44 @@ static int change_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
     t->i_changed = fw_rcmds_add(tx, t->add ? "SADD" : "SREM", t->lk, (const char *)NULL);
     for (size_t i = 0; i < t->n; i++)
         fw_rcmds_str(tx, t->vals[i]);
-    fw_rlog_append(tx, t->name, old_version + 1, t->add, t->vals, t->n);
+    /* The UNTIL (or none) and who/when/why of each value (rstore_expiry.c). */
+    int64_t until = t->meta ? t->meta->until : FW_UNTIL_NEVER;
+    const char *reason = t->meta && t->meta->reason ? t->meta->reason : "";
+    bool timed = t->add && until != FW_UNTIL_NEVER;
+    fw_rcmds_add(tx, timed ? "ZADD" : "ZREM", t->uk, (const char *)NULL);
+    for (size_t i = 0; i < t->n; i++) {
+        if (timed)
+            fw_rcmds_str(tx, fw_rcmds_fmt(tx, "%lld", (long long)until));
+        fw_rcmds_str(tx, t->vals[i]);
+    }
+    fw_rcmds_add(tx, t->add ? "HSET" : "HDEL", t->ik, (const char *)NULL);
+    char who[128];
+    const char *record = t->add ? fw_rcmds_fmt(tx, "%lld\t%s\t%s", (long long)fw_wall_ms(),
+                                               fw_rexp_who(who, sizeof who), reason)
+                                : NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        fw_rcmds_str(tx, t->vals[i]);
+        if (record)
+            fw_rcmds_str(tx, record);
+    }
+    if (t->add && (timed || *reason)) {   /* the log carries UNTIL and reason */
+        char **lines = fw_xcalloc(t->n, sizeof *lines);
+        for (size_t i = 0; i < t->n; i++) {
+            size_t len = strlen(t->vals[i]) + strlen(reason) + 32;
+            lines[i] = fw_xmalloc(len);
+            if (timed)
+                snprintf(lines[i], len, "%s\t%lld%s%s", t->vals[i], (long long)until,
+                         *reason ? "\t" : "", reason);
+            else
+                snprintf(lines[i], len, "%s\t-\t%s", t->vals[i], reason);
+        }
+        fw_rlog_append_kind(tx, t->name, old_version + 1, '*', lines, t->n);
+        for (size_t i = 0; i < t->n; i++)
+            free(lines[i]);
+        free(lines);
+    } else {
+        fw_rlog_append(tx, t->name, old_version + 1, t->add, t->vals, t->n);
+    }
     list_tail(t, old_version, tx);
     return 0;
 }
@@ -144,6 +197,11 @@ static int replace_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
 {
     struct list_tx *t = ctx;
     int rc = fw_rstage_check(t->r, rep + 1, &t->tmpkey, &t->name, 1, err, errlen);
+    char *meta_keys[2] = { t->exp.until_tmp, t->exp.info_tmp };
+    const char *names[2] = { t->name, t->name };
+    if (rc == 0)
+        rc = fw_rstage_check(t->r, rep + 1 + (t->tmpkey ? 1 : 0), meta_keys, names, 2, err,
+                             errlen);
     uint64_t old_version;
     if (rc != 0 || (rc = fw_redis_u64(t->r, rep[0], t->vk, &old_version, err,
                                       errlen)) != 0)
@@ -153,6 +211,7 @@ static int replace_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
         fw_rcmds_add(tx, "RENAME", t->tmpkey, t->lk, (const char *)NULL);
         fw_rcmds_add(tx, "PERSIST", t->lk, (const char *)NULL);
     }
+    fw_rexp_swap(tx, t->name, &t->exp);   /* the UNTILs and records with it */
     fw_rlog_drop(tx, t->name);   /* replaced: no delta leads here */
     t->i_changed = -1;
     list_tail(t, old_version, tx);
@@ -240,8 +299,15 @@ static int replace_op(struct list_tx *t, fw_rstore_list_result *res, char *err,
         rc = fw_rstage_list(t->r, t->tmpkey, &e, NULL, err, errlen);
     }
     if (rc == 0) {
+        char how[1200];
+        snprintf(how, sizeof how, "lists load %s", t->path ? t->path : "(text)");
+        rc = fw_rexp_stage(t->r, token, t->name, &e, how, &t->exp, err, errlen);
+    }
+    if (rc == 0) {
         fw_rcmds_add(&reads, "GET", t->vk, (const char *)NULL);
         fw_rstage_keep(&reads, &t->tmpkey, 1);
+        char *meta_keys[2] = { t->exp.until_tmp, t->exp.info_tmp };
+        fw_rstage_keep(&reads, meta_keys, 2);
         rc = list_commit(t, &reads, "lists load (MULTI/EXEC)", replace_build, res,
                          err, errlen);
     }
@@ -251,6 +317,9 @@ static int replace_op(struct list_tx *t, fw_rstore_list_result *res, char *err,
     }
     if (rc != 0 && t->tmpkey)
         fw_rstage_drop(t->r, &t->tmpkey, 1);
+    if (rc != 0)
+        fw_rexp_staged_drop(t->r, &t->exp);
+    fw_rexp_staged_free(&t->exp);
     fw_rcmds_free(&reads);
     fw_rentries_free(&e);
     return rc;
@@ -295,6 +364,8 @@ static int list_run(fw_rstore *r, const char *name, struct list_tx *t,
     t->name = name;
     list_key(t->lk, sizeof t->lk, name);
     version_key(t->vk, sizeof t->vk, name);
+    until_key(t->uk, sizeof t->uk, name);
+    info_key(t->ik, sizeof t->ik, name);
     rc = op(t, res, err, errlen);
     res->seconds = (double)(fw_mono_ms() - t0) / 1000.0;
     return rc;
@@ -304,7 +375,19 @@ int fw_rstore_list_add(fw_rstore *r, const char *name, const char *const *values
                        size_t n, fw_rstore_list_result *res, char *err,
                        size_t errlen)
 {
-    struct list_tx t = { .add = true, .values = values, .n = n };
+    return fw_rstore_list_add_meta(r, name, values, n, NULL, res, err, errlen);
+}
+
+int fw_rstore_list_add_meta(fw_rstore *r, const char *name,
+                            const char *const *values, size_t n,
+                            const fw_rstore_entry_meta *meta,
+                            fw_rstore_list_result *res, char *err, size_t errlen)
+{
+    if (meta && meta->reason && strpbrk(meta->reason, "\r\n")) {
+        snprintf(err, errlen, "a reason is one line: it cannot hold a line break");
+        return FW_RSTORE_REFUSED;
+    }
+    struct list_tx t = { .add = true, .values = values, .n = n, .meta = meta };
     return list_run(r, name, &t, change_op, res, err, errlen);
 }
 

@@ -8,6 +8,12 @@
  * never seen apart:
  *
  *     "<version> +\n<value>\n<value>..."     (or "-" for a removal)
+ *     "<version> *\n<value>\t<until>[\t<reason>]\n..."   (an add with columns)
+ *
+ * "*" (issue 11.5) is an add of entries that expire or carry a reason, one
+ * .list line each (VALUE<TAB>UNTIL-in-ms-or-'-'[<TAB>REASON]); "+" values
+ * never expire.  A fraudwatch older than "*" does not parse it, sees a
+ * gap, and reads the list whole: mixing versions stays safe.
  *
  * Values are those the change applied, as given (cleaned: no line breaks),
  * so replaying the elements after version v, in order, onto the entries a
@@ -33,6 +39,12 @@
 void fw_rlog_append(fw_rcmds *tx, const char *name, uint64_t version, bool add,
                     char *const *vals, size_t n)
 {
+    fw_rlog_append_kind(tx, name, version, add ? '+' : '-', vals, n);
+}
+
+void fw_rlog_append_kind(fw_rcmds *tx, const char *name, uint64_t version, char kind,
+                         char *const *vals, size_t n)
+{
     const char *lk = fw_rcmds_fmt(tx, K_LIST "%s:log", name);
     size_t bytes = 24;
     for (size_t i = 0; i < n; i++)
@@ -42,7 +54,7 @@ void fw_rlog_append(fw_rcmds *tx, const char *name, uint64_t version, bool add,
         return;
     }
     fw_buf b = { 0 };
-    fw_buf_printf(&b, "%llu %c", (unsigned long long)version, add ? '+' : '-');
+    fw_buf_printf(&b, "%llu %c", (unsigned long long)version, kind);
     for (size_t i = 0; i < n; i++) {
         fw_buf_putc(&b, '\n');
         fw_buf_puts(&b, vals[i]);
@@ -77,10 +89,12 @@ static bool parse_op(const redisReply *e, fw_rlog_op *op)
     const char *d = p;
     while (p < end && *p >= '0' && *p <= '9' && p - d < 20)
         v = v * 10 + (uint64_t)(*p++ - '0');
-    if (p == d || end - p < 2 || p[0] != ' ' || (p[1] != '+' && p[1] != '-'))
+    if (p == d || end - p < 2 || p[0] != ' ' ||
+        (p[1] != '+' && p[1] != '-' && p[1] != '*'))
         return false;
     op->version = v;
-    op->add = p[1] == '+';
+    op->kind = p[1];
+    op->add = p[1] != '-';
     p += 2;
     if (p < end && *p != '\n')
         return false;

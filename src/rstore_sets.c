@@ -45,6 +45,7 @@
 #include "fraudwatch/buf.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/hash.h"
+#include "fraudwatch/timetext.h"
 
 /* ---- versions ------------------------------------------------------------------ */
 
@@ -72,6 +73,7 @@ struct push {
     char **names;              /* their names */
     char **tmpkeys;            /* their staged keys; NULL: an empty list */
     fw_rentries *ent;
+    fw_rexp_staged *exp;       /* their staged UNTILs and records (rstore_expiry.c) */
     fw_rstore_push_result *res;
     int i_version, i_gen, i_pub;   /* in the EXEC reply */
     const fw_rpush_hook *hook;     /* the history record (rstore_history.c) */
@@ -93,6 +95,7 @@ static void push_remove_stale(struct push *p, const redisReply *old, fw_rcmds *t
         fw_rcmds_add(tx, "INCR", fw_rcmds_fmt(tx, K_LIST "%s:version", o),
                      (const char *)NULL);
         fw_rlog_drop(tx, o);
+        fw_rexp_drop(tx, o);
         p->res->nremoved++;
     }
 }
@@ -105,6 +108,15 @@ static int push_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
     struct push *p = ctx;
     int rc = fw_rstage_check(p->r, rep + 2, p->tmpkeys,
                              (const char *const *)p->names, p->nl, err, errlen);
+    size_t kept = 0;
+    for (size_t i = 0; i < p->nl; i++)
+        kept += p->tmpkeys[i] != NULL;
+    for (size_t i = 0; i < p->nl && rc == 0; i++) {   /* and the staged expiries */
+        char *mk[2] = { p->exp[i].until_tmp, p->exp[i].info_tmp };
+        const char *nm[2] = { p->names[i], p->names[i] };
+        rc = fw_rstage_check(p->r, rep + 2 + kept, mk, nm, 2, err, errlen);
+        kept += (mk[0] != NULL) + (mk[1] != NULL);
+    }
     if (rc != 0)
         return rc;
     uint64_t cur;
@@ -132,6 +144,7 @@ static int push_build(void *ctx, redisReply **rep, fw_rcmds *tx, char *err,
         fw_rcmds_add(tx, "INCR", fw_rcmds_fmt(tx, K_LIST "%s:version", p->names[i]),
                      (const char *)NULL);
         fw_rlog_drop(tx, p->names[i]);   /* replaced: no delta leads here */
+        fw_rexp_swap(tx, p->names[i], &p->exp[i]);
     }
     push_remove_stale(p, rep[1], tx);
     fw_rcmds_add(tx, "DEL", K_LISTS, (const char *)NULL);
@@ -186,6 +199,7 @@ static int push_stage(struct push *p, char *err, size_t errlen)
     p->names = fw_xcalloc(p->nl + 1, sizeof *p->names);
     p->tmpkeys = fw_xcalloc(p->nl + 1, sizeof *p->tmpkeys);
     p->ent = fw_xcalloc(p->nl + 1, sizeof *p->ent);
+    p->exp = fw_xcalloc(p->nl + 1, sizeof *p->exp);
     char token[40];
     fw_rstage_token(token, sizeof token);
     size_t k = 0;
@@ -212,6 +226,12 @@ static int push_stage(struct push *p, char *err, size_t errlen)
         if (rc != 0)
             return rc;
         p->res->nentries += unique;
+    }
+    for (size_t i = 0; i < p->nl; i++) {   /* UNTILs, reasons, the "#" record */
+        int rc = fw_rexp_stage(p->r, token, p->names[i], &p->ent[i], "rules push",
+                               &p->exp[i], err, errlen);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -251,8 +271,14 @@ int fw_rstore_push_hooked(fw_rstore *r, const fw_rulefile *files, size_t n,
     fw_rcmds_add(&reads, "GET", K_VERSION, (const char *)NULL);
     fw_rcmds_add(&reads, "SMEMBERS", K_LISTS, (const char *)NULL);
     fw_rstage_keep(&reads, p.tmpkeys, p.nl);
+    for (size_t i = 0; i < p.nl; i++) {   /* and the staged expiries */
+        char *mk[2] = { p.exp[i].until_tmp, p.exp[i].info_tmp };
+        fw_rstage_keep(&reads, mk, 2);
+    }
+    /* The hook's reads come after every staged key's EXPIRE. */
     for (size_t i = 0; i < p.nl; i++)
-        p.nstaged += p.tmpkeys[i] != NULL;
+        p.nstaged += (p.tmpkeys[i] != NULL) + (p.exp[i].until_tmp != NULL) +
+                     (p.exp[i].info_tmp != NULL);
     if (hook) {
         for (int i = 0; i < hook->nwatch && i < FW_RPUSH_HOOK_MAX_WATCH; i++)
             watch[nwatch++] = hook->watch[i];
@@ -278,16 +304,22 @@ int fw_rstore_push_hooked(fw_rstore *r, const fw_rulefile *files, size_t n,
     for (size_t i = 0; i < p.nl; i++) {   /* renamed: nothing to clean up */
         free(p.tmpkeys[i]);
         p.tmpkeys[i] = NULL;
+        fw_rexp_staged_free(&p.exp[i]);
     }
 out:
     if (rc != 0)
         fw_rstage_drop(r, p.tmpkeys, p.nl);
+    for (size_t i = 0; rc != 0 && p.exp && i < p.nl; i++)
+        fw_rexp_staged_drop(r, &p.exp[i]);
     fw_rcmds_free(&reads);
     for (size_t i = 0; i < p.nl; i++) {
         free(p.names[i]);
         free(p.tmpkeys[i]);
         fw_rentries_free(&p.ent[i]);
+        if (p.exp)
+            fw_rexp_staged_free(&p.exp[i]);
     }
+    free(p.exp);
     free(p.names);
     free(p.tmpkeys);
     free(p.ent);
@@ -485,55 +517,81 @@ static void put_line(void *ctx, const char *s, size_t n)
     fw_buf_putc(ctx, '\n');
 }
 
-static void put_entry(void *ctx, const char *s, size_t n)
-{
-    fw_listbuild_add(ctx, s, n);
-}
 
-/* Each value of a logged change ('\n' between them), to fn. */
-static void each_logged(const fw_rlog_op *op, void (*fn)(void *, const char *, size_t, bool),
+/* Each value of a logged change ('\n' between them), to fn with the
+ * change's kind: '+', '-', or '*' (the line is VALUE<TAB>UNTIL[<TAB>REASON]). */
+static void each_logged(const fw_rlog_op *op, void (*fn)(void *, const char *, size_t, char),
                         void *ctx)
 {
     for (const char *p = op->values, *end = op->values + op->len; p < end;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl ? nl : end;
         if (e > p)
-            fn(ctx, p, (size_t)(e - p), op->add);
+            fn(ctx, p, (size_t)(e - p), op->kind);
         p = nl ? nl + 1 : end;
     }
 }
 
-static void apply_to_build(void *ctx, const char *s, size_t n, bool add)
+static void apply_to_build(void *ctx, const char *s, size_t n, char kind)
 {
-    if (add)
+    if (kind == '*')
+        fw_listbuild_add_entries(ctx, s, n);
+    else if (kind == '+')
         fw_listbuild_add(ctx, s, n);
     else
         fw_listbuild_remove(ctx, s, n);
 }
 
-/* The last change of each value in a log: an item is a length, the
- * change ('+' / '-') and the value. */
-static bool last_eq(const void *item, const void *key, size_t len)
+/* A full read takes the list's UNTILs (ZSCAN of :until) first, then the
+ * set's members that are not among them: each entry is stored once. */
+static void put_until(void *ctx, const char *s, size_t n, int64_t until)
 {
-    uint32_t n;
-    memcpy(&n, item, sizeof n);
-    return n == len && memcmp((const char *)item + 5, key, len) == 0;
+    fw_listbuild_add_until(ctx, s, n, until);
 }
 
-static void note_last(void *ctx, const char *s, size_t n, bool add)
+static void put_missing(void *ctx, const char *s, size_t n)
+{
+    fw_listbuild_add_missing(ctx, s, n);
+}
+
+/* The last change of each value in a log: an item is the value's length,
+ * the change ('+' / '-'), the value, then the whole line to put back (for
+ * '*' changes, VALUE<TAB>UNTIL[<TAB>REASON]) after its own length. */
+struct last {
+    uint32_t n;
+    char change;
+    char *line;
+    size_t line_len;
+    char value[];
+};
+
+static bool last_eq(const void *item, const void *key, size_t len)
+{
+    const struct last *l = item;
+    return l->n == len && memcmp(l->value, key, len) == 0;
+}
+
+static void note_last(void *ctx, const char *s, size_t n, char kind)
 {
     fw_hmap *m = ctx;
-    uint64_t h = fw_hash64(s, n, 7);
-    char *it = fw_hmap_find(m, h, s, n, last_eq);
+    size_t vn = n;
+    if (kind == '*') {   /* keyed by the value: the text of '+' lines is plain */
+        const char *tab = memchr(s, '\t', n);
+        vn = tab ? (size_t)(tab - s) : n;
+    }
+    uint64_t h = fw_hash64(s, vn, 7);
+    struct last *it = fw_hmap_find(m, h, s, vn, last_eq);
     if (!it) {
-        it = fw_xmalloc(5 + n);
-        uint32_t n32 = (uint32_t)n;
-        memcpy(it, &n32, 4);
-        memcpy(it + 5, s, n);
+        it = fw_xcalloc(1, sizeof *it + vn);
+        it->n = (uint32_t)vn;
+        memcpy(it->value, s, vn);
         if (fw_hmap_insert(m, h, it) != 0)
             fw_oom();
     }
-    it[4] = add ? '+' : '-';
+    free(it->line);
+    it->change = kind == '-' ? '-' : '+';
+    it->line = fw_xstrndup(s, n);
+    it->line_len = n;
 }
 
 /* A list's text (one entry a line) with the log's changes applied: each
@@ -551,9 +609,10 @@ static void apply_to_text(fw_buf *b, const fw_rlog *log, size_t *count)
     for (const char *p = b->p, *end = b->p + b->len; p && p < end;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *e = nl ? nl : end;
-        size_t n = (size_t)(e - p);
+        const char *tab = memchr(p, '\t', (size_t)(e - p));   /* annotated lines */
+        size_t n = (size_t)((tab ? tab : e) - p);
         if (!fw_hmap_find(last, fw_hash64(p, n, 7), p, n, last_eq)) {
-            put_line(&out, p, n);
+            put_line(&out, p, (size_t)(e - p));
             (*count)++;
         }
         p = nl ? nl + 1 : end;
@@ -561,12 +620,12 @@ static void apply_to_text(fw_buf *b, const fw_rlog *log, size_t *count)
     void *it;
     size_t pos = 0;
     while ((it = fw_hmap_next(last, &pos))) {
-        uint32_t n;
-        memcpy(&n, it, 4);
-        if (((char *)it)[4] == '+') {
-            put_line(&out, (char *)it + 5, n);
+        struct last *l = it;
+        if (l->change == '+') {
+            put_line(&out, l->line, l->line_len);
             (*count)++;
         }
+        free(l->line);
         free(it);
     }
     fw_hmap_free(last);
@@ -603,6 +662,7 @@ static int read_list(fw_rstore *r, struct snap_list *l, bool use_cache, char *er
         fw_buf b = { 0 };
         size_t count;
         if ((rc = sscan_each(r, lk, put_line, &b, &count, err, errlen)) != 0 ||
+            (rc = fw_rexp_annotate(r, l->name, &b, err, errlen)) != 0 ||
             (rc = get_u64(r, "GET list version", vk, &v2, err, errlen)) != 0) {
             fw_buf_free(&b);
             return rc;
@@ -817,12 +877,16 @@ static int full_list(fw_rstore *r, const char *name, fw_listbuild **out,
         freeReplyObject(rep[1]);
         if (rc != 0)
             return rc;
+        /* The UNTILs first, then the set's members (each entry stored
+         * once); an UNTIL whose value is not in the set is dropped. */
         fw_listbuild *b = fw_listbuild_new(hint);
-        if ((rc = sscan_each(r, lk, put_entry, b, entries, err, errlen)) != 0 ||
+        if ((rc = fw_rexp_scan_until(r, name, put_until, b, err, errlen)) != 0 ||
+            (rc = sscan_each(r, lk, put_missing, b, entries, err, errlen)) != 0 ||
             (rc = get_u64(r, "GET list version", vk, &v2, err, errlen)) != 0) {
             fw_listbuild_free(b);
             return rc;
         }
+        fw_listbuild_keep_seen(b);   /* an UNTIL without its member is no entry */
         if (v1 != v2 && v1 != 0) {
             fw_rlog log;
             rc = fw_rlog_read(r, name, v1, v2, &log, err, errlen);
@@ -1094,7 +1158,26 @@ static void list_file(const struct snap *s, const struct snap_list *l, fw_buf *b
                   l->name, u, (unsigned long long)l->version,
                   (unsigned long long)s->version, (unsigned long long)s->generation);
     for (size_t i = 0; i < u; i++) {
-        fw_buf_put(b, v[i].p, v[i].n);
+        /* VALUE<TAB>UNTIL<TAB>REASON with the UNTIL as ISO 8601 UTC, which a
+         * person can read and every loader parses back to the same ms. */
+        fw_listentry e;
+        char why[300], at[FW_TIMETEXT_MAX];
+        if (memchr(v[i].p, '\t', v[i].n) &&
+            fw_listline_split(v[i].p, v[i].n, &e, why, sizeof why) == 0) {
+            fw_buf_put(b, e.value, e.n);
+            if (e.until == FW_UNTIL_NEVER) {
+                fw_buf_puts(b, "\t-");
+            } else {
+                fw_time_format(e.until, at, sizeof at);
+                fw_buf_printf(b, "\t%s", at);
+            }
+            if (e.reason_len) {
+                fw_buf_putc(b, '\t');
+                fw_buf_put(b, e.reason, e.reason_len);
+            }
+        } else {
+            fw_buf_put(b, v[i].p, v[i].n);
+        }
         fw_buf_putc(b, '\n');
     }
     free(v);

@@ -25,32 +25,44 @@
 #define STAGE_CHUNK 1000      /* entries per SADD */
 #define STAGE_WINDOW 50       /* pipelined commands before reading replies */
 
-static void entries_add(fw_rentries *e, const char *s, size_t n)
+static void entries_add(fw_rentries *e, const fw_listentry *le)
 {
     if (e->n == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 1024;
         e->p = fw_xrealloc(e->p, e->cap * sizeof *e->p);
         e->len = fw_xrealloc(e->len, e->cap * sizeof *e->len);
+        e->until = fw_xrealloc(e->until, e->cap * sizeof *e->until);
+        e->reason = fw_xrealloc(e->reason, e->cap * sizeof *e->reason);
+        e->rlen = fw_xrealloc(e->rlen, e->cap * sizeof *e->rlen);
     }
-    e->p[e->n] = s;
-    e->len[e->n] = n;
+    e->p[e->n] = le->value;
+    e->len[e->n] = le->n;
+    e->until[e->n] = le->until;
+    e->reason[e->n] = le->reason;
+    e->rlen[e->n] = le->reason_len;
+    e->nmeta += le->until != FW_UNTIL_NEVER || le->reason_len > 0;
     e->n++;
 }
 
 void fw_rentries_parse(const char *data, size_t len, fw_rentries *e)
 {
     fw_listtext it;
-    const char *s;
-    size_t n;
+    fw_listentry le;
+    char why[300];
+    int rc;
     fw_listtext_init(&it, data, len);
-    while (fw_listtext_next(&it, &s, &n))
-        entries_add(e, s, n);
+    while ((rc = fw_listtext_entry(&it, &le, why, sizeof why)) != 0)
+        if (rc > 0)
+            entries_add(e, &le);
 }
 
 void fw_rentries_free(fw_rentries *e)
 {
     free(e->p);
     free(e->len);
+    free(e->until);
+    free(e->reason);
+    free(e->rlen);
     memset(e, 0, sizeof *e);
 }
 

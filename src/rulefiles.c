@@ -30,6 +30,8 @@
  * file"), and the caller keeps what it had.  The largest allocation is the
  * file's size as fstat() gave it, after the check, plus one byte. */
 #include "fraudwatch/rulefiles.h"
+#include "fraudwatch/timetext.h"
+#include "fraudwatch/event.h"
 #include "fraudwatch/text.h"
 
 #include <ctype.h>
@@ -113,6 +115,106 @@ bool fw_listtext_next(fw_listtext *it, const char **value, size_t *n)
         return true;
     }
     return false;
+}
+
+int fw_listline_split(const char *s, size_t n, fw_listentry *e, char *err,
+                      size_t errlen)
+{
+    const char *end = s + n, *tab = memchr(s, '\t', n);
+    e->value = s;
+    e->n = n;   /* a plain line is trimmed already: no more work for it */
+    e->until = FW_UNTIL_NEVER;
+    e->reason = "";
+    e->reason_len = 0;
+    if (!tab)
+        return 0;
+    const char *ve = tab;
+    while (ve > s && isspace((unsigned char)ve[-1]))
+        ve--;
+    e->n = (size_t)(ve - s);
+    if (e->n == 0) {
+        snprintf(err, errlen, "an entry needs a value before the tab (VALUE<TAB>UNTIL"
+                              "[<TAB>REASON])");
+        return -1;
+    }
+    const char *u = tab + 1;
+    while (u < end && *u != '\t' && isspace((unsigned char)*u))
+        u++;
+    const char *ue = u < end ? memchr(u, '\t', (size_t)(end - u)) : NULL;
+    const char *r = ue ? ue + 1 : end;
+    if (!ue)
+        ue = end;
+    while (ue > u && isspace((unsigned char)ue[-1]))
+        ue--;
+    char ut[64];
+    size_t ulen = (size_t)(ue - u);
+    if (ulen == 0) {
+        snprintf(err, errlen, "the UNTIL column is empty: give epoch milliseconds, "
+                              "an ISO 8601 time with an offset, or - for never");
+        return -1;
+    }
+    /* Epoch milliseconds, the common form of a big generated list: read in
+     * place (fw_time_parse gives the same value, with more steps). */
+    int64_t ms = 0;
+    size_t d = 0;
+    while (d < ulen && d < 15 && u[d] >= '0' && u[d] <= '9')
+        ms = ms * 10 + (u[d++] - '0');
+    if (d == ulen && ms <= FW_TS_MAX) {
+        e->until = ms;
+    } else if (!(ulen == 1 && *u == '-')) {
+        if (ulen >= sizeof ut) {
+            snprintf(err, errlen, "UNTIL \"%.40s...\" is not a time", u);
+            return -1;
+        }
+        memcpy(ut, u, ulen);
+        ut[ulen] = '\0';
+        char why[200];
+        if (fw_time_parse(ut, &e->until, why, sizeof why) != 0) {
+            snprintf(err, errlen, "UNTIL %s", why);
+            return -1;
+        }
+    }
+    while (r < end && isspace((unsigned char)*r))
+        r++;
+    e->reason = r;
+    e->reason_len = (size_t)(end - r);
+    return 0;
+}
+
+/* "line N: " before the message in err (out of the way of the hot path). */
+__attribute__((noinline, cold)) static void prefix_line(char *err, size_t errlen,
+                                                        size_t lineno)
+{
+    char line[32];
+    int k = snprintf(line, sizeof line, "line %zu: ", lineno);
+    size_t have = strnlen(err, errlen);
+    if (errlen > (size_t)k + 1) {
+        size_t keep = have + (size_t)k < errlen ? have : errlen - (size_t)k - 1;
+        memmove(err + k, err, keep);
+        memcpy(err, line, (size_t)k);
+        err[k + keep] = '\0';
+    }
+}
+
+int fw_listtext_entry(fw_listtext *it, fw_listentry *e, char *err, size_t errlen)
+{
+    const char *s;
+    size_t n;
+    if (!fw_listtext_next(it, &s, &n))
+        return 0;
+    if (!memchr(s, '\t', n)) {   /* a plain value: what every list held before */
+        e->value = s;
+        e->n = n;
+        e->until = FW_UNTIL_NEVER;
+        e->reason = "";
+        e->reason_len = 0;
+        return 1;
+    }
+    if (fw_listline_split(s, n, e, err, errlen) != 0) {
+        prefix_line(err, errlen, it->lineno);
+        return -1;
+    }
+    return 1;
 }
 
 bool fw_list_entry_ok(const char *s, size_t n, const char **why)

@@ -649,16 +649,22 @@ static void load_list_file(struct fw_loader *L, const fw_rulefile *f)
 
     fw_listbuild *b = fw_listbuild_sized(lines, f->len + lines * sizeof(uint32_t) + 1);
     fw_listtext it;
-    const char *s;
-    size_t n;
+    fw_listentry e;
+    char bad[400];
+    int rc;
     fw_listtext_init(&it, f->data, f->len);
-    while (fw_listtext_next(&it, &s, &n)) {
+    while ((rc = fw_listtext_entry(&it, &e, bad, sizeof bad)) != 0) {
         const char *why;
-        if (!fw_list_entry_ok(s, n, &why)) {
+        if (rc < 0) {   /* VALUE<TAB>UNTIL[<TAB>REASON] with a bad column */
+            report(L, NULL, "%s", bad);
+            continue;
+        }
+        if (!fw_list_entry_ok(e.value, e.n, &why)) {
             report(L, NULL, "line %zu: the entry %s", it.lineno, why);
             continue;
         }
-        fw_listbuild_put(b, s, n);   /* a repeated value is harmless */
+        /* A repeated value is harmless; its last line's UNTIL wins. */
+        fw_listbuild_put(b, e.value, e.n, e.until);
     }
     fw_listbuild_finish(b, l);
     fw_listbuild_free(b);

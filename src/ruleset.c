@@ -126,7 +126,14 @@ bool fw_ruleset_list_info(const fw_ruleset *rs, const char *name,
 bool fw_ruleset_list_has(const fw_ruleset *rs, const char *name, const char *value)
 {
     const fw_list *l = list_named(rs, name);
-    return l && fw_list_contains(l, value, strlen(value));
+    return l && fw_list_contains(l, value, strlen(value), INT64_MIN);
+}
+
+bool fw_ruleset_list_has_at(const fw_ruleset *rs, const char *name, const char *value,
+                            int64_t ts)
+{
+    const fw_list *l = list_named(rs, name);
+    return l && fw_list_contains(l, value, strlen(value), ts);
 }
 
 static bool type_matches(const char *want, const char *type)

@@ -166,7 +166,18 @@ static inline const cJSON *fw_path_get(const cJSON *root, const fw_path *p)
     return v;
 }
 
-bool fw_list_contains(const fw_list *l, const char *s, size_t len);
+/* Is s an entry of l for an event at ts (ts < its UNTIL)?  INT64_MIN: an
+ * entry at any time. */
+bool fw_list_contains(const fw_list *l, const char *s, size_t len, int64_t ts);
+/* Is s an entry of l at any time; *until its UNTIL (FW_UNTIL_NEVER). */
+bool fw_list_entry_until(const fw_list *l, const char *s, size_t len, int64_t *until);
+/* Entries with an UNTIL, of them the ones with UNTIL <= now, the earliest
+ * UNTIL after now (FW_UNTIL_NEVER: none) and the latest (rules check). */
+typedef struct fw_list_expiry_stats {
+    size_t with_until, expired;
+    int64_t next_until, last_until;
+} fw_list_expiry_stats;
+void fw_list_expiry(const fw_list *l, int64_t now, fw_list_expiry_stats *st);
 /* watchlist.c: `to` shares the parts of `from` (a new set keeping a list
  * unchanged); release drops a set's hold on them. */
 void fw_list_share(const fw_list *from, fw_list *to);
@@ -176,7 +187,7 @@ size_t fw_list_delta_size(const fw_list *l);
  * (fw_list_entry_ok); finish moves the entries into `out` (base, delta,
  * count; name and version are the caller's) and empties the builder. */
 fw_listbuild *fw_listbuild_sized(size_t entries, size_t bytes);
-void fw_listbuild_put(fw_listbuild *b, const char *s, size_t n);
+void fw_listbuild_put(fw_listbuild *b, const char *s, size_t n, int64_t until);
 void fw_listbuild_finish(fw_listbuild *b, fw_list *out);
 /* Frees n conditions and the array (ruleset.c). */
 void fw_conds_free(fw_cond *c, uint32_t n);

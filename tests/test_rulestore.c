@@ -1828,12 +1828,13 @@ static void test_heartbeat_during_slow_fetch(void **state)
 #define ACL_DAEMON                                                                       \
     "ACL SETUSER fw-daemon on >pw resetchannels &fraudwatch:notify resetkeys "            \
     "%R~fraudwatch:* %RW~fraudwatch:daemon:* -@all +ping +select +get +hgetall "          \
-    "+smembers +scard +sscan +lrange +multi +exec +hset +expire +subscribe"
+    "+smembers +scard +sscan +zscan +lrange +multi +exec +hset +expire +subscribe"
 #define ACL_OPERATOR                                                                     \
     "ACL SETUSER fw-operator on >pw resetchannels &fraudwatch:notify resetkeys "          \
     "~fraudwatch:* -@all +ping +select +get +incr +del +unlink +rename +persist "         \
     "+expire +pttl +scan +hset +hgetall +hlen +sadd +srem +scard +sismember "             \
-    "+smembers +sscan +rpush +ltrim +lrange +watch +unwatch +multi +exec +publish"
+    "+smembers +sscan +rpush +ltrim +lrange +watch +unwatch +multi +exec +publish "    \
+    "+zadd +zrem +zscore +zrangebyscore +zscan +hget +hdel +hscan"
 
 static void acl(const char *line)
 {
@@ -2031,9 +2032,9 @@ static void test_acl_missing_permissions(void **state)
     (void)state;
     acl("ACL SETUSER fw-nosub on >pw resetchannels &fraudwatch:notify resetkeys "
         "%R~fraudwatch:* %RW~fraudwatch:daemon:* -@all +ping +get +hgetall +smembers "
-        "+scard +sscan +lrange +multi +exec +hset +expire");
+        "+scard +sscan +zscan +lrange +multi +exec +hset +expire");
     acl("ACL SETUSER fw-nowrite on >pw resetchannels &fraudwatch:notify resetkeys "
-        "~fraudwatch:* -@all +ping +get +hgetall +smembers +scard +sscan +lrange "
+        "~fraudwatch:* -@all +ping +get +hgetall +smembers +scard +sscan +zscan +lrange "
         "+multi +exec +subscribe");
     char url[128], err[16384];
     snprintf(url, sizeof url, "redis://:secret@127.0.0.1:%d", auth_srv.port);

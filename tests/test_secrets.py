@@ -346,7 +346,11 @@ def redis_cases(auth, open_srv):
                 ("rules status", ["rules", "status"]),
                 ("lists add", ["lists", "add", "extra_list", "13900000001"]),
                 ("lists remove", ["lists", "remove", "extra_list", "13900000001"]),
-                ("lists load", ["lists", "load", "extra_list", listfile])]
+                ("lists load", ["lists", "load", "extra_list", listfile]),
+                ("lists add --until", ["lists", "add", "extra_list", "13900000002",
+                                       "--ttl", "7d", "--reason", "r", "--by", "op"]),
+                ("lists show", ["lists", "show", "extra_list", "13900000002"]),
+                ("lists expire", ["lists", "expire", "extra_list"])]
 
     bad = [
         (f"rediss://u:{PW}@127.0.0.1:{open_srv.port}", "TLS"),

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* One input file: a rules file (name ends in .json) or a watchlist (.list). */
 typedef struct fw_rulefile {
@@ -101,5 +102,29 @@ void fw_listtext_init(fw_listtext *it, const char *data, size_t len);
 #define FW_LIST_ENTRY_MAX 1024
 bool fw_list_entry_ok(const char *s, size_t n, const char **why);
 bool fw_listtext_next(fw_listtext *it, const char **value, size_t *n);
+
+/* ---- watchlist entries that expire (SPEC §2) --------------------------------
+ *
+ * A .list line is VALUE, VALUE<TAB>UNTIL or VALUE<TAB>UNTIL<TAB>REASON.
+ * UNTIL is epoch milliseconds, ISO 8601 with an offset (timetext.h), or
+ * "-" for never; the entry is a member for events with ts < UNTIL.  REASON
+ * is the rest of the line (it may hold tabs).  Each column is trimmed. */
+#define FW_UNTIL_NEVER INT64_MAX
+typedef struct fw_listentry {
+    const char *value;     /* pointers into the text */
+    size_t n;
+    int64_t until;         /* FW_UNTIL_NEVER: no expiry */
+    const char *reason;    /* "" when none */
+    size_t reason_len;
+} fw_listentry;
+
+/* The columns of one line as fw_listtext_next returns it (trimmed, not a
+ * comment).  0, or -1 with what is wrong in err (no line number). */
+int fw_listline_split(const char *s, size_t n, fw_listentry *e, char *err,
+                      size_t errlen);
+/* The next entry of a .list text: 1 and *e, 0 at the end, or -1 for a line
+ * whose columns are wrong, with "line N: ..." in err; the next call goes on
+ * after it (so a loader can report every bad line). */
+int fw_listtext_entry(fw_listtext *it, fw_listentry *e, char *err, size_t errlen);
 
 #endif

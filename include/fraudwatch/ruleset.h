@@ -48,6 +48,22 @@ fw_listbuild *fw_listbuild_new(size_t hint);
  * read (bounded: see src/watchlist.c), never the list. */
 fw_listbuild *fw_listbuild_from(const fw_ruleset *rs, const char *name);
 void fw_listbuild_add(fw_listbuild *b, const char *value, size_t len);
+/* Entries as .list lines with their columns (VALUE[<TAB>UNTIL[<TAB>REASON]],
+ * rulefiles.h): each put with its UNTIL (replacing an entry's UNTIL); a
+ * line whose UNTIL does not parse counts as a refused value. */
+void fw_listbuild_add_entries(fw_listbuild *b, const char *text, size_t len);
+/* Sets the UNTIL of an entry the list holds (nothing when it holds none). */
+void fw_listbuild_expire(fw_listbuild *b, const char *value, size_t len, int64_t until);
+/* One value (a Redis member, cleaned like a .list value; no columns),
+ * with its UNTIL; and one that never expires, put only when the list does
+ * not hold it yet (a full read takes the UNTILs first, then the set, so an
+ * entry is stored once). */
+void fw_listbuild_add_until(fw_listbuild *b, const char *value, size_t len, int64_t until);
+void fw_listbuild_add_missing(fw_listbuild *b, const char *value, size_t len);
+/* After a full read (UNTILs, then every member with add_missing): drops
+ * the entries that came only with an UNTIL and are not members (left by a
+ * writer that changed the set alone, e.g. an older fraudwatch). */
+void fw_listbuild_keep_seen(fw_listbuild *b);
 void fw_listbuild_remove(fw_listbuild *b, const char *value, size_t len);
 /* Entries in the list as built so far. */
 size_t fw_listbuild_count(const fw_listbuild *b);
@@ -76,8 +92,12 @@ int fw_ruleset_load_parts(const fw_rulefile *files, size_t nfiles,
  * a file) and its entry count; false when rs has no such list. */
 bool fw_ruleset_list_info(const fw_ruleset *rs, const char *name,
                           uint64_t *version, size_t *count);
-/* Is `value` (exactly, untrimmed) an entry of watchlist NAME of rs? */
+/* Is `value` (exactly, untrimmed) an entry of watchlist NAME of rs, at any
+ * time (whatever its UNTIL)? */
 bool fw_ruleset_list_has(const fw_ruleset *rs, const char *name, const char *value);
+/* ... for an event at time ts: an entry with UNTIL T is one for ts < T. */
+bool fw_ruleset_list_has_at(const fw_ruleset *rs, const char *name, const char *value,
+                            int64_t ts);
 
 fw_ruleset *fw_ruleset_ref(fw_ruleset *rs);
 void fw_ruleset_unref(fw_ruleset *rs);
@@ -90,6 +110,9 @@ const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i);
 /* Prints what was loaded: lists with sizes, rules with kind and summary,
  * and the cost per event type. */
 void fw_ruleset_describe(const fw_ruleset *rs, FILE *out);
+/* Per watchlist: entries, those with an UNTIL, how many of them are past
+ * at `now` (epoch ms), the next and the last UNTIL (rules check -v). */
+void fw_ruleset_describe_expiry(const fw_ruleset *rs, int64_t now, FILE *out);
 
 /* What one event of a type costs at most: the rules and sequence steps it
  * is tried against, their conditions, and the regex searches among them

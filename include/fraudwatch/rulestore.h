@@ -206,6 +206,56 @@ int fw_rstore_list_replace(fw_rstore *r, const char *name, const char *data,
 int fw_rstore_list_load(fw_rstore *r, const char *name, const char *path,
                         fw_rstore_list_result *res, char *err, size_t errlen);
 
+/* ---- watchlist entries that expire (src/rstore_expiry.c; SPEC §2) ----------
+ *
+ * An entry may carry an UNTIL (a member for events with ts < UNTIL), a
+ * reason, who added it and when (docs/redis.md, "Data model").  A .list
+ * text (push, lists load) gives UNTIL and reason per line
+ * (VALUE<TAB>UNTIL<TAB>REASON); `lists add` gives them for all its values. */
+typedef struct fw_rstore_entry_meta {
+    int64_t until;          /* epoch ms; INT64_MAX (FW_UNTIL_NEVER): never */
+    const char *reason;     /* NULL or "": none; no line break */
+} fw_rstore_entry_meta;
+
+/* fw_rstore_list_add() with an UNTIL and a reason for every value (meta
+ * NULL: never, no reason).  A value already there gets the new UNTIL and
+ * reason: `lists add` again is how an entry is renewed. */
+int fw_rstore_list_add_meta(fw_rstore *r, const char *name,
+                            const char *const *values, size_t n,
+                            const fw_rstore_entry_meta *meta,
+                            fw_rstore_list_result *res, char *err, size_t errlen);
+
+/* Who is recorded as having made the changes of this process (`--by`);
+ * NULL: $FRAUDWATCH_USER, else the login name.  Process-wide. */
+void fw_rstore_set_actor(const char *by);
+
+/* One entry of a list, for `lists show`. */
+typedef struct fw_rstore_entry {
+    bool list_exists, member;
+    int64_t until;            /* FW_UNTIL_NEVER: never */
+    bool own_record;          /* added by lists add / loaded with a reason */
+    int64_t added_at;         /* epoch ms (own_record) */
+    char by[128];
+    char reason[1024];
+    int64_t loaded_at;        /* the last replacement of the list, 0: unknown */
+    char loaded_by[128];
+    char loaded_how[1100];    /* "rules push", "lists load FILE" */
+    uint64_t version;         /* the list's version */
+} fw_rstore_entry;
+int fw_rstore_list_show(fw_rstore *r, const char *name, const char *value,
+                        fw_rstore_entry *out, char *err, size_t errlen);
+
+/* Removes the entries of list NAME whose UNTIL is at or before before_ms
+ * (the caller passes now - the daemons' lateness allowance), like a
+ * `lists remove` of them (logged, versioned, notified), 1000 per
+ * WATCH/MULTI/EXEC: an entry renewed by a concurrent `lists add` is kept.
+ * res->changed: entries removed. */
+int fw_rstore_list_expire(fw_rstore *r, const char *name, int64_t before_ms,
+                          fw_rstore_list_result *res, char *err, size_t errlen);
+/* The names of every watchlist (free each and the array). */
+int fw_rstore_list_names(fw_rstore *r, char ***names, size_t *n, char *err,
+                         size_t errlen);
+
 /* ---- daemons ------------------------------------------------------------- */
 
 typedef struct fw_heartbeat {

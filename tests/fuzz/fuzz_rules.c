@@ -64,8 +64,11 @@ static void check_list(const fw_ruleset *rs, const char *name, const char *data,
         if (s == e || *s == '#')
             continue;
         values++;
-        FZ_CHECKF(fw_list_contains(l, s, (size_t)(e - s)), "list %s lacks \"%.*s\"",
-                  name, (int)(e - s), s);
+        fw_listentry en;   /* VALUE[<TAB>UNTIL[<TAB>REASON]]: the value is checked */
+        char why[300];
+        FZ_CHECK(fw_listline_split(s, (size_t)(e - s), &en, why, sizeof why) == 0);
+        FZ_CHECKF(fw_list_contains(l, en.value, en.n, INT64_MIN), "list %s lacks \"%.*s\"",
+                  name, (int)en.n, en.value);
     }
     FZ_CHECK(l->count <= values);
 }

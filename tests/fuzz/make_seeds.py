@@ -97,7 +97,7 @@ def main():
         if not os.path.isdir(d):
             continue
         first, rest = rules_dir_parts(d)
-        if c[:2] in ("01", "05", "09", "10", "11", "13", "20", "23", "25", "26",
+        if c[:2] in ("01", "05", "09", "10", "11", "13", "14", "20", "23", "25", "26",
                      "32", "35", "40", "41", "46", "48"):
             out("fuzz_rules", f"case{c[:2]}", SEP.join([first] + rest))
     bad = {
