@@ -12,7 +12,7 @@ pkgs=(build-essential meson ninja-build pkg-config python3
       gnuplot-nox
       # packaging and its tests (scripts/package.sh, tests/test_man.py,
       # test_systemd.py, integration/test_package.py, test_monitoring.py)
-      dpkg-dev fakeroot lintian man-db groff-base systemd prometheus)
+      dpkg-dev fakeroot lintian man-db groff-base systemd prometheus openssl)
 if [[ "${1:-}" == "--kafka" ]]; then
     pkgs+=(default-jdk-headless maven)
 fi
