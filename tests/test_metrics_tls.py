@@ -73,12 +73,14 @@ def get(url, auth=None, ctx=None):
 
 def serve(prog, args, url, probe_auth, ctx=None):
     """Starts the daemon, waits until url answers (any status); the process."""
-    d = subprocess.Popen([prog] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True)
+    log = tempfile.TemporaryFile(mode="w+")    # a pipe could fill and block it
+    d = subprocess.Popen([prog] + args, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    d.log = log
     deadline = time.time() + 20
     while time.time() < deadline:
         if d.poll() is not None:
-            fail(f"daemon exited {d.returncode}: {d.stderr.read()[-2000:]}")
+            log.seek(0)
+            fail(f"daemon exited {d.returncode}: {log.read()[-2000:]}")
             return None
         try:
             get(url, probe_auth, ctx)
@@ -91,12 +93,15 @@ def serve(prog, args, url, probe_auth, ctx=None):
 
 
 def stop(d):
+    """SIGTERM; the daemon must exit 0 (a sanitizer's report would not)."""
     d.terminate()
     try:
-        d.wait(timeout=60)
+        rc = d.wait(timeout=60)
     except subprocess.TimeoutExpired:
         d.kill()
-        d.wait()
+        rc = d.wait()
+    d.log.seek(0)
+    check(rc == 0, f"daemon exit {rc} after SIGTERM: {d.log.read()[-3000:]}")
 
 
 def refused(prog, args, *want):
