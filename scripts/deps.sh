@@ -9,7 +9,10 @@ set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config python3
       libpcre2-dev libcjson-dev librdkafka-dev libhiredis-dev libcmocka-dev
       libmicrohttpd-dev redis-server kcat curl valgrind clang libclang-rt-14-dev
-      gnuplot-nox)
+      gnuplot-nox
+      # packaging and its tests (scripts/package.sh, tests/test_man.py,
+      # test_systemd.py, integration/test_package.py, test_monitoring.py)
+      dpkg-dev fakeroot lintian man-db groff-base systemd prometheus openssl)
 if [[ "${1:-}" == "--kafka" ]]; then
     pkgs+=(default-jdk-headless maven)
 fi

@@ -68,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -114,6 +115,9 @@ static int check_brokers(const char *v, char *why, size_t whylen);
 static int check_rules_source(const char *v, char *why, size_t whylen);
 static int check_password_file(const char *v, char *why, size_t whylen);
 static int check_listen(const char *v, char *why, size_t whylen);
+static int check_readable_file(const char *v, char *why, size_t whylen);
+static int check_private_file(const char *v, char *why, size_t whylen);
+static int check_auth_user(const char *v, char *why, size_t whylen);
 static int check_printable(const char *v, char *why, size_t whylen);
 
 #define F(field) offsetof(fw_settings, field)
@@ -192,7 +196,8 @@ static const struct key keys[] = {
     { "metrics.listen", K_STR, F(metrics_listen), "127.0.0.1:9464", 1, 128, NULL,
       check_listen, "loopback HOST:PORT, or off",
       "Prometheus /metrics and /healthz.  Loopback only (127.0.0.0/8, [::1], "
-      "localhost): the endpoint has no authentication.  off disables it." },
+      "localhost): the endpoint has no authentication, unless metrics.tls_* and "
+      "metrics.auth_* are both set (then any address).  off disables it." },
     { "log.level", K_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error|warning=warn", NULL,
       NULL,
       "Lowest level logged (logfmt on stderr); any case." },
@@ -211,6 +216,25 @@ static const struct key keys[] = {
       "(group.instance.id): a restart within the session timeout takes its "
       "partitions back at once, without a rebalance.  Two running daemons of one "
       "group must not share it." },
+    /* /metrics exposure (issue 13): TLS and basic authentication, which
+     * together let metrics.listen leave the loopback. */
+    { "metrics.tls_cert_file", K_STR, F(metrics_tls_cert_file), "", 0, 4000, NULL,
+      check_readable_file, "path; empty: plain HTTP",
+      "With metrics.tls_key_file: /metrics and /healthz are served over HTTPS with this "
+      "PEM certificate (chain).  Read at start; restart to change it." },
+    { "metrics.tls_key_file", K_STR, F(metrics_tls_key_file), "", 0, 4000, NULL,
+      check_private_file, "path; empty: plain HTTP",
+      "The PEM private key of metrics.tls_cert_file.  A regular file that other users cannot "
+      "read (e.g. mode 0640, owner root, the daemon's group)." },
+    { "metrics.auth_user", K_STR, F(metrics_auth_user), "", 0, 255, NULL, check_auth_user,
+      "text without ':'; empty: no authentication",
+      "With metrics.auth_password_file: /metrics and /healthz ask for HTTP basic "
+      "authentication as this user (401 otherwise)." },
+    { "metrics.auth_password_file", K_STR, F(metrics_auth_password_file), "", 0, 4000, NULL,
+      check_password_file, "path; empty: no authentication",
+      "The file whose first line is metrics.auth_user's password; a regular file that "
+      "other users cannot read.  Read at start.  With TLS and authentication both set, "
+      "metrics.listen may be any address (0.0.0.0:9464); without them, loopback only." },
 };
 
 #undef F
@@ -745,13 +769,61 @@ static int check_password_file(const char *v, char *why, size_t whylen)
     return rc;
 }
 
-/* What fw_http_start() takes (listen_addr.c), or "off". */
+/* What fw_http_start() takes (listen_addr.c), or "off".  Any address
+ * parses here; one off the loopback needs TLS and authentication, which
+ * fw_config_validate() checks between keys. */
 static int check_listen(const char *v, char *why, size_t whylen)
 {
     struct sockaddr_storage ss;
     if (strcmp(v, "off") == 0)
         return 0;
-    return fw_listen_parse(v, &ss, why, whylen);
+    return fw_listen_parse_any(v, &ss, why, whylen);
+}
+
+/* metrics.tls_cert_file: a regular file this user can read now. */
+static int check_readable_file(const char *v, char *why, size_t whylen)
+{
+    struct stat st;
+    if (stat(v, &st) != 0) {
+        snprintf(why, whylen, "%s: cannot open: %s", v, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "%s: not a regular file", v);
+        return -1;
+    }
+    if (access(v, R_OK) != 0) {
+        snprintf(why, whylen, "%s: cannot read: %s", v, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* metrics.tls_key_file: readable, and by nobody but its owner and group. */
+static int check_private_file(const char *v, char *why, size_t whylen)
+{
+    if (check_readable_file(v, why, whylen) != 0)
+        return -1;
+    struct stat st;
+    if (stat(v, &st) == 0 && (st.st_mode & 0007)) {
+        snprintf(why, whylen, "%s: other users may read it (mode %04o): a private key must "
+                 "not be; chmod o-rwx %s", v, (unsigned)(st.st_mode & 07777), v);
+        return -1;
+    }
+    return 0;
+}
+
+/* metrics.auth_user: printable, and no ':' (basic authentication's
+ * separator between user and password). */
+static int check_auth_user(const char *v, char *why, size_t whylen)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == ':') {
+            snprintf(why, whylen, "must be printable and have no ':' (basic authentication "
+                     "separates user and password with it)");
+            return -1;
+        }
+    return 0;
 }
 
 /* ---- librdkafka pass-through -------------------------------------------------- */
@@ -1306,6 +1378,37 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
             return fail(err, errlen, origin_of(c, src), "rules.source names a user but no "
                         "password: give the password with rules.redis_password_file (a file "
                         "only the daemon's user can read), or in the URL");
+    }
+
+    /* /metrics exposure: TLS needs both files, authentication both
+     * settings, and an address off the loopback needs both. */
+    size_t cert = (size_t)(find_key("metrics.tls_cert_file") - keys);
+    size_t key = (size_t)(find_key("metrics.tls_key_file") - keys);
+    size_t user = (size_t)(find_key("metrics.auth_user") - keys);
+    size_t mpw = (size_t)(find_key("metrics.auth_password_file") - keys);
+    if (!*s->metrics_tls_cert_file != !*s->metrics_tls_key_file)
+        return fail(err, errlen, origin_of(c, *s->metrics_tls_cert_file ? cert : key),
+                    "metrics.tls_cert_file and metrics.tls_key_file go together: set both "
+                    "(HTTPS) or neither (plain HTTP on the loopback)");
+    if (!*s->metrics_auth_user != !*s->metrics_auth_password_file)
+        return fail(err, errlen, origin_of(c, *s->metrics_auth_user ? user : mpw),
+                    "metrics.auth_user and metrics.auth_password_file go together: set both "
+                    "(basic authentication) or neither");
+    if (strcmp(s->metrics_listen, "off") != 0) {
+        struct sockaddr_storage ss;
+        char lwhy[512];
+        size_t ml = (size_t)(find_key("metrics.listen") - keys);
+        if (fw_listen_parse(s->metrics_listen, &ss, lwhy, sizeof lwhy) != 0 &&
+            !(*s->metrics_tls_cert_file && *s->metrics_auth_user))
+            return fail(err, errlen, origin_of(c, ml), "metrics.listen \"%s\" refused: not a "
+                        "loopback address, and the endpoint %s.  Off the loopback it needs "
+                        "both HTTPS (metrics.tls_cert_file, metrics.tls_key_file) and a "
+                        "password (metrics.auth_user, metrics.auth_password_file); or keep "
+                        "it on 127.0.0.1 behind a proxy", s->metrics_listen,
+                        *s->metrics_tls_cert_file ? "has no password"
+                        : *s->metrics_auth_user ? "has no TLS (the password would cross the "
+                                                  "network in clear)"
+                                                : "has neither TLS nor a password");
     }
 
     s->instance_id_given = *s->instance_id != '\0';

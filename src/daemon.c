@@ -338,7 +338,9 @@ int fw_daemon_run(const fw_settings *s)
         goto out;
     if (strcmp(s->metrics_listen, "off") != 0) {
         atomic_store(&d.heartbeat_ms, fw_mono_ms());
-        d.http = fw_http_start(s->metrics_listen, d.m, healthy, &d, err, sizeof err);
+        fw_http_opts ho = { s->metrics_tls_cert_file, s->metrics_tls_key_file,
+                            s->metrics_auth_user, s->metrics_auth_password_file };
+        d.http = fw_http_start_opts(s->metrics_listen, &ho, d.m, healthy, &d, err, sizeof err);
         if (!d.http)
             goto out;
         fw_log(FW_LOG_INFO, "metrics", "serving /metrics and /healthz",

@@ -2,10 +2,13 @@
  *
  * Owns the syntax and the loopback rule in one place, so that the config
  * check (config.c, at --set / --check-config time) and the server that
- * binds (metrics.c) can never disagree about what is accepted. */
+ * binds (metrics.c) can never disagree about what is accepted.  Any other
+ * address only with fw_listen_parse_any(), for an endpoint that has TLS and
+ * a password (metrics.tls_* and metrics.auth_*, config.c decides). */
 #include "listen_addr.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,8 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
-int fw_listen_parse(const char *text, struct sockaddr_storage *ss, char *why,
-                    size_t whylen)
+static int parse(const char *text, struct sockaddr_storage *ss, bool any, char *why,
+                 size_t whylen)
 {
     char host[64];
     const char *port;
@@ -57,13 +60,13 @@ int fw_listen_parse(const char *text, struct sockaddr_storage *ss, char *why,
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        if ((ntohl(v4->sin_addr.s_addr) >> 24) == 127) {
+        if (any || (ntohl(v4->sin_addr.s_addr) >> 24) == 127) {
             v4->sin_family = AF_INET;
             v4->sin_port = htons((uint16_t)p);
             return 0;
         }
     } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) {
+        if (any || IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) {
             v6->sin6_family = AF_INET6;
             v6->sin6_port = htons((uint16_t)p);
             return 0;
@@ -72,8 +75,24 @@ int fw_listen_parse(const char *text, struct sockaddr_storage *ss, char *why,
         snprintf(why, whylen, "\"%s\": \"%s\" is not an IP address or localhost", text, host);
         return -1;
     }
-    snprintf(why, whylen, "\"%s\" refused: not a loopback address.  The endpoint has no "
-             "authentication, so it listens on 127.0.0.0/8 or [::1] only; put a proxy or "
-             "a sidecar in front of it to expose it", text);
+    if (any)
+        snprintf(why, whylen, "\"%s\": want an IP address, e.g. 0.0.0.0:9464 or [::]:9464",
+                 text);
+    else
+        snprintf(why, whylen, "\"%s\" refused: not a loopback address.  The endpoint has no "
+                 "authentication, so it listens on 127.0.0.0/8 or [::1] only; put a proxy or "
+                 "a sidecar in front of it to expose it", text);
     return -1;
+}
+
+int fw_listen_parse(const char *text, struct sockaddr_storage *ss, char *why,
+                    size_t whylen)
+{
+    return parse(text, ss, false, why, whylen);
+}
+
+int fw_listen_parse_any(const char *text, struct sockaddr_storage *ss, char *why,
+                        size_t whylen)
+{
+    return parse(text, ss, true, why, whylen);
 }

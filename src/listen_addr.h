@@ -12,4 +12,9 @@
 int fw_listen_parse(const char *text, struct sockaddr_storage *ss, char *why,
                     size_t whylen);
 
+/* The same syntax, any IP address (0.0.0.0, [::], a host's own): for an
+ * endpoint with TLS and basic authentication only (config.c checks). */
+int fw_listen_parse_any(const char *text, struct sockaddr_storage *ss, char *why,
+                        size_t whylen);
+
 #endif

@@ -38,8 +38,11 @@
  * metric (NULL, and every series operation accepts NULL), not the rest.
  *
  * The HTTP server is libmicrohttpd, bound with MHD_OPTION_SOCK_ADDR to
- * exactly the loopback address given — the endpoint has no authentication,
- * so nothing else is accepted.  Its messages go to fw_log, at most
+ * exactly the loopback address given — without options the endpoint has no
+ * authentication, so nothing else is accepted.  fw_http_start_opts() adds
+ * HTTPS (GnuTLS, the PEM files read into memory at start) and HTTP basic
+ * authentication (the password from a file, compared in constant time,
+ * on every path); with both, any address is accepted (issue 13).  Its messages go to fw_log, at most
  * FW_HTTP_LOG_BURST a minute (and, while starting, into the caller's error
  * buffer).
  *
@@ -682,12 +685,13 @@ size_t fw_metrics_escape_label(const char *value, char *buf, size_t buflen)
 
 #include "listen_addr.h"
 
-/* The address, or "metrics listen address ..." and why not. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
+/* The address, or "metrics listen address ..." and why not.  Off the
+ * loopback only when `any` (TLS and a password: fw_http_start_opts()). */
+static int parse_listen(const char *listen, bool any, struct sockaddr_storage *ss, char *err,
                         size_t errlen)
 {
     char why[512];
-    if (fw_listen_parse(listen, ss, why, sizeof why) == 0)
+    if ((any ? fw_listen_parse_any : fw_listen_parse)(listen, ss, why, sizeof why) == 0)
         return 0;
     snprintf(err, errlen, "metrics listen address %s", why);
     return -1;
@@ -696,10 +700,14 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *e
 #ifdef FW_HAVE_MICROHTTPD
 #include <microhttpd.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fraudwatch/clock.h"
+#include "fraudwatch/secret.h"
 
 #if MHD_VERSION >= 0x00097002
 typedef enum MHD_Result mhd_result;
@@ -745,6 +753,13 @@ struct fw_http {
     struct conn conns[FW_HTTP_HARD_LIMIT];
     uint64_t seq;
     fw_counter *dropped_deadline, *dropped_evicted;
+    /* Exposure (fw_http_start_opts): PEM texts for HTTPS, and the basic
+     * authentication's user and password; NULL when not used.  The
+     * process gauges are refreshed before each /metrics render. */
+    char *tls_cert, *tls_key;
+    char *auth_user, *auth_pass;
+    fw_gauge *rss_bytes, *open_fds;
+    fw_counter *auth_failures;
     int64_t log_window_ms; /* start of the current minute of messages */
     unsigned log_count, log_suppressed;
 };
@@ -936,6 +951,117 @@ static mhd_result respond(struct MHD_Connection *c, unsigned status, char *body,
 
 #define TEXT "text/plain; charset=utf-8"
 
+/* ---- exposure: basic authentication, TLS files, process gauges ---------- */
+
+/* Equal, in a time that does not depend on where they differ. */
+static bool same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        d |= (unsigned char)(a[i] ^ b[lb ? i % lb : 0]);
+    return d == 0;
+}
+
+static bool authorized(const fw_http *h, struct MHD_Connection *c)
+{
+    char *pass = NULL;
+    char *user = MHD_basic_auth_get_username_password(c, &pass);
+    bool ok = user && pass;
+    if (ok) {
+        bool u = same_secret(user, h->auth_user);
+        bool p = same_secret(pass, h->auth_pass);
+        ok = u && p;
+    }
+    if (pass) {
+        explicit_bzero(pass, strlen(pass));
+        MHD_free(pass);
+    }
+    if (user)
+        MHD_free(user);
+    return ok;
+}
+
+/* A PEM file whole, as a string (libmicrohttpd takes them from memory), or
+ * NULL with err naming the setting and the file. */
+static char *read_pem(const char *what, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "%s %s: cannot open: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4097 > cap) {
+            if (cap >= (1u << 20)) {
+                snprintf(err, errlen, "%s %s: larger than 1 MiB: not a PEM file", what, path);
+                goto fail;
+            }
+            char *more = realloc(text, cap = cap ? cap * 2 : 8192);
+            if (!more) {
+                snprintf(err, errlen, "%s %s: out of memory", what, path);
+                goto fail;
+            }
+            text = more;
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s %s: read error: %s", what, path, strerror(errno));
+        goto fail;
+    }
+    fclose(f);
+    text[len] = '\0';
+    if (!strstr(text, "-----BEGIN ")) {
+        snprintf(err, errlen, "%s %s: not a PEM file (no \"-----BEGIN\" line)", what, path);
+        explicit_bzero(text, len);
+        free(text);
+        return NULL;
+    }
+    return text;
+fail:
+    if (text) {
+        explicit_bzero(text, cap);
+        free(text);
+    }
+    fclose(f);
+    return NULL;
+}
+
+static void free_secret(char *p)
+{
+    if (p) {
+        explicit_bzero(p, strlen(p));
+        free(p);
+    }
+}
+
+/* process_resident_memory_bytes and process_open_fds, as Prometheus's own
+ * clients name them, read from /proc/self just before a render. */
+static void refresh_process(fw_http *h)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f) {
+        unsigned long long size, resident;
+        if (fscanf(f, "%llu %llu", &size, &resident) == 2)
+            fw_gauge_set(h->rss_bytes, (double)resident * (double)sysconf(_SC_PAGESIZE));
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        unsigned n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+            n += e->d_name[0] != '.';
+        closedir(d);
+        fw_gauge_set(h->open_fds, (double)(n ? n - 1 : 0)); /* not opendir's own */
+    }
+}
+
 static mhd_result handle(void *cls, struct MHD_Connection *c, const char *url,
                          const char *method, const char *version, const char *upload,
                          size_t *upload_size, void **con_cls)
@@ -944,6 +1070,18 @@ static mhd_result handle(void *cls, struct MHD_Connection *c, const char *url,
     (void)version;
     (void)upload;
     (void)con_cls;
+    if (h->auth_user && !authorized(h, c)) {
+        *upload_size = 0;
+        fw_counter_add(h->auth_failures, 1);
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(13, "unauthorized\n", MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, TEXT);
+        mhd_result ret = MHD_queue_basic_auth_fail_response(c, "fraudwatch", r);
+        MHD_destroy_response(r);
+        return ret;
+    }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         *upload_size = 0; /* answer now; MHD closes rather than read a body */
         return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", 19,
@@ -951,6 +1089,7 @@ static mhd_result handle(void *cls, struct MHD_Connection *c, const char *url,
     }
     if (strcmp(url, "/metrics") == 0) {
         size_t len;
+        refresh_process(h);
         char *text = fw_metrics_render(h->m, &len);
         if (!text)
             return respond(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", 14,
@@ -971,16 +1110,82 @@ static mhd_result handle(void *cls, struct MHD_Connection *c, const char *url,
     return respond(c, MHD_HTTP_NOT_FOUND, "not found\n", 10, MHD_RESPMEM_PERSISTENT, TEXT);
 }
 
+static void http_free(fw_http *h)
+{
+    free(h->tls_cert);
+    free_secret(h->tls_key);
+    free(h->auth_user);
+    free_secret(h->auth_pass);
+    free(h);
+}
+
 fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, void *ctx,
                        char *err, size_t errlen)
 {
+    return fw_http_start_opts(listen, NULL, m, health, ctx, err, errlen);
+}
+
+static bool given(const char *s)
+{
+    return s && *s;
+}
+
+fw_http *fw_http_start_opts(const char *listen, const fw_http_opts *o, fw_metrics *m,
+                            fw_health_fn health, void *ctx, char *err, size_t errlen)
+{
+    static const fw_http_opts none = { 0 };
+    if (!o)
+        o = &none;
+    bool tls = given(o->tls_cert_file) || given(o->tls_key_file);
+    bool auth = given(o->auth_user) || given(o->auth_password_file);
+    if (tls && !(given(o->tls_cert_file) && given(o->tls_key_file))) {
+        snprintf(err, errlen, "metrics: HTTPS needs both metrics.tls_cert_file and "
+                 "metrics.tls_key_file");
+        return NULL;
+    }
+    if (auth && !(given(o->auth_user) && given(o->auth_password_file))) {
+        snprintf(err, errlen, "metrics: basic authentication needs both metrics.auth_user "
+                 "and metrics.auth_password_file");
+        return NULL;
+    }
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "cannot serve metrics over HTTPS: this libmicrohttpd was built "
+                 "without TLS (GnuTLS)");
+        return NULL;
+    }
     struct sockaddr_storage ss;
-    if (parse_listen(listen, &ss, err, errlen) != 0)
+    if (parse_listen(listen, tls && auth, &ss, err, errlen) != 0)
         return NULL;
     fw_http *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
+    }
+    if (tls) {
+        h->tls_cert = read_pem("metrics.tls_cert_file", o->tls_cert_file, err, errlen);
+        if (h->tls_cert)
+            h->tls_key = read_pem("metrics.tls_key_file", o->tls_key_file, err, errlen);
+        if (!h->tls_key) {
+            http_free(h);
+            return NULL;
+        }
+    }
+    if (auth) {
+        char pw[FW_SECRET_MAX], why[4400];
+        if (fw_secret_read_file(o->auth_password_file, pw, sizeof pw, why, sizeof why) != 0) {
+            snprintf(err, errlen, "metrics.auth_password_file: %s", why);
+            explicit_bzero(pw, sizeof pw);
+            http_free(h);
+            return NULL;
+        }
+        h->auth_pass = strdup(pw);
+        explicit_bzero(pw, sizeof pw);
+        h->auth_user = strdup(o->auth_user);
+        if (!h->auth_pass || !h->auth_user) {
+            snprintf(err, errlen, "out of memory");
+            http_free(h);
+            return NULL;
+        }
     }
     h->m = m;
     h->health = health;
@@ -994,7 +1199,22 @@ fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, v
                              : ((struct sockaddr_in *)&ss)->sin_port);
     /* No internal thread: ours runs the loop (see the top of the file).
      * MHD_USE_AUTO picks epoll where there is one. */
-    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0) |
+                     (tls ? MHD_USE_TLS : 0);
+    struct MHD_OptionItem tls_opts[] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    if (!tls)
+        tls_opts[0].option = MHD_OPTION_END;
+    h->rss_bytes = fw_metrics_gauge(m, "process_resident_memory_bytes",
+                                    "Resident memory of the process (RSS), in bytes.", NULL);
+    h->open_fds = fw_metrics_gauge(m, "process_open_fds", "Open file descriptors.", NULL);
+    h->auth_failures = fw_metrics_counter(
+        m, "fraudwatch_http_auth_failures_total",
+        "Requests to /metrics or /healthz refused (401) for want of the right basic "
+        "authentication (metrics.auth_user).", NULL);
     h->dropped_deadline = fw_metrics_counter(
         m, "fraudwatch_http_connections_dropped_total",
         "HTTP connections closed before their request was answered: reason=deadline, "
@@ -1013,11 +1233,12 @@ fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, v
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)FW_HTTP_CONN_MEMORY,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_ARRAY, tls_opts,
                             MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "cannot serve metrics on %s: %s", listen,
                  h->start_err[0] ? h->start_err : "libmicrohttpd refused to start");
-        free(h);
+        http_free(h);
         return NULL;
     }
     atomic_store(&h->starting, false);
@@ -1045,7 +1266,7 @@ fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, v
         snprintf(err, errlen, "cannot serve metrics on %s: cannot start the HTTP thread: %s",
                  listen, strerror(rc));
         MHD_stop_daemon(h->d);
-        free(h);
+        http_free(h);
         return NULL;
     }
     return h;
@@ -1064,7 +1285,7 @@ void fw_http_stop(fw_http *h)
     pthread_join(h->thread, NULL); /* within a turn: FW_HTTP_TICK_MS */
     MHD_stop_daemon(h->d);
     log_suppressed(h);
-    free(h);
+    http_free(h);
 }
 
 #else /* !FW_HAVE_MICROHTTPD */
@@ -1080,10 +1301,17 @@ fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, v
     (void)m;
     (void)health;
     (void)ctx;
-    if (parse_listen(listen, &ss, err, errlen) == 0)
+    if (parse_listen(listen, false, &ss, err, errlen) == 0)
         snprintf(err, errlen, "cannot serve metrics on %s: this build has no libmicrohttpd "
                  "(install libmicrohttpd-dev and rebuild)", listen);
     return NULL;
+}
+
+fw_http *fw_http_start_opts(const char *listen, const fw_http_opts *o, fw_metrics *m,
+                            fw_health_fn health, void *ctx, char *err, size_t errlen)
+{
+    (void)o;
+    return fw_http_start(listen, m, health, ctx, err, errlen);
 }
 
 int fw_http_port(const fw_http *h)

@@ -55,13 +55,21 @@ typedef struct fw_settings {
     char *state_dir;          /* state.dir: where checkpoints go, default "state" */
     int checkpoint_interval_ms; /* state.checkpoint_interval_ms 100..3600000, default 5000 */
     char *metrics_listen;     /* metrics.listen, default "127.0.0.1:9464", or "off";
-                               * a loopback address only (127.0.0.0/8, [::1], localhost) */
+                               * a loopback address (127.0.0.0/8, [::1], localhost)
+                               * unless TLS and authentication are both set */
     char *log_level;          /* log.level debug|info|warn|error, default "info" */
     int shutdown_timeout_s;   /* shutdown.timeout_s 1..3600, default 30 */
     int64_t healthz_unsaved_s; /* metrics.healthz_unsaved_s 0..86400, default 0 (auto) */
     char *instance_id;        /* instance.id; "" until fw_config_validate() fills in
                                * "<hostname>-<pid>" */
     bool instance_id_given;   /* set by the operator: static group membership */
+    /* /metrics exposure: HTTPS when both files are set, basic authentication
+     * when both auth settings are; with both, metrics.listen may leave the
+     * loopback.  "" when not set. */
+    char *metrics_tls_cert_file;      /* metrics.tls_cert_file: PEM certificate (chain) */
+    char *metrics_tls_key_file;       /* metrics.tls_key_file: PEM private key, mode o-rwx */
+    char *metrics_auth_user;          /* metrics.auth_user */
+    char *metrics_auth_password_file; /* metrics.auth_password_file: its first line */
     /* Pass-through to librdkafka, in the order first set; the keys without
      * their "kafka.consumer." / "kafka.producer." prefix, ready for
      * rd_kafka_conf_set().  Each was accepted by librdkafka on a scratch

@@ -112,6 +112,20 @@ typedef bool (*fw_health_fn)(void *ctx, char *reason, size_t reasonlen);
  * until fw_http_stop().  NULL on failure, with the reason in err. */
 fw_http *fw_http_start(const char *listen, fw_metrics *m, fw_health_fn health, void *ctx,
                        char *err, size_t errlen);
+/* How the endpoint is exposed (issue 13).  NULL, or every member NULL or
+ * "": plain HTTP on the loopback, as fw_http_start().
+ *   tls_cert_file + tls_key_file: HTTPS (PEM files, read at start);
+ *   auth_user + auth_password_file: HTTP basic authentication on every
+ *     path (401 without it), the password the file's first line
+ *     (fw_secret_read_file(): refused when other users may read it);
+ *   both: `listen` may be any address (0.0.0.0:9464, [::]:9464).
+ * A file that cannot be read fails the start with its name in err. */
+typedef struct fw_http_opts {
+    const char *tls_cert_file, *tls_key_file;
+    const char *auth_user, *auth_password_file;
+} fw_http_opts;
+fw_http *fw_http_start_opts(const char *listen, const fw_http_opts *o, fw_metrics *m,
+                            fw_health_fn health, void *ctx, char *err, size_t errlen);
 /* The bound port. */
 int fw_http_port(const fw_http *h);
 /* Stops the server and waits for its thread (a fraction of a second).
