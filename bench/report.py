@@ -110,12 +110,15 @@ def alert_latencies(timed_alerts, side):
 # so the split is in two: everything up to detection (loadgen's linger, the
 # input append, consume wait, batch wait, engine) and everything after it
 # (queueing to the producer, linger, the alert's append).  The stamps a finer
-# split needs are listed in STAMPS; a daemon that adds them is split finer
+# split needs are listed in STAMPS (bench/README.md, "Where the p99 goes",
+# says where the daemon would take each); a daemon that adds them, as alert
+# fields or as message headers merged into the alert dict, is split finer
 # with no change here.
 
 # (alert field, the stage that ends at it); in path order.
 STAMPS = (
-    ("polled_ts", "to the consumer: loadgen linger, input append, fetch, consumer queue"),
+    ("input_append_ts", "input append: loadgen linger, the event's broker append"),
+    ("polled_ts", "consume wait: fetch, consumer queue, until the daemon polls it"),
     ("batched_ts", "batch wait: in the driver until its batch is cut"),
     ("detected_ts", "engine: queue to a worker, matching"),
     ("produced_ts", "to the producer: the alert queued for rd_kafka_produce"),
@@ -454,20 +457,25 @@ def render_peer(pe, w):
       "JVM, ≥ 5× against a warm one.")
     w("")
     w("| partitions | round | first | fraudwatch ev/s, CPU s, alerts | peer ev/s cold (warm), "
-      "CPU s, alerts | in both / only fraudwatch / only peer |")
+      "CPU s, alerts | alerts in both / only fraudwatch / only peer: cold pass (warm pass) |")
     w("|---:|---:|---|---|---|---|")
+
+    def counts(c):
+        return f"{c['both']} / {c['only_fw']} / {c['only_peer']}"
     for x in pe["rounds"]:
-        f, p, c = x["fw"], x["peer"], x["compare"]
+        f, p, c, cw = x["fw"], x["peer"], x["compare"], x.get("compare_warm")
         warm = p.get("warm_events_per_s")
         w(f"| {x['partitions']} | {x['round']} | {x['order'][0]} | {fmt_int(f['events_per_s'])}, "
           f"{f['cpu_s']:.1f}, {f['alerts']} | {fmt_int(p['events_per_s'])}"
           + (f" ({fmt_int(warm)})" if warm else "") +
-          f", {p['cpu_s']:.1f}, {p['alerts']} | {c['both']} / {c['only_fw']} / {c['only_peer']} |")
+          f", {p['cpu_s']:.1f}, {p['alerts']} | {counts(c)}"
+          + (f" ({counts(cw)})" if cw else "") + " |")
     w("")
-    diff = [x for x in pe["rounds"] if not x["agree"]]
-    for x in diff[:4]:
-        c = x["compare"]
-        w(f"- {x['partitions']} partition(s), round {x['round']}: only fraudwatch "
+    diff = [(x, name, c) for x in pe["rounds"]
+            for name, c in (("cold", x["compare"]), ("warm", x.get("compare_warm")))
+            if c and not c["same"]]
+    for x, name, c in diff[:6]:
+        w(f"- {x['partitions']} partition(s), round {x['round']}, {name} pass: only fraudwatch "
           f"{c['examples_only_fw']}, only the peer {c['examples_only_peer']}")
     if diff:
         w("")
@@ -569,9 +577,12 @@ def render_markdown(res):
             w("Per offered rate, the alerts at or above the p99 latency (the tail) and the "
               "share of their summed latency spent in each stage, from the daemon's own "
               "wall-clock stamps on the alert (same machine, same clock as the load "
-              "generator and the broker).  The daemon stamps only `detected_ts` today, so "
-              "the stages before detection (input append, consume wait, batch wait, engine) "
-              "are one, and so are those after it (produce, broker append).")
+              "generator and the broker).  Stamps found on the alerts: "
+              + ", ".join(f"`{x}`" for x in split[0]["stages"]["stamps"]) + "; stages "
+              "between two stamps are shown as one (with `detected_ts` alone: everything "
+              "before detection — input append, consume wait, batch wait, engine — and "
+              "everything after it — produce, broker append).  bench/README.md says which "
+              "stamps a finer split needs.")
             w("")
             w("| offered | p99 | tail alerts | stage | share of the tail | tail mean | "
               "stage p50 / p99 (all alerts) |")

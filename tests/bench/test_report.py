@@ -206,7 +206,8 @@ def test_stage_split_detected_only():
     eq(st["stamps"], ["detected_ts"], "stamps present")
     eq(len(st["stages"]), 2, "two stages")
     up, after = st["stages"]
-    assert up["stage"].startswith("up to detected_ts"), up["stage"]
+    eq(up["stage"], "up to detected_ts: input append; consume wait; batch wait; engine",
+       "before detection: four stages in one")
     eq(after["stage"], "to the producer; " + report.LAST_STAGE, "after detection: two stages in one")
     eq((up["share"], after["share"]), (0.3, 0.7), "shares of the tail")
     eq((up["tail_mean_ms"], after["tail_mean_ms"]), (30.0, 70.0), "tail means")
@@ -217,7 +218,8 @@ def test_stage_split_detected_only():
 def test_stage_split_finer_stamps():
     # A daemon stamping every stage: each gap is its own stage.
     side = {"a": 0, "b": 0}
-    full = {"polled_ts": 10, "batched_ts": 15, "detected_ts": 20, "produced_ts": 22}
+    full = {"input_append_ts": 3, "polled_ts": 10, "batched_ts": 15, "detected_ts": 20,
+            "produced_ts": 22}
     timed = [(40, dict(full, event_id="a")), (30, dict(full, event_id="b")),
              (50, {"event_id": "b", "detected_ts": 20})]     # lacks stamps: left out
     st = report.stage_split(timed, side, p=50)
@@ -225,9 +227,9 @@ def test_stage_split_finer_stamps():
     eq([x["stage"] for x in st["stages"]],
        [label for _, label in report.STAMPS] + [report.LAST_STAGE], "one stage per gap")
     eq(st["p50_ms"], 30, "p50 of 30 and 40")
-    # tail = both (>= 30): gaps 10,5,5,2 and 18 / 8: total 70
-    eq([x["share"] for x in st["stages"]], [20 / 70, 10 / 70, 10 / 70, 4 / 70, 26 / 70],
-       "shares")
+    # tail = both (>= 30): gaps 3,7,5,5,2 and 18 / 8: total 70
+    eq([x["share"] for x in st["stages"]],
+       [6 / 70, 14 / 70, 10 / 70, 10 / 70, 4 / 70, 26 / 70], "shares")
 
 
 def test_compare_alerts():
@@ -273,8 +275,9 @@ def test_peer_summary():
 
 
 def test_markdown_peer_and_stages():
+    warm = report.compare_alerts([], [{"rule_id": "R101", "subject": "s", "event_id": "e"}])
     rounds = [{"partitions": 1, "round": 1, "order": ["fw", "peer"], "events": 1000,
-               "agree": True, "compare": report.compare_alerts([], []),
+               "agree": False, "compare": report.compare_alerts([], []), "compare_warm": warm,
                "fw": {"events_per_s": 1000.0, "cpu_s": 1.0, "hwm_kib": 1024, "alerts": 0},
                "peer": {"events_per_s": 100.0, "cpu_s": 10.0, "hwm_kib": 8192, "alerts": 0,
                         "warm_events_per_s": 200.0, "warm_cpu_s": 5.0}}]
@@ -293,7 +296,9 @@ def test_markdown_peer_and_stages():
     md = report.render_markdown(res)
     for want in ("## fraudwatch against a Kafka Streams peer",
                  "| 1 | 1 | 1,000 | 100 / 200 | **10.00×** / 5.00× | 1,000 | 100 / 200 | "
-                 "**10.00×** / 5.00× | 1 MiB / 8 MiB (8.00×) | yes |",
+                 "**10.00×** / 5.00× | 1 MiB / 8 MiB (8.00×) | **no** |",
+                 "| 0 / 0 / 0 (0 / 0 / 1) |",
+                 "round 1, warm pass: only fraudwatch [], only the peer [['R101', 's', 'e']]",
                  "### Where the p99 goes",
                  "| 50,000/s | 10 | 1 | up to detected_ts", "| 40.0 % | 4.0 ms | 4 / 4 ms |",
                  f"| | | | to the producer; {report.LAST_STAGE} | 60.0 % | 6.0 ms | 6 / 6 ms |"):

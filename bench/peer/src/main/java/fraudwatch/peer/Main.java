@@ -3,7 +3,8 @@
  *   java -cp 'target/peer.jar:target/lib/*' fraudwatch.peer.Main
  *        --bootstrap HOST:PORT --input TOPIC --alerts TOPIC --rules DIR
  *        --ids R101,R105,R201,R302,R401 --count N --app-id ID --state-dir DIR
- *        [--threads T] [--commit-ms 5000] [--passes 1|2] [--repartition auto|always|never]
+ *        [--threads T] [--commit-ms 5000] [--passes 1|2] [--alerts-warm TOPIC]
+ *        [--repartition auto|always|never] [--timeout-s 900]
  *
  * Owns the application: its topology, its configuration and its timing.  It
  * drains TOPIC from the start with a fresh application id, applies the rules
@@ -19,7 +20,8 @@
  * N-th; cpu_s is the process's CPU time over S, cpu_total_s since the JVM
  * started; hwm_kib the JVM's peak RSS (VmHWM).  With --passes 2 a second
  * KafkaStreams instance in the same JVM (application id ID-warm, fresh state)
- * drains the topic again: the warm-JVM figures.
+ * drains the topic again: the warm-JVM figures (its alerts to --alerts-warm,
+ * if given, so each pass's alert set can be compared on its own).
  *
  * The topology: with one input partition (auto) every event is handled in
  * one processor with one RocksDB store, so one key's events meet its state
@@ -273,7 +275,8 @@ public final class Main {
             alerts.set(0);
             firstNanos = 0;
             final Throwable[] failed = new Throwable[1];
-            KafkaStreams ks = new KafkaStreams(topology(engine, a.get("input"), a.get("alerts"), repartition), p);
+            String alertTopic = pass == 1 ? a.get("alerts") : a.getOrDefault("alerts-warm", a.get("alerts"));
+            KafkaStreams ks = new KafkaStreams(topology(engine, a.get("input"), alertTopic, repartition), p);
             ks.setUncaughtExceptionHandler(ex -> {
                 failed[0] = ex;
                 return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
