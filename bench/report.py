@@ -121,7 +121,8 @@ STAMPS = (
     ("polled_ts", "consume wait: fetch, consumer queue, until the daemon polls it"),
     ("batched_ts", "batch wait: in the driver until its batch is cut"),
     ("detected_ts", "engine: queue to a worker, matching"),
-    ("produced_ts", "to the producer: the alert queued for rd_kafka_produce"),
+    ("retired_ts", "retire wait: until its batch and every earlier one are done"),
+    ("produced_ts", "to the producer: handed to rd_kafka_produce"),
 )
 LAST_STAGE = "produce and broker append of the alert"
 
@@ -581,8 +582,8 @@ def render_markdown(res):
               + ", ".join(f"`{x}`" for x in split[0]["stages"]["stamps"]) + "; stages "
               "between two stamps are shown as one (with `detected_ts` alone: everything "
               "before detection — input append, consume wait, batch wait, engine — and "
-              "everything after it — produce, broker append).  bench/README.md says which "
-              "stamps a finer split needs.")
+              "everything after it — retire wait, produce, broker append).  "
+              "bench/README.md says which stamps a finer split needs.")
             w("")
             w("| offered | p99 | tail alerts | stage | share of the tail | tail mean | "
               "stage p50 / p99 (all alerts) |")

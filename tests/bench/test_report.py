@@ -208,7 +208,8 @@ def test_stage_split_detected_only():
     up, after = st["stages"]
     eq(up["stage"], "up to detected_ts: input append; consume wait; batch wait; engine",
        "before detection: four stages in one")
-    eq(after["stage"], "to the producer; " + report.LAST_STAGE, "after detection: two stages in one")
+    eq(after["stage"], "retire wait; to the producer; " + report.LAST_STAGE,
+       "after detection: three stages in one")
     eq((up["share"], after["share"]), (0.3, 0.7), "shares of the tail")
     eq((up["tail_mean_ms"], after["tail_mean_ms"]), (30.0, 70.0), "tail means")
     eq((up["p50_ms"], up["p99_ms"], after["p50_ms"]), (4, 30, 1), "stage percentiles")
@@ -219,7 +220,7 @@ def test_stage_split_finer_stamps():
     # A daemon stamping every stage: each gap is its own stage.
     side = {"a": 0, "b": 0}
     full = {"input_append_ts": 3, "polled_ts": 10, "batched_ts": 15, "detected_ts": 20,
-            "produced_ts": 22}
+            "retired_ts": 21, "produced_ts": 22}
     timed = [(40, dict(full, event_id="a")), (30, dict(full, event_id="b")),
              (50, {"event_id": "b", "detected_ts": 20})]     # lacks stamps: left out
     st = report.stage_split(timed, side, p=50)
@@ -227,9 +228,9 @@ def test_stage_split_finer_stamps():
     eq([x["stage"] for x in st["stages"]],
        [label for _, label in report.STAMPS] + [report.LAST_STAGE], "one stage per gap")
     eq(st["p50_ms"], 30, "p50 of 30 and 40")
-    # tail = both (>= 30): gaps 3,7,5,5,2 and 18 / 8: total 70
+    # tail = both (>= 30): gaps 3,7,5,5,1,1 and 18 / 8: total 70
     eq([x["share"] for x in st["stages"]],
-       [6 / 70, 14 / 70, 10 / 70, 10 / 70, 4 / 70, 26 / 70], "shares")
+       [6 / 70, 14 / 70, 10 / 70, 10 / 70, 2 / 70, 2 / 70, 26 / 70], "shares")
 
 
 def test_compare_alerts():
@@ -301,7 +302,8 @@ def test_markdown_peer_and_stages():
                  "round 1, warm pass: only fraudwatch [], only the peer [['R101', 's', 'e']]",
                  "### Where the p99 goes",
                  "| 50,000/s | 10 | 1 | up to detected_ts", "| 40.0 % | 4.0 ms | 4 / 4 ms |",
-                 f"| | | | to the producer; {report.LAST_STAGE} | 60.0 % | 6.0 ms | 6 / 6 ms |"):
+                 f"| | | | retire wait; to the producer; {report.LAST_STAGE} | 60.0 % | 6.0 ms | "
+                 "6 / 6 ms |"):
         assert want in md, f"report lacks {want!r}:\n{md}"
 
 
