@@ -69,20 +69,19 @@ final class Event {
         return null;
     }
 
-    /** Number.prototype.toString() for the cases keys meet: integers below
-     *  1e21 exactly; others through BigDecimal's shortest plain form of
-     *  Double.toString (Java 17's is not always the shortest: see README). */
+    /** Number.prototype.toString() for the cases keys meet: integers up to
+     *  2^53 exactly; others from the digits of Double.toString, which in
+     *  Java 17 are not always the shortest (bench/peer/README.md). */
     static String number(double d) {
         if (d == 0)
             return "0";
-        if (d == Math.rint(d) && Math.abs(d) < 1e21)
-            return new BigDecimal(d).toPlainString();
+        if (d == Math.rint(d) && Math.abs(d) <= 9007199254740992.0)
+            return Long.toString((long) d);
         String s = Double.toString(d);
+        double a = Math.abs(d);
+        if (a >= 1e-6 && a < 1e21)
+            return new BigDecimal(s).stripTrailingZeros().toPlainString();
         if (s.contains("E")) {
-            BigDecimal b = new BigDecimal(s);
-            double a = Math.abs(d);
-            if (a >= 1e-6 && a < 1e21)
-                return b.stripTrailingZeros().toPlainString();
             String[] p = s.split("E");
             String mant = p[0].endsWith(".0") ? p[0].substring(0, p[0].length() - 2) : p[0];
             int e = Integer.parseInt(p[1]);
