@@ -100,6 +100,215 @@ def alert_latencies(timed_alerts, side):
     return lat, unknown
 
 
+# --- where the latency goes (issue 16, item 1) --------------------------------------
+#
+# Each alert's latency runs from the send time of its event (loadgen's side
+# file) to the alert's broker append time (LogAppendTime).  In between, the
+# alert may carry wall-clock stamps of the daemon's own (same machine, same
+# clock); the stages are the gaps between consecutive stamps present.  Today
+# the daemon stamps only `detected_ts` (when the engine rendered the alert),
+# so the split is in two: everything up to detection (loadgen's linger, the
+# input append, consume wait, batch wait, engine) and everything after it
+# (queueing to the producer, linger, the alert's append).  The stamps a finer
+# split needs are listed in STAMPS (bench/README.md, "Where the p99 goes",
+# says where the daemon would take each); a daemon that adds them, as alert
+# fields or as message headers merged into the alert dict, is split finer
+# with no change here.
+
+# (alert field, the stage that ends at it); in path order.
+STAMPS = (
+    ("input_append_ts", "input append: loadgen linger, the event's broker append"),
+    ("polled_ts", "consume wait: fetch, consumer queue, until the daemon polls it"),
+    ("batched_ts", "batch wait: in the driver until its batch is cut"),
+    ("detected_ts", "engine: queue to a worker, matching"),
+    ("retired_ts", "retire wait: until its batch and every earlier one are done"),
+    ("produced_ts", "to the producer: handed to rd_kafka_produce"),
+)
+LAST_STAGE = "produce and broker append of the alert"
+
+
+def stage_names(stamps):
+    """The stage ending at each stamp of `stamps` (a subset of STAMPS, in
+    order), then the last one; a stage whose start stamp is missing takes
+    in the stages before it."""
+    names, pending = [], []
+    for field, label in STAMPS:
+        pending.append(label)
+        if field in stamps:
+            names.append(pending[0] if len(pending) == 1 else
+                         "up to " + field + ": " + "; ".join(x.split(":")[0] for x in pending))
+            pending = []
+    names.append(LAST_STAGE if not pending else
+                 "; ".join(x.split(":")[0] for x in pending) + "; " + LAST_STAGE)
+    return names
+
+
+def stage_split(timed_alerts, side, p=99):
+    """Split of the latency tail into stages.  `timed_alerts`: [(append_ms,
+    alert dict)]; `side`: event_id -> send ms.  The tail is the alerts whose
+    latency is at or above the p-th percentile (nearest rank); a stage's
+    share is its summed time over the tail / the tail's summed latency.
+    Alerts lacking a stamp that others have are left out (counted in
+    `incomplete`).  -> {"p": p, "pN_ms", "tail", "incomplete", "stamps",
+    "stages": [{"stage", "share", "tail_mean_ms", "p50_ms", "p99_ms"}]}, or
+    None without alerts."""
+    rows = []
+    for ts, a in timed_alerts:
+        sent = side.get(a.get("event_id"))
+        if sent is not None:
+            rows.append((ts, sent, a))
+    if not rows:
+        return None
+    stamps = [f for f, _ in STAMPS if any(isinstance(a.get(f), int) for _, _, a in rows)]
+    paths, incomplete = [], 0
+    for ts, sent, a in rows:
+        if not all(isinstance(a.get(f), int) for f in stamps):
+            incomplete += 1
+            continue
+        points = [sent] + [a[f] for f in stamps] + [ts]
+        paths.append((ts - sent, [b - x for x, b in zip(points, points[1:])]))
+    if not paths:
+        return None
+    lat = sorted(t for t, _ in paths)
+    cut = percentile(lat, p)
+    tail = [parts for t, parts in paths if t >= cut]
+    total = sum(sum(parts) for parts in tail)
+    names = stage_names(stamps)
+    stages = []
+    for i, name in enumerate(names):
+        col = sorted(parts[i] for _, parts in paths)
+        tsum = sum(parts[i] for parts in tail)
+        stages.append({"stage": name, "share": tsum / total if total else None,
+                       "tail_mean_ms": tsum / len(tail),
+                       "p50_ms": percentile(col, 50), "p99_ms": percentile(col, 99)})
+    return {"p": p, f"p{p:g}_ms": cut, "tail": len(tail), "incomplete": incomplete,
+            "stamps": stamps, "stages": stages}
+
+
+# --- ceilings and the peer (issue 16, items 3 and 4) ------------------------------
+
+CEILING_TARGET = 0.8   # daemon backlog drain / consume-only
+
+
+def parse_kv_summary(line, prog):
+    """The figures of a summary line of bench/consume_only or the peer:
+    'PROG: N messages, S s, R msg/s (...), ..., cpu U s, maxrss K KiB'."""
+    if not line.startswith(prog + ":"):
+        raise ValueError(f"not a {prog} summary: {line!r}")
+    body = line.split(":", 1)[1]
+    out = {}
+    for part in body.split(","):
+        w = part.split()
+        if len(w) >= 2 and w[1] == "messages":
+            out["messages"] = int(w[0])
+        elif len(w) >= 2 and w[1] == "s" and "span_s" not in out:
+            out["span_s"] = float(w[0])
+        elif len(w) >= 2 and w[1] == "msg/s":
+            out["msg_per_s"] = float(w[0])
+        elif len(w) >= 3 and w[0] == "cpu":
+            out["cpu_s"] = float(w[1])
+        elif len(w) >= 3 and w[0] == "maxrss":
+            out["hwm_kib"] = int(w[1])
+    for k in ("messages", "msg_per_s", "cpu_s", "hwm_kib"):
+        if k not in out:
+            raise ValueError(f"{prog} summary without {k}: {line!r}")
+    return out
+
+
+def parse_consume_only(line):
+    return parse_kv_summary(line, "consume_only")
+
+
+def ceiling_ratios(throughput):
+    """daemon backlog drain / each reference measured in the same run.
+    -> {"consume_only": r or None, "consume_only_met": bool or None,
+        "passthrough": r or None}"""
+    d = throughput.get("daemon_backlog")
+    c, p = throughput.get("consume_only"), throughput.get("passthrough")
+    out = {"consume_only": None, "consume_only_met": None, "passthrough": None}
+    if not d or not d.get("events_per_s"):
+        return out
+    if c and c.get("msg_per_s"):
+        out["consume_only"] = d["events_per_s"] / c["msg_per_s"]
+        out["consume_only_met"] = out["consume_only"] >= CEILING_TARGET
+    if p and p.get("msg_per_s"):
+        out["passthrough"] = d["events_per_s"] / p["msg_per_s"]
+    return out
+
+
+def alert_keys(alerts, rules=None):
+    """{(rule_id, subject, event_id)} of alert dicts, only `rules` if given
+    (fraudwatch's alert_id is a hash over exactly these three)."""
+    return {(a["rule_id"], a["subject"], a["event_id"]) for a in alerts
+            if rules is None or a["rule_id"] in rules}
+
+
+def compare_alerts(fw, peer, rules=None):
+    """Agreement of two alert lists by (rule_id, subject, event_id).
+    -> {"same", "both", "only_fw", "only_peer", "examples_only_fw",
+        "examples_only_peer"}"""
+    a, b = alert_keys(fw, rules), alert_keys(peer, rules)
+    return {"same": a == b, "both": len(a & b), "only_fw": len(a - b),
+            "only_peer": len(b - a),
+            "examples_only_fw": [list(x) for x in sorted(a - b)[:5]],
+            "examples_only_peer": [list(x) for x in sorted(b - a)[:5]]}
+
+
+def median(vals):
+    v = sorted(x for x in vals if x is not None)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def per_cpu(events, cpu_s):
+    return events / cpu_s if cpu_s else None
+
+
+def peer_summary(rounds):
+    """Side-by-side rounds of fraudwatch and the peer, grouped by input
+    partitions.  Each round: {"partitions", "events", "fw": {events_per_s,
+    cpu_s, hwm_kib}, "peer": {events_per_s, cpu_s, hwm_kib, and optionally
+    warm_events_per_s, warm_cpu_s}, "agree": bool}.  Per partition count
+    the medians over its rounds of each side's events/s, CPU s, events per
+    CPU second and peak RSS, and the ratios fraudwatch / peer of the
+    medians (peak RSS: peer / fraudwatch, how many times more memory the
+    peer takes); `agree` is true when every round's alert sets agreed."""
+    groups = {}
+    for r in rounds:
+        groups.setdefault(r["partitions"], []).append(r)
+    out = {}
+    for parts, rs in sorted(groups.items()):
+        g = {"rounds": len(rs), "agree": all(r.get("agree") for r in rs)}
+        for side in ("fw", "peer"):
+            g[side] = {
+                "events_per_s": median(r[side]["events_per_s"] for r in rs),
+                "cpu_s": median(r[side]["cpu_s"] for r in rs),
+                "events_per_cpu_s": median(per_cpu(r["events"], r[side]["cpu_s"]) for r in rs),
+                "hwm_kib": median(r[side]["hwm_kib"] for r in rs),
+            }
+        warm = [r for r in rs if r["peer"].get("warm_events_per_s")]
+        if warm:
+            g["peer"]["warm_events_per_s"] = median(r["peer"]["warm_events_per_s"] for r in warm)
+            g["peer"]["warm_events_per_cpu_s"] = median(
+                per_cpu(r["events"], r["peer"].get("warm_cpu_s")) for r in warm)
+        f, p = g["fw"], g["peer"]
+
+        def ratio(x, y):
+            return x / y if x and y else None
+        g["ratio"] = {
+            "events_per_s": ratio(f["events_per_s"], p["events_per_s"]),
+            "events_per_cpu_s": ratio(f["events_per_cpu_s"], p["events_per_cpu_s"]),
+            "peak_rss_peer_over_fw": ratio(p["hwm_kib"], f["hwm_kib"]),
+            "warm_events_per_s": ratio(f["events_per_s"], p.get("warm_events_per_s")),
+            "warm_events_per_cpu_s": ratio(f["events_per_cpu_s"],
+                                           p.get("warm_events_per_cpu_s")),
+        }
+        out[parts] = g
+    return out
+
+
 # --- detection quality ----------------------------------------------------------
 
 def read_jsonl(path):
@@ -215,6 +424,64 @@ def met(ok):
     return "met" if ok else "**NOT met**"
 
 
+def fmt_x(v):
+    return "–" if v is None else f"{v:.2f}×"
+
+
+def render_peer(pe, w):
+    """The --peer section: per partition count, medians of each side and
+    their ratios; then every round."""
+    w("## fraudwatch against a Kafka Streams peer")
+    w("")
+    w(f"Both drain the same topic holding the whole stream, with the rules "
+      f"{', '.join(pe['rules'])} read from the same files (bench/peer/README.md lists the "
+      f"semantic differences that remain).  Medians over the rounds; ratios are fraudwatch "
+      f"over the peer, except memory (peer over fraudwatch).  Peer JVM options: "
+      f"`{pe.get('java_opts') or '(JVM defaults)'}`.")
+    w("")
+    w("| partitions | rounds | fraudwatch ev/s | peer ev/s cold / warm | ev/s ratio cold / warm "
+      "| fraudwatch ev per CPU s | peer ev per CPU s cold / warm | ev per CPU s ratio cold / warm "
+      "| peak RSS fraudwatch / peer (×) | alert sets agree |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for parts, g in pe["summary"].items():
+        f, p, r = g["fw"], g["peer"], g["ratio"]
+        w(f"| {parts} | {g['rounds']} | {fmt_int(f['events_per_s'])} | "
+          f"{fmt_int(p['events_per_s'])} / {fmt_int(p.get('warm_events_per_s'))} | "
+          f"**{fmt_x(r['events_per_s'])}** / {fmt_x(r['warm_events_per_s'])} | "
+          f"{fmt_int(f['events_per_cpu_s'])} | {fmt_int(p['events_per_cpu_s'])} / "
+          f"{fmt_int(p.get('warm_events_per_cpu_s'))} | **{fmt_x(r['events_per_cpu_s'])}** / "
+          f"{fmt_x(r['warm_events_per_cpu_s'])} | {fmt_mib(f['hwm_kib'])} / "
+          f"{fmt_mib(p['hwm_kib'])} ({fmt_x(r['peak_rss_peer_over_fw'])}) | "
+          f"{'yes' if g['agree'] else '**no**'} |")
+    w("")
+    w("Targets (issue 16): fraudwatch ≥ 10× the peer in events per CPU second against a cold "
+      "JVM, ≥ 5× against a warm one.")
+    w("")
+    w("| partitions | round | first | fraudwatch ev/s, CPU s, alerts | peer ev/s cold (warm), "
+      "CPU s, alerts | alerts in both / only fraudwatch / only peer: cold pass (warm pass) |")
+    w("|---:|---:|---|---|---|---|")
+
+    def counts(c):
+        return f"{c['both']} / {c['only_fw']} / {c['only_peer']}"
+    for x in pe["rounds"]:
+        f, p, c, cw = x["fw"], x["peer"], x["compare"], x.get("compare_warm")
+        warm = p.get("warm_events_per_s")
+        w(f"| {x['partitions']} | {x['round']} | {x['order'][0]} | {fmt_int(f['events_per_s'])}, "
+          f"{f['cpu_s']:.1f}, {f['alerts']} | {fmt_int(p['events_per_s'])}"
+          + (f" ({fmt_int(warm)})" if warm else "") +
+          f", {p['cpu_s']:.1f}, {p['alerts']} | {counts(c)}"
+          + (f" ({counts(cw)})" if cw else "") + " |")
+    w("")
+    diff = [(x, name, c) for x in pe["rounds"]
+            for name, c in (("cold", x["compare"]), ("warm", x.get("compare_warm")))
+            if c and not c["same"]]
+    for x, name, c in diff[:6]:
+        w(f"- {x['partitions']} partition(s), round {x['round']}, {name} pass: only fraudwatch "
+          f"{c['examples_only_fw']}, only the peer {c['examples_only_peer']}")
+    if diff:
+        w("")
+
+
 def render_markdown(res):
     m = res["meta"]
     L = []
@@ -232,27 +499,38 @@ def render_markdown(res):
       f"load average at the start: {m['loadavg']}")
     w("")
 
-    w("## Throughput")
-    w("")
     mx = next((r for r in res.get("runs", []) if r["rate"] == "max"), None)
     t = res.get("throughput", {})
-    w("| measure | figure | |")
-    w("|---|---:|---|")
+    if res.get("peer"):
+        render_peer(res["peer"], w)
+    if mx or t or res.get("replay"):
+        w("## Throughput")
+        w("")
+        w("| measure | figure | |")
+        w("|---|---:|---|")
     if mx:
         e2e = mx.get("e2e_s")
         w(f"| end to end: {mx['events']:,} events produced as fast as possible "
           f"and processed by the daemon | {e2e:.2f} s = {fmt_int(mx['events'] / e2e)} ev/s "
           f"| target < 10 s for 1.7M: {met(e2e < 10) if mx['events'] >= 1_700_000 else 'n/a (not 1.7M)'} |")
-    d, p = t.get("daemon_backlog"), t.get("passthrough")
+    d, p, c = t.get("daemon_backlog"), t.get("passthrough"), t.get("consume_only")
+    cr = ceiling_ratios(t)
     if d:
         w(f"| daemon draining the topic (backlog, no producer running) | "
           f"{fmt_int(d['events_per_s'])} ev/s | {d['cpu_s']:.1f} CPU s, peak RSS {fmt_mib(d['hwm_kib'])} |")
+    if c:
+        w(f"| consume-only ceiling over the same topic (the daemon's consumer settings, "
+          f"no parsing, no output, commit every 5 s) | {fmt_int(c['msg_per_s'])} msg/s | "
+          f"{c['cpu_s']:.1f} CPU s, peak RSS {fmt_mib(c['hwm_kib'])} |")
+    if cr["consume_only"] is not None:
+        w(f"| daemon / consume-only | **{cr['consume_only']:.2f}** | target ≥ "
+          f"{CEILING_TARGET:.2f}: {met(cr['consume_only_met'])} |")
     if p:
-        w(f"| pass-through ceiling over the same topic (consume + produce, no matching) | "
+        w(f"| pass-through over the same topic (consume + produce a copy of every message, "
+          f"no matching: more work than the daemon's output, not a ceiling) | "
           f"{fmt_int(p['msg_per_s'])} msg/s | |")
-    if d and p:
-        ratio = d["events_per_s"] / p["msg_per_s"]
-        w(f"| daemon / pass-through | **{ratio:.2f}** | target ≥ 0.60: {met(ratio >= 0.60)} |")
+    if cr["passthrough"] is not None:
+        w(f"| daemon / pass-through (reference only) | {cr['passthrough']:.2f} | |")
     rp = res.get("replay")
     if rp:
         w(f"| `fraudwatch replay --threads {rp['threads']}` over the same file (no Kafka) | "
@@ -292,6 +570,33 @@ def render_markdown(res):
         w("")
         if os.path.exists(os.path.join(res.get("dir", "."), "latency.png")):
             w("![latency percentiles against offered rate](latency.png)")
+            w("")
+        split = [r for r in runs if r.get("stages")]
+        if split:
+            w("### Where the p99 goes")
+            w("")
+            w("Per offered rate, the alerts at or above the p99 latency (the tail) and the "
+              "share of their summed latency spent in each stage, from the daemon's own "
+              "wall-clock stamps on the alert (same machine, same clock as the load "
+              "generator and the broker).  Stamps found on the alerts: "
+              + ", ".join(f"`{x}`" for x in split[0]["stages"]["stamps"]) + "; stages "
+              "between two stamps are shown as one (with `detected_ts` alone: everything "
+              "before detection — input append, consume wait, batch wait, engine — and "
+              "everything after it — retire wait, produce, broker append).  "
+              "bench/README.md says which stamps a finer split needs.")
+            w("")
+            w("| offered | p99 | tail alerts | stage | share of the tail | tail mean | "
+              "stage p50 / p99 (all alerts) |")
+            w("|---:|---:|---:|---|---:|---:|---:|")
+            for r in split:
+                st = r["stages"]
+                off = "max" if r["rate"] == "max" else f"{r['rate']:,}/s"
+                for i, x in enumerate(st["stages"]):
+                    lead = (f"| {off} | {fmt_ms(st.get('p99_ms'))} | {st['tail']} " if i == 0
+                            else "| | | ")
+                    w(f"{lead}| {x['stage']} | {fmt_pct(x['share'])} | "
+                      f"{x['tail_mean_ms']:.1f} ms | {fmt_ms(x['p50_ms'])} / "
+                      f"{fmt_ms(x['p99_ms'])} ms |")
             w("")
 
     q = res.get("quality")

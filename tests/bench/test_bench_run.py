@@ -2,9 +2,10 @@
 """A 20 000-event smoke run of bench/run against the real broker of the test
 suite (scripts/test.sh exports FW_KAFKA_PORT) and a redis-server bench/run
 starts itself: two offered rates (10k/s for one second, then max), the
-backlog drain and the pass-through.  It asserts what the run must deliver,
-not how fast: every phase ran and the daemon exited 0, every event sent was
-processed, latencies exist and are sane, the alerts equal
+backlog drain, the consume-only ceiling and the pass-through.  It asserts
+what the run must deliver, not how fast: every phase ran and the daemon
+exited 0, every event sent was processed, latencies exist and are sane (and
+the p99 tail is split into stages), the alerts equal
 `fraudwatch replay`'s and detect every planted scenario with no alert
 outside the truth, and the results folder holds report.md, results.json and
 both PNG plots.
@@ -74,12 +75,20 @@ def main():
         t = res["throughput"]
         check(t["daemon_backlog"]["events_per_s"] > 0 and t["passthrough"]["msg_per_s"] > 0,
               "backlog drain and pass-through measured")
+        c = t.get("consume_only") or {}
+        check(c.get("messages") == 20000 and c.get("msg_per_s", 0) > 0,
+              f"consume-only ceiling read all 20 000 messages ({c.get('messages')})")
+        stages = r10.get("stages") or {}
+        check(stages.get("stamps") == ["detected_ts"] and len(stages.get("stages", [])) == 2
+              and stages["tail"] >= 1,
+              "10k/s: the p99 tail split at the alerts' detected_ts into two stages")
         mem = res["memory"]
         check(mem["full"]["keys"] > mem["small"]["keys"] > 0,
               f"live keys grow with the stream ({mem['small']['keys']} -> {mem['full']['keys']})")
         with open(os.path.join(out, "report.md")) as f:
             md = f.read()
         for section in ("## Throughput", "## Event-to-alert latency by offered rate",
+                        "| daemon / consume-only |", "### Where the p99 goes",
                         "## Detection quality against the ground truth", "## Resources",
                         "## Method", "![latency percentiles against offered rate](latency.png)"):
             check(section in md, f"report.md has {section!r}")
