@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fraudwatch/alloc.h"
+#include "alert_fields.h"
 #include "engine.h"
 #include "match.h"
 #include "rule_kinds.h"
@@ -24,6 +25,7 @@ struct fw_scanner {
     fw_matcher *matcher;
     fw_buf key;
     fw_buf evidence;
+    fw_buf fields;
 };
 
 fw_scanner *fw_scanner_new(void)
@@ -46,6 +48,7 @@ void fw_scanner_free(fw_scanner *s)
     fw_matcher_free(s->matcher);
     fw_buf_free(&s->key);
     fw_buf_free(&s->evidence);
+    fw_buf_free(&s->fields);
     free(s);
 }
 
@@ -80,6 +83,8 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
 {
     const fw_type_index *ix = fw_ruleset_targets(rs, ev->type);
     const char *event_id = NULL;   /* copied into the arena on first use */
+    const char *top = NULL;        /* the top-level fields, rendered on first use */
+    uint32_t top_len = 0;
     const cJSON *root = ev->root;
 
     fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
@@ -107,6 +112,24 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
         u.key = fw_arena_strndup(arena, key->len ? key->p : "", key->len);
         if (!u.key)
             fw_oom();
+        /* What the alert shows of this event: taken now, while the tree
+         * lives (alert_fields.c); rules without alert_fields share one. */
+        if (r->nalert_fields || !top) {
+            s->fields.len = 0;
+            fw_fields_render(&s->fields, ev, r);
+            const char *f = fw_arena_strndup(arena, s->fields.p, s->fields.len);
+            if (!f)
+                fw_oom();
+            u.fields = f;
+            u.fields_len = (uint32_t)s->fields.len;
+            if (!r->nalert_fields) {
+                top = f;
+                top_len = u.fields_len;
+            }
+        } else {
+            u.fields = top;
+            u.fields_len = top_len;
+        }
         u.khash = fw_hash64(u.key, u.klen, r->state_sig);
         push(&out[fw_shard_of(u.khash, nshards)], &u);
     }

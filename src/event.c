@@ -118,6 +118,8 @@ bool fw_event_parse(const char *data, size_t len, size_t max_bytes,
     ev->event_id_len = strlen(id->valuestring);
     ev->type = type->valuestring;
     ev->ts = (int64_t)ts->valuedouble;
+    ev->raw = data;
+    ev->raw_len = len;
     return true;
 bad:
     fw_event_release(ev);

@@ -73,10 +73,13 @@ typedef struct fw_rule_kind_ops {
 
     /* The kind's own per-key state (fw_keystate.data), if it has one: a
      * bit of the checkpoint item's flags (fixed: it is in checkpoints on
-     * disk), save, load (0 or -1), free. */
+     * disk), save, load (0 or -1; `flag` says which encoding), free.
+     * ckpt_flag_old: the flag of an earlier encoding the kind still reads
+     * (0: none); a flag is never reused for another encoding. */
     uint64_t ckpt_flag;
+    uint64_t ckpt_flag_old;
     void (*data_save)(const void *data, fw_buf *out);
-    int (*data_load)(void **data, FILE *f);
+    int (*data_load)(void **data, FILE *f, uint64_t flag);
     void (*data_free)(void *data);
 } fw_rule_kind_ops;
 

@@ -18,6 +18,7 @@ bool fw_sequence_apply(fw_seqstate **s, const fw_rule *r, int64_t *m,
 
 /* Its checkpoint encoding (codec.h); load: 0 or -1. */
 void fw_seqstate_save(const fw_seqstate *s, fw_buf *out);
-int fw_seqstate_load(fw_seqstate **s, FILE *f);
+/* with_fields: the encoding that carries each step's fields. */
+int fw_seqstate_load(fw_seqstate **s, FILE *f, bool with_fields);
 
 #endif

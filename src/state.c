@@ -255,7 +255,9 @@ void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)
 
 /* An item: sig, khash, m, last alert, life, suppression, flags, key, then
  * the kind's data.  flags is the kind's ckpt_flag when it has data (1: a
- * window, 2: chains — fixed, they are in checkpoints on disk), else 0. */
+ * window, 2: chains — both still read —; 4: chains with each step's
+ * fields, 8: a window with its aggregate and a sum's event ids — fixed,
+ * they are in checkpoints on disk), else 0. */
 static void save_item(fw_buf *out, const struct item *it)
 {
     const fw_rule_kind_ops *kind = fw_rule_kinds[it->kind];
@@ -378,9 +380,10 @@ int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
         bool ok = v[6] == 0;
         for (uint32_t kd = 0; kd < FW_RULE_NKINDS && !ok; kd++) {
             const fw_rule_kind_ops *kind = fw_rule_kinds[kd];
-            if (kind->ckpt_flag && kind->ckpt_flag == v[6]) {
+            if (kind->ckpt_flag && (kind->ckpt_flag == v[6] ||
+                                    (kind->ckpt_flag_old && kind->ckpt_flag_old == v[6]))) {
                 it->kind = (uint8_t)kd;
-                ok = kind->data_load(&it->k.data, f) == 0;
+                ok = kind->data_load(&it->k.data, f, v[6]) == 0;
                 break;
             }
         }

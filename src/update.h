@@ -32,6 +32,11 @@ typedef struct fw_update {
     int64_t micro;           /* sum: the value in millionths */
     const char *vtext;       /* distinct: the value as text */
     const char *evidence;    /* plain rules: JSON array of matched conditions */
+    /* What the alert shows of the event (alert_fields.h): members to splice
+     * into an object, `"fields":{...}` (and `,"fields_cut":true`), in the
+     * batch arena; fields_len 0: none. */
+    const char *fields;
+    uint32_t fields_len;
 } fw_update;
 
 typedef struct fw_updvec {

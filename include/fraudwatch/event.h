@@ -25,6 +25,10 @@ typedef struct fw_event {
     size_t event_id_len;
     const char *type;
     int64_t ts;
+    /* The message the tree was parsed from (not a copy; valid while the
+     * tree is): alert fields take numbers from it exactly as written. */
+    const char *raw;
+    size_t raw_len;
 } fw_event;
 
 /* Makes cJSON allocate from the calling thread's arena while `a` is set
