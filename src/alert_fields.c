@@ -17,9 +17,12 @@
  * scanner only needs cJSON's own rules for where a token ends; a number
  * whose text is not JSON number syntax (cJSON also reads "01" and "1.") is
  * written in its shortest round-trip form instead. */
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alert_fields.h"
+#include "fraudwatch/alloc.h"
 
 typedef struct rawcur {
     const char *p, *end;
@@ -35,12 +38,20 @@ static bool skip_string(rawcur *c)
 {
     if (c->p >= c->end || *c->p != '"')
         return false;
-    c->p++;
-    while (c->p < c->end && *c->p != '"')
-        c->p += *c->p == '\\' ? 2 : 1;
-    if (c->p >= c->end)
-        return false;
-    c->p++;
+    const char *q = c->p + 1;
+    for (;;) {
+        q = memchr(q, '"', (size_t)(c->end - q));
+        if (!q)
+            return false;
+        /* Escaped when preceded by an odd number of backslashes. */
+        size_t bs = 0;
+        while (q - bs > c->p + 1 && q[-1 - (ptrdiff_t)bs] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            break;
+        q++;
+    }
+    c->p = q + 1;
     return true;
 }
 
@@ -265,11 +276,201 @@ static bool put_member(fw_buf *out, size_t start, size_t *shown, const char *nam
     return true;
 }
 
-static void render_paths(fw_buf *out, size_t start, const fw_event *ev,
-                         const fw_rule *r, bool *cut)
+/* ---- the event's top-level members, indexed once per event --------------- *
+ * Every rule that counts an event renders its fields from the same event;
+ * looking each path up with cJSON (a strcmp per member) and finding each
+ * number's text from the start of the message would cost every rule the
+ * whole event again.  The index is one pass over the members and the
+ * message, made on the first render of an event: each member's name hash,
+ * node and value text. */
+
+#define IX_MAX 256    /* members indexed; an event with more uses the slow path */
+
+struct ixent {
+    uint64_t h;
+    const cJSON *node;
+    const char *raw;      /* the value's text; NULL: not found */
+    uint32_t rawlen;
+};
+
+/* Renders of this event so far, by the members they show (a bit per index
+ * entry, the first 64): rules that select the same values share one text. */
+#define CACHE_MAX 8
+struct cached {
+    uint64_t mask;
+    const char *text;
+    uint32_t len;
+};
+
+struct fw_fields_ix {
+    const fw_event *ev;   /* whose index it is; NULL: none yet */
+    bool usable;          /* false: more members than IX_MAX */
+    uint32_t n;
+    uint32_t ncache;
+    struct cached cache[CACHE_MAX];
+    struct ixent e[IX_MAX];
+};
+
+fw_fields_ix *fw_fields_ix_new(void)
+{
+    return calloc(1, sizeof(fw_fields_ix));
+}
+
+void fw_fields_ix_free(fw_fields_ix *ix) { free(ix); }
+
+void fw_fields_ix_reset(fw_fields_ix *ix) { ix->ev = NULL; }
+
+uint64_t fw_fields_name_hash(const char *s)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+static void ix_build(fw_fields_ix *ix, const fw_event *ev)
+{
+    ix->ev = ev;
+    ix->n = 0;
+    ix->ncache = 0;
+    ix->usable = true;
+    rawcur c;
+    bool raw_ok = raw_open(ev, &c);
+    if (raw_ok) {
+        c.p++;
+        ws(&c);
+    }
+    for (const cJSON *m = ev->root->child; m; m = m->next) {
+        if (ix->n == IX_MAX || !m->string) {
+            ix->usable = false;
+            return;
+        }
+        struct ixent *x = &ix->e[ix->n++];
+        x->h = fw_fields_name_hash(m->string);
+        x->node = m;
+        x->raw = NULL;
+        x->rawlen = 0;
+        if (!raw_ok)
+            continue;
+        raw_ok = skip_string(&c);
+        ws(&c);
+        raw_ok = raw_ok && c.p < c.end && *c.p == ':';
+        if (!raw_ok)
+            continue;
+        c.p++;
+        ws(&c);
+        const char *v = c.p;
+        raw_ok = skip_value(&c, 1);
+        if (raw_ok) {
+            x->raw = v;
+            x->rawlen = (uint32_t)(c.p - v);
+        }
+        ws(&c);
+        if (raw_ok && c.p < c.end && *c.p == ',') {
+            c.p++;
+            ws(&c);
+        }
+    }
+}
+
+/* The first top-level member called `name`, as cJSON finds it. */
+static const struct ixent *ix_find(const fw_fields_ix *ix, const char *name, uint64_t h)
+{
+    for (uint32_t i = 0; i < ix->n; i++)
+        if (ix->e[i].h == h && strcmp(ix->e[i].node->string, name) == 0)
+            return &ix->e[i];
+    return NULL;
+}
+
+static bool scalar(const cJSON *v)
+{
+    return cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v);
+}
+
+/* The rule's values as a selection of top-level members: a bit per index
+ * entry.  False when that cannot say it (a nested path, an entry past the
+ * first 64, an event with more members than indexed). */
+static bool select_members(const fw_fields_ix *ix, const fw_rule *r, uint64_t *mask,
+                           bool *cut)
+{
+    *mask = 0;
+    if (!ix->usable)
+        return false;
+    if (r->nalert_fields) {
+        for (uint32_t i = 0; i < r->nalert_fields; i++) {
+            const fw_path *p = &r->alert_fields[i];
+            if (p->nparts != 1)
+                return false;
+            const struct ixent *x = ix_find(ix, p->parts[0], r->alert_fields_h[i]);
+            if (!x || !scalar(x->node))
+                continue;
+            uint32_t k = (uint32_t)(x - ix->e);
+            if (k >= 64)
+                return false;
+            *mask |= UINT64_C(1) << k;
+        }
+        return true;
+    }
+    uint32_t shown = 0;
+    for (uint32_t i = 0; i < ix->n; i++) {
+        const struct ixent *x = &ix->e[i];
+        if (!scalar(x->node) || ix_find(ix, x->node->string, x->h) != x)
+            continue;   /* not a scalar, or a repeated name: its first value */
+        if (shown == FW_FIELDS_MAX) {
+            *cut = true;
+            break;
+        }
+        if (i >= 64)
+            return false;
+        *mask |= UINT64_C(1) << i;
+        shown++;
+    }
+    return true;
+}
+
+/* The selected members, in the event's order. */
+static void render_mask(fw_buf *out, size_t start, const fw_fields_ix *ix, uint64_t mask,
+                        bool *cut)
 {
     size_t shown = 0;
     bool full = false;
+    for (uint32_t i = 0; mask && !full; i++, mask >>= 1) {
+        if (!(mask & 1))
+            continue;
+        const struct ixent *x = &ix->e[i];
+        const char *raw = NULL;
+        if (cJSON_IsNumber(x->node) && x->raw && json_number(x->raw, x->rawlen))
+            raw = x->raw;
+        put_member(out, start, &shown, x->node->string, x->node, raw, x->rawlen, cut, &full);
+    }
+}
+
+/* The general way, for what a selection cannot say: each path through
+ * cJSON in the rule's order; without alert_fields the indexed members. */
+static void render_slow(fw_buf *out, size_t start, const fw_event *ev, const fw_rule *r,
+                        const fw_fields_ix *ix, bool *cut)
+{
+    size_t shown = 0;
+    bool full = false;
+    if (!r->nalert_fields) {
+        for (uint32_t i = 0; i < ix->n && !full; i++) {
+            const struct ixent *x = &ix->e[i];
+            if (!scalar(x->node) || ix_find(ix, x->node->string, x->h) != x)
+                continue;
+            if (shown == FW_FIELDS_MAX) {
+                *cut = true;
+                break;
+            }
+            const char *raw = NULL;
+            if (cJSON_IsNumber(x->node) && x->raw && json_number(x->raw, x->rawlen))
+                raw = x->raw;
+            put_member(out, start, &shown, x->node->string, x->node, raw, x->rawlen, cut,
+                       &full);
+        }
+        if (!ix->usable)
+            *cut = true;   /* more members than indexed (a hostile event) */
+        return;
+    }
     for (uint32_t i = 0; i < r->nalert_fields && !full; i++) {
         const fw_path *p = &r->alert_fields[i];
         const cJSON *v = fw_path_get(ev->root, p);
@@ -283,79 +484,57 @@ static void render_paths(fw_buf *out, size_t start, const fw_event *ev,
     }
 }
 
-static bool shown_before(const fw_buf *out, size_t start, const char *name,
-                         const char *const *names, size_t n)
+static void render(fw_buf *out, fw_fields_ix *ix, const fw_event *ev, const fw_rule *r,
+                   bool selectable, uint64_t mask, bool cut)
 {
-    (void)out;
-    (void)start;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return true;
-    return false;
+    fw_buf_puts(out, "\"fields\":{");
+    size_t start = out->len - 1;
+    if (selectable)
+        render_mask(out, start, ix, mask, &cut);
+    else
+        render_slow(out, start, ev, r, ix, &cut);
+    fw_buf_putc(out, '}');
+    if (cut)
+        fw_buf_puts(out, ",\"fields_cut\":true");
 }
 
-static void render_top(fw_buf *out, size_t start, const fw_event *ev, bool *cut)
+void fw_fields_for(fw_fields_ix *ix, const fw_event *ev, const fw_rule *r,
+                   fw_arena *arena, fw_buf *scratch, const char **text, uint32_t *len)
 {
-    const char *names[FW_FIELDS_MAX];
-    size_t shown = 0;
-    bool full = false;
-    rawcur c;
-    bool raw_ok = raw_open(ev, &c);
-    if (raw_ok) {
-        c.p++;
-        ws(&c);
-    }
-    for (const cJSON *m = ev->root->child; m; m = m->next) {
-        /* The cursor follows the members: on m's value. */
-        const char *vstart = NULL;
-        size_t vlen = 0;
-        if (raw_ok) {
-            raw_ok = skip_string(&c);
-            ws(&c);
-            raw_ok = raw_ok && c.p < c.end && *c.p == ':';
-            if (raw_ok) {
-                c.p++;
-                ws(&c);
-                vstart = c.p;
-                raw_ok = skip_value(&c, 1);
-                vlen = (size_t)(c.p - vstart);
-                ws(&c);
-                if (raw_ok && c.p < c.end && *c.p == ',') {
-                    c.p++;
-                    ws(&c);
-                }
+    if (ix->ev != ev)
+        ix_build(ix, ev);
+    uint64_t mask;
+    bool cut = false;
+    bool selectable = select_members(ix, r, &mask, &cut);
+    if (selectable && !cut) {
+        for (uint32_t i = 0; i < ix->ncache; i++) {
+            if (ix->cache[i].mask == mask) {
+                *text = ix->cache[i].text;
+                *len = ix->cache[i].len;
+                return;
             }
         }
-        if (!m->string || !(cJSON_IsString(m) || cJSON_IsNumber(m) || cJSON_IsBool(m)))
-            continue;
-        if (shown_before(out, start, m->string, names, shown))
-            continue;   /* a repeated name: its first value only */
-        if (full || shown == FW_FIELDS_MAX) {
-            *cut = true;
-            break;
-        }
-        const char *raw = NULL;
-        if (cJSON_IsNumber(m) && raw_ok && json_number(vstart, vlen))
-            raw = vstart;
-        size_t before = shown;
-        put_member(out, start, &shown, m->string, m, raw, vlen, cut, &full);
-        if (shown > before)
-            names[before] = m->string;
-        if (full)
-            break;
     }
+    scratch->len = 0;
+    render(scratch, ix, ev, r, selectable, mask, cut);
+    char *t = fw_arena_strndup(arena, scratch->p, scratch->len);
+    if (!t)
+        fw_oom();
+    *text = t;
+    *len = (uint32_t)scratch->len;
+    if (selectable && !cut && ix->ncache < CACHE_MAX)
+        ix->cache[ix->ncache++] = (struct cached){ mask, t, *len };
 }
 
 void fw_fields_render(fw_buf *out, const fw_event *ev, const fw_rule *r)
 {
+    fw_fields_ix *ix = fw_fields_ix_new();
+    if (!ix)
+        fw_oom();
+    ix_build(ix, ev);
+    uint64_t mask;
     bool cut = false;
-    fw_buf_puts(out, "\"fields\":{");
-    size_t start = out->len - 1;
-    if (r->nalert_fields)
-        render_paths(out, start, ev, r, &cut);
-    else
-        render_top(out, start, ev, &cut);
-    fw_buf_putc(out, '}');
-    if (cut)
-        fw_buf_puts(out, ",\"fields_cut\":true");
+    bool selectable = select_members(ix, r, &mask, &cut);
+    render(out, ix, ev, r, selectable, mask, cut);
+    fw_fields_ix_free(ix);
 }

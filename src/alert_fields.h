@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fraudwatch/arena.h"
 #include "fraudwatch/buf.h"
 #include "fraudwatch/event.h"
 #include "ruleset_impl.h"
@@ -31,12 +32,32 @@
 
 /* Appends `"fields":{...}` — with `alert_fields` the values at those paths
  * (keyed by the path as written; a path the event lacks, or one naming an
- * object or array, is left out), without it the event's top-level strings,
- * numbers and booleans (the first value of a repeated name) — and, when a
- * limit left something out or cut a string, `,"fields_cut":true`.  A number
- * is written exactly as in the event's text when that text is a JSON
- * number, else as its shortest round-trip form. */
+ * object, an array or null, is left out), without it the event's top-level
+ * strings, numbers and booleans (of a repeated name the first value) — and,
+ * when a limit left something out or cut a string, `,"fields_cut":true`.
+ * Top-level values come in the event's order, nested paths after them in
+ * the rule's order.  A number is written exactly as in the event's text
+ * when that text is JSON number syntax, else in its shortest round-trip
+ * form. */
 void fw_fields_render(fw_buf *out, const fw_event *ev, const fw_rule *r);
+
+/* The same text for the scanner, in `arena` (*text, *len).  An index of
+ * the event's top-level members (names, nodes, value texts) is made on the
+ * first call for an event and shared by every rule that renders it, and
+ * rules that select the same values share one copy of the text; reset the
+ * index before each event.  An event with more than 256 top-level members
+ * is rendered from the first 256 (default fields; "fields_cut") or by
+ * cJSON look-ups (alert_fields). */
+typedef struct fw_fields_ix fw_fields_ix;
+fw_fields_ix *fw_fields_ix_new(void);
+void fw_fields_ix_free(fw_fields_ix *ix);
+void fw_fields_ix_reset(fw_fields_ix *ix);
+void fw_fields_for(fw_fields_ix *ix, const fw_event *ev, const fw_rule *r,
+                   fw_arena *arena, fw_buf *scratch, const char **text, uint32_t *len);
+
+/* The hash the index keys top-level names by (rules_load.c keeps one per
+ * alert_fields path: fw_rule.alert_fields_h). */
+uint64_t fw_fields_name_hash(const char *name);
 
 /* The text of a number node exactly as the event wrote it, or false (not
  * found, or not valid JSON number syntax).  `v` must be the node at `p`. */

@@ -26,6 +26,7 @@ struct fw_scanner {
     fw_buf key;
     fw_buf evidence;
     fw_buf fields;
+    fw_fields_ix *ix;
 };
 
 fw_scanner *fw_scanner_new(void)
@@ -34,7 +35,10 @@ fw_scanner *fw_scanner_new(void)
     if (!s)
         return NULL;
     s->matcher = fw_matcher_new();
-    if (!s->matcher) {
+    s->ix = fw_fields_ix_new();
+    if (!s->matcher || !s->ix) {
+        fw_matcher_free(s->matcher);
+        fw_fields_ix_free(s->ix);
         free(s);
         return NULL;
     }
@@ -49,6 +53,7 @@ void fw_scanner_free(fw_scanner *s)
     fw_buf_free(&s->key);
     fw_buf_free(&s->evidence);
     fw_buf_free(&s->fields);
+    fw_fields_ix_free(s->ix);
     free(s);
 }
 
@@ -83,10 +88,9 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
 {
     const fw_type_index *ix = fw_ruleset_targets(rs, ev->type);
     const char *event_id = NULL;   /* copied into the arena on first use */
-    const char *top = NULL;        /* the top-level fields, rendered on first use */
-    uint32_t top_len = 0;
     const cJSON *root = ev->root;
 
+    fw_fields_ix_reset(s->ix);
     fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
                        .key = &s->key, .scratch = &s->evidence };
 
@@ -113,23 +117,8 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
         if (!u.key)
             fw_oom();
         /* What the alert shows of this event: taken now, while the tree
-         * lives (alert_fields.c); rules without alert_fields share one. */
-        if (r->nalert_fields || !top) {
-            s->fields.len = 0;
-            fw_fields_render(&s->fields, ev, r);
-            const char *f = fw_arena_strndup(arena, s->fields.p, s->fields.len);
-            if (!f)
-                fw_oom();
-            u.fields = f;
-            u.fields_len = (uint32_t)s->fields.len;
-            if (!r->nalert_fields) {
-                top = f;
-                top_len = u.fields_len;
-            }
-        } else {
-            u.fields = top;
-            u.fields_len = top_len;
-        }
+         * lives (alert_fields.c); rules showing the same values share it. */
+        fw_fields_for(s->ix, ev, r, arena, &s->fields, &u.fields, &u.fields_len);
         u.khash = fw_hash64(u.key, u.klen, r->state_sig);
         push(&out[fw_shard_of(u.khash, nshards)], &u);
     }

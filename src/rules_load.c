@@ -544,6 +544,7 @@ static void parse_alert_fields(struct fw_loader *L, const cJSON *obj, fw_rule *r
         return;
     }
     r->alert_fields = fw_xcalloc((size_t)n, sizeof *r->alert_fields);
+    r->alert_fields_h = fw_xcalloc((size_t)n, sizeof *r->alert_fields_h);
     int i = 0;
     for (const cJSON *f = v->child; f; f = f->next, i++) {
         char place[40];
@@ -578,6 +579,7 @@ static void parse_alert_fields(struct fw_loader *L, const cJSON *obj, fw_rule *r
             free(p.text);
             continue;
         }
+        r->alert_fields_h[r->nalert_fields] = fw_fields_name_hash(p.parts[0]);
         r->alert_fields[r->nalert_fields++] = p;
     }
 }

@@ -67,6 +67,7 @@ static void rule_free(fw_rule *r)
     for (uint32_t i = 0; i < r->nalert_fields; i++)
         path_free(&r->alert_fields[i]);
     free(r->alert_fields);
+    free(r->alert_fields_h);
 }
 
 static void ruleset_free(fw_ruleset *rs)

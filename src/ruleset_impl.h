@@ -115,6 +115,7 @@ typedef struct fw_rule {
     uint32_t ntags;
     fw_path *alert_fields;   /* nalert_fields == 0: the event's top-level scalars */
     uint32_t nalert_fields;
+    uint64_t *alert_fields_h;  /* each path's first part hashed (alert_fields.c) */
 
     int64_t suppress_ms;
     bool stateful;           /* needs per-key state in a shard */

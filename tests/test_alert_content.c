@@ -186,6 +186,11 @@ static void test_fields_exact(void **state)
                   "\"payer\":{\"name\":\"x\",\"account\":6222021234567890123}}",
                   "\"fields\":{\"payer.account\":6222021234567890123,\"amount\":5000.50,"
                   "\"type\":\"transfer\"}");
+    /* Top-level paths only: in the event's order (rules selecting the same
+     * values share one text). */
+    expect_fields(RULE(",\"alert_fields\":[\"amount\",\"event_id\",\"nope\"]"),
+                  "{\"event_id\":\"e1\",\"type\":\"t\",\"ts\":1,\"amount\":1.50}",
+                  "\"fields\":{\"event_id\":\"e1\",\"amount\":1.50}");
     /* The same name twice in a nested object: the first, as rules read it. */
     expect_fields(RULE(",\"alert_fields\":[\"p.a\"]"),
                   "{\"event_id\":\"e1\",\"type\":\"t\",\"ts\":1,\"p\":{\"a\":1.10,\"a\":2}}",
