@@ -3,9 +3,11 @@
  * Owns the "fields" member of alerts and of sequence steps: which values
  * (the rule's alert_fields, or the event's top-level strings, numbers and
  * booleans), their limits (alert_fields.h), and the exact text of numbers.
- * It runs at scan time (engine.c), while the event's tree and its message
- * are alive, and writes finished JSON text: stage 2 and the sequence chains
- * only copy bytes.
+ * It runs in stage 2 (state.c fw_state_fields) on the event's message,
+ * which the batch holds until it retires, only for an update that fires or
+ * that a sequence chain keeps: rendering it for every counted event at
+ * scan time cost 13 % of replay's instructions (bench/README.md).  What a
+ * chain keeps is the finished JSON text.
  *
  * Numbers: cJSON keeps a double, which would turn an account number written
  * as 6222021234567890123 into 6222021234567890000 and 49999.990 into
@@ -276,13 +278,11 @@ static bool put_member(fw_buf *out, size_t start, size_t *shown, const char *nam
     return true;
 }
 
-/* ---- the event's top-level members, indexed once per event --------------- *
- * Every rule that counts an event renders its fields from the same event;
- * looking each path up with cJSON (a strcmp per member) and finding each
- * number's text from the start of the message would cost every rule the
- * whole event again.  The index is one pass over the members and the
- * message, made on the first render of an event: each member's name hash,
- * node and value text. */
+/* ---- the event's top-level members, indexed ------------------------------ *
+ * One pass over the members and the message: each member's name hash, node
+ * and value text.  Looking each path up with cJSON (a strcmp per member)
+ * and finding each number's text from the start of the message would walk
+ * the event once per path. */
 
 #define IX_MAX 256    /* members indexed; an event with more uses the slow path */
 
@@ -293,21 +293,10 @@ struct ixent {
     uint32_t rawlen;
 };
 
-/* Renders of this event so far, by the members they show (a bit per index
- * entry, the first 64): rules that select the same values share one text. */
-#define CACHE_MAX 8
-struct cached {
-    uint64_t mask;
-    const char *text;
-    uint32_t len;
-};
-
 struct fw_fields_ix {
     const fw_event *ev;   /* whose index it is; NULL: none yet */
     bool usable;          /* false: more members than IX_MAX */
     uint32_t n;
-    uint32_t ncache;
-    struct cached cache[CACHE_MAX];
     struct ixent e[IX_MAX];
 };
 
@@ -332,7 +321,6 @@ static void ix_build(fw_fields_ix *ix, const fw_event *ev)
 {
     ix->ev = ev;
     ix->n = 0;
-    ix->ncache = 0;
     ix->usable = true;
     rawcur c;
     bool raw_ok = raw_open(ev, &c);
@@ -498,32 +486,14 @@ static void render(fw_buf *out, fw_fields_ix *ix, const fw_event *ev, const fw_r
         fw_buf_puts(out, ",\"fields_cut\":true");
 }
 
-void fw_fields_for(fw_fields_ix *ix, const fw_event *ev, const fw_rule *r,
-                   fw_arena *arena, fw_buf *scratch, const char **text, uint32_t *len)
+void fw_fields_put(fw_fields_ix *ix, const fw_event *ev, const fw_rule *r, fw_buf *out)
 {
     if (ix->ev != ev)
         ix_build(ix, ev);
     uint64_t mask;
     bool cut = false;
     bool selectable = select_members(ix, r, &mask, &cut);
-    if (selectable && !cut) {
-        for (uint32_t i = 0; i < ix->ncache; i++) {
-            if (ix->cache[i].mask == mask) {
-                *text = ix->cache[i].text;
-                *len = ix->cache[i].len;
-                return;
-            }
-        }
-    }
-    scratch->len = 0;
-    render(scratch, ix, ev, r, selectable, mask, cut);
-    char *t = fw_arena_strndup(arena, scratch->p, scratch->len);
-    if (!t)
-        fw_oom();
-    *text = t;
-    *len = (uint32_t)scratch->len;
-    if (selectable && !cut && ix->ncache < CACHE_MAX)
-        ix->cache[ix->ncache++] = (struct cached){ mask, t, *len };
+    render(out, ix, ev, r, selectable, mask, cut);
 }
 
 void fw_fields_render(fw_buf *out, const fw_event *ev, const fw_rule *r)
@@ -531,10 +501,6 @@ void fw_fields_render(fw_buf *out, const fw_event *ev, const fw_rule *r)
     fw_fields_ix *ix = fw_fields_ix_new();
     if (!ix)
         fw_oom();
-    ix_build(ix, ev);
-    uint64_t mask;
-    bool cut = false;
-    bool selectable = select_members(ix, r, &mask, &cut);
-    render(out, ix, ev, r, selectable, mask, cut);
+    fw_fields_put(ix, ev, r, out);
     fw_fields_ix_free(ix);
 }

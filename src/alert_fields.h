@@ -2,9 +2,10 @@
  * "What an officer needs on the alert"), and the limits of the rule
  * members that say what an officer reads (alert_fields.c, rules_load.c).
  *
- * The values are taken at scan time (stage 1), while the event's tree and
- * its text are alive; what travels to stage 2, and what a sequence chain
- * keeps, is the finished JSON text.  Every limit here is in docs/limits.md. */
+ * The values are read from the event's message (which the batch holds
+ * until it retires) when an update fires or a sequence chain keeps it
+ * (state.c fw_state_fields); what a chain keeps is the finished JSON
+ * text.  Every limit here is in docs/limits.md. */
 #ifndef FRAUDWATCH_ALERT_FIELDS_H
 #define FRAUDWATCH_ALERT_FIELDS_H
 
@@ -41,19 +42,16 @@
  * form. */
 void fw_fields_render(fw_buf *out, const fw_event *ev, const fw_rule *r);
 
-/* The same text for the scanner, in `arena` (*text, *len).  An index of
- * the event's top-level members (names, nodes, value texts) is made on the
- * first call for an event and shared by every rule that renders it, and
- * rules that select the same values share one copy of the text; reset the
- * index before each event.  An event with more than 256 top-level members
- * is rendered from the first 256 (default fields; "fields_cut") or by
- * cJSON look-ups (alert_fields). */
+/* The same, with an index of the event's top-level members (names, nodes,
+ * value texts) kept in `ix` for the calls that follow on the same event;
+ * reset it before another event (the same address may hold another).  An
+ * event with more than 256 top-level members is rendered from the first
+ * 256 (default fields; "fields_cut") or by cJSON look-ups (alert_fields). */
 typedef struct fw_fields_ix fw_fields_ix;
 fw_fields_ix *fw_fields_ix_new(void);
 void fw_fields_ix_free(fw_fields_ix *ix);
 void fw_fields_ix_reset(fw_fields_ix *ix);
-void fw_fields_for(fw_fields_ix *ix, const fw_event *ev, const fw_rule *r,
-                   fw_arena *arena, fw_buf *scratch, const char **text, uint32_t *len);
+void fw_fields_put(fw_fields_ix *ix, const fw_event *ev, const fw_rule *r, fw_buf *out);
 
 /* The hash the index keys top-level names by (rules_load.c keeps one per
  * alert_fields path: fw_rule.alert_fields_h). */

@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "fraudwatch/alloc.h"
-#include "alert_fields.h"
 #include "engine.h"
 #include "match.h"
 #include "rule_kinds.h"
@@ -25,8 +24,6 @@ struct fw_scanner {
     fw_matcher *matcher;
     fw_buf key;
     fw_buf evidence;
-    fw_buf fields;
-    fw_fields_ix *ix;
 };
 
 fw_scanner *fw_scanner_new(void)
@@ -35,10 +32,7 @@ fw_scanner *fw_scanner_new(void)
     if (!s)
         return NULL;
     s->matcher = fw_matcher_new();
-    s->ix = fw_fields_ix_new();
-    if (!s->matcher || !s->ix) {
-        fw_matcher_free(s->matcher);
-        fw_fields_ix_free(s->ix);
+    if (!s->matcher) {
         free(s);
         return NULL;
     }
@@ -52,8 +46,6 @@ void fw_scanner_free(fw_scanner *s)
     fw_matcher_free(s->matcher);
     fw_buf_free(&s->key);
     fw_buf_free(&s->evidence);
-    fw_buf_free(&s->fields);
-    fw_fields_ix_free(s->ix);
     free(s);
 }
 
@@ -90,7 +82,6 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
     const char *event_id = NULL;   /* copied into the arena on first use */
     const cJSON *root = ev->root;
 
-    fw_fields_ix_reset(s->ix);
     fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
                        .key = &s->key, .scratch = &s->evidence };
 
@@ -116,9 +107,11 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
         u.key = fw_arena_strndup(arena, key->len ? key->p : "", key->len);
         if (!u.key)
             fw_oom();
-        /* What the alert shows of this event: taken now, while the tree
-         * lives (alert_fields.c); rules showing the same values share it. */
-        fw_fields_for(s->ix, ev, r, arena, &s->fields, &u.fields, &u.fields_len);
+        /* What an alert would show of this event is read from its message
+         * only if the rule fires or a chain keeps it (state.c): most
+         * counted events never need it. */
+        u.raw = ev->raw;
+        u.raw_len = (uint32_t)ev->raw_len;
         u.khash = fw_hash64(u.key, u.klen, r->state_sig);
         push(&out[fw_shard_of(u.khash, nshards)], &u);
     }

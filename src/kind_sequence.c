@@ -96,8 +96,10 @@ static void sequence_apply(fw_state *st, const fw_ruleset *rs, const fw_rule *r,
 {
     fw_keystate *k = fw_state_key(st, r, u);
     fw_buf *ev = fw_state_scratch(st);
-    if (!fw_sequence_apply((fw_seqstate **)&k->data, r, &k->m, u, ev))
+    fw_update tmp;
+    if (!fw_sequence_apply((fw_seqstate **)&k->data, r, &k->m, u, ev, st, &tmp))
         return;
+    u = &tmp;   /* with its fields (the chain's last step) */
     if (fw_keystate_suppressed(k, r->suppress_ms, u->ts))
         return;
     k->last_fire = u->ts;

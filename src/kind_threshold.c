@@ -221,7 +221,8 @@ static void threshold_apply(fw_state *st, const fw_ruleset *rs, const fw_rule *r
     /* What it counted (SPEC §3): the distinct values, the largest sums. */
     fw_window_explain(k->data, r->agg, u->ts, (uint64_t)agg, ev);
     fw_buf_putc(ev, '}');
-    fw_state_emit(out, r, rs->version, u, ev->p, ev->len);
+    fw_update tmp;
+    fw_state_emit(out, r, rs->version, fw_state_fields(st, r, u, &tmp), ev->p, ev->len);
 }
 
 static int64_t threshold_lifetime(const fw_rule *r) { return r->window_ms; }

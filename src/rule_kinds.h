@@ -126,5 +126,10 @@ void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
                    const fw_update *u, const char *evidence, size_t len);
 /* A buffer the kinds may use for evidence while applying. */
 fw_buf *fw_state_scratch(fw_state *st);
+/* The update with what the alert shows of its event (u->fields), read
+ * now from the event's message: u itself when it has them already, else
+ * `tmp`, valid until the next call. */
+const fw_update *fw_state_fields(fw_state *st, const fw_rule *r, const fw_update *u,
+                                 fw_update *tmp);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "fraudwatch/alloc.h"
 #include "codec.h"
+#include "rule_kinds.h"
 #include "sequence.h"
 
 struct link {
@@ -100,7 +101,8 @@ static void chain_json(fw_buf *out, const struct chain *prev, const fw_update *u
 }
 
 bool fw_sequence_apply(fw_seqstate **sp, const fw_rule *r, int64_t *m,
-                       const fw_update *u, fw_buf *evidence)
+                       const fw_update *u, fw_buf *evidence, struct fw_state *st,
+                       fw_update *with_fields)
 {
     fw_seqstate *s = *sp;
     if (!s) {
@@ -131,7 +133,7 @@ bool fw_sequence_apply(fw_seqstate **sp, const fw_rule *r, int64_t *m,
         if (t > cutoff && (s->c[0] == FW_TS_NONE || t > s->c[0])) {
             s->c[0] = t;
             free(s->chain[0]);
-            s->chain[0] = chain_extend(NULL, u);
+            s->chain[0] = chain_extend(NULL, fw_state_fields(st, r, u, with_fields));
         }
         return false;
     }
@@ -139,14 +141,17 @@ bool fw_sequence_apply(fw_seqstate **sp, const fw_rule *r, int64_t *m,
     if (prev == FW_TS_NONE || prev > t)
         return false;
     if (last) {
+        const fw_update *uf = fw_state_fields(st, r, u, with_fields);
+        if (uf != with_fields)
+            *with_fields = *uf;
         evidence->len = 0;
-        chain_json(evidence, s->chain[i - 1], u);
+        chain_json(evidence, s->chain[i - 1], with_fields);
         return true;
     }
     if (s->c[i] == FW_TS_NONE || prev > s->c[i]) {
         s->c[i] = prev;
         free(s->chain[i]);
-        s->chain[i] = chain_extend(s->chain[i - 1], u);
+        s->chain[i] = chain_extend(s->chain[i - 1], fw_state_fields(st, r, u, with_fields));
     }
     return false;
 }

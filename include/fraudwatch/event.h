@@ -35,6 +35,8 @@ typedef struct fw_event {
  * (NULL: back to malloc).  Call fw_event_init() once before any thread. */
 void fw_event_init(void);
 void fw_event_use_arena(fw_arena *a);
+/* The same, returning the arena that was set (to put it back). */
+fw_arena *fw_event_swap_arena(fw_arena *a);
 
 /* Parses one event.  On success returns true and fills *ev (its memory lives
  * in the thread's arena, or must be released with fw_event_release() when no
