@@ -254,6 +254,22 @@ static void test_fields_cut(void **state)
     assert_null(strstr(got, "\"s19\":"));
     free(got);
     free(s200);
+
+    /* More than 256 top-level members (a hostile event): default fields
+     * from the first ones, cut; an alert_fields path past them still found. */
+    ev.len = 0;
+    fw_buf_puts(&ev, "{\"event_id\":\"e1\",\"type\":\"x\",\"ts\":1");
+    for (int i = 0; i < 300; i++)
+        fw_buf_printf(&ev, ",\"o%d\":{}", i);
+    fw_buf_puts(&ev, ",\"late\":12.50}");
+    fw_buf_putc(&ev, '\0');
+    got = fields_of(RULE(""), ev.p);
+    assert_string_equal(got, "\"fields\":{\"event_id\":\"e1\",\"type\":\"x\",\"ts\":1},"
+                             "\"fields_cut\":true");
+    free(got);
+    got = fields_of(RULE(",\"alert_fields\":[\"late\",\"type\"]"), ev.p);
+    assert_string_equal(got, "\"fields\":{\"late\":12.50,\"type\":\"x\"}");
+    free(got);
     fw_buf_free(&ev);
 }
 
