@@ -71,6 +71,34 @@ void fw_micro_text(fw_buf *out, fw_i128 micro)
     }
 }
 
+/* What the officer reads (SPEC §3): the rule's description, action and
+ * tags, and the values of the event (taken at scan time, alert_fields.c).
+ * None of it is part of the alert_id. */
+static void put_officer_content(fw_buf *out, const fw_rule *r, const fw_update *u)
+{
+    if (r->description) {
+        fw_buf_puts(out, ",\"description\":");
+        fw_buf_json_str(out, r->description, strlen(r->description), SIZE_MAX);
+    }
+    if (r->action) {
+        fw_buf_puts(out, ",\"action\":");
+        fw_buf_json_str(out, r->action, strlen(r->action), SIZE_MAX);
+    }
+    if (r->ntags) {
+        fw_buf_puts(out, ",\"tags\":[");
+        for (uint32_t i = 0; i < r->ntags; i++) {
+            if (i)
+                fw_buf_putc(out, ',');
+            fw_buf_json_str(out, r->tags[i], strlen(r->tags[i]), SIZE_MAX);
+        }
+        fw_buf_putc(out, ']');
+    }
+    if (u->fields_len) {
+        fw_buf_putc(out, ',');
+        fw_buf_put(out, u->fields, u->fields_len);
+    }
+}
+
 void fw_alert_render(fw_buf *out, const fw_rule *r, uint64_t version,
                      const char *subject, size_t slen, const fw_update *u,
                      const char *evidence, size_t evlen)
@@ -96,5 +124,6 @@ void fw_alert_render(fw_buf *out, const fw_rule *r, uint64_t version,
     fw_buf_i64(out, (int64_t)version);
     fw_buf_puts(out, ",\"evidence\":");
     fw_buf_put(out, evidence, evlen);
+    put_officer_content(out, r, u);
     fw_buf_puts(out, "}\n");
 }

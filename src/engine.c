@@ -108,6 +108,11 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
         u.key = fw_arena_strndup(arena, key->len ? key->p : "", key->len);
         if (!u.key)
             fw_oom();
+        /* What an alert would show of this event is read from its message
+         * only if the rule fires or a chain keeps it (state.c): most
+         * counted events never need it. */
+        u.raw = ev->raw;
+        u.raw_len = (uint32_t)ev->raw_len;
         u.khash = fw_hash64(u.key, u.klen, r->state_sig);
         push(&out[fw_shard_of(u.khash, nshards)], &u);
     }

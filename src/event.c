@@ -34,6 +34,13 @@ void fw_event_init(void)
 
 void fw_event_use_arena(fw_arena *a) { tl_arena = a; }
 
+fw_arena *fw_event_swap_arena(fw_arena *a)
+{
+    fw_arena *prev = tl_arena;
+    tl_arena = a;
+    return prev;
+}
+
 bool fw_value_text(const cJSON *v, char *buf, const char **text, size_t *len)
 {
     if (cJSON_IsString(v) && v->valuestring) {
@@ -118,6 +125,8 @@ bool fw_event_parse(const char *data, size_t len, size_t max_bytes,
     ev->event_id_len = strlen(id->valuestring);
     ev->type = type->valuestring;
     ev->ts = (int64_t)ts->valuedouble;
+    ev->raw = data;
+    ev->raw_len = len;
     return true;
 bad:
     fw_event_release(ev);

@@ -49,7 +49,8 @@ static void plain_apply(fw_state *st, const fw_ruleset *rs, const fw_rule *r,
     fw_buf_puts(ev, "{\"matched\":");
     fw_buf_puts(ev, u->evidence ? u->evidence : "[]");
     fw_buf_putc(ev, '}');
-    fw_state_emit(out, r, rs->version, u, ev->p, ev->len);
+    fw_update tmp;
+    fw_state_emit(out, r, rs->version, fw_state_fields(st, r, u, &tmp), ev->p, ev->len);
 }
 
 static int64_t plain_lifetime(const fw_rule *r)

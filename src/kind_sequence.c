@@ -5,7 +5,7 @@
  * "sequence" and "within_s", taking the step's key from an event, and
  * applying a matched step to the key's chains (sequence.c holds the chain
  * state itself, its expiry and its checkpoint encoding).  The evidence is
- * the chain: each step's event id and time. */
+ * the chain: each step's event id, time and fields. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,8 +96,10 @@ static void sequence_apply(fw_state *st, const fw_ruleset *rs, const fw_rule *r,
 {
     fw_keystate *k = fw_state_key(st, r, u);
     fw_buf *ev = fw_state_scratch(st);
-    if (!fw_sequence_apply((fw_seqstate **)&k->data, r, &k->m, u, ev))
+    fw_update tmp;
+    if (!fw_sequence_apply((fw_seqstate **)&k->data, r, &k->m, u, ev, st, &tmp))
         return;
+    u = &tmp;   /* with its fields (the chain's last step) */
     if (fw_keystate_suppressed(k, r->suppress_ms, u->ts))
         return;
     k->last_fire = u->ts;
@@ -122,7 +124,13 @@ static void sequence_describe(const fw_rule *r, FILE *out)
 }
 
 static void chains_save(const void *data, fw_buf *out) { fw_seqstate_save(data, out); }
-static int chains_load(void **data, FILE *f) { return fw_seqstate_load((fw_seqstate **)data, f); }
+/* 2: chains (event ids and times); 4: chains with each step's fields. */
+#define SEQ_FLAG_IDS 2
+#define SEQ_FLAG_FIELDS 4
+static int chains_load(void **data, FILE *f, uint64_t flag)
+{
+    return fw_seqstate_load((fw_seqstate **)data, f, flag == SEQ_FLAG_FIELDS);
+}
 static void chains_free(void *data) { fw_seqstate_free(data); }
 
 const fw_rule_kind_ops fw_kind_sequence = {
@@ -134,7 +142,8 @@ const fw_rule_kind_ops fw_kind_sequence = {
     .apply = sequence_apply,
     .lifetime = sequence_lifetime,
     .describe = sequence_describe,
-    .ckpt_flag = 2,
+    .ckpt_flag = SEQ_FLAG_FIELDS,
+    .ckpt_flag_old = SEQ_FLAG_IDS,
     .data_save = chains_save,
     .data_load = chains_load,
     .data_free = chains_free,

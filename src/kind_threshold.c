@@ -5,7 +5,8 @@
  * "threshold", taking the group_by key and the aggregated value from an
  * event, and applying it to the key's window (window.c holds the window
  * itself: entries, running aggregates, expiry, its checkpoint encoding).
- * The evidence names the aggregate, the window and the limit. */
+ * The evidence names the aggregate, the window and the limit, and what was
+ * counted: a distinct's values, a sum's largest contributions. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,8 +217,12 @@ static void threshold_apply(fw_state *st, const fw_ruleset *rs, const fw_rule *r
                   (long long)(r->window_ms / 1000), fw_op_name(r->agg_op));
     fw_numtext(r->limit, num);
     fw_buf_puts(ev, num);
-    fw_buf_puts(ev, "}}");
-    fw_state_emit(out, r, rs->version, u, ev->p, ev->len);
+    fw_buf_putc(ev, '}');
+    /* What it counted (SPEC §3): the distinct values, the largest sums. */
+    fw_window_explain(k->data, r->agg, u->ts, (uint64_t)agg, ev);
+    fw_buf_putc(ev, '}');
+    fw_update tmp;
+    fw_state_emit(out, r, rs->version, fw_state_fields(st, r, u, &tmp), ev->p, ev->len);
 }
 
 static int64_t threshold_lifetime(const fw_rule *r) { return r->window_ms; }
@@ -234,7 +239,14 @@ static void threshold_describe(const fw_rule *r, FILE *out)
 }
 
 static void window_save(const void *data, fw_buf *out) { fw_window_save(data, out); }
-static int window_load(void **data, FILE *f) { return fw_window_load((fw_window **)data, f); }
+/* 1: windows of earlier versions; 8: with the aggregate and a sum's event
+ * ids (window.c). */
+#define WINDOW_FLAG_V1 1
+#define WINDOW_FLAG_AGG 8
+static int window_load(void **data, FILE *f, uint64_t flag)
+{
+    return fw_window_load((fw_window **)data, f, flag == WINDOW_FLAG_AGG);
+}
 static void window_free(void *data) { fw_window_free(data); }
 
 const fw_rule_kind_ops fw_kind_threshold = {
@@ -246,7 +258,8 @@ const fw_rule_kind_ops fw_kind_threshold = {
     .apply = threshold_apply,
     .lifetime = threshold_lifetime,
     .describe = threshold_describe,
-    .ckpt_flag = 1,
+    .ckpt_flag = WINDOW_FLAG_AGG,
+    .ckpt_flag_old = WINDOW_FLAG_V1,
     .data_save = window_save,
     .data_load = window_load,
     .data_free = window_free,

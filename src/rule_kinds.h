@@ -73,10 +73,13 @@ typedef struct fw_rule_kind_ops {
 
     /* The kind's own per-key state (fw_keystate.data), if it has one: a
      * bit of the checkpoint item's flags (fixed: it is in checkpoints on
-     * disk), save, load (0 or -1), free. */
+     * disk), save, load (0 or -1; `flag` says which encoding), free.
+     * ckpt_flag_old: the flag of an earlier encoding the kind still reads
+     * (0: none); a flag is never reused for another encoding. */
     uint64_t ckpt_flag;
+    uint64_t ckpt_flag_old;
     void (*data_save)(const void *data, fw_buf *out);
-    int (*data_load)(void **data, FILE *f);
+    int (*data_load)(void **data, FILE *f, uint64_t flag);
     void (*data_free)(void *data);
 } fw_rule_kind_ops;
 
@@ -123,5 +126,10 @@ void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
                    const fw_update *u, const char *evidence, size_t len);
 /* A buffer the kinds may use for evidence while applying. */
 fw_buf *fw_state_scratch(fw_state *st);
+/* The update with what the alert shows of its event (u->fields), read
+ * now from the event's message: u itself when it has them already, else
+ * `tmp`, valid until the next call. */
+const fw_update *fw_state_fields(fw_state *st, const fw_rule *r, const fw_update *u,
+                                 fw_update *tmp);
 
 #endif

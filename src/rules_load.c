@@ -14,6 +14,7 @@
  * index the matcher walks.  Regexes are compiled and JIT-compiled here, once,
  * before anyone else can see the set. */
 #include "ruleset_impl.h"
+#include "alert_fields.h"
 #include "cond_forms.h"
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/event.h"
@@ -471,11 +472,132 @@ static uint64_t signature(const fw_rule *r, const cJSON *obj)
     return h;
 }
 
+/* ---- what the alert tells the officer (SPEC §2, §3) ------------------------ */
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+static char *parse_text(struct fw_loader *L, const cJSON *obj, const char *name)
+{
+    const cJSON *v = member(obj, name);
+    if (!v)
+        return NULL;
+    if (!cJSON_IsString(v)) {
+        report(L, name, "must be a string");
+        return NULL;
+    }
+    size_t n = strlen(v->valuestring);
+    if (n > FW_RULE_TEXT_MAX) {
+        report(L, name, "is %zu bytes, more than the limit of %d", n, FW_RULE_TEXT_MAX);
+        return NULL;
+    }
+    return fw_xstrdup(v->valuestring);
+}
+
+static void parse_tags(struct fw_loader *L, const cJSON *obj, fw_rule *r)
+{
+    const cJSON *v = member(obj, "tags");
+    if (!v)
+        return;
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 0 || n > FW_RULE_TAGS_MAX) {
+        report(L, "tags", "must be an array of at most %d strings", FW_RULE_TAGS_MAX);
+        return;
+    }
+    r->tags = fw_xcalloc((size_t)n + 1, sizeof *r->tags);
+    int i = 0;
+    for (const cJSON *t = v->child; t; t = t->next, i++) {
+        char place[32];
+        snprintf(place, sizeof place, "tags[%d]", i);
+        if (!cJSON_IsString(t) || !t->valuestring[0] ||
+            strlen(t->valuestring) > FW_RULE_TAG_MAX || has_control(t->valuestring)) {
+            report(L, place, "must be a non-empty string of at most %d bytes without "
+                             "control characters", FW_RULE_TAG_MAX);
+            continue;
+        }
+        bool dup = false;
+        for (uint32_t j = 0; j < r->ntags && !dup; j++)
+            dup = strcmp(r->tags[j], t->valuestring) == 0;
+        if (dup) {
+            report(L, place, "\"%s\" is listed twice", t->valuestring);
+            continue;
+        }
+        r->tags[r->ntags++] = fw_xstrdup(t->valuestring);
+    }
+}
+
+static void parse_alert_fields(struct fw_loader *L, const cJSON *obj, fw_rule *r)
+{
+    const cJSON *v = member(obj, "alert_fields");
+    if (!v)
+        return;
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    if (n < 1 || n > FW_ALERT_FIELDS_MAX) {
+        report(L, "alert_fields", "must be an array of 1..%d field paths (leave it "
+                                  "out to show the event's top-level values)",
+               FW_ALERT_FIELDS_MAX);
+        return;
+    }
+    r->alert_fields = fw_xcalloc((size_t)n, sizeof *r->alert_fields);
+    r->alert_fields_h = fw_xcalloc((size_t)n, sizeof *r->alert_fields_h);
+    int i = 0;
+    for (const cJSON *f = v->child; f; f = f->next, i++) {
+        char place[40];
+        snprintf(place, sizeof place, "alert_fields[%d]", i);
+        if (cJSON_IsString(f) && strlen(f->valuestring) > FW_FIELD_PATH_MAX) {
+            report(L, place, "a field path is at most %d bytes", FW_FIELD_PATH_MAX);
+            continue;
+        }
+        if (cJSON_IsString(f) && has_control(f->valuestring)) {
+            report(L, place, "field path \"%s\" has a control character",
+                   f->valuestring);
+            continue;
+        }
+        if (cJSON_IsString(f) && (isspace((unsigned char)f->valuestring[0]) ||
+                                  (f->valuestring[0] &&
+                                   isspace((unsigned char)f->valuestring[strlen(f->valuestring) - 1])))) {
+            report(L, place, "field path \"%s\" starts or ends with white space",
+                   f->valuestring);
+            continue;
+        }
+        fw_path p = { 0 };
+        if (!parse_path(L, f, place, &p))
+            continue;
+        bool dup = false;
+        for (uint32_t j = 0; j < r->nalert_fields && !dup; j++)
+            dup = strcmp(r->alert_fields[j].text, p.text) == 0;
+        if (dup) {
+            report(L, place, "\"%s\" is listed twice", p.text);
+            for (uint32_t k = 0; k < p.nparts; k++)
+                free(p.parts[k]);
+            free(p.parts);
+            free(p.text);
+            continue;
+        }
+        r->alert_fields_h[r->nalert_fields] = fw_fields_name_hash(p.parts[0]);
+        r->alert_fields[r->nalert_fields++] = p;
+    }
+}
+
+static void parse_alert_content(struct fw_loader *L, const cJSON *obj, fw_rule *r)
+{
+    r->description = parse_text(L, obj, "description");
+    r->action = parse_text(L, obj, "action");
+    parse_tags(L, obj, r);
+    parse_alert_fields(L, obj, r);
+}
+
 static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
 {
     static const char *const allowed[] = {
         "id", "name", "description", "severity", "enabled", "event", "where",
-        "threshold", "subject", "suppress_s", "sequence", "within_s", NULL
+        "threshold", "subject", "suppress_s", "sequence", "within_s",
+        "action", "tags", "alert_fields", NULL
     };
     snprintf(L->rule, sizeof L->rule, "#%d", index + 1);
     if (!cJSON_IsObject(obj)) {
@@ -506,8 +628,7 @@ static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
     if ((v = member(obj, "name")) && !cJSON_IsString(v))
         report(L, "name", "must be a string");
     r.name = fw_xstrdup(cJSON_IsString(v) ? v->valuestring : r.id);
-    if ((v = member(obj, "description")) && !cJSON_IsString(v))
-        report(L, "description", "must be a string");
+    parse_alert_content(L, obj, &r);
     if ((v = member(obj, "severity"))) {
         static const char *const sev[] = { "low", "medium", "high",
                                            "critical" };

@@ -59,6 +59,15 @@ static void rule_free(fw_rule *r)
         path_free(&r->steps[i].key);
     }
     free(r->steps);
+    free(r->description);
+    free(r->action);
+    for (uint32_t i = 0; i < r->ntags; i++)
+        free(r->tags[i]);
+    free(r->tags);
+    for (uint32_t i = 0; i < r->nalert_fields; i++)
+        path_free(&r->alert_fields[i]);
+    free(r->alert_fields);
+    free(r->alert_fields_h);
 }
 
 static void ruleset_free(fw_ruleset *rs)

@@ -107,6 +107,16 @@ typedef struct fw_rule {
     /* sequence */
     int64_t within_ms;
 
+    /* what the alert tells the officer (SPEC §3); none is part of the
+     * state signature */
+    char *description;       /* NULL: none */
+    char *action;            /* NULL: none */
+    char **tags;
+    uint32_t ntags;
+    fw_path *alert_fields;   /* nalert_fields == 0: the event's top-level scalars */
+    uint32_t nalert_fields;
+    uint64_t *alert_fields_h;  /* each path's first part hashed (alert_fields.c) */
+
     int64_t suppress_ms;
     bool stateful;           /* needs per-key state in a shard */
     /* Identity of the rule's window/sequence state: equal signatures across

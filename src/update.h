@@ -32,6 +32,16 @@ typedef struct fw_update {
     int64_t micro;           /* sum: the value in millionths */
     const char *vtext;       /* distinct: the value as text */
     const char *evidence;    /* plain rules: JSON array of matched conditions */
+    /* The event's message, in the batch (valid until the batch retires):
+     * what an alert shows of the event is read from it when needed
+     * (fw_state_fields, state.c). */
+    const char *raw;
+    uint32_t raw_len;
+    /* What the alert shows of the event (alert_fields.h): members to splice
+     * into an object, `"fields":{...}` (and `,"fields_cut":true`); set by
+     * fw_state_fields; fields_len 0: none. */
+    const char *fields;
+    uint32_t fields_len;
 } fw_update;
 
 typedef struct fw_updvec {

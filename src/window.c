@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "fraudwatch/alloc.h"
+#include "alert.h"
 #include "codec.h"
 #include "window.h"
 
@@ -40,8 +41,10 @@ struct dval {
     char text[];
 };
 
-/* An entry is ts, then for a sum the value in millionths, for a distinct
- * the value's dval: 8 or 16 bytes (stride). */
+/* An entry is ts, then for a sum the value in millionths and its event's
+ * id (malloc'd, NUL-terminated; NULL when loaded from a checkpoint that
+ * did not keep it), for a distinct the value's dval: 8, 24 or 16 bytes
+ * (stride). */
 struct fw_window {
     unsigned char *e;
     uint32_t head, tail, cap;
@@ -76,6 +79,16 @@ static inline struct dval **dv_at(const fw_window *w, uint32_t i)
     return (struct dval **)(void *)(w->e + (size_t)i * w->stride + 8);
 }
 
+static inline char **id_at(const fw_window *w, uint32_t i)
+{
+    return (char **)(void *)(w->e + (size_t)i * w->stride + 16);
+}
+
+static uint8_t stride_of(uint8_t agg)
+{
+    return agg == FW_AGG_COUNT ? 8 : agg == FW_AGG_DISTINCT ? 16 : 24;
+}
+
 static bool dval_eq(const void *item, const void *key, size_t len)
 {
     const struct dval *d = item;
@@ -86,7 +99,7 @@ static fw_window *window_new(uint8_t agg)
 {
     fw_window *w = fw_xcalloc(1, sizeof *w);
     w->agg = agg;
-    w->stride = agg == FW_AGG_COUNT ? 8 : 16;
+    w->stride = stride_of(agg);
     return w;
 }
 
@@ -94,6 +107,9 @@ void fw_window_free(fw_window *w)
 {
     if (!w)
         return;
+    if (w->stride == 24)
+        for (uint32_t i = w->head; i < w->tail; i++)
+            free(*id_at(w, i));
     if (w->agg == FW_AGG_DISTINCT) {
         if (w->u.d.map) {
             size_t pos = 0;
@@ -132,8 +148,10 @@ static void expire(fw_window *w, int64_t cutoff)
 {
     while (w->head < w->tail && *ts_at(w, w->head) <= cutoff) {
         uint32_t i = w->head++;
-        if (w->agg == FW_AGG_SUM || w->agg == AGG_UNKNOWN)
+        if (w->agg == FW_AGG_SUM || w->agg == AGG_UNKNOWN) {
             w->u.sum -= *micro_at(w, i);
+            free(*id_at(w, i));
+        }
         else if (w->agg == FW_AGG_DISTINCT)
             drop_value(w, *dv_at(w, i));
     }
@@ -213,7 +231,7 @@ static void adopt(fw_window *w, enum fw_agg agg)
             ((int64_t *)(void *)w->e)[i - w->head] = *ts_at(w, i);
         w->tail -= w->head;
         w->head = 0;
-        w->cap *= 2;      /* the same bytes hold twice the 8-byte entries */
+        w->cap *= 3;      /* the same bytes hold three times the 8-byte entries */
         w->stride = 8;
         w->u.sum = 0;
     }
@@ -249,6 +267,7 @@ bool fw_window_apply(fw_window **wp, const fw_rule *r, int64_t *m,
     *ts_at(w, pos) = t;
     if (r->agg == FW_AGG_SUM) {
         *micro_at(w, pos) = u->micro;
+        *id_at(w, pos) = fw_xstrndup(u->event_id, u->event_id_len);
         w->u.sum += u->micro;
     } else if (r->agg == FW_AGG_DISTINCT) {
         *dv_at(w, pos) = intern_value(w, u->vtext, u->vlen);
@@ -283,55 +302,152 @@ bool fw_window_apply(fw_window **wp, const fw_rule *r, int64_t *m,
     return true;
 }
 
+/* ---- what the window counted (evidence) ------------------------------------ */
+
+/* The last entry with ts <= t: the end of the aggregate of an event at t. */
+static uint32_t end_of(const fw_window *w, int64_t t)
+{
+    uint32_t end = w->tail;
+    while (end > w->head && *ts_at(w, end - 1) > t)
+        end--;
+    return end;
+}
+
+static void explain_distinct(fw_window *w, int64_t t, uint64_t total, fw_buf *out)
+{
+    struct dval *shown[FW_DISTINCT_SHOWN_MAX];
+    uint32_t n = 0;
+    /* Most recently seen first: newest entries of (m − W, t] backwards. */
+    for (uint32_t i = end_of(w, t); i > w->head && n < FW_DISTINCT_SHOWN_MAX; i--) {
+        struct dval *d = *dv_at(w, i - 1);
+        if (d->scratch)
+            continue;
+        d->scratch = 1;
+        shown[n++] = d;
+    }
+    fw_buf_puts(out, ",\"values\":[");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i)
+            fw_buf_putc(out, ',');
+        fw_buf_json_str(out, shown[i]->text, shown[i]->len, FW_EVIDENCE_VALUE_MAX);
+        shown[i]->scratch = 0;
+    }
+    fw_buf_printf(out, "],\"values_cut\":%s", total > n ? "true" : "false");
+}
+
+static void explain_sum(const fw_window *w, int64_t t, fw_buf *out)
+{
+    uint32_t top[FW_SUM_SHOWN_MAX], n = 0, end = end_of(w, t);
+    /* The largest values; of equal ones the earliest (in ts, then arrival). */
+    for (uint32_t i = w->head; i < end; i++) {
+        int64_t v = *micro_at(w, i);
+        if (n == FW_SUM_SHOWN_MAX && v <= *micro_at(w, top[n - 1]))
+            continue;
+        uint32_t k = n < FW_SUM_SHOWN_MAX ? n++ : n - 1;
+        while (k > 0 && *micro_at(w, top[k - 1]) < v) {
+            top[k] = top[k - 1];
+            k--;
+        }
+        top[k] = i;
+    }
+    fw_buf_printf(out, ",\"events\":%u,\"largest\":[", end - w->head);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *id = *id_at(w, top[i]);
+        fw_buf_puts(out, i ? ",{\"event_id\":" : "{\"event_id\":");
+        if (id)
+            fw_buf_json_str(out, id, strlen(id), SIZE_MAX);
+        else
+            fw_buf_puts(out, "null");
+        fw_buf_puts(out, ",\"value\":");
+        fw_micro_text(out, *micro_at(w, top[i]));
+        fw_buf_putc(out, '}');
+    }
+    fw_buf_printf(out, "],\"largest_cut\":%s", end - w->head > n ? "true" : "false");
+}
+
+void fw_window_explain(fw_window *w, enum fw_agg agg, int64_t t, uint64_t total,
+                       fw_buf *out)
+{
+    if (agg == FW_AGG_DISTINCT)
+        explain_distinct(w, t, total, out);
+    else if (agg == FW_AGG_SUM)
+        explain_sum(w, t, out);
+}
+
 /* ---- checkpoints ---------------------------------------------------------- *
- * n, then whether the values are distinct texts, then n × (ts, micro,
- * [value text]); a count writes micro 0.  The format does not say count or
- * sum: a loaded window is sum-shaped until its rule's first event says
- * (adopt), so the encoding is the one every earlier checkpoint has. */
+ * Flag 8 (kind_threshold.c): n, the aggregate (0 count, 1 sum, 2 distinct),
+ * then n entries: a count's ts; a sum's ts, value in millionths and event
+ * id (empty: not known); a distinct's ts and value text.
+ * Flag 1, the encoding of earlier versions, still loads: n, whether the
+ * values are distinct texts, then n × (ts, micro, [value text]), a count
+ * with micro 0.  It does not say count or sum: such a window is sum-shaped
+ * until its rule's first event says (adopt), and its sums' event ids are
+ * not known (the evidence shows null). */
 
 void fw_window_save(const fw_window *w, fw_buf *out)
 {
+    /* Loaded from flag 1 and not used since: still sum-shaped, unknown ids. */
+    uint8_t agg = w->agg == AGG_UNKNOWN ? FW_AGG_SUM : w->agg;
     fw_enc_u64(out, w->tail - w->head);
-    fw_enc_u64(out, w->agg == FW_AGG_DISTINCT);
+    fw_enc_u64(out, agg);
     for (uint32_t i = w->head; i < w->tail; i++) {
         fw_enc_u64(out, (uint64_t)*ts_at(w, i));
-        if (w->agg == FW_AGG_DISTINCT) {
+        if (agg == FW_AGG_DISTINCT) {
             const struct dval *d = *dv_at(w, i);
-            fw_enc_u64(out, 0);
             fw_enc_bytes(out, d->text, d->len);
-        } else {
-            fw_enc_u64(out, w->stride == 16 ? (uint64_t)*micro_at(w, i) : 0);
+        } else if (agg == FW_AGG_SUM) {
+            const char *id = *id_at(w, i);
+            fw_enc_u64(out, (uint64_t)*micro_at(w, i));
+            fw_enc_bytes(out, id ? id : "", id ? (uint32_t)strlen(id) : 0);
         }
     }
 }
 
-int fw_window_load(fw_window **wp, FILE *f)
+int fw_window_load(fw_window **wp, FILE *f, bool with_agg)
 {
-    uint64_t n, distinct;
-    if (fw_get_u64(f, &n) || fw_get_u64(f, &distinct) || n > (1u << 30) || distinct > 1)
+    uint64_t n, kind;
+    if (fw_get_u64(f, &n) || fw_get_u64(f, &kind) || n > (1u << 30) ||
+        kind > (with_agg ? 2u : 1u))
         return -1;
-    fw_window *w = window_new(distinct ? FW_AGG_DISTINCT : FW_AGG_SUM);
-    if (!distinct)
+    uint8_t agg = with_agg ? (uint8_t)kind : kind ? FW_AGG_DISTINCT : FW_AGG_SUM;
+    fw_window *w = window_new(agg);
+    if (!with_agg && !kind)
         w->agg = AGG_UNKNOWN;     /* sum-shaped until the rule says (adopt) */
     *wp = w;
     w->cap = n ? (uint32_t)n : FIRST_CAP;
     w->e = fw_xmalloc((size_t)w->cap * w->stride);
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t ts, mic;
-        if (fw_get_u64(f, &ts) || fw_get_u64(f, &mic))
+        uint64_t ts, mic = 0;
+        if (fw_get_u64(f, &ts))
             return -1;
+        if (!with_agg || agg == FW_AGG_SUM)
+            if (fw_get_u64(f, &mic))
+                return -1;
         uint32_t k = w->tail++;
         *ts_at(w, k) = (int64_t)ts;
-        if (distinct) {
+        if (agg == FW_AGG_DISTINCT) {
             char *text;
             uint32_t len;
-            if (fw_get_bytes(f, &text, &len, 1u << 24))
+            if (fw_get_bytes(f, &text, &len, 1u << 24)) {
+                w->tail--;
                 return -1;
+            }
             *dv_at(w, k) = intern_value(w, text, len);
             free(text);
-        } else {
+        } else if (agg == FW_AGG_SUM) {
             *micro_at(w, k) = (int64_t)mic;
+            *id_at(w, k) = NULL;
             w->u.sum += (int64_t)mic;
+            if (with_agg) {
+                char *id;
+                uint32_t len;
+                if (fw_get_bytes(f, &id, &len, 1u << 20))
+                    return -1;
+                if (len)
+                    *id_at(w, k) = id;
+                else
+                    free(id);
+            }
         }
     }
     return 0;

@@ -216,7 +216,7 @@ static struct rec *records(const char *bytes, size_t len, size_t *n, uint64_t *c
             for (int j = 0; j < 7; j++)
                 f[j] = u64(&r);
             skip_bytes(&r);
-            if (f[6] & 1) {                             /* window */
+            if (f[6] == 1) {                            /* window (earlier) */
                 uint64_t m = u64(&r), distinct = u64(&r);
                 for (uint64_t e = 0; e < m; e++) {
                     u64(&r);
@@ -225,7 +225,19 @@ static struct rec *records(const char *bytes, size_t len, size_t *n, uint64_t *c
                         skip_bytes(&r);
                 }
             }
-            if (f[6] & 2) {                             /* sequence */
+            if (f[6] == 8) {                            /* window: agg, sum ids */
+                uint64_t m = u64(&r), agg = u64(&r);
+                for (uint64_t e = 0; e < m; e++) {
+                    u64(&r);
+                    if (agg == 1) {
+                        u64(&r);
+                        skip_bytes(&r);
+                    } else if (agg == 2) {
+                        skip_bytes(&r);
+                    }
+                }
+            }
+            if (f[6] == 2 || f[6] == 4) {               /* sequence (4: fields) */
                 uint64_t steps = u64(&r);
                 for (uint64_t s = 0; s + 1 < steps; s++) {
                     u64(&r);
@@ -233,6 +245,8 @@ static struct rec *records(const char *bytes, size_t len, size_t *n, uint64_t *c
                     for (uint64_t e = 0; e < m; e++) {
                         u64(&r);
                         skip_bytes(&r);
+                        if (f[6] == 4)
+                            skip_bytes(&r);
                     }
                 }
             }

@@ -25,12 +25,18 @@ typedef struct fw_event {
     size_t event_id_len;
     const char *type;
     int64_t ts;
+    /* The message the tree was parsed from (not a copy; valid while the
+     * tree is): alert fields take numbers from it exactly as written. */
+    const char *raw;
+    size_t raw_len;
 } fw_event;
 
 /* Makes cJSON allocate from the calling thread's arena while `a` is set
  * (NULL: back to malloc).  Call fw_event_init() once before any thread. */
 void fw_event_init(void);
 void fw_event_use_arena(fw_arena *a);
+/* The same, returning the arena that was set (to put it back). */
+fw_arena *fw_event_swap_arena(fw_arena *a);
 
 /* Parses one event.  On success returns true and fills *ev (its memory lives
  * in the thread's arena, or must be released with fw_event_release() when no

@@ -11,7 +11,10 @@ and once with `--threads 4`, and checks for each run that:
   * every `evidence` member listed in expected.jsonl is present with that value
     (numbers compared with a small relative tolerance);
   * each alert has a non-empty alert_id, ids are distinct within a run and identical
-    for the same triple in both runs; event_ts equals the event's ts.
+    for the same triple in both runs; event_ts equals the event's ts;
+  * the members description, action, tags, fields, fields_cut that expected.jsonl
+    lists for an alert are equal to the alert's (deep), and the members it names in
+    "absent" are not in the alert.
 Prints a diff for each failing case and ends with the line `N passed, N failed`.
 Exit status 1 if any case failed. Standard library only.
 """
@@ -56,7 +59,14 @@ def same_value(want, got):
         return want is got
     if isinstance(want, (int, float)) and isinstance(got, (int, float)):
         return math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(want) == len(got) and all(same_value(w, g) for w, g in zip(want, got))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return want.keys() == got.keys() and all(same_value(want[k], got[k]) for k in want)
     return want == got
+
+
+CONTENT = ("description", "action", "tags", "fields", "fields_cut")
 
 
 def triple(a):
@@ -123,6 +133,14 @@ def check_run(label, alerts, expected, ts_of):
                 problems.append("[%s] ~ %s: evidence lacks %r (evidence %s)" % (label, fmt(t), k, json.dumps(ev, ensure_ascii=False)))
             elif not same_value(v, ev[k]):
                 problems.append("[%s] ~ %s: evidence %s = %r, expected %r" % (label, fmt(t), k, ev[k], v))
+        for k in CONTENT:
+            if k in e and not same_value(e[k], a.get(k)):
+                problems.append("[%s] ~ %s: %s = %s, expected %s" % (
+                    label, fmt(t), k, json.dumps(a.get(k), ensure_ascii=False),
+                    json.dumps(e[k], ensure_ascii=False)))
+        for k in e.get("absent") or []:
+            if k in a:
+                problems.append("[%s] ~ %s: has %s, expected none" % (label, fmt(t), k))
         if t[2] in ts_of and a.get("event_ts") != ts_of[t[2]]:
             problems.append("[%s] ~ %s: event_ts %r, expected %r" % (label, fmt(t), a.get("event_ts"), ts_of[t[2]]))
     ids = {}
