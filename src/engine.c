@@ -76,7 +76,7 @@ static void push(fw_updvec *v, const fw_update *u)
 
 void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
                     uint32_t seq, fw_arena *arena, fw_updvec *out,
-                    uint32_t nshards)
+                    uint32_t nshards, uint32_t *counts)
 {
     const fw_type_index *ix = fw_ruleset_targets(rs, ev->type);
     const char *event_id = NULL;   /* copied into the arena on first use */
@@ -84,20 +84,30 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
 
     fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
                        .key = &s->key, .scratch = &s->evidence };
+    uint32_t counted = UINT32_MAX;   /* the rule last counted as matched */
 
     for (uint32_t i = 0; i < ix->ntargets; i++) {
         const fw_rule *r = &rs->rules[ix->targets[i].rule];
         uint32_t step = ix->targets[i].step;
         const fw_step *st = &r->steps[step];
-        if (!fw_match_all(s->matcher, root, st->where, st->nwhere))
-            continue;
+        uint64_t faults = counts ? fw_matcher_faults(s->matcher) : 0;
+        bool held = fw_match_all(s->matcher, root, st->where, st->nwhere);
+        uint32_t *c = counts ? counts + (size_t)ix->targets[i].rule * FW_RC_N : NULL;
+        if (c && held && ix->targets[i].rule != counted) {
+            /* once per event and rule, even when it matches two steps */
+            c[FW_RC_MATCHED]++;
+            counted = ix->targets[i].rule;
+        }
 
         fw_update u = { .seq = seq, .rule = ix->targets[i].rule, .step = step,
                         .ts = ev->ts };
         fw_buf *key = &s->key;
         key->len = 0;
-        if (!fw_rule_kind(r)->scan(&cx, r, step, &u))
-            continue;   /* a key or value field missing: not counted */
+        bool counts_for = held && fw_rule_kind(r)->scan(&cx, r, step, &u);
+        if (c)    /* the kind's scan may search too (a plain rule's evidence) */
+            c[FW_RC_FAULTS] += (uint32_t)(fw_matcher_faults(s->matcher) - faults);
+        if (!counts_for)
+            continue;   /* no match, or a key or value field missing: not counted */
         if (!event_id && !(event_id = fw_arena_strndup(arena, ev->event_id,
                                                        ev->event_id_len)))
             fw_oom();

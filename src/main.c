@@ -47,7 +47,7 @@ static const char usage_main[] =
     "regex, watchlist, windowed-threshold and sequence rules, and emits alerts.\n"
     "\n"
     "commands:\n"
-    "  replay --rules DIR [--threads N] [FILE|-]\n"
+    "  replay --rules DIR [--threads N] [--snoozes FILE] [FILE|-]\n"
     "                      run the engine over a JSONL file (or stdin); alerts as\n"
     "                      JSONL on stdout, malformed lines and a summary on stderr\n"
     "  rules check DIR     validate a rules directory and print what it holds\n"
@@ -103,9 +103,18 @@ static const char usage_replay[] =
     "                           refuse rules whose events of some type would run\n"
     "                           more regex searches (default 1000)\n"
     "      --max-reported N     malformed lines printed one by one (default 100)\n"
+    "      --snoozes FILE       snoozes, TSV: RULE<TAB>SUBJECT<TAB>UNTIL[<TAB>REASON]\n"
+    "                           (RULE a rule id of DIR or *; UNTIL epoch ms or\n"
+    "                           ISO 8601 with an offset; '#' comments).  A snoozed\n"
+    "                           alert is printed flagged \"snoozed\": true; a bad\n"
+    "                           line is refused with FILE:LINE (docs/rules.md)\n"
     "  -h, --help               this help\n"
     "\n"
-    "exit status: 0 done, 1 rules refused or input unreadable, 2 usage error\n";
+    "A shadow rule's alerts (\"mode\": \"shadow\") are printed too, flagged\n"
+    "\"shadow\": true.  The summary counts, per rule and mode: events that\n"
+    "satisfied its conditions, alerts, suppressed, snoozed, shadow, regex limit hits.\n"
+    "\n"
+    "exit status: 0 done, 1 rules or snoozes refused or input unreadable, 2 usage error\n";
 
 static const char usage_rules[] =
     "usage: fraudwatch rules check DIR [--max-regex-per-event N]\n"
@@ -411,7 +420,7 @@ static int set_max_regexes(const char *cmd, const char *arg)
 static int cmd_replay(int argc, char **argv)
 {
     enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS,
-           OPT_MAX_REGEXES };
+           OPT_MAX_REGEXES, OPT_SNOOZES };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "threads", required_argument, NULL, 't' },
@@ -420,6 +429,7 @@ static int cmd_replay(int argc, char **argv)
         { "max-reported", required_argument, NULL, OPT_MAX_REPORTED },
         { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
         { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
+        { "snoozes", required_argument, NULL, OPT_SNOOZES },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -467,6 +477,9 @@ static int cmd_replay(int argc, char **argv)
         case OPT_MAX_REGEXES:
             if (set_max_regexes("replay", optarg) != 0)
                 return 2;
+            break;
+        case OPT_SNOOZES:
+            o.snoozes_file = optarg;
             break;
         case OPT_MAX_KEYS:
             if (parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
