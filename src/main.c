@@ -36,6 +36,10 @@
 #include "fraudwatch/rulestore.h"
 #endif
 
+#ifdef FW_HAVE_REDIS
+int fw_cli_snooze(int argc, char **argv);
+#endif
+
 #ifndef FW_VERSION
 #define FW_VERSION "0.0.0"
 #endif
@@ -61,6 +65,8 @@ static const char usage_main[] =
     "  lists add|remove NAME VALUE... --redis URL\n"
     "  lists load NAME FILE --redis URL\n"
     "                      change one watchlist in Redis (no rule push needed)\n"
+    "  snooze add|list|remove|log ... --redis URL\n"
+    "                      mute one rule (or *) for one subject until a time\n"
 #endif
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
@@ -906,6 +912,10 @@ int main(int argc, char **argv)
               "not found when it was built)\n", stderr);
         return 1;
     }
+#endif
+#ifdef FW_HAVE_REDIS
+    if (strcmp(cmd, "snooze") == 0)
+        return fw_cli_snooze(argc - 1, argv + 1);   /* src/cli_snooze.c */
 #endif
 #ifdef FW_HAVE_DAEMON
     if (strcmp(cmd, "run") == 0)
