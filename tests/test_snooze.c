@@ -408,6 +408,52 @@ static void test_faults_per_rule(void **state)
     free(text);
 }
 
+/* The counts reach the Prometheus registry, one series per rule and mode,
+ * summed over the workers. */
+static void test_metrics_families(void **state)
+{
+    (void)state;
+    fw_ruleset *rs = load(two_rules);
+    fw_snoozes *sn = snoozes("P1\tA\t5000\n", rs);
+    fw_metrics *m = fw_metrics_new();
+    fw_mem_source *src = fw_mem_source_new();
+    fw_mem_source_add_lines(src,
+        "{\"event_id\":\"1\",\"type\":\"call\",\"ts\":1000,\"caller\":\"A\",\"d\":20}\n"
+        "{\"event_id\":\"2\",\"type\":\"call\",\"ts\":2000,\"caller\":\"A\",\"d\":20}\n"
+        "{\"event_id\":\"3\",\"type\":\"call\",\"ts\":3000,\"caller\":\"B\",\"d\":5}\n",
+        0, UINT64_MAX);
+    fwt_result res = { 0 };
+    fwt_collector c = { .res = &res };
+    fw_driver_opts o = { .pipeline = { .workers = 3, .batch_events = 1 },
+                         .source = &fw_mem_source_ops, .source_self = src,
+                         .sink = &fwt_collect_sink, .sink_self = &c, .rules = rs,
+                         .snoozes = sn, .metrics = m };
+    fw_driver *d = fw_driver_new(&o, err, sizeof err);
+    assert_non_null(d);
+    fw_driver_run(d, NULL);
+    char *text = fw_metrics_render(m, NULL);
+    const char *want[] = {
+        "fraudwatch_rule_events_matched_total{rule=\"P1\",mode=\"live\"} 2\n",
+        "fraudwatch_rule_alerts_total{rule=\"P1\",mode=\"live\"} 1\n",
+        "fraudwatch_rule_suppressed_total{rule=\"P1\",mode=\"live\"} 1\n",
+        "fraudwatch_rule_snoozed_total{rule=\"P1\",mode=\"live\"} 1\n",
+        "fraudwatch_rule_shadow_alerts_total{rule=\"P1\",mode=\"live\"} 1\n",
+        "fraudwatch_rule_alerts_total{rule=\"P2\",mode=\"live\"} 2\n",
+        "fraudwatch_rule_snoozed_total{rule=\"P2\",mode=\"live\"} 0\n",
+        "fraudwatch_rule_regex_faults_total{rule=\"P2\",mode=\"live\"} 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(text, want[i]))
+            fail_msg("missing %s in:\n%s", want[i], text);
+    free(text);
+    fw_driver_free(d);
+    fw_mem_source_free(src);
+    fw_metrics_free(m);
+    fw_snoozes_unref(sn);
+    fw_ruleset_unref(rs);
+    fwt_result_free(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_snooze_semantics),
         cmocka_unit_test(test_snooze_keeps_ids_and_windows),
         cmocka_unit_test(test_faults_per_rule),
+        cmocka_unit_test(test_metrics_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
