@@ -1833,7 +1833,8 @@ static void test_heartbeat_during_slow_fetch(void **state)
     "ACL SETUSER fw-operator on >pw resetchannels &fraudwatch:notify resetkeys "          \
     "~fraudwatch:* -@all +ping +select +get +incr +del +unlink +rename +persist "         \
     "+expire +pttl +scan +hset +hgetall +hlen +sadd +srem +scard +sismember "             \
-    "+smembers +sscan +rpush +ltrim +lrange +watch +unwatch +multi +exec +publish"
+    "+smembers +sscan +rpush +ltrim +lrange +watch +unwatch +multi +exec +publish "       \
+    "+hget +hdel +time"
 
 static void acl(const char *line)
 {

@@ -120,6 +120,37 @@ def test_add_list_remove_log(redis, tmp):
     assert len(last) == 1 and json.loads(last[0])["op"] == "remove", last
 
 
+def acl_lines():
+    """The two ACL SETUSER commands docs/redis.md gives, password "pw"."""
+    text = open(os.path.join(ROOT, "docs", "redis.md")).read().replace("\\\n", " ")
+    lines = [l.strip() for l in text.splitlines() if l.strip().startswith("ACL SETUSER fw-")]
+    assert len(lines) == 2, lines
+    return [l.replace(">PASSWORD", ">pw").split() for l in lines]
+
+
+def test_acl_users_of_the_docs(redis, tmp):
+    """The operator user docs/redis.md gives can run every snooze command; the
+    daemon user can read the snoozes (what a daemon reads) and cannot change them."""
+    push(redis, tmp)
+    for words in acl_lines():
+        assert redis.cli(*words) == "OK", words
+    host = redis.url.split("//")[1]
+
+    def as_user(user, *args):
+        p = subprocess.run([FW, "snooze", *args, "--redis", f"redis://{user}:pw@{host}"],
+                           capture_output=True, text=True, timeout=60)
+        return p
+
+    for args in (["add", "P1", "95588", "--for", "1h", "--reason", "r"], ["list"],
+                 ["log"], ["remove", "P1", "95588", "--reason", "r"]):
+        p = as_user("fw-operator", *args)
+        assert p.returncode == 0, f"operator {args}: {p.stderr}"
+    p = as_user("fw-daemon", "list")
+    assert p.returncode == 0 and "snoozes version 2: 0 snoozes" in p.stdout, p.stdout + p.stderr
+    p = as_user("fw-daemon", "add", "P1", "95588", "--for", "1h", "--reason", "r")
+    assert p.returncode == 1 and "NOPERM" in p.stderr, p.stderr
+
+
 def test_help(redis, tmp):
     p = subprocess.run([FW, "snooze", "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "snooze add RULE|* SUBJECT" in p.stdout, p.stdout
