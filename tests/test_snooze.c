@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/event.h"
 #include "fraudwatch/snooze.h"
 #include "fraudwatch/timetext.h"
 #include "harness.h"
@@ -466,5 +467,6 @@ int main(void)
         cmocka_unit_test(test_faults_per_rule),
         cmocka_unit_test(test_metrics_families),
     };
+    fw_event_init();   /* events parsed into the batch arenas, as main() does */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
