@@ -55,6 +55,7 @@ void fw_matcher_free(fw_matcher *m)
 }
 
 uint64_t fw_matcher_faults(const fw_matcher *m) { return m->faults; }
+const uint64_t *fw_matcher_faults_at(const fw_matcher *m) { return &m->faults; }
 
 /* 1 match, 0 no match (a limit hit counts as a fault). */
 int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v)

@@ -20,6 +20,9 @@ void fw_matcher_free(fw_matcher *m);
 bool fw_match_all(fw_matcher *m, const cJSON *root, const fw_cond *c,
                   uint32_t n);
 uint64_t fw_matcher_faults(const fw_matcher *m);
+/* The same count, where it lives (valid as long as m): the scanner reads
+ * it after each rule to count faults per rule without a call. */
+const uint64_t *fw_matcher_faults_at(const fw_matcher *m);
 
 /* For the condition forms (cond_forms.c): a bounded search of `v` (false
  * for anything but a string), 1 match / 0 none; the last match's span. */
