@@ -112,6 +112,8 @@ void fw_rulestats_add(fw_rulestats *t, const fw_batch *b)
             t->map[i] = tally_of(t, fw_ruleset_rule_id(rs, i), fw_ruleset_rule_mode(rs, i));
     }
     size_t n = nrules * FW_RC_N;
+    if (n == 0)
+        return;      /* a set without rules */
     if (n > t->sum_cap) {
         t->sum_cap = n;
         t->sum = fw_xrealloc(t->sum, n * sizeof *t->sum);
