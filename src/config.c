@@ -142,6 +142,12 @@ static const struct key keys[] = {
     { "output.topic", K_STR, F(alert_topic), "fraudwatch.alerts", 1, MAX_TOPIC, NULL,
       check_topic, "topic name",
       "Topic the alerts are produced to." },
+    { "output.shadow_topic", K_STR, F(shadow_topic), "", 0, MAX_TOPIC, NULL,
+      check_topic, "topic name, or empty",
+      "Topic the alerts that are not live warnings are produced to: those of rules "
+      "with \"mode\": \"shadow\" (flagged \"shadow\": true) and those muted by a "
+      "snooze (flagged \"snoozed\": true).  They never go to output.topic.  Empty: "
+      "output.topic followed by \".shadow\"." },
     { "deadletter.topic", K_STR, F(dlq_topic), "fraudwatch.deadletter", 1, MAX_TOPIC, NULL,
       check_topic, "topic name",
       "Topic malformed events are copied to, with the reason in a header." },
@@ -1310,6 +1316,14 @@ int fw_config_load_file(fw_settings *s, const char *path, char *err, size_t errl
     return rc;
 }
 
+const char *fw_config_shadow_topic(const fw_settings *s, char *buf, size_t n)
+{
+    if (s->shadow_topic && *s->shadow_topic)
+        return s->shadow_topic;
+    snprintf(buf, n, "%s.shadow", s->alert_topic);
+    return buf;
+}
+
 /* Where key i got its value, for a message. */
 static const char *origin_of(const struct cfg *c, size_t i)
 {
@@ -1358,6 +1372,22 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
         return fail(err, errlen, origin_of(c, c->origin[outs[1]] ? outs[1] : outs[0]),
                     "deadletter.topic \"%s\" is also output.topic: alerts and malformed "
                     "events need topics of their own", s->dlq_topic);
+    /* The shadow topic: its own, never one of the others or an input. */
+    size_t sh = (size_t)(find_key("output.shadow_topic") - keys);
+    char shadow[MAX_TOPIC + 16];
+    const char *st = fw_config_shadow_topic(s, shadow, sizeof shadow);
+    const char *sh_origin = origin_of(c, c->origin[sh] ? sh : outs[0]);
+    if (strlen(st) > MAX_TOPIC)
+        return fail(err, errlen, sh_origin, "output.shadow_topic \"%s\" is longer than %d "
+                    "bytes: set output.shadow_topic to a shorter name", st, MAX_TOPIC);
+    if (strcmp(st, s->alert_topic) == 0 || strcmp(st, s->dlq_topic) == 0)
+        return fail(err, errlen, sh_origin, "output.shadow_topic \"%s\" is also %s: shadow "
+                    "and snoozed alerts need a topic of their own", st,
+                    strcmp(st, s->alert_topic) == 0 ? "output.topic" : "deadletter.topic");
+    for (size_t i = 0; i < s->ninput_topics; i++)
+        if (strcmp(st, s->input_topics[i]) == 0)
+            return fail(err, errlen, sh_origin, "output.shadow_topic \"%s\" is also in "
+                        "input.topics: the daemon would consume its own shadow alerts", st);
 
     /* The Redis password: a file for a source that is not Redis is a
      * mistake, and a user without a password cannot log in. */

@@ -260,6 +260,14 @@ static void tick(void *ctx)
         hup_requested = 0;
         fw_reloader_hup(d->reloader);
     }
+    fw_snoozes *sn = fw_reloader_take_snoozes(d->reloader);
+    if (sn) {
+        /* A pointer for the next batches: no rule swap, no state touched. */
+        fw_driver_set_snoozes(d->drv, sn);
+        fw_log(FW_LOG_INFO, "snooze", "snoozes swapped in", "snoozes=%zu",
+               fw_snoozes_count(sn));
+        fw_snoozes_unref(sn);
+    }
     fw_ruleset *rs = fw_reloader_take(d->reloader);
     if (!rs)
         return;
@@ -323,6 +331,7 @@ int fw_daemon_run(const fw_settings *s)
         .sink = &fw_out_sink,
         .sink_self = d.out,
         .rules = rs,
+        .snoozes = fw_reloader_take_snoozes(d.reloader),
         .state_dir = s->state_dir,
         .checkpoint_file = CHECKPOINT_FILE,
         .checkpoint_interval_ms = s->checkpoint_interval_ms,
@@ -331,6 +340,7 @@ int fw_daemon_run(const fw_settings *s)
         .tick_ctx = &d,
     };
     d.drv = fw_driver_new(&o, err, sizeof err);
+    fw_snoozes_unref(o.snoozes);     /* the driver took its own reference */
     if (!d.drv)
         goto out;
     atomic_store(&d.drv_pub, d.drv);

@@ -57,6 +57,7 @@
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
+#include "rule_stats.h"
 #include "snapshot.h"
 
 #define CHECKPOINT_MAGIC UINT64_C(0x3130545043574633) /* "3FWCPT01" */
@@ -111,6 +112,7 @@ struct fw_driver {
     int64_t last_cut_ms;
     int64_t last_gauges_ms;
     fw_driver_stats st;
+    fw_rulestats *rstats;    /* per rule and mode (rule_stats.c) */
     char fatal[512];
 
     /* metrics (NULL when opts.metrics is) */
@@ -253,6 +255,7 @@ static void output(fw_driver *d, fw_batch *b)
         if (d->o.metrics)
             fw_counter_add(malformed_counter(d, reason), 1);
     }
+    fw_rulestats_add(d->rstats, b);
     uint32_t n = fw_batch_count(b);
     if (d->src->done)
         for (uint32_t i = 0; i < n; i++) {
@@ -337,6 +340,18 @@ void fw_driver_swap_rules(fw_driver *d, fw_ruleset *rs)
 }
 
 const fw_ruleset *fw_driver_rules(const fw_driver *d) { return d->rs; }
+
+void fw_driver_set_snoozes(fw_driver *d, fw_snoozes *s)
+{
+    submit_current(d);          /* filled under the old snoozes */
+    fw_pipeline_set_snoozes(d->p, s);
+}
+
+size_t fw_driver_rule_tally_count(const fw_driver *d) { return fw_rulestats_count(d->rstats); }
+const fw_rule_tally *fw_driver_rule_tally(const fw_driver *d, size_t i)
+{
+    return fw_rulestats_at(d->rstats, i);
+}
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
@@ -780,6 +795,8 @@ fw_driver *fw_driver_new(const fw_driver_opts *o, char *err, size_t errlen)
         return NULL;
     }
     d->rs = fw_ruleset_ref(o->rules);
+    fw_pipeline_set_snoozes(d->p, o->snoozes);
+    d->rstats = fw_rulestats_new(o->metrics);
     size_t cap = 1;
     while (cap < fw_pipeline_capacity(d->p))
         cap <<= 1;
@@ -824,6 +841,7 @@ void fw_driver_free(fw_driver *d)
         close(d->lock_fd);
     fw_pipeline_free(d->p);
     fw_ruleset_unref(d->rs);
+    fw_rulestats_free(d->rstats);
     free(d->ring);
     free(d->queue_depth);
     free(d);

@@ -22,6 +22,7 @@
 
 struct fw_scanner {
     fw_matcher *matcher;
+    const uint64_t *faults;  /* the matcher's count of limit hits */
     fw_buf key;
     fw_buf evidence;
 };
@@ -36,6 +37,7 @@ fw_scanner *fw_scanner_new(void)
         free(s);
         return NULL;
     }
+    s->faults = fw_matcher_faults_at(s->matcher);
     return s;
 }
 
@@ -76,7 +78,7 @@ static void push(fw_updvec *v, const fw_update *u)
 
 void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
                     uint32_t seq, fw_arena *arena, fw_updvec *out,
-                    uint32_t nshards)
+                    uint32_t nshards, uint32_t *counts)
 {
     const fw_type_index *ix = fw_ruleset_targets(rs, ev->type);
     const char *event_id = NULL;   /* copied into the arena on first use */
@@ -86,18 +88,39 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
                        .key = &s->key, .scratch = &s->evidence };
     fw_matcher_set_event_ts(s->matcher, ev->ts);   /* watchlist expiries */
 
+    uint32_t counted = UINT32_MAX;   /* the rule last counted as matched */
+    uint64_t faults = *s->faults;
+
     for (uint32_t i = 0; i < ix->ntargets; i++) {
         const fw_rule *r = &rs->rules[ix->targets[i].rule];
         uint32_t step = ix->targets[i].step;
         const fw_step *st = &r->steps[step];
-        if (!fw_match_all(s->matcher, root, st->where, st->nwhere))
+        uint32_t rule = ix->targets[i].rule;
+        bool held = fw_match_all(s->matcher, root, st->where, st->nwhere);
+        /* limit hits of this rule's searches: one load, rarely a change */
+        if (*s->faults != faults) {
+            if (counts)
+                counts[(size_t)rule * FW_RC_N + FW_RC_FAULTS] += (uint32_t)(*s->faults - faults);
+            faults = *s->faults;
+        }
+        if (!held)
             continue;
+        if (counts && rule != counted) {
+            /* once per event and rule, even when it matches two steps */
+            counts[(size_t)rule * FW_RC_N + FW_RC_MATCHED]++;
+            counted = rule;
+        }
 
-        fw_update u = { .seq = seq, .rule = ix->targets[i].rule, .step = step,
-                        .ts = ev->ts };
+        fw_update u = { .seq = seq, .rule = rule, .step = step, .ts = ev->ts };
         fw_buf *key = &s->key;
         key->len = 0;
-        if (!fw_rule_kind(r)->scan(&cx, r, step, &u))
+        bool counts_for = fw_rule_kind(r)->scan(&cx, r, step, &u);
+        if (*s->faults != faults) {   /* the kind's scan may search (plain evidence) */
+            if (counts)
+                counts[(size_t)rule * FW_RC_N + FW_RC_FAULTS] += (uint32_t)(*s->faults - faults);
+            faults = *s->faults;
+        }
+        if (!counts_for)
             continue;   /* a key or value field missing: not counted */
         if (!event_id && !(event_id = fw_arena_strndup(arena, ev->event_id,
                                                        ev->event_id_len)))

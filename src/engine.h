@@ -6,6 +6,7 @@
 
 #include "fraudwatch/arena.h"
 #include "fraudwatch/event.h"
+#include "fraudwatch/pipeline.h"
 #include "update.h"
 
 typedef struct fw_scanner fw_scanner;
@@ -13,10 +14,13 @@ fw_scanner *fw_scanner_new(void);
 void fw_scanner_free(fw_scanner *s);
 uint64_t fw_scanner_faults(const fw_scanner *s);
 
-/* Appends the event's updates to out[shard], shard = fw_shard_of(khash, n). */
+/* Appends the event's updates to out[shard], shard = fw_shard_of(khash, n).
+ * counts (NULL: none): per rule, stride FW_RC_N (pipeline.h), the events
+ * that satisfied its conditions (FW_RC_MATCHED, once per event) and its
+ * regex searches stopped by a limit (FW_RC_FAULTS). */
 void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
                     uint32_t seq, fw_arena *arena, fw_updvec *out,
-                    uint32_t nshards);
+                    uint32_t nshards, uint32_t *counts);
 
 static inline uint32_t fw_shard_of(uint64_t khash, uint32_t nshards)
 {

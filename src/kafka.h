@@ -31,9 +31,10 @@ typedef struct fw_out fw_out;
 fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen);
 void fw_out_free(fw_out *o);
 /* An alert: key = subject.  src_ts_ms is the input message's timestamp, for
- * the event-to-alert latency histogram (0: unknown). */
+ * the event-to-alert latency histogram (0: unknown).  shadow: to
+ * output.shadow_topic instead of output.topic (not a live warning). */
 void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
-                  size_t klen, int64_t src_ts_ms);
+                  size_t klen, int64_t src_ts_ms, bool shadow);
 /* A dead letter: the original payload (NULL for one too large to keep),
  * with the reason and the source position in headers. */
 void fw_out_dead_letter(fw_out *o, const char *payload, size_t len,

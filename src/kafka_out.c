@@ -34,6 +34,7 @@
 struct fw_out {
     rd_kafka_t *rk;
     rd_kafka_topic_t *alerts;
+    rd_kafka_topic_t *shadow;     /* output.shadow_topic: shadow and snoozed alerts */
     rd_kafka_topic_t *dlq;
     uint64_t pending;            /* produced, no clean report yet */
     uint64_t epoch;              /* of the messages produced now */
@@ -181,7 +182,10 @@ fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen
     c = NULL; /* rd_kafka_new() took it */
     o->alerts = rd_kafka_topic_new(o->rk, s->alert_topic, NULL);
     o->dlq = rd_kafka_topic_new(o->rk, s->dlq_topic, NULL);
-    if (!o->alerts || !o->dlq) {
+    char shadow[512];
+    o->shadow = rd_kafka_topic_new(o->rk, fw_config_shadow_topic(s, shadow, sizeof shadow),
+                                   NULL);
+    if (!o->alerts || !o->dlq || !o->shadow) {
         snprintf(err, errlen, "cannot create producer topics");
         goto fail;
     }
@@ -217,18 +221,21 @@ void fw_out_free(fw_out *o)
         rd_kafka_topic_destroy(o->alerts);
     if (o->dlq)
         rd_kafka_topic_destroy(o->dlq);
+    if (o->shadow)
+        rd_kafka_topic_destroy(o->shadow);
     if (o->rk)
         rd_kafka_destroy(o->rk);
     free(o);
 }
 
 void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
-                  size_t klen, int64_t src_ts_ms)
+                  size_t klen, int64_t src_ts_ms, bool shadow)
 {
     /* The alert line ends with a newline (JSONL); a Kafka message does not. */
     if (len && json[len - 1] == '\n')
         len--;
-    produce(o, o->alerts, json, len, key, klen, NULL, msg_opaque(o, src_ts_ms));
+    produce(o, shadow ? o->shadow : o->alerts, json, len, key, klen, NULL,
+            msg_opaque(o, src_ts_ms));
 }
 
 void fw_out_dead_letter(fw_out *o, const char *payload, size_t len,
@@ -311,7 +318,10 @@ uint64_t fw_out_pending(fw_out *o) { return o->pending; }
 
 static void sink_alert(void *self, const fw_alert_view *a, const fw_origin *from)
 {
-    fw_out_alert(self, a->json, a->len, a->subject, a->subject_len, from->ts_ms);
+    /* Not a live warning (a shadow rule's, or snoozed): the shadow topic,
+     * never the live one (SPEC §2).  Same delivery guarantees. */
+    fw_out_alert(self, a->json, a->len, a->subject, a->subject_len, from->ts_ms,
+                 a->shadow || a->snoozed);
 }
 
 static void sink_dead_letter(void *self, const char *payload, size_t len, const char *reason,

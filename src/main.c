@@ -39,6 +39,10 @@
 #include "cli_history.h"
 #endif
 
+#ifdef FW_HAVE_REDIS
+int fw_cli_snooze(int argc, char **argv);
+#endif
+
 #ifndef FW_VERSION
 #define FW_VERSION "0.0.0"
 #endif
@@ -50,7 +54,7 @@ static const char usage_main[] =
     "regex, watchlist, windowed-threshold and sequence rules, and emits alerts.\n"
     "\n"
     "commands:\n"
-    "  replay --rules DIR [--threads N] [FILE|-]\n"
+    "  replay --rules DIR [--threads N] [--snoozes FILE] [FILE|-]\n"
     "                      run the engine over a JSONL file (or stdin); alerts as\n"
     "                      JSONL on stdout, malformed lines and a summary on stderr\n"
     "  rules check DIR [-v]\n"
@@ -74,6 +78,8 @@ static const char usage_main[] =
     "                      one entry: until, reason, who added it and when\n"
     "  lists expire [NAME...] [--lateness 1d] --redis URL\n"
     "                      remove entries whose UNTIL passed more than the lateness ago\n"
+    "  snooze add|list|remove|log ... --redis URL\n"
+    "                      mute one rule (or *) for one subject until a time\n"
 #endif
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
@@ -116,7 +122,16 @@ static const char usage_replay[] =
     "                           refuse rules whose events of some type would run\n"
     "                           more regex searches (default 1000)\n"
     "      --max-reported N     malformed lines printed one by one (default 100)\n"
+    "      --snoozes FILE       snoozes, TSV: RULE<TAB>SUBJECT<TAB>UNTIL[<TAB>REASON]\n"
+    "                           (RULE a rule id of DIR or *; UNTIL epoch ms or\n"
+    "                           ISO 8601 with an offset; '#' comments).  A snoozed\n"
+    "                           alert is printed flagged \"snoozed\": true; a bad\n"
+    "                           line is refused with FILE:LINE (docs/rules.md)\n"
     "  -h, --help               this help\n"
+    "\n"
+    "A shadow rule's alerts (\"mode\": \"shadow\") are printed too, flagged\n"
+    "\"shadow\": true.  The summary counts, per rule and mode: events that\n"
+    "satisfied its conditions, alerts, suppressed, snoozed, shadow, regex limit hits.\n"
     "\n"
     "usage: fraudwatch replay --compare OLD_DIR NEW_DIR [options] [FILE|-]\n"
     "\n"
@@ -138,8 +153,8 @@ static const char usage_replay[] =
     "                           fraud or not_fraud ('#' comments): adds\n"
     "                           precision and recall per rule for both sets\n"
     "\n"
-    "exit status: 0 done, 1 rules refused or input unreadable (compare: or the\n"
-    "truth file refused), 2 usage error\n";
+    "exit status: 0 done, 1 rules or snoozes refused or input unreadable (compare:\n"
+    "or the truth file refused), 2 usage error\n";
 
 static const char usage_rules[] =
     "usage: fraudwatch rules check DIR [-v] [--max-regex-per-event N]\n"
@@ -470,7 +485,7 @@ static int set_max_regexes(const char *cmd, const char *arg)
 static int cmd_replay(int argc, char **argv)
 {
     enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS,
-           OPT_MAX_REGEXES };
+           OPT_MAX_REGEXES, OPT_SNOOZES };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "threads", required_argument, NULL, 't' },
@@ -479,6 +494,7 @@ static int cmd_replay(int argc, char **argv)
         { "max-reported", required_argument, NULL, OPT_MAX_REPORTED },
         { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
         { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
+        { "snoozes", required_argument, NULL, OPT_SNOOZES },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -528,6 +544,9 @@ static int cmd_replay(int argc, char **argv)
         case OPT_MAX_REGEXES:
             if (set_max_regexes("replay", optarg) != 0)
                 return 2;
+            break;
+        case OPT_SNOOZES:
+            o.snoozes_file = optarg;
             break;
         case OPT_MAX_KEYS:
             if (parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
@@ -1108,6 +1127,10 @@ int main(int argc, char **argv)
               "not found when it was built)\n", stderr);
         return 1;
     }
+#endif
+#ifdef FW_HAVE_REDIS
+    if (strcmp(cmd, "snooze") == 0)
+        return fw_cli_snooze(argc - 1, argv + 1);   /* src/cli_snooze.c */
 #endif
 #ifdef FW_HAVE_DAEMON
     if (strcmp(cmd, "run") == 0)

@@ -59,6 +59,8 @@ uint64_t fw_matcher_faults(const fw_matcher *m) { return m->faults; }
 void fw_matcher_set_event_ts(fw_matcher *m, int64_t ts) { m->event_ts = ts; }
 int64_t fw_matcher_event_ts(const fw_matcher *m) { return m->event_ts; }
 
+const uint64_t *fw_matcher_faults_at(const fw_matcher *m) { return &m->faults; }
+
 /* 1 match, 0 no match (a limit hit counts as a fault). */
 int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v)
 {

@@ -25,6 +25,10 @@ uint64_t fw_matcher_faults(const fw_matcher *m);
 void fw_matcher_set_event_ts(fw_matcher *m, int64_t ts);
 int64_t fw_matcher_event_ts(const fw_matcher *m);
 
+/* The same count, where it lives (valid as long as m): the scanner reads
+ * it after each rule to count faults per rule without a call. */
+const uint64_t *fw_matcher_faults_at(const fw_matcher *m);
+
 /* For the condition forms (cond_forms.c): a bounded search of `v` (false
  * for anything but a string), 1 match / 0 none; the last match's span. */
 int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v);

@@ -101,6 +101,11 @@ struct fw_batch {
     uint64_t seqno;
     atomic_int stage;
     fw_ruleset *rs;
+    fw_snoozes *snoozes;     /* applied under (NULL: none) */
+    /* per-rule counts (fw_rule_count, stride FW_RC_N): stage 1's here,
+     * each shard's in out[s].counts; room for rc_rules rules */
+    uint32_t *rc1;
+    uint32_t rc_rules;
 
     char *data;
     size_t len, cap;
@@ -149,6 +154,7 @@ struct fw_pipeline {
     struct worker *workers;
     uint32_t started;
 
+    fw_snoozes *snoozes;     /* feeder: for the batches acquired from now on */
     uint64_t next_fill;      /* feeder: seqno of the next batch to hand out */
     uint64_t next_retire;    /* feeder: seqno of the oldest in flight */
     atomic_uint_fast64_t submitted;  /* batches [0, submitted) are FILLED+ */
@@ -230,7 +236,7 @@ static void stage1(struct worker *w, fw_batch *b)
         } else {
             b->ts[i] = ev.ts;
             fw_engine_scan(w->scanner, b->rs, &ev, i, b->arena, b->upd,
-                           b->nshards);
+                           b->nshards, b->rc1);
         }
         fw_arena_reset(w->parse_arena);
     }
@@ -291,6 +297,7 @@ static void stage2(struct worker *w, fw_batch *b)
     const fw_updvec *v = &b->upd[w->id];
     fw_alert_out *out = &b->out[w->id];
     uint64_t evicted = fw_state_evictions(w->state);
+    out->snoozes = b->snoozes;
     for (size_t i = 0; i < v->n; i++)
         fw_state_apply(w->state, b->rs, &v->v[i], out);
     evicted = fw_state_evictions(w->state) - evicted;
@@ -396,6 +403,7 @@ static void batch_free(fw_batch *b)
         if (b->out) {
             fw_buf_free(&b->out[s].text);
             free(b->out[s].refs);
+            free(b->out[s].counts);
         }
     }
     free(b->upd);
@@ -404,8 +412,10 @@ static void batch_free(fw_batch *b)
     free(b->msgs);
     free(b->ts);
     free(b->bad);
+    free(b->rc1);
     fw_snapshot_free(b->snap);
     fw_ruleset_unref(b->rs);
+    fw_snoozes_unref(b->snoozes);
 }
 
 static bool batch_init(fw_batch *b, uint32_t max, uint32_t nshards,
@@ -512,12 +522,40 @@ void fw_pipeline_free(fw_pipeline *p)
         batch_free(&p->slots[i]);
     free(p->slots);
     free(p->workers);
+    fw_snoozes_unref(p->snoozes);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);
 }
 
 /* ---- feeder side ------------------------------------------------------- */
+
+/* Zeroed counts for a batch matched under a set of nrules rules (feeder,
+ * before the workers see the batch).  A shard's counts are cleared only if
+ * it counted something: most batches fire nothing. */
+static void rule_counts_reset(fw_batch *b, uint32_t nrules)
+{
+    size_t n = (size_t)nrules * FW_RC_N;
+    if (nrules > b->rc_rules || !b->rc1) {
+        uint32_t cap = nrules > 16 ? nrules : 16;
+        free(b->rc1);
+        b->rc1 = fw_xcalloc((size_t)cap * FW_RC_N, sizeof *b->rc1);
+        for (uint32_t s = 0; s < b->nshards; s++) {
+            free(b->out[s].counts);
+            b->out[s].counts = fw_xcalloc((size_t)cap * FW_RC_N, sizeof *b->out[s].counts);
+            b->out[s].counted = false;
+        }
+        b->rc_rules = cap;
+        return;
+    }
+    memset(b->rc1, 0, n * sizeof *b->rc1);
+    for (uint32_t s = 0; s < b->nshards; s++)
+        if (b->out[s].counted) {
+            memset(b->out[s].counts, 0, (size_t)b->rc_rules * FW_RC_N *
+                                            sizeof *b->out[s].counts);
+            b->out[s].counted = false;
+        }
+}
 
 fw_batch *fw_pipeline_acquire(fw_pipeline *p, fw_ruleset *rs)
 {
@@ -526,8 +564,27 @@ fw_batch *fw_pipeline_acquire(fw_pipeline *p, fw_ruleset *rs)
     fw_batch *b = slot(p, p->next_fill);
     b->seqno = p->next_fill++;
     b->rs = fw_ruleset_ref(rs);
+    b->snoozes = fw_snoozes_ref(p->snoozes);
+    rule_counts_reset(b, (uint32_t)fw_ruleset_rule_count(rs));
     atomic_store_explicit(&b->stage, ST_FILLING, memory_order_relaxed);
     return b;
+}
+
+void fw_pipeline_set_snoozes(fw_pipeline *p, fw_snoozes *s)
+{
+    fw_snoozes_unref(p->snoozes);
+    p->snoozes = fw_snoozes_ref(s);
+}
+
+void fw_batch_rule_counts(const fw_batch *b, uint64_t *sum)
+{
+    size_t n = fw_ruleset_rule_count(b->rs) * FW_RC_N;
+    for (size_t i = 0; i < n; i++)
+        sum[i] += b->rc1[i];
+    for (uint32_t s = 0; s < b->nshards; s++)
+        if (b->out[s].counted)
+            for (size_t i = 0; i < n; i++)
+                sum[i] += b->out[s].counts[i];
 }
 
 bool fw_batch_add(fw_batch *b, const char *data, size_t len, uint64_t tag)
@@ -587,6 +644,8 @@ void fw_pipeline_recycle(fw_pipeline *p, fw_batch *b)
     (void)p;
     fw_ruleset_unref(b->rs);
     b->rs = NULL;
+    fw_snoozes_unref(b->snoozes);
+    b->snoozes = NULL;
     b->len = 0;
     b->n = 0;
     b->nbad = 0;
@@ -769,6 +828,8 @@ bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
     a->subject_len = br->subject_len;
     a->seq = br->seq;
     a->rule = br->rule;
+    a->shadow = br->shadow;
+    a->snoozed = br->snoozed;
     return true;
 }
 

@@ -64,9 +64,18 @@
 #include "fraudwatch/log.h"
 #ifdef FW_HAVE_REDIS
 #include "fraudwatch/rulestore.h"
+#include "fraudwatch/snoozestore.h"
 #endif
 
 #define REPEAT_LOG_MS (10 * 60 * 1000)   /* the same problem, logged again */
+
+/* A problem that repeats (an ACL refusal every 2 s): logged when it first
+ * shows, when its message changes, and every REPEAT_LOG_MS; its end once. */
+struct repeat {
+    char last[512];
+    int64_t logged_ms;
+    bool active;
+};
 
 struct fw_reloader {
     const fw_settings *s;
@@ -77,6 +86,12 @@ struct fw_reloader {
     atomic_bool stop;
     atomic_bool hup;
     _Atomic(fw_ruleset *) pending;   /* handed to the main thread */
+    _Atomic(fw_snoozes *) pending_snoozes;   /* the same, for snoozes (redis) */
+    uint64_t snooze_version;         /* redis, the rules thread's: of the last read */
+    bool snoozes_read;               /* ... and whether there was one on this connection */
+    struct repeat snooze_trouble;
+    fw_counter *snooze_reloads;
+    fw_gauge *snoozes_held;
     /* What the heartbeat reports: written by the rules thread, read by the
      * heartbeat thread, both under mu; cv wakes the heartbeat thread (a
      * new result to report, or stop). */
@@ -97,14 +112,6 @@ struct fw_reloader {
     fw_counter *delta_reads;         /* watchlists changed from their log */
     fw_counter *beat_failures;
     fw_gauge *fetch_seconds;
-};
-
-/* A problem that repeats (an ACL refusal every 2 s): logged when it first
- * shows, when its message changes, and every REPEAT_LOG_MS; its end once. */
-struct repeat {
-    char last[512];
-    int64_t logged_ms;
-    bool active;
 };
 
 static bool repeat_due(struct repeat *p, const char *msg)
@@ -179,6 +186,13 @@ fw_ruleset *fw_reloader_take(fw_reloader *r)
     if (!r || !atomic_load_explicit(&r->pending, memory_order_relaxed))
         return NULL;
     return atomic_exchange(&r->pending, NULL);
+}
+
+fw_snoozes *fw_reloader_take_snoozes(fw_reloader *r)
+{
+    if (!r || !atomic_load_explicit(&r->pending_snoozes, memory_order_relaxed))
+        return NULL;
+    return atomic_exchange(&r->pending_snoozes, NULL);
 }
 
 void fw_reloader_hup(fw_reloader *r)
@@ -410,6 +424,7 @@ static bool ensure_store(fw_reloader *r, struct rules_conn *c, int64_t now)
         return false;
     }
     fw_log(FW_LOG_INFO, "rules", "connected to redis", NULL);
+    r->snoozes_read = false;   /* read them again, whatever their version */
     c->backoff = 100;
     c->next_check = 0;   /* read the version at once */
     /* A server restarted without persistence starts its generation and the
@@ -503,6 +518,48 @@ static void check(fw_reloader *r, struct rules_conn *c)
     }
 }
 
+/* Snoozes (snoozestore.h): the same once-a-second check and notification
+ * as the rules, against their own version, so that a snooze change costs a
+ * read of the snoozes, never a rule set rebuilt.  Read again after every
+ * reconnect (the server may have been wiped).  false: the connection is
+ * dead (the caller reconnects). */
+static bool check_snoozes(fw_reloader *r, struct rules_conn *c)
+{
+    char err[4096], q[4600], need[64];
+    uint64_t v;
+    fw_snoozes *sn = NULL;
+    int rc = fw_rstore_snooze_version(c->st, &v, err, sizeof err);
+    if (rc == 0 && r->snoozes_read && v == r->snooze_version)
+        return true;
+    if (rc == 0)
+        rc = fw_rstore_snooze_read(c->st, &sn, &v, err, sizeof err);
+    if (rc == 0) {
+        size_t n = fw_snoozes_count(sn);
+        fw_snoozes_unref(atomic_exchange(&r->pending_snoozes, sn));
+        r->snooze_version = v;
+        r->snoozes_read = true;
+        repeat_over(&r->snooze_trouble);
+        fw_counter_add(r->snooze_reloads, 1);
+        fw_gauge_set(r->snoozes_held, (double)n);
+        fw_log(FW_LOG_INFO, "snooze", "snoozes read", "version=%llu snoozes=%zu",
+               (unsigned long long)v, n);
+        return true;
+    }
+    if (fw_rstore_missing_permission(err, need, sizeof need)) {
+        if (repeat_due(&r->snooze_trouble, err))
+            fw_log(FW_LOG_ERROR, "snooze", "the redis ACL refuses reading the snoozes: "
+                                           "the last snoozes read stay",
+                   "missing=\"%s\" error=\"%s\"", need, fw_log_quote(err, q, sizeof q));
+        return true;
+    }
+    if (repeat_due(&r->snooze_trouble, err))
+        fw_log(FW_LOG_WARN, "snooze", "reading the snoozes failed; the last ones read stay",
+               "error=\"%s\"", fw_log_quote(err, q, sizeof q));
+    /* A bad entry leaves the connection usable; a dead one fails this too. */
+    uint64_t gen;
+    return fw_rstore_generation(c->st, &gen, err, sizeof err) == 0;
+}
+
 static void *redis_thread(void *arg)
 {
     fw_reloader *r = arg;
@@ -535,6 +592,10 @@ static void *redis_thread(void *arg)
         if (got == 1 || now >= c.next_check || hup) {
             c.next_check = now + CHECK_EVERY_MS;
             check(r, &c);
+            if (c.st && !check_snoozes(r, &c)) {
+                fw_rstore_free(c.st);
+                c.st = NULL;
+            }
         }
     }
     fw_rstore_free(c.st);
@@ -548,6 +609,7 @@ static void *redis_thread(void *arg)
 static void reloader_free(fw_reloader *r)
 {
     fw_ruleset_unref(r->cur);
+    fw_snoozes_unref(atomic_exchange(&r->pending_snoozes, NULL));
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -564,6 +626,7 @@ int fw_reloader_start(const fw_settings *s, fw_metrics *m, fw_ruleset **initial,
     r->s = s;
     r->started_ms = fw_wall_ms();
     atomic_init(&r->pending, NULL);
+    atomic_init(&r->pending_snoozes, NULL);
     atomic_init(&r->stop, false);
     atomic_init(&r->hup, false);
     pthread_mutex_init(&r->mu, NULL);
@@ -623,6 +686,19 @@ int fw_reloader_start(const fw_settings *s, fw_metrics *m, fw_ruleset **initial,
             goto fail;
         }
         int rc = load_redis(r, st, true, initial, detail, sizeof detail, e, sizeof e);
+        /* The snoozes, before the first event: the daemon takes them with
+         * fw_reloader_take_snoozes() before it starts.  A failure here is
+         * not fatal: the rules thread reads them again within a second. */
+        r->snooze_reloads = fw_metrics_counter(
+            m, "fraudwatch_snooze_reloads_total",
+            "Snooze sets read from Redis (at start, after a change or a reconnect).", "");
+        r->snoozes_held = fw_metrics_gauge(m, "fraudwatch_snoozes",
+                                           "Snoozes held (ended ones included until removed).",
+                                           "");
+        if (rc == 0) {
+            struct rules_conn once = { .st = st };
+            check_snoozes(r, &once);
+        }
         fw_rstore_free(st);
         if (rc == 1 && r->generation == 0) {
             snprintf(err, errlen, "rules.source: redis holds no rule set yet "

@@ -5,6 +5,7 @@
 #include "fraudwatch/config.h"
 #include "fraudwatch/metrics.h"
 #include "fraudwatch/ruleset.h"
+#include "fraudwatch/snooze.h"
 
 typedef struct fw_reloader fw_reloader;
 
@@ -15,6 +16,9 @@ int fw_reloader_start(const fw_settings *s, fw_metrics *m, fw_ruleset **initial,
 /* A newer rule set if one is ready (the caller owns the reference), or NULL.
  * Cheap: one relaxed atomic load when there is none. */
 fw_ruleset *fw_reloader_take(fw_reloader *r);
+/* New snoozes if a change was read (redis:// only; the caller owns the
+ * reference), or NULL.  Cheap: one relaxed atomic load when there is none. */
+fw_snoozes *fw_reloader_take_snoozes(fw_reloader *r);
 /* Asks for a reload now (SIGHUP). */
 void fw_reloader_hup(fw_reloader *r);
 void fw_reloader_stop(fw_reloader *r);

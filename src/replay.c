@@ -16,6 +16,7 @@
 #include "fraudwatch/clock.h"
 #include "fraudwatch/driver.h"
 #include "fraudwatch/ruleset.h"
+#include "fraudwatch/snooze.h"
 #include "sink_lines.h"
 #include "source_file.h"
 
@@ -27,10 +28,15 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
     fw_file_source *src = NULL;
     fw_lines_sink *sink = NULL;
     fw_driver *d = NULL;
+    fw_snoozes *snoozes = NULL;
     int rc = -1;
 
     if (fw_ruleset_load_dir(o->rules_dir, 1, &rs, err, errlen) != 0)
         return -1;
+    /* Snoozes name rules of the set: read after it, refused whole. */
+    if (o->snoozes_file &&
+        fw_snoozes_load_file(o->snoozes_file, rs, &snoozes, err, errlen) != 0)
+        goto out;
     src = fw_file_source_open(o->input, o->max_event_bytes, err, errlen);
     if (!src)
         goto out;
@@ -45,6 +51,7 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
         .sink = &fw_lines_sink_ops,
         .sink_self = sink,
         .rules = rs,
+        .snoozes = snoozes,
     };
     d = fw_driver_new(&dopts, err, errlen);
     if (!d)
@@ -57,6 +64,10 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
     st->events = fw_file_source_events(src);
     st->malformed = ds->malformed;
     st->alerts = ds->alerts;
+    for (size_t i = 0; i < fw_driver_rule_tally_count(d); i++) {
+        st->shadow += fw_driver_rule_tally(d, i)->n[FW_RC_SHADOW];
+        st->snoozed += fw_driver_rule_tally(d, i)->n[FW_RC_SNOOZED];
+    }
     st->faults = ds->faults;
     st->clock_ahead = ds->clock_ahead;
     st->clock_behind = ds->clock_behind;
@@ -79,11 +90,23 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
             (unsigned long long)st->events, (unsigned long long)st->malformed,
             st->seconds, st->seconds > 0 ? (double)st->events / st->seconds : 0.0,
             o->threads, o->threads == 1 ? "" : "s");
-    fprintf(o->log, "alerts: %llu\n", (unsigned long long)st->alerts);
-    for (size_t i = 0; i < fw_ruleset_rule_count(rs); i++)
-        if (fw_lines_sink_rule_alerts(sink, i))
-            fprintf(o->log, "  %-10s %llu\n", fw_ruleset_rule_id(rs, i),
-                    (unsigned long long)fw_lines_sink_rule_alerts(sink, i));
+    fprintf(o->log, "alerts: %llu (live %llu, shadow %llu, snoozed %llu)\n",
+            (unsigned long long)st->alerts, (unsigned long long)(st->alerts - st->shadow),
+            (unsigned long long)(st->shadow - st->snoozed), (unsigned long long)st->snoozed);
+    /* Per rule (docs/observability.md, "Per-rule metrics"): shadow counts
+     * the alerts that went to the shadow output, snoozed ones included. */
+    fprintf(o->log, "  %-12s %-6s %10s %8s %10s %8s %8s %10s\n", "rule", "mode", "matched",
+            "alerts", "suppressed", "snoozed", "shadow", "regex_hits");
+    for (size_t i = 0; i < fw_driver_rule_tally_count(d); i++) {
+        const fw_rule_tally *t = fw_driver_rule_tally(d, i);
+        fprintf(o->log, "  %-12s %-6s %10llu %8llu %10llu %8llu %8llu %10llu\n", t->rule,
+                t->mode, (unsigned long long)t->n[FW_RC_MATCHED],
+                (unsigned long long)t->n[FW_RC_ALERTS],
+                (unsigned long long)t->n[FW_RC_SUPPRESSED],
+                (unsigned long long)t->n[FW_RC_SNOOZED],
+                (unsigned long long)t->n[FW_RC_SHADOW],
+                (unsigned long long)t->n[FW_RC_FAULTS]);
+    }
     if (st->faults)
         fprintf(o->log, "regex limit hits (counted as no match): %llu\n",
                 (unsigned long long)st->faults);
@@ -104,5 +127,6 @@ out:
     fw_lines_sink_free(sink);
     fw_file_source_close(src);
     fw_ruleset_unref(rs);
+    fw_snoozes_unref(snoozes);
     return rc;
 }

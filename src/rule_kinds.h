@@ -115,12 +115,10 @@ bool fw_scan_key_part(fw_buf *key, const cJSON *root, const fw_path *p);
 /* The key's state for this rule, created on first use (life and
  * suppression set from the rule). */
 fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u);
-/* Suppression (SPEC §2): after firing at t_a, nothing for ts < t_a + s. */
-static inline bool fw_keystate_suppressed(const fw_keystate *k, int64_t suppress_ms,
-                                          int64_t t)
-{
-    return suppress_ms > 0 && k->last_fire != FW_TS_NONE && t < k->last_fire + suppress_ms;
-}
+/* Suppression (SPEC §2): after firing at t_a, nothing for ts < t_a + s.
+ * Call it only once the rule would fire: a true answer is counted as a
+ * suppressed alert of the rule being applied (state.c). */
+bool fw_keystate_suppressed(const fw_keystate *k, int64_t suppress_ms, int64_t t);
 /* An alert of `r` on the update's event, with this evidence (JSON). */
 void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
                    const fw_update *u, const char *evidence, size_t len);

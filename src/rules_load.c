@@ -597,7 +597,7 @@ static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
     static const char *const allowed[] = {
         "id", "name", "description", "severity", "enabled", "event", "where",
         "threshold", "subject", "suppress_s", "sequence", "within_s",
-        "action", "tags", "alert_fields", NULL
+        "action", "tags", "alert_fields", "mode", NULL
     };
     snprintf(L->rule, sizeof L->rule, "#%d", index + 1);
     if (!cJSON_IsObject(obj)) {
@@ -647,6 +647,13 @@ static void parse_rule(struct fw_loader *L, const cJSON *obj, int index)
             report(L, "enabled", "must be true or false");
         else
             r.enabled = cJSON_IsTrue(v);
+    }
+    if ((v = member(obj, "mode"))) {
+        /* live (default) | shadow; deliberately not in signature(). */
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "shadow") == 0)
+            r.shadow = true;
+        else if (!cJSON_IsString(v) || strcmp(v->valuestring, "live") != 0)
+            report(L, "mode", "must be \"live\" or \"shadow\"");
     }
     if ((v = member(obj, "subject")))
         parse_path(L, v, "subject", &r.subject);

@@ -111,6 +111,19 @@ const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i)
     return fw_severity_name(rs->rules[i].severity);
 }
 
+const char *fw_ruleset_rule_mode(const fw_ruleset *rs, size_t i)
+{
+    return rs->rules[i].shadow ? "shadow" : "live";
+}
+
+bool fw_ruleset_has_rule(const fw_ruleset *rs, const char *id)
+{
+    for (uint32_t i = 0; i < rs->nrules; i++)
+        if (strcmp(rs->rules[i].id, id) == 0)
+            return true;
+    return false;
+}
+
 static const fw_list *list_named(const fw_ruleset *rs, const char *name)
 {
     for (uint32_t i = 0; i < rs->nlists; i++)
@@ -266,7 +279,7 @@ void fw_ruleset_describe(const fw_ruleset *rs, FILE *out)
     for (uint32_t i = 0; i < rs->nrules; i++) {
         const fw_rule *r = &rs->rules[i];
         fprintf(out, "  %-8s %-8s %-9s", r->id, fw_severity_name(r->severity),
-                r->enabled ? "" : "disabled");
+                !r->enabled ? "disabled" : r->shadow ? "shadow" : "");
         fw_rule_kind(r)->describe(r, out);
         fprintf(out, " suppress=%llds  # %s\n", (long long)(r->suppress_ms / 1000),
                 r->name);

@@ -85,6 +85,10 @@ typedef struct fw_rule {
     char *file;
     enum fw_severity severity;
     bool enabled;
+    /* "mode": "shadow" (SPEC §2, Shadow rules): evaluated like a live rule,
+     * its alerts flagged and sent to the shadow output.  Not part of the
+     * state signature: changing a rule's mode keeps its state. */
+    bool shadow;
     enum fw_rule_kind kind;
 
     /* every kind: the steps an event can match (the index's targets) */

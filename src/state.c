@@ -243,11 +243,48 @@ const fw_update *fw_state_fields(fw_state *st, const fw_rule *r, const fw_update
     return tmp;
 }
 
+/* The counts of the rule whose update is being applied on this thread
+ * (fw_state_apply sets it), for fw_keystate_suppressed: the kinds decide
+ * suppression themselves, and counting it there keeps their signatures.
+ * Per thread because every worker applies its own shard. */
+static _Thread_local uint32_t *applying_counts;
+
+bool fw_keystate_suppressed(const fw_keystate *k, int64_t suppress_ms, int64_t t)
+{
+    bool sup = suppress_ms > 0 && k->last_fire != FW_TS_NONE && t < k->last_fire + suppress_ms;
+    if (sup && applying_counts)
+        applying_counts[FW_RC_SUPPRESSED]++;
+    return sup;
+}
+
+/* Shadow rules and snoozes (SPEC §2).  The decision comes after the kind
+ * has updated the state and its suppression, so both advance exactly as
+ * for a live alert; only the alert's output changes.  The flags go at the
+ * end of the object rendered by alert.c, which leaves `alert_id` and
+ * everything else as they are. */
 void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
                    const fw_update *u, const char *ev, size_t evlen)
 {
     size_t off = out->text.len;
     fw_alert_render(&out->text, r, version, u->key, u->klen, u, ev, evlen);
+    bool snoozed = fw_snoozes_match(out->snoozes, r->id, u->key, u->klen, u->ts);
+    if ((r->shadow || snoozed) && out->text.len >= off + 2 &&
+        memcmp(out->text.p + out->text.len - 2, "}\n", 2) == 0) {
+        /* "...}\n" → "...,\"shadow\":true,\"snoozed\":true}\n" */
+        out->text.len -= 2;
+        if (r->shadow)
+            fw_buf_puts(&out->text, ",\"shadow\":true");
+        if (snoozed)
+            fw_buf_puts(&out->text, ",\"snoozed\":true");
+        fw_buf_puts(&out->text, "}\n");
+    }
+    if (out->counts) {
+        uint32_t *c = out->counts + (size_t)u->rule * FW_RC_N;
+        c[FW_RC_ALERTS]++;
+        c[FW_RC_SNOOZED] += snoozed;
+        c[FW_RC_SHADOW] += r->shadow || snoozed;
+        out->counted = true;
+    }
     if (out->n == out->cap) {
         out->cap = out->cap ? out->cap * 2 : 16;
         out->refs = fw_xrealloc(out->refs, out->cap * sizeof *out->refs);
@@ -256,14 +293,19 @@ void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
     size_t subject_off = out->text.len;
     fw_buf_put(&out->text, u->key, u->klen);
     out->refs[out->n++] = (fw_alert_ref){ u->seq, u->rule, off, len,
-                                          subject_off, u->klen };
+                                          subject_off, u->klen, r->shadow, snoozed };
 }
 
 void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
                     fw_alert_out *out)
 {
     const fw_rule *r = &rs->rules[u->rule];
+    applying_counts = out->counts ? out->counts + (size_t)u->rule * FW_RC_N : NULL;
+    uint32_t before = applying_counts ? applying_counts[FW_RC_SUPPRESSED] : 0;
     fw_rule_kind(r)->apply(st, rs, r, u, out);
+    if (applying_counts && applying_counts[FW_RC_SUPPRESSED] != before)
+        out->counted = true;
+    applying_counts = NULL;
 }
 
 void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms)

@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 #include "fraudwatch/buf.h"
+#include "fraudwatch/pipeline.h"
+#include "fraudwatch/snooze.h"
 #include "update.h"
 
 typedef struct fw_state fw_state;
@@ -20,12 +22,19 @@ typedef struct fw_alert_ref {
     size_t len;
     size_t subject_off;      /* the raw subject (the Kafka message key) */
     size_t subject_len;
+    bool shadow, snoozed;    /* not a live warning (fw_alert_view) */
 } fw_alert_ref;
 
 typedef struct fw_alert_out {
     fw_buf text;
     fw_alert_ref *refs;
     size_t n, cap;
+    /* Set by the pipeline for the batch: the snoozes it is applied under
+     * (NULL: none), and where the shard counts per rule (fw_rule_count,
+     * stride FW_RC_N; NULL: not counted) — `counted` once it did. */
+    const fw_snoozes *snoozes;
+    uint32_t *counts;
+    bool counted;
 } fw_alert_out;
 
 fw_state *fw_state_new(void);

@@ -36,7 +36,14 @@ static void collect_alert(void *self, const fw_alert_view *a, const fw_origin *f
     fwt_collector *c = self;
     fwt_result *res = c->res;
     res->alerts = realloc(res->alerts, (res->nalerts + 1) * sizeof *res->alerts);
-    res->alerts[res->nalerts++] = parse_alert(c, a->json, a->len);
+    res->to_shadow = realloc(res->to_shadow, (res->nalerts + 1) * sizeof *res->to_shadow);
+    cJSON *j = parse_alert(c, a->json, a->len);
+    /* The view's flags (what a sink routes by) say what the JSON says. */
+    if (j && (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "shadow")) != a->shadow ||
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "snoozed")) != a->snoozed))
+        res->flag_mismatches++;
+    res->to_shadow[res->nalerts] = a->shadow || a->snoozed;
+    res->alerts[res->nalerts++] = j;
 }
 
 static void collect_dead_letter(void *self, const char *payload, size_t len,
@@ -62,7 +69,8 @@ fw_driver *fwt_driver(fw_ruleset *rs, const fw_pipeline_opts *o, fw_mem_source *
                       fwt_collector *c, char *err, size_t errlen)
 {
     fw_driver_opts d = { .pipeline = *o, .source = &fw_mem_source_ops, .source_self = src,
-                         .sink = &fwt_collect_sink, .sink_self = c, .rules = rs };
+                         .sink = &fwt_collect_sink, .sink_self = c, .rules = rs,
+                         .snoozes = fwt_snoozes };
     return fw_driver_new(&d, err, errlen);
 }
 
@@ -72,6 +80,26 @@ void fwt_drive(fw_driver *d, fwt_result *res)
     const fw_driver_stats *st = fw_driver_stats_get(d);
     res->faults += st->faults;
     res->evictions += st->evictions;
+    for (size_t i = 0; i < fw_driver_rule_tally_count(d); i++) {
+        const fw_rule_tally *t = fw_driver_rule_tally(d, i);
+        fwt_tally *y = (fwt_tally *)fwt_tally_of(res, t->rule, t->mode);
+        if (!y && res->ntallies < sizeof res->tallies / sizeof res->tallies[0]) {
+            y = &res->tallies[res->ntallies++];
+            snprintf(y->rule, sizeof y->rule, "%s", t->rule);
+            snprintf(y->mode, sizeof y->mode, "%s", t->mode);
+        }
+        for (int k = 0; y && k < FW_RC_N; k++)
+            y->n[k] += t->n[k];
+    }
+}
+
+const fwt_tally *fwt_tally_of(const fwt_result *res, const char *rule_id, const char *mode)
+{
+    for (size_t i = 0; i < res->ntallies; i++)
+        if (strcmp(res->tallies[i].rule, rule_id) == 0 &&
+            (!mode || strcmp(res->tallies[i].mode, mode) == 0))
+            return &res->tallies[i];
+    return NULL;
 }
 
 /* Lines [from, to) of `events` (1-based line numbers) through a driver of
@@ -93,6 +121,7 @@ static fw_driver *feed(fw_ruleset *rs, uint32_t threads, const char *events, uin
 }
 
 uint64_t fwt_max_keys;
+fw_snoozes *fwt_snoozes;
 
 int fwt_run_files(const fw_rulefile *files, size_t nfiles, const char *events,
                   uint32_t threads, fwt_result *res, char *err, size_t errlen)
@@ -184,6 +213,7 @@ void fwt_result_free(fwt_result *res)
     for (size_t i = 0; i < res->nalerts; i++)
         cJSON_Delete(res->alerts[i]);
     free(res->alerts);
+    free(res->to_shadow);
     memset(res, 0, sizeof *res);
 }
 

@@ -16,9 +16,20 @@
 #include "fraudwatch/ruleset.h"
 #include "source_memory.h"
 
+typedef struct fwt_tally {
+    char rule[72];
+    char mode[8];
+    uint64_t n[FW_RC_N];
+} fwt_tally;
+
 typedef struct fwt_result {
     cJSON **alerts;
     size_t nalerts;
+    bool *to_shadow;            /* per alert: the view said shadow or snoozed (the
+                                   shadow output's), checked against its JSON flags */
+    size_t flag_mismatches;     /* views whose flags differ from the JSON's */
+    fwt_tally tallies[32];      /* per rule and mode (fw_driver_rule_tally) */
+    size_t ntallies;
     size_t malformed;
     uint32_t bad_lines[64];     /* line numbers of the first malformed lines */
     const char *bad_reasons[64];
@@ -28,6 +39,10 @@ typedef struct fwt_result {
 
 /* The key state budget of the pipelines fwt_run* build (0: none). */
 extern uint64_t fwt_max_keys;
+/* The snoozes the pipelines fwt_run* build apply (NULL: none; borrowed). */
+extern fw_snoozes *fwt_snoozes;
+/* The tally of rule_id (mode NULL: any), or NULL. */
+const fwt_tally *fwt_tally_of(const fwt_result *res, const char *rule_id, const char *mode);
 
 /* The collecting sink: alerts parsed into res->alerts (strict: an alert
  * that is not one line of valid UTF-8 JSON holding one object is kept as

@@ -675,7 +675,7 @@ static void test_marks_wait_for_acknowledgements(void **state)
 
     uint64_t m0 = fw_out_mark(o);          /* nothing before it */
     assert_true(fw_out_acked(o, m0));
-    fw_out_alert(o, "{\"a\":1}\n", 8, "k", 1, 1700000000000LL);
+    fw_out_alert(o, "{\"a\":1}\n", 8, "k", 1, 1700000000000LL, false);
     uint64_t m1 = fw_out_mark(o);          /* one alert before it */
     assert_false(fw_out_acked(o, m1));
     fw_out_poll(o, 50);
@@ -689,7 +689,7 @@ static void test_marks_wait_for_acknowledgements(void **state)
     /* A long outage with a mark every few seconds: no limit is hit, and
      * no mark is ever acknowledged. */
     for (int i = 0; i < 300; i++) {
-        fw_out_alert(o, "{\"b\":1}\n", 8, "k", 1, 1700000000000LL);
+        fw_out_alert(o, "{\"b\":1}\n", 8, "k", 1, 1700000000000LL, false);
         uint64_t mk = fw_out_mark(o);
         assert_false(fw_out_acked(o, mk));
         assert_false(fw_out_acked(o, m1));

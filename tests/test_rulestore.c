@@ -1834,7 +1834,7 @@ static void test_heartbeat_during_slow_fetch(void **state)
     "~fraudwatch:* -@all +ping +select +get +incr +del +unlink +rename +persist "         \
     "+expire +pttl +scan +hset +hgetall +hlen +sadd +srem +scard +sismember "             \
     "+smembers +sscan +rpush +ltrim +lrange +watch +unwatch +multi +exec +publish "    \
-    "+zadd +zrem +zscore +zrangebyscore +zscan +hget +hdel +hscan"
+    "+zadd +zrem +zscore +zrangebyscore +zscan +hget +hdel +hscan +time"
 
 static void acl(const char *line)
 {

@@ -350,7 +350,12 @@ def redis_cases(auth, open_srv):
                 ("lists add --until", ["lists", "add", "extra_list", "13900000002",
                                        "--ttl", "7d", "--reason", "r", "--by", "op"]),
                 ("lists show", ["lists", "show", "extra_list", "13900000002"]),
-                ("lists expire", ["lists", "expire", "extra_list"])]
+                ("lists expire", ["lists", "expire", "extra_list"]),
+                ("snooze add", ["snooze", "add", "*", "13900000001", "--for", "1h",
+                                "--reason", "canary test"]),
+                ("snooze list", ["snooze", "list"]),
+                ("snooze log", ["snooze", "log"]),
+                ("snooze remove", ["snooze", "remove", "*", "13900000001"])]
 
     bad = [
         (f"rediss://u:{PW}@127.0.0.1:{open_srv.port}", "TLS"),
@@ -496,7 +501,8 @@ def main():
         r = resp(auth.port, ["AUTH", PW],
                  ["ACL", "SETUSER", "fwuser", "on", ">" + ACL_PW, "~fraudwatch:*",
                   "&fraudwatch:notify", "-@all", "+@read", "+@write", "+@keyspace",
-                  "+@transaction", "+@pubsub", "+@connection", "-@dangerous"],
+                  "+@transaction", "+@pubsub", "+@connection", "-@dangerous",
+                  "+time"],   # snooze: the server's time of a change
                  ["ACL", "SETUSER", "limited", "on", ">" + LIM_PW, "-@all", "+@connection"])
         assert r.count("+OK") == 3, r
         config_cases(auth)

@@ -42,6 +42,8 @@ typedef struct fw_settings {
     int order_wait_ms;        /* input.order_wait_ms 0..60000, default 1000; 0: arrival order */
     char *group_id;           /* kafka.group.id, default "fraudwatch" */
     char *alert_topic;        /* output.topic, default "fraudwatch.alerts" */
+    char *shadow_topic;       /* output.shadow_topic, default "" (= output.topic + ".shadow";
+                               * use fw_config_shadow_topic) */
     char *dlq_topic;          /* deadletter.topic, default "fraudwatch.deadletter" */
     uint32_t threads;         /* engine.threads 1..64, default 2 */
     char *rules_source;       /* rules.source: "dir:PATH" or a redis:// URL, default "dir:rules" */
@@ -85,6 +87,9 @@ fw_settings *fw_config_new(void);
 
 /* NULL is fine. */
 void fw_config_free(fw_settings *s);
+/* The topic of shadow and snoozed alerts: output.shadow_topic, or when it
+ * is empty output.topic + ".shadow" (written into buf, n bytes). */
+const char *fw_config_shadow_topic(const fw_settings *s, char *buf, size_t n);
 
 /* Reads a properties file: "key = value" (or "key=value") per line; lines
  * whose first non-blank character is '#' or ';' and blank lines are

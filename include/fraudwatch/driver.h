@@ -28,6 +28,7 @@
 #include "fraudwatch/metrics.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
+#include "fraudwatch/snooze.h"
 
 /* A message as a source hands it over.  `stream` names where it came from
  * (a partition index the source hands out; 0 for a file), `offset` its
@@ -122,6 +123,8 @@ typedef struct fw_driver_opts {
     const fw_sink_ops *sink;
     void *sink_self;
     fw_ruleset *rules;               /* the first rule set (a reference is taken) */
+    fw_snoozes *snoozes;             /* the first snoozes (a reference is taken;
+                                        NULL: none); see fw_driver_set_snoozes */
     /* Checkpoints: a directory to keep them in (NULL: none; one process
      * at a time: it is locked, a second driver on it is refused), the
      * file's name there, and how often to cut one. */
@@ -159,6 +162,20 @@ int64_t fw_driver_unsaved_ms(const fw_driver *d);
  * reference); batches in flight finish under their own. */
 void fw_driver_swap_rules(fw_driver *d, fw_ruleset *rs);
 const fw_ruleset *fw_driver_rules(const fw_driver *d);
+/* Snoozes for the batches from now on (a reference is taken; NULL: none).
+ * Costs a pointer: the rule set and every key's state stay as they are. */
+void fw_driver_set_snoozes(fw_driver *d, fw_snoozes *s);
+
+/* What each rule did so far (issue 11.7), one tally per (rule id, mode):
+ * a rule whose mode changed by a reload has one of each.  Counts are
+ * indexed by enum fw_rule_count (pipeline.h). */
+typedef struct fw_rule_tally {
+    const char *rule;
+    const char *mode;                /* "live" or "shadow" */
+    uint64_t n[FW_RC_N];
+} fw_rule_tally;
+size_t fw_driver_rule_tally_count(const fw_driver *d);
+const fw_rule_tally *fw_driver_rule_tally(const fw_driver *d, size_t i);
 /* A checkpoint of everything fed so far, finished before returning (a
  * revocation, the shutdown): every batch retired, every output delivered
  * (until until_ms; *cut_short ends the wait early), the file written and

@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include "fraudwatch/ruleset.h"
+#include "fraudwatch/snooze.h"
 
 typedef struct fw_pipeline fw_pipeline;
 typedef struct fw_batch fw_batch;
@@ -61,6 +62,9 @@ void fw_pipeline_free(fw_pipeline *p);
 /* A free batch to fill, matched under `rs` (a reference is taken), or NULL
  * when every slot is in flight: retire one and try again. */
 fw_batch *fw_pipeline_acquire(fw_pipeline *p, fw_ruleset *rs);
+/* The snoozes every batch acquired from now on is applied under (a
+ * reference is taken; NULL: none).  Batches in flight keep theirs. */
+void fw_pipeline_set_snoozes(fw_pipeline *p, fw_snoozes *s);
 /* Adds a message; false (nothing added) when the batch is full. */
 bool fw_batch_add(fw_batch *b, const char *data, size_t len, uint64_t tag);
 uint32_t fw_batch_count(const fw_batch *b);
@@ -105,7 +109,27 @@ typedef struct fw_alert_view {
     size_t subject_len;
     uint32_t seq;          /* event's index in the batch */
     uint32_t rule;         /* rule index in the batch's rule set */
+    /* Not a live warning (SPEC §2): the rule is in shadow mode, or a
+     * snooze muted it; the JSON carries "shadow": true / "snoozed": true.
+     * Either one sends it to the shadow output. */
+    bool shadow;
+    bool snoozed;
 } fw_alert_view;
+
+/* Per-rule counts of a batch (the per-rule metrics; replay's summary). */
+enum fw_rule_count {
+    FW_RC_MATCHED,      /* events that satisfied the rule's conditions (the
+                           event type and where of one of its steps) */
+    FW_RC_FAULTS,       /* its regex searches stopped by a limit */
+    FW_RC_ALERTS,       /* times it fired: every alert, whatever its output */
+    FW_RC_SUPPRESSED,   /* fires withheld by suppression (no alert) */
+    FW_RC_SNOOZED,      /* alerts a snooze muted */
+    FW_RC_SHADOW,       /* alerts to the shadow output (shadow mode, or snoozed) */
+    FW_RC_N
+};
+/* Adds the retired batch's counts to sum[rule * FW_RC_N + k], for every
+ * rule of its rule set (sum has room for them all). */
+void fw_batch_rule_counts(const fw_batch *b, uint64_t *sum);
 
 /* Alerts of a retired batch in event order, then rule order. */
 void fw_batch_alerts_begin(const fw_batch *b, fw_alert_iter *it);

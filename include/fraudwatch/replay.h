@@ -20,6 +20,7 @@ typedef struct fw_replay_opts {
     FILE *log;                 /* malformed lines and the summary */
     uint32_t max_reported;     /* malformed lines printed individually */
     uint64_t max_keys;         /* key state budget (0: none) */
+    const char *snoozes_file;  /* --snoozes FILE (NULL: none; snooze.h) */
 } fw_replay_opts;
 
 typedef struct fw_replay_stats {
@@ -27,6 +28,8 @@ typedef struct fw_replay_stats {
     uint64_t events;           /* non-blank lines */
     uint64_t malformed;
     uint64_t alerts;
+    uint64_t shadow;           /* alerts flagged shadow or snoozed */
+    uint64_t snoozed;          /* alerts flagged snoozed */
     uint64_t faults;
     uint64_t clock_ahead;      /* events > lateness ahead of the stream clock */
     uint64_t clock_behind;     /* events > lateness behind it */

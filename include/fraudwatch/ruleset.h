@@ -106,6 +106,10 @@ uint64_t fw_ruleset_version(const fw_ruleset *rs);
 size_t fw_ruleset_rule_count(const fw_ruleset *rs);
 const char *fw_ruleset_rule_id(const fw_ruleset *rs, size_t i);
 const char *fw_ruleset_rule_severity(const fw_ruleset *rs, size_t i);
+/* "live" or "shadow" (the rule's "mode"). */
+const char *fw_ruleset_rule_mode(const fw_ruleset *rs, size_t i);
+/* Does rs hold a rule with this id (enabled or not)? */
+bool fw_ruleset_has_rule(const fw_ruleset *rs, const char *id);
 
 /* Prints what was loaded: lists with sizes, rules with kind and summary,
  * and the cost per event type. */

@@ -81,6 +81,8 @@ def run_once(binary, case_dir, threads):
     cmd = [binary, "replay", "--rules", os.path.join(case_dir, "rules")]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if os.path.isfile(os.path.join(case_dir, "snoozes.tsv")):
+        cmd += ["--snoozes", os.path.join(case_dir, "snoozes.tsv")]
     cmd.append(os.path.join(case_dir, "events.jsonl"))
     problems = []
     try:
@@ -141,6 +143,9 @@ def check_run(label, alerts, expected, ts_of):
         for k in e.get("absent") or []:
             if k in a:
                 problems.append("[%s] ~ %s: has %s, expected none" % (label, fmt(t), k))
+        for flag in ("shadow", "snoozed"):
+            if (a.get(flag) is True) != (e.get(flag) is True):
+                problems.append("[%s] ~ %s: \"%s\" is %r, expected %r" % (label, fmt(t), flag, a.get(flag), e.get(flag, False)))
         if t[2] in ts_of and a.get("event_ts") != ts_of[t[2]]:
             problems.append("[%s] ~ %s: event_ts %r, expected %r" % (label, fmt(t), a.get("event_ts"), ts_of[t[2]]))
     ids = {}
