@@ -9,7 +9,8 @@ set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config python3
       libpcre2-dev libcjson-dev librdkafka-dev libhiredis-dev libcmocka-dev
       libmicrohttpd-dev redis-server kcat curl valgrind clang libclang-rt-14-dev
-      gnuplot-nox)
+      gnuplot-nox
+      libcrypt-dev chromium chromium-driver python3-selenium)
 if [[ "${1:-}" == "--kafka" ]]; then
     pkgs+=(default-jdk-headless maven)
 fi
