@@ -672,7 +672,11 @@ static enum MHD_Result api_transition(struct MHD_Connection *conn, redisContext 
         return rc;
     }
     freeReplyObject(r);
-    return api_get(conn, c, s, id);
+    /* The answer is the alert as changed, even when an escalation just
+     * moved it out of the officer's unit. */
+    struct sess seen = *s;
+    snprintf(seen.role, sizeof seen.role, "dispatcher");
+    return api_get(conn, c, &seen, id);
 }
 
 static enum MHD_Result api_snooze(struct MHD_Connection *conn, redisContext *c,
