@@ -154,6 +154,8 @@ function fillSelect(sel, values, prefix, keep) {
 function showLogin() {
   me = null;
   if (stream) { stream.close(); stream = null; }
+  items = new Map(); cursor = null; selected = null;
+  clear($('rows')); clear($('detail')).hidden = true; $('live').textContent = '';
   $('login-view').hidden = false;
   $('queue-view').hidden = $('stats-view').hidden = true;
   $('nav').hidden = $('logout').hidden = true;
@@ -463,7 +465,7 @@ function dayChart(container, days) {
   const tot = days.map((d) => SEVS.reduce((s, k) => s + (d[k] || 0), 0));
   const max = Math.max(1, ...tot);
   const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img' });
-  const bw = Math.max(2, (W - L - 8) / n - 2);
+  const bw = Math.min(36, Math.max(2, (W - L - 8) / n - 2));
   svg.appendChild(svgEl('text', { x: 2, y: 12 }, max));
   svg.appendChild(svgEl('line', { x1: L, y1: H - B, x2: W, y2: H - B, stroke: '#999' }));
   days.forEach((d, i) => {
