@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fraudwatch/config.h"
+#include "fraudwatch/metrics.h"
 
 #define FW_CON_ID_MAX 128          /* alert ids, user names, units, rule ids */
 #define FW_CON_NOTE_MAX 2000       /* a note on a transition or a snooze */
@@ -100,14 +101,15 @@ int fw_cli_routes(int argc, char **argv);     /* `fraudwatch routes ...` */
 /* ---- the running console ------------------------------------------------------ */
 
 typedef struct fw_con_ingest fw_con_ingest;
-fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, char *err,
-                                   size_t errlen);
+/* m: the console's registry (its /metrics); the series live as long as it. */
+fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,
+                                   char *err, size_t errlen);
 void fw_con_ingest_stop(fw_con_ingest *in);
 uint64_t fw_con_ingest_stored(const fw_con_ingest *in);
 
 typedef struct fw_con_http fw_con_http;
-fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, char *err,
-                               size_t errlen);
+fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,
+                               char *err, size_t errlen);
 void fw_con_http_stop(fw_con_http *h);
 
 /* ---- passwords and tokens (console_auth.c) ------------------------------------ */

@@ -52,6 +52,8 @@
 
 struct fw_con_http {
     struct MHD_Daemon *d;
+    fw_metrics *m;
+    fw_gauge *m_sse;
     fw_con_store *st;
     char *web_dir;
     int ttl_s;
@@ -95,9 +97,13 @@ static void secure_headers(struct MHD_Response *r)
                             "base-uri 'none'; frame-ancestors 'none'; form-action 'self'");
 }
 
+/* The status of the answer this thread queued last (for the metrics). */
+static _Thread_local unsigned answered;
+
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *ctype,
                                  char *text, size_t len, const char *cookie)
 {
+    answered = status;
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
@@ -974,6 +980,7 @@ struct sse {
 static void sse_free(void *p)
 {
     struct sse *x = p;
+    fw_gauge_add(x->h->m_sse, -1);
     if (x->c)
         fw_con_put(x->h->st, x->c, false);
     fw_buf_free(&x->out);
@@ -1073,6 +1080,8 @@ static enum MHD_Result api_stream(fw_con_http *h, struct MHD_Connection *conn, c
     x->h = h;
     x->s = *s;
     x->last_send = fw_mono_ms();
+    fw_gauge_add(h->m_sse, 1);
+    answered = 200;
     fw_buf_puts(&x->out, "retry: 2000\nevent: hello\ndata: {}\n\n");
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read,
                                                                x, sse_free);
@@ -1219,6 +1228,31 @@ done:
     return rc;
 }
 
+/* The route label of a request: its API path with the id as {id}. */
+static const char *route_label(const char *url)
+{
+    static const char *const known[] = { "/api/login", "/api/logout", "/api/me", "/api/alerts",
+                                         "/api/snoozes", "/api/stats", "/api/stream",
+                                         "/api/units", "/healthz", "/metrics", NULL };
+    for (const char *const *k = known; *k; k++)
+        if (strcmp(url, *k) == 0)
+            return *k;
+    if (strncmp(url, "/api/alerts/", 12) == 0) {
+        size_t n = strlen(url);
+        return n > 11 && strcmp(url + n - 11, "/transition") == 0
+                   ? "/api/alerts/{id}/transition" : "/api/alerts/{id}";
+    }
+    return strncmp(url, "/api/", 5) == 0 ? "/api/other" : "static";
+}
+
+static void count_request(fw_con_http *h, const char *url, unsigned status)
+{
+    char labels[160];
+    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%u\"", route_label(url), status);
+    fw_counter_add(fw_metrics_counter(h->m, "fraudwatch_console_http_requests_total",
+                                      "HTTP requests answered, by route and status.", labels), 1);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -1242,7 +1276,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         *upload_size = 0;
         return MHD_YES;
     }
-    return route(h, conn, url, method, rq);
+    answered = 0;
+    enum MHD_Result rc;
+    if (strcmp(url, "/metrics") == 0 && strcmp(method, "GET") == 0) {
+        size_t len = 0;
+        char *text = fw_metrics_render(h->m, &len);
+        rc = text ? send_text(conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL)
+                  : send_error(conn, 500, "out of memory");
+    } else {
+        rc = route(h, conn, url, method, rq);
+    }
+    if (answered)
+        count_request(h, url, answered);
+    return rc;
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -1256,13 +1302,17 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, char *err, size_t errlen)
+fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,
+                               char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     if (fw_listen_parse(cfg->console_listen, &ss, err, errlen) != 0)
         return NULL;
     fw_con_http *h = fw_xcalloc(1, sizeof *h);
     h->st = st;
+    h->m = m;
+    h->m_sse = fw_metrics_gauge(m, "fraudwatch_console_sse_clients",
+                                "Pages connected to /api/stream.", NULL);
     h->web_dir = fw_xstrdup(cfg->console_web_dir);
     h->ttl_s = cfg->console_session_ttl_s;
     bool v6 = ss.ss_family == AF_INET6;

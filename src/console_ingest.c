@@ -48,6 +48,8 @@ struct fw_con_ingest {
     int64_t retention_ms;
     fw_con_routes *routes;
     long long routes_version;
+    fw_counter *m_stored, *m_dup, *m_garbage, *m_notlive, *m_redis_err;
+    fw_gauge *m_lag;
 };
 
 uint64_t fw_con_ingest_stored(const fw_con_ingest *in)
@@ -163,10 +165,13 @@ static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message
                    "partition=%d offset=%" PRId64 " reason=\"%s\"", (int)ms[i]->partition,
                    ms[i]->offset, why);
             atomic_fetch_add(&in->skipped, 1);
+            fw_counter_add(in->m_garbage, 1);
             continue;
         }
-        if (!as[i].live)
+        if (!as[i].live) {
+            fw_counter_add(in->m_notlive, 1);
             continue;
+        }
         fw_con_store_alert_append(c, &as[i], ms[i]->payload, ms[i]->len,
                                   fw_con_route(in->routes, as[i].root));
         sent[i] = true;
@@ -194,9 +199,14 @@ static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message
                 fw_con_load_scripts(c);
         } else if (done == n && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
             atomic_fetch_add(&in->stored, 1);
+            fw_counter_add(in->m_stored, 1);
+        } else if (done == n && r->type == REDIS_REPLY_INTEGER) {
+            fw_counter_add(in->m_dup, 1);
         }
         freeReplyObject(r);
     }
+    if (done < n)
+        fw_counter_add(in->m_redis_err, 1);
     if (broken) {
         fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
                "waiting for it (offsets are not committed past unstored alerts)",
@@ -211,12 +221,32 @@ static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message
     return done;
 }
 
+/* Messages behind the end of the assigned partitions (cached watermarks:
+ * no request to the broker). */
+static void update_lag(fw_con_ingest *in)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(in->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return;
+    rd_kafka_position(in->rk, a);
+    double lag = 0;
+    for (int i = 0; i < a->cnt; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(in->rk, a->elems[i].topic, a->elems[i].partition,
+                                           &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0 && a->elems[i].offset >= 0 && hi > a->elems[i].offset)
+            lag += (double)(hi - a->elems[i].offset);
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+    fw_gauge_set(in->m_lag, lag);
+}
+
 static void *run(void *arg)
 {
     fw_con_ingest *in = arg;
     redisContext *c = NULL;
     rd_kafka_message_t *ms[BATCH];
-    int64_t last_routes = 0, last_retention = fw_mono_ms() - RETENTION_EVERY_MS + 10000;
+    int64_t last_routes = 0, last_lag = 0, last_retention = fw_mono_ms() - RETENTION_EVERY_MS + 10000;
     int64_t wait_until = 0;
     bool redis_down_logged = false;
     while (!atomic_load(&in->stop)) {
@@ -248,6 +278,10 @@ static void *run(void *arg)
         if (now - last_routes >= 1000) {
             reload_routes(in, c);
             last_routes = now;
+        }
+        if (now - last_lag >= 2000) {
+            update_lag(in);
+            last_lag = now;
         }
         if (now - last_retention >= RETENTION_EVERY_MS) {
             retention(in, c);
@@ -291,8 +325,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, char *err,
-                                   size_t errlen)
+fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,
+                                   char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char e[512];
@@ -341,6 +375,23 @@ fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, cha
     in->topic = fw_xstrdup(cfg->console_alerts_topic);
     in->retention_ms = (int64_t)cfg->console_retention_days * 86400000LL;
     in->routes_version = -1;
+    in->m_stored = fw_metrics_counter(m, "fraudwatch_console_alerts_stored_total",
+                                      "Alerts stored in Redis for the first time.", NULL);
+    in->m_dup = fw_metrics_counter(m, "fraudwatch_console_alerts_already_stored_total",
+                                   "Alerts read again (re-read, another console): nothing changed.",
+                                   NULL);
+    in->m_garbage = fw_metrics_counter(m, "fraudwatch_console_messages_skipped_total",
+                                       "Messages on the alert topic not stored.",
+                                       "reason=\"not_an_alert\"");
+    in->m_notlive = fw_metrics_counter(m, "fraudwatch_console_messages_skipped_total",
+                                       "Messages on the alert topic not stored.",
+                                       "reason=\"shadow_or_snoozed\"");
+    in->m_redis_err = fw_metrics_counter(m, "fraudwatch_console_store_failures_total",
+                                         "Batches of alerts Redis did not take whole (retried).",
+                                         NULL);
+    in->m_lag = fw_metrics_gauge(m, "fraudwatch_console_lag_messages",
+                                 "Messages of the alert topic not yet read (assigned partitions).",
+                                 NULL);
     if (pthread_create(&in->thread, NULL, run, in) != 0) {
         snprintf(err, errlen, "cannot start the ingest thread");
         rd_kafka_destroy(rk);

@@ -415,18 +415,25 @@ int fw_console_main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     fw_con_store *st = fw_con_store_new(s->console_redis, 2000);
-    fw_con_http *h = fw_con_http_start(s, st, err, sizeof err);
+    fw_metrics *m = fw_metrics_new();
+    if (!m) {
+        fputs("fraudwatch console: out of memory\n", stderr);
+        return 1;
+    }
+    fw_con_http *h = fw_con_http_start(s, st, m, err, sizeof err);
     if (!h) {
         fprintf(stderr, "fraudwatch console: %s\n", err);
         fw_con_store_free(st);
+        fw_metrics_free(m);
         fw_config_free(s);
         return 1;
     }
-    fw_con_ingest *in = fw_con_ingest_start(s, st, err, sizeof err);
+    fw_con_ingest *in = fw_con_ingest_start(s, st, m, err, sizeof err);
     if (!in) {
         fprintf(stderr, "fraudwatch console: %s\n", err);
         fw_con_http_stop(h);
         fw_con_store_free(st);
+        fw_metrics_free(m);
         fw_config_free(s);
         return 1;
     }
@@ -438,6 +445,7 @@ int fw_console_main(int argc, char **argv)
     fw_con_ingest_stop(in);
     fw_con_http_stop(h);
     fw_con_store_free(st);
+    fw_metrics_free(m);
     fw_config_free(s);
     return 0;
 }

@@ -396,10 +396,25 @@ def test_check_config(e):
     assert p.returncode == 0 and "s3cretpw" not in p.stdout, p.stdout
 
 
+def test_metrics(e):
+    text = urllib.request.urlopen(e.console.base + "/metrics", timeout=10).read().decode()
+    vals = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            vals[k] = float(v)
+    # this process's lifetime: stored since the last restart, never more than all
+    assert 0 < vals["fraudwatch_console_alerts_stored_total"] <= len(e.alerts), vals
+    assert vals['fraudwatch_console_messages_skipped_total{reason="not_an_alert"}'] >= 0
+    assert vals["fraudwatch_console_lag_messages"] == 0, vals
+    assert vals['fraudwatch_console_http_requests_total{route="/api/login",status="200"}'] >= 1
+    assert "fraudwatch_console_sse_clients" in vals
+
+
 TESTS = [test_check_config, test_routing_and_queues, test_search, test_roles,
          test_transitions_and_bad_input, test_snooze_and_audit, test_login_rate_limit,
          test_disabled_user, test_rereading_adds_nothing, test_stream,
-         test_console_and_redis_restart, test_stats_equal_own_count, test_oversized_headers]
+         test_console_and_redis_restart, test_stats_equal_own_count, test_oversized_headers, test_metrics]
 
 
 def main():
