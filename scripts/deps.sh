@@ -10,7 +10,8 @@ pkgs=(build-essential meson ninja-build pkg-config python3
       libpcre2-dev libcjson-dev librdkafka-dev libhiredis-dev libcmocka-dev
       libmicrohttpd-dev redis-server kcat curl valgrind clang libclang-rt-14-dev
       gnuplot-nox
-      libcrypt-dev chromium chromium-driver python3-selenium fonts-wqy-microhei)
+      libcrypt-dev chromium chromium-driver python3-selenium fonts-wqy-microhei
+      libcurl4-openssl-dev)
 if [[ "${1:-}" == "--kafka" ]]; then
     pkgs+=(default-jdk-headless maven)
 fi

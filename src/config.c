@@ -252,6 +252,17 @@ static const struct key console_keys[] = {
     { "console.session_ttl_s", K_INT, F(console_session_ttl_s), "28800", 60, 604800, NULL,
       NULL, NULL,
       "How long a login lasts (the session cookie's Max-Age and the Redis key's TTL)." },
+    { "console.webhook_attempts", K_INT, F(console_webhook_attempts), "5", 1, 50, NULL,
+      NULL, NULL,
+      "Deliveries of a unit's webhook tried per alert before it is recorded as failed "
+      "on the alert's history." },
+    { "console.webhook_backoff_ms", K_INT, F(console_webhook_backoff_ms), "2000", 10,
+      600000, NULL, NULL, NULL,
+      "Wait before the second delivery attempt; doubled for each further one (at "
+      "most 10 minutes)." },
+    { "console.webhook_timeout_ms", K_INT, F(console_webhook_timeout_ms), "5000", 100,
+      60000, NULL, NULL, NULL,
+      "How long one webhook delivery may take (connect and answer)." },
     { "log.level", K_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error|warning=warn",
       NULL, NULL, "Lowest level logged (logfmt on stderr); any case." },
     { "instance.id", K_STR, F(instance_id), "", 0, 255, NULL, check_printable,

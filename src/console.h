@@ -112,6 +112,13 @@ fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, fw_metr
                                char *err, size_t errlen);
 void fw_con_http_stop(fw_con_http *h);
 
+typedef struct fw_con_webhooks fw_con_webhooks;
+fw_con_webhooks *fw_con_webhooks_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,
+                                       char *err, size_t errlen);
+void fw_con_webhooks_stop(fw_con_webhooks *w);
+/* HMAC-SHA256(key, msg) as 64 hex digits (the webhook signature). */
+void fw_con_hmac_sha256_hex(const char *key, const char *msg, size_t len, char out[65]);
+
 /* ---- passwords and tokens (console_auth.c) ------------------------------------ */
 
 /* yescrypt hash of pw into out (a "$y$..." string); -1 on failure. */

@@ -4,6 +4,7 @@
  *   fraudwatch console user add NAME --role admin|dispatcher|officer [--unit U] --redis URL
  *   fraudwatch console user disable|passwd NAME --redis URL
  *   fraudwatch console user list --redis URL
+ *   fraudwatch console webhook set UNIT URL | remove UNIT | list --redis URL
  *   fraudwatch routes load FILE --redis URL
  *   fraudwatch routes list --redis URL
  *
@@ -34,6 +35,9 @@ static const char usage_console[] =
     "       fraudwatch console user disable NAME --redis URL\n"
     "       fraudwatch console user passwd NAME --redis URL\n"
     "       fraudwatch console user list --redis URL\n"
+    "       fraudwatch console webhook set UNIT URL --redis URL   (signing secret on stdin)\n"
+    "       fraudwatch console webhook remove UNIT --redis URL\n"
+    "       fraudwatch console webhook list --redis URL\n"
     "\n"
     "The anti-fraud centre's console: reads the live alert topic into Redis (the\n"
     "store of record), routes each alert to a unit, and serves the page and the\n"
@@ -235,6 +239,76 @@ static int cmd_user(int argc, char **argv)
     return rc;
 }
 
+static int cmd_webhook(int argc, char **argv)
+{
+    const char *url = take_redis(&argc, argv);
+    bool set = argc == 4 && strcmp(argv[1], "set") == 0;
+    bool rem = argc == 3 && strcmp(argv[1], "remove") == 0;
+    bool list = argc == 2 && strcmp(argv[1], "list") == 0;
+    if (!set && !rem && !list) {
+        fputs(usage_console, stderr);
+        return 2;
+    }
+    if (!list && !fw_con_name_ok(argv[2])) {
+        fputs("fraudwatch console webhook: UNIT must be a name (letters, digits, _ . : @ -)\n",
+              stderr);
+        return 2;
+    }
+    if (set && strncmp(argv[3], "http://", 7) != 0 && strncmp(argv[3], "https://", 8) != 0) {
+        fputs("fraudwatch console webhook set: the URL must start with http:// or https://\n",
+              stderr);
+        return 2;
+    }
+    if (!url) {
+        fputs("fraudwatch console webhook: --redis URL (or FRAUDWATCH_REDIS) is required\n", stderr);
+        return 2;
+    }
+    char secret[600] = "";
+    if (set) {
+        if (isatty(STDIN_FILENO))
+            fputs("signing secret: ", stderr);
+        if (!fgets(secret, sizeof secret, stdin))
+            secret[0] = '\0';
+        secret[strcspn(secret, "\r\n")] = '\0';
+        if (strlen(secret) < 16) {
+            fputs("fraudwatch console webhook set: the signing secret (first line of stdin) "
+                  "must be at least 16 characters\n", stderr);
+            explicit_bzero(secret, sizeof secret);
+            return 1;
+        }
+    }
+    redisContext *c = open_redis("console webhook", url);
+    if (!c)
+        return 1;
+    int rc = 0;
+    if (list) {
+        redisReply *r = redisCommand(c, "SMEMBERS fw:con:units");
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            redisReply *x = redisCommand(c, "HGET fw:con:webhook:%s url", r->element[i]->str);
+            if (x && x->type == REDIS_REPLY_STRING)
+                printf("%s\t%s\n", r->element[i]->str, x->str);
+            if (x)
+                freeReplyObject(x);
+        }
+        if (r)
+            freeReplyObject(r);
+    } else {
+        bool ok = set ? reply_ok(redisCommand(c, "HSET fw:con:webhook:%s url %s secret %s", argv[2],
+                                              argv[3], secret)) &&
+                            reply_ok(redisCommand(c, "SADD fw:con:units %s", argv[2]))
+                      : reply_ok(redisCommand(c, "DEL fw:con:webhook:%s", argv[2]));
+        if (ok)
+            printf("unit %s: webhook %s\n", argv[2], set ? "set" : "removed");
+        else
+            fprintf(stderr, "fraudwatch console webhook: Redis refused: %s\n",
+                    c->errstr[0] ? c->errstr : "error reply");
+        rc = ok ? 0 : 1;
+    }
+    explicit_bzero(secret, sizeof secret);
+    redisFree(c);
+    return rc;
+}
+
 int fw_cli_routes(int argc, char **argv)
 {
     const char *url = take_redis(&argc, argv);
@@ -338,6 +412,8 @@ int fw_console_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "user") == 0)
         return cmd_user(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "webhook") == 0)
+        return cmd_webhook(argc - 1, argv + 1);
     const char *file = NULL;
     bool check = false;
     fw_settings *s = fw_console_config_new();
@@ -437,12 +513,16 @@ int fw_console_main(int argc, char **argv)
         fw_config_free(s);
         return 1;
     }
+    fw_con_webhooks *wh = fw_con_webhooks_start(s, st, m, err, sizeof err);
+    if (!wh)
+        fw_log(FW_LOG_ERROR, "console", "webhooks disabled", "reason=\"%s\"", err);
     fw_log(FW_LOG_INFO, "console", "started", "listen=\"http://%s/\" topic=\"%s\" group=\"%s\"",
            s->console_listen, s->console_alerts_topic, s->group_id);
     int sig = 0;
     sigwait(&set, &sig);
     fw_log(FW_LOG_INFO, "console", "stopping", "signal=%d", sig);
     fw_con_ingest_stop(in);
+    fw_con_webhooks_stop(wh);
     fw_con_http_stop(h);
     fw_con_store_free(st);
     fw_metrics_free(m);

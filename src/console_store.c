@@ -70,6 +70,9 @@ static const char lua_ingest[] =
     "  redis.call('HINCRBY', s, 'unit:' .. unit, 1)\n"
     "end\n"
     "redis.call('SADD', 'fw:con:units', unit)\n"
+    "if redis.call('EXISTS', 'fw:con:webhook:' .. unit) == 1 then\n"
+    "  redis.call('ZADD', 'fw:con:hookq', ARGV[8], id .. '|' .. unit)\n"
+    "end\n"
     "redis.call('XADD', 'fw:con:changes', 'MAXLEN', '~', 10000, '*', 'id', id)\n"
     "return 1\n";
 
@@ -172,6 +175,9 @@ static const char lua_transition[] =
     "  redis.call('ZADD', 'fw:con:idx:unit:' .. newunit, ts, id)\n"
     "  redis.call('HSET', k, 'unit', newunit)\n"
     "  redis.call('SADD', 'fw:con:units', newunit)\n"
+    "  if redis.call('EXISTS', 'fw:con:webhook:' .. newunit) == 1 then\n"
+    "    redis.call('ZADD', 'fw:con:hookq', now, id .. '|' .. newunit)\n"
+    "  end\n"
     "end\n"
     "redis.call('ZADD', 'fw:con:idx:us:' .. newunit .. ':' .. to, ts, id)\n"
     "redis.call('HSET', k, 'state', to, 'updated', now)\n"

@@ -290,6 +290,7 @@ function kv(obj) {
 function histLine(h) {
   const bits = [fmtTime(h.ts), ' ', h.user === 'system' ? t('system') : h.user, ': '];
   if (h.attempt) bits.push(`${t(h.attempt)} → ${t(h.result)}`);
+  else if (h.webhook) bits.push(`webhook ${h.webhook.unit}: ${h.webhook.result} (${h.webhook.attempts}${h.webhook.error ? ', ' + h.webhook.error : ''})`);
   else if (h.snooze) bits.push(`${t('snooze')} (${h.snooze.rule}, ${t('until')} ${fmtTime(h.snooze.until)})`);
   else if (h.from === null || h.from === undefined) bits.push(`${t('st_' + h.to)} · ${t('routed')} ${h.unit || ''}`);
   else bits.push(`${t('st_' + h.from)} → ${t('st_' + h.to)}`);

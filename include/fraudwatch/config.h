@@ -80,6 +80,9 @@ typedef struct fw_settings {
     int console_retention_days;   /* console.retention_days 1..3650, default 180 */
     char *console_web_dir;        /* console.web_dir, default "web" */
     int console_session_ttl_s;    /* console.session_ttl_s 60..604800, default 28800 */
+    int console_webhook_attempts; /* console.webhook_attempts 1..50, default 5 */
+    int console_webhook_backoff_ms; /* console.webhook_backoff_ms 10..600000, default 2000 */
+    int console_webhook_timeout_ms; /* console.webhook_timeout_ms 100..60000, default 5000 */
 } fw_settings;
 
 /* All defaults (instance.id empty).  NULL on out-of-memory. */

@@ -15,7 +15,11 @@ stats totals equal a count made here; the SSE stream.
 usage: test_console.py FRAUDWATCH SOURCE_ROOT
 Exit 77 (skipped) without a broker.  Ends with "N passed, N failed"."""
 import collections
+import hashlib
+import hmac
+import http.server
 import json
+import subprocess
 import os
 import signal
 import socket
@@ -61,7 +65,9 @@ def setup(fw, root):
              json.dumps(ce.make_alert(N + 1, r, shadow=True)).encode(),
              json.dumps(ce.make_alert(N + 2, r, snoozed=True)).encode()]
     ce.produce(e.brokers, e.topic, e.alerts[: N // 2] + extra + e.alerts[N // 2:])
-    e.console = ce.Console(fw, root, e.tmp, e.redis.url, e.brokers, e.topic)
+    e.console = ce.Console(fw, root, e.tmp, e.redis.url, e.brokers, e.topic, extra=[
+        "--set", "console.webhook_attempts=3", "--set", "console.webhook_backoff_ms=100",
+        "--set", "console.webhook_timeout_ms=2000"])
     ok = ce.wait_for(lambda: e.redis.cli("ZCARD", "fw:con:idx:all") == str(N), timeout=180)
     assert ok, f"stored {e.redis.cli('ZCARD', 'fw:con:idx:all')} of {N}\n{e.console.log()[-3000:]}"
     return e
@@ -396,6 +402,78 @@ def test_check_config(e):
     assert p.returncode == 0 and "s3cretpw" not in p.stdout, p.stdout
 
 
+SECRET = "s3cret-signing-key-for-tests"
+
+
+def test_webhooks(e):
+    got, lock = [], threading.Lock()
+    fails = {"n": 2}    # the first two requests fail: retries
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ts = self.headers["X-Fraudwatch-Timestamp"]
+            want = "sha256=" + hmac.new(SECRET.encode(), ts.encode() + b"." + body,
+                                        hashlib.sha256).hexdigest()
+            ok = hmac.compare_digest(want, self.headers["X-Fraudwatch-Signature"] or "")
+            with lock:
+                if fails["n"] > 0:
+                    fails["n"] -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                got.append((ok, self.headers["X-Fraudwatch-Unit"], json.loads(body), int(ts)))
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    dead = fwtest.free_port()
+    for unit, url in (("station-hk", f"http://127.0.0.1:{srv.server_port}/hook"),
+                      ("default", f"http://127.0.0.1:{dead}/hook")):
+        p = subprocess.run([e.fw, "console", "webhook", "set", unit, url, "--redis", e.redis.url],
+                           input=SECRET + "\n", capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    p = subprocess.run([e.fw, "console", "webhook", "list", "--redis", e.redis.url],
+                       capture_output=True, text=True)
+    assert "station-hk\thttp://127.0.0.1:" in p.stdout and SECRET not in p.stdout, p.stdout
+    r = ce.rng(11)
+    hk = [ce.make_alert(2 * 10**6 + i, r, subject=f"0085{i:08d}", fields={"callee": "1501"})
+          for i in range(3)]
+    dflt = [ce.make_alert(3 * 10**6 + i, r, subject=f"1501{i:07d}", fields={"callee": "1501"})
+            for i in range(2)]
+    ce.produce(e.brokers, e.topic, hk + dflt)
+    e.alerts += hk + dflt
+    try:
+        assert ce.wait_for(lambda: len(got) >= 3, 60), got
+        time.sleep(1)
+        assert sorted(g[2]["alert_id"] for g in got) == sorted(a["alert_id"] for a in hk), got
+        assert all(g[0] and g[1] == "station-hk" for g in got), got
+        assert all(abs(g[3] - time.time() * 1000) < 120000 for g in got)
+
+        def hist_webhook(aid):
+            return [json.loads(x).get("webhook") for x in
+                    e.redis.cli("LRANGE", f"fw:con:hist:{aid}", 0, -1).splitlines()
+                    if "webhook" in x]
+        for a in hk:
+            w = ce.wait_for(lambda: hist_webhook(a["alert_id"]), 30)
+            assert w and w[0]["result"] == "delivered" and w[0]["http"] == 200, w
+        # two 500s came first: some alert needed retries
+        assert max(hist_webhook(a["alert_id"])[0]["attempts"] for a in hk) >= 2
+        for a in dflt:
+            w = ce.wait_for(lambda: hist_webhook(a["alert_id"]), 60)
+            assert w and w[0]["result"] == "failed" and w[0]["attempts"] == 3, w
+            assert "onnect" in w[0]["error"], w
+        admin = client(e, "admin")
+        _, item = admin.get("/api/alerts/" + dflt[0]["alert_id"])
+        assert item["history"][-1]["webhook"]["result"] == "failed"
+        assert e.redis.cli("ZCARD", "fw:con:hookq") == "0"
+    finally:
+        srv.shutdown()
+
+
 def test_metrics(e):
     text = urllib.request.urlopen(e.console.base + "/metrics", timeout=10).read().decode()
     vals = {}
@@ -409,12 +487,14 @@ def test_metrics(e):
     assert vals["fraudwatch_console_lag_messages"] == 0, vals
     assert vals['fraudwatch_console_http_requests_total{route="/api/login",status="200"}'] >= 1
     assert "fraudwatch_console_sse_clients" in vals
+    assert vals['fraudwatch_console_webhook_deliveries_total{result="delivered"}'] == 3, vals
+    assert vals['fraudwatch_console_webhook_deliveries_total{result="failed"}'] == 2, vals
 
 
 TESTS = [test_check_config, test_routing_and_queues, test_search, test_roles,
          test_transitions_and_bad_input, test_snooze_and_audit, test_login_rate_limit,
          test_disabled_user, test_rereading_adds_nothing, test_stream,
-         test_console_and_redis_restart, test_stats_equal_own_count, test_oversized_headers, test_metrics]
+         test_console_and_redis_restart, test_webhooks, test_stats_equal_own_count, test_oversized_headers, test_metrics]
 
 
 def main():
