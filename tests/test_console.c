@@ -2,7 +2,7 @@
  * table (parse errors by line, first match, prefix / regex / subject / *,
  * numbers as digits, the default unit), the reader of alert messages (what
  * is refused, shadow and snoozed alerts, the search terms), passwords and
- * names, and the console's settings (its table, refusals, and
+ * names, the webhook signature (RFC 4231 vectors), and the console's settings (its table, refusals, and
  * docs/console.md agreeing with the table). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -164,6 +164,20 @@ static void passwords_and_names(void **state)
     assert_false(fw_con_name_ok(long_name));
 }
 
+/* RFC 4231 test cases 1 and 2: the webhook signature's HMAC-SHA256. */
+static void webhook_hmac(void **state)
+{
+    (void)state;
+    char out[65];
+    fw_con_hmac_sha256_hex("Jefe", "what do ya want for nothing?", 28, out);
+    assert_string_equal(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    char key[21];
+    memset(key, 0x0b, 20);
+    key[20] = '\0';
+    fw_con_hmac_sha256_hex(key, "Hi There", 8, out);
+    assert_string_equal(out, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+}
+
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -230,6 +244,7 @@ int main(void)
         cmocka_unit_test(alert_reader),
         cmocka_unit_test(passwords_and_names),
         cmocka_unit_test(settings),
+        cmocka_unit_test(webhook_hmac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -526,6 +526,9 @@ def main():
         e.redis.stop()
         if failed:
             print("console log tail:\n" + e.console.log()[-4000:])
+        else:
+            import shutil
+            shutil.rmtree(e.tmp, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
