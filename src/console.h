@@ -77,9 +77,18 @@ typedef struct fw_con_alert {
 int fw_con_alert_parse(const char *data, size_t len, fw_con_alert *a, char *why,
                        size_t whylen);
 void fw_con_alert_free(fw_con_alert *a);
-/* Appends the ingest script's call for a (routed to unit) to c's pipeline. */
-void fw_con_store_alert_append(redisContext *c, const fw_con_alert *a, const char *json,
-                               size_t jsonlen, const char *unit);
+/* A batch of alerts for one call of the ingest script.  The alerts' id,
+ * severity, rule and json are referenced, not copied: they must live until
+ * the batch is sent.  send() appends the call to c's pipeline (read its
+ * reply, an array of 1 stored / 0 there already, with redisGetReply). */
+typedef struct fw_con_batch fw_con_batch;
+fw_con_batch *fw_con_batch_new(void);
+void fw_con_batch_add(fw_con_batch *b, const fw_con_alert *a, const char *json, size_t jsonlen,
+                      const char *unit);
+int fw_con_batch_count(const fw_con_batch *b);
+void fw_con_batch_send(redisContext *c, fw_con_batch *b);
+void fw_con_batch_reset(fw_con_batch *b);
+void fw_con_batch_free(fw_con_batch *b);
 
 /* ---- routing (console_route.c) ----------------------------------------------- */
 

@@ -4,8 +4,8 @@
  * (kafka.group.id, default "fraudwatch-console"; auto.offset.reset
  * earliest, so a new console stores what the topic still holds) and one
  * Redis connection.  Messages come in batches of up to BATCH; each live
- * alert is routed (console_route.c) and stored with the ingest script,
- * pipelined.  An offset is stored for commit only after every alert up to
+ * alert is routed (console_route.c) and the batch is stored with one call
+ * of the ingest script (one round trip, the script's overhead paid once).  An offset is stored for commit only after every alert up to
  * it is stored (at-least-once; storing is idempotent on alert_id, so a
  * re-read adds nothing).  When Redis fails mid-batch, each partition is
  * sought back to its first alert not stored and the thread waits for
@@ -50,6 +50,7 @@ struct fw_con_ingest {
     long long routes_version;
     fw_counter *m_stored, *m_dup, *m_garbage, *m_notlive, *m_redis_err;
     fw_gauge *m_lag;
+    fw_con_batch *batch;
 };
 
 uint64_t fw_con_ingest_stored(const fw_con_ingest *in)
@@ -146,7 +147,9 @@ static void store_offset(rd_kafka_t *rk, const rd_kafka_message_t *m)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Stores ms[0..n); returns how many (from the start) are done. */
+/* Stores ms[0..n) with one call of the ingest script; returns how many
+ * (from the start) are done: n, or the index of the first live alert when
+ * the call failed (the caller seeks back there). */
 static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message_t **ms, size_t n)
 {
     char err[512];
@@ -157,7 +160,7 @@ static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message
     }
     redisContext *c = *cp;
     fw_con_alert *as = fw_xcalloc(n, sizeof *as);
-    bool *sent = fw_xcalloc(n, sizeof *sent);
+    size_t first = n;
     for (size_t i = 0; i < n; i++) {
         char why[256];
         if (fw_con_alert_parse(ms[i]->payload, ms[i]->len, &as[i], why, sizeof why) != 0) {
@@ -172,52 +175,49 @@ static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message
             fw_counter_add(in->m_notlive, 1);
             continue;
         }
-        fw_con_store_alert_append(c, &as[i], ms[i]->payload, ms[i]->len,
-                                  fw_con_route(in->routes, as[i].root));
-        sent[i] = true;
+        if (first == n)
+            first = i;
+        fw_con_batch_add(in->batch, &as[i], ms[i]->payload, ms[i]->len,
+                         fw_con_route(in->routes, as[i].root));
     }
     size_t done = n;
-    bool broken = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!sent[i])
-            continue;
+    int count = fw_con_batch_count(in->batch);
+    if (count > 0) {
+        fw_con_batch_send(c, in->batch);
         void *rep = NULL;
-        if (broken || redisGetReply(c, &rep) != REDIS_OK) {
-            broken = true;
-            if (done == n)
-                done = i;
-            continue;
-        }
-        redisReply *r = rep;
-        if (r->type == REDIS_REPLY_ERROR) {
-            if (done == n) {
-                done = i;
-                fw_log(FW_LOG_ERROR, "console", "storing an alert failed; will retry",
-                       "alert_id=\"%s\" reason=\"%.200s\"", as[i].id, r->str);
+        if (redisGetReply(c, &rep) != REDIS_OK) {
+            done = first;
+            fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
+                   "waiting for it (offsets are not committed past unstored alerts)",
+                   "where=\"%s\"", fw_con_store_where(in->st));
+            fw_con_put(in->st, c, false);
+            *cp = NULL;
+        } else {
+            redisReply *r = rep;
+            if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != count) {
+                done = first;
+                fw_log(FW_LOG_ERROR, "console", "storing alerts failed; will retry",
+                       "reason=\"%.200s\"", r->type == REDIS_REPLY_ERROR ? r->str : "reply");
+                if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
+                    fw_con_load_scripts(c);
+            } else {
+                for (size_t i = 0; i < r->elements; i++) {
+                    bool fresh = r->element[i]->type == REDIS_REPLY_INTEGER &&
+                                 r->element[i]->integer == 1;
+                    if (fresh)
+                        atomic_fetch_add(&in->stored, 1);
+                    fw_counter_add(fresh ? in->m_stored : in->m_dup, 1);
+                }
             }
-            if (strncmp(r->str, "NOSCRIPT", 8) == 0)
-                fw_con_load_scripts(c);
-        } else if (done == n && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-            atomic_fetch_add(&in->stored, 1);
-            fw_counter_add(in->m_stored, 1);
-        } else if (done == n && r->type == REDIS_REPLY_INTEGER) {
-            fw_counter_add(in->m_dup, 1);
+            freeReplyObject(r);
         }
-        freeReplyObject(r);
     }
+    fw_con_batch_reset(in->batch);
     if (done < n)
         fw_counter_add(in->m_redis_err, 1);
-    if (broken) {
-        fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
-               "waiting for it (offsets are not committed past unstored alerts)",
-               "where=\"%s\"", fw_con_store_where(in->st));
-        fw_con_put(in->st, c, false);
-        *cp = NULL;
-    }
     for (size_t i = 0; i < n; i++)
         fw_con_alert_free(&as[i]);
     free(as);
-    free(sent);
     return done;
 }
 
@@ -375,6 +375,7 @@ fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_
     in->topic = fw_xstrdup(cfg->console_alerts_topic);
     in->retention_ms = (int64_t)cfg->console_retention_days * 86400000LL;
     in->routes_version = -1;
+    in->batch = fw_con_batch_new();
     in->m_stored = fw_metrics_counter(m, "fraudwatch_console_alerts_stored_total",
                                       "Alerts stored in Redis for the first time.", NULL);
     in->m_dup = fw_metrics_counter(m, "fraudwatch_console_alerts_already_stored_total",
@@ -412,6 +413,7 @@ void fw_con_ingest_stop(fw_con_ingest *in)
     rd_kafka_consumer_close(in->rk);
     rd_kafka_destroy(in->rk);
     fw_con_routes_free(in->routes);
+    fw_con_batch_free(in->batch);
     free(in->topic);
     free(in);
 }

@@ -45,36 +45,50 @@
  * and clang take them. */
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 
-/* ARGV: id json unit severity rule ts day now terms(\31-joined) */
+/* ARGV: now, then 9 per alert: id json unit severity rule ts day history
+ * terms(\31-joined).  One call stores a batch; returns one 1 (stored) or
+ * 0 (there already) per alert, in order. */
 static const char lua_ingest[] =
-    "local id, unit, sev, rule, ts = ARGV[1], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
-    "local k = 'fw:con:alert:' .. id\n"
-    "if redis.call('EXISTS', k) == 1 then return 0 end\n"
-    "redis.call('HSET', k, 'json', ARGV[2], 'unit', unit, 'state', 'new', 'assignee', '',\n"
-    "  'severity', sev, 'rule', rule, 'ts', ARGV[6], 'attempts', 0, 'terms', ARGV[9],\n"
-    "  'created', ARGV[8])\n"
-    "for _, z in ipairs({'all', 'unit:' .. unit, 'state:new', 'us:' .. unit .. ':new',\n"
-    "                    'sev:' .. sev, 'rule:' .. rule}) do\n"
-    "  redis.call('ZADD', 'fw:con:idx:' .. z, ts, id)\n"
+    "local now, out, i = ARGV[1], {}, 2\n"
+    "while i + 8 <= #ARGV do\n"
+    "  local id, unit, sev, rule, ts = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]\n"
+    "  local day, hist, terms = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]\n"
+    "  local k = 'fw:con:alert:' .. id\n"
+    "  if redis.call('EXISTS', k) == 1 then\n"
+    "    out[#out + 1] = 0\n"
+    "  else\n"
+    "    redis.call('HSET', k, 'json', ARGV[i + 1], 'unit', unit, 'state', 'new', 'assignee', '',\n"
+    "      'severity', sev, 'rule', rule, 'ts', ts, 'attempts', 0, 'terms', terms, 'created', now)\n"
+    "    redis.call('ZADD', 'fw:con:idx:all', ts, id)\n"
+    "    redis.call('ZADD', 'fw:con:idx:unit:' .. unit, ts, id)\n"
+    "    redis.call('ZADD', 'fw:con:idx:state:new', ts, id)\n"
+    "    redis.call('ZADD', 'fw:con:idx:us:' .. unit .. ':new', ts, id)\n"
+    "    redis.call('ZADD', 'fw:con:idx:sev:' .. sev, ts, id)\n"
+    "    redis.call('ZADD', 'fw:con:idx:rule:' .. rule, ts, id)\n"
+    "    if terms ~= '' then\n"
+    "      for t in string.gmatch(terms, '[^\\31]+') do redis.call('ZADD', 'fw:con:idx:q:' .. t, ts, id) end\n"
+    "    end\n"
+    "    redis.call('RPUSH', 'fw:con:hist:' .. id, hist)\n"
+    "    local dk, rk = 'day:' .. day .. ':' .. sev, 'rule:' .. rule .. ':alerts'\n"
+    "    redis.call('HINCRBY', 'fw:con:stats:all', 'total', 1)\n"
+    "    redis.call('HINCRBY', 'fw:con:stats:all', dk, 1)\n"
+    "    redis.call('HINCRBY', 'fw:con:stats:all', rk, 1)\n"
+    "    redis.call('HINCRBY', 'fw:con:stats:all', 'unit:' .. unit, 1)\n"
+    "    local su = 'fw:con:stats:unit:' .. unit\n"
+    "    redis.call('HINCRBY', su, 'total', 1)\n"
+    "    redis.call('HINCRBY', su, dk, 1)\n"
+    "    redis.call('HINCRBY', su, rk, 1)\n"
+    "    redis.call('HINCRBY', su, 'unit:' .. unit, 1)\n"
+    "    redis.call('SADD', 'fw:con:units', unit)\n"
+    "    if redis.call('EXISTS', 'fw:con:webhook:' .. unit) == 1 then\n"
+    "      redis.call('ZADD', 'fw:con:hookq', now, id .. '|' .. unit)\n"
+    "    end\n"
+    "    redis.call('XADD', 'fw:con:changes', 'MAXLEN', '~', 10000, '*', 'id', id)\n"
+    "    out[#out + 1] = 1\n"
+    "  end\n"
+    "  i = i + 9\n"
     "end\n"
-    "if ARGV[9] ~= '' then\n"
-    "  for t in string.gmatch(ARGV[9], '[^\\31]+') do redis.call('ZADD', 'fw:con:idx:q:' .. t, ts, id) end\n"
-    "end\n"
-    "redis.call('RPUSH', 'fw:con:hist:' .. id, cjson.encode({ts = tonumber(ARGV[8]),\n"
-    "  user = 'system', from = cjson.null, to = 'new', unit = unit,\n"
-    "  note = 'routed to ' .. unit}))\n"
-    "for _, s in ipairs({'fw:con:stats:all', 'fw:con:stats:unit:' .. unit}) do\n"
-    "  redis.call('HINCRBY', s, 'total', 1)\n"
-    "  redis.call('HINCRBY', s, 'day:' .. ARGV[7] .. ':' .. sev, 1)\n"
-    "  redis.call('HINCRBY', s, 'rule:' .. rule .. ':alerts', 1)\n"
-    "  redis.call('HINCRBY', s, 'unit:' .. unit, 1)\n"
-    "end\n"
-    "redis.call('SADD', 'fw:con:units', unit)\n"
-    "if redis.call('EXISTS', 'fw:con:webhook:' .. unit) == 1 then\n"
-    "  redis.call('ZADD', 'fw:con:hookq', ARGV[8], id .. '|' .. unit)\n"
-    "end\n"
-    "redis.call('XADD', 'fw:con:changes', 'MAXLEN', '~', 10000, '*', 'id', id)\n"
-    "return 1\n";
+    "return out\n";
 
 /* ARGV: id user role user_unit to outcome amount note assignee attempt
  *       result now target_unit
@@ -461,22 +475,102 @@ void fw_con_alert_free(fw_con_alert *a)
     memset(a, 0, sizeof *a);
 }
 
-void fw_con_store_alert_append(redisContext *c, const fw_con_alert *a, const char *json,
-                               size_t jsonlen, const char *unit)
+/* ---- a batch of alerts ------------------------------------------------------- */
+
+struct fw_con_batch {
+    const char **v;
+    size_t *l;
+    char **owned;
+    int n, cap, nowned;
+};
+
+fw_con_batch *fw_con_batch_new(void)
 {
-    char ts[32], day[16], now[32];
-    snprintf(ts, sizeof ts, "%lld", (long long)a->detected_ts);
+    return fw_xcalloc(1, sizeof(fw_con_batch));
+}
+
+static void batch_arg(fw_con_batch *b, const char *s, size_t len, bool own)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->v = fw_xrealloc(b->v, (size_t)b->cap * sizeof *b->v);
+        b->l = fw_xrealloc(b->l, (size_t)b->cap * sizeof *b->l);
+        b->owned = fw_xrealloc(b->owned, (size_t)b->cap * sizeof *b->owned);
+    }
+    b->v[b->n] = s;
+    b->l[b->n++] = len;
+    if (own)
+        b->owned[b->nowned++] = (char *)s;
+}
+
+static void batch_str(fw_con_batch *b, char *s)
+{
+    batch_arg(b, s, strlen(s), true);
+}
+
+void fw_con_batch_reset(fw_con_batch *b)
+{
+    for (int i = 0; i < b->nowned; i++)
+        free(b->owned[i]);
+    b->n = b->nowned = 0;
+}
+
+void fw_con_batch_free(fw_con_batch *b)
+{
+    if (!b)
+        return;
+    fw_con_batch_reset(b);
+    free(b->v);
+    free(b->l);
+    free(b->owned);
+    free(b);
+}
+
+int fw_con_batch_count(const fw_con_batch *b)
+{
+    return b->n < 4 ? 0 : (b->n - 4) / 9;
+}
+
+void fw_con_batch_add(fw_con_batch *b, const fw_con_alert *a, const char *json, size_t jsonlen,
+                      const char *unit)
+{
+    char buf[64];
+    struct timespec tsn;
+    clock_gettime(CLOCK_REALTIME, &tsn);
+    long long now = (long long)tsn.tv_sec * 1000 + tsn.tv_nsec / 1000000;
+    if (b->n == 0) {
+        batch_arg(b, "EVALSHA", 7, false);
+        batch_arg(b, NULL, 0, false);     /* the sha, set when sent */
+        batch_arg(b, "0", 1, false);
+        snprintf(buf, sizeof buf, "%lld", now);
+        batch_str(b, fw_xstrdup(buf));
+    }
+    batch_arg(b, a->id, strlen(a->id), false);
+    batch_arg(b, json, jsonlen, false);
+    batch_str(b, fw_xstrdup(unit));
+    batch_arg(b, a->severity, strlen(a->severity), false);
+    batch_arg(b, a->rule, strlen(a->rule), false);
+    snprintf(buf, sizeof buf, "%lld", (long long)a->detected_ts);
+    batch_str(b, fw_xstrdup(buf));
     time_t secs = (time_t)(a->detected_ts / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    strftime(day, sizeof day, "%Y-%m-%d", &tm);
-    struct timespec tsn;
-    clock_gettime(CLOCK_REALTIME, &tsn);
-    snprintf(now, sizeof now, "%lld", (long long)tsn.tv_sec * 1000 + tsn.tv_nsec / 1000000);
-    size_t tl = 0;
+    strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    batch_str(b, fw_xstrdup(buf));
+    /* the first history entry: routed (unit is a checked name) */
+    char *hist = NULL;
+    size_t hl = 0;
+    FILE *f = open_memstream(&hist, &hl);
+    if (!f)
+        abort();
+    fprintf(f, "{\"ts\":%lld,\"user\":\"system\",\"from\":null,\"to\":\"new\",\"unit\":\"%s\","
+               "\"note\":\"routed to %s\"}", now, unit, unit);
+    fclose(f);
+    batch_str(b, hist);
+    size_t tl = 1;
     for (size_t i = 0; i < a->nterms; i++)
         tl += strlen(a->terms[i]) + 1;
-    char *terms = fw_xmalloc(tl + 1);
+    char *terms = fw_xmalloc(tl);
     size_t o = 0;
     for (size_t i = 0; i < a->nterms; i++) {
         size_t n = strlen(a->terms[i]);
@@ -486,11 +580,15 @@ void fw_con_store_alert_append(redisContext *c, const fw_con_alert *a, const cha
         o += n;
     }
     terms[o] = '\0';
-    const char *v[9] = { a->id, json, unit, a->severity, a->rule, ts, day, now, terms };
-    size_t l[9];
-    for (int i = 0; i < 9; i++)
-        l[i] = strlen(v[i]);
-    l[1] = jsonlen;
-    fw_con_eval_append(c, FW_CON_LUA_INGEST, 9, v, l);
-    free(terms);
+    batch_str(b, terms);
+}
+
+void fw_con_batch_send(redisContext *c, fw_con_batch *b)
+{
+    char sha[41];
+    sha_of(FW_CON_LUA_INGEST, sha);
+    b->v[1] = sha;
+    b->l[1] = strlen(sha);
+    redisAppendCommandArgv(c, b->n, b->v, b->l);
+    b->v[1] = NULL;
 }
