@@ -524,6 +524,14 @@ def main():
     finally:
         e.console.stop()
         e.redis.stop()
+        # a sanitizer build reports into the consoles' logs
+        for name in os.listdir(e.tmp):
+            if name.startswith("console-") and name.endswith(".log"):
+                with open(os.path.join(e.tmp, name)) as f:
+                    text = f.read()
+                if "Sanitizer" in text or "runtime error:" in text:
+                    failed += 1
+                    print(f"FAIL sanitizer report in {name}:\n{text[-6000:]}")
         if failed:
             print("console log tail:\n" + e.console.log()[-4000:])
         else:
