@@ -73,7 +73,8 @@ static const char usage_main[] =
     "  console -c FILE [--set KEY=VALUE]... [--check-config]\n"
     "                      the anti-fraud centre's console: alerts into Redis, the\n"
     "                      page and API (docs/console.md); console user add|disable|\n"
-    "                      passwd|list manages its users\n"
+    "                      passwd|list manages its users, console webhook set|\n"
+    "                      remove|list the units' webhooks\n"
     "  routes load FILE --redis URL | routes list --redis URL\n"
     "                      the console's table routing alerts to units\n"
 #endif
