@@ -474,13 +474,20 @@ def test_webhooks(e):
         srv.shutdown()
 
 
-def test_metrics(e):
+def metrics(e):
     text = urllib.request.urlopen(e.console.base + "/metrics", timeout=10).read().decode()
     vals = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             k, v = line.rsplit(" ", 1)
             vals[k] = float(v)
+    return vals
+
+
+def test_metrics(e):
+    # everything produced is stored: the lag gauge (refreshed every 2 s) gets to 0
+    ce.wait_for(lambda: metrics(e)["fraudwatch_console_lag_messages"] == 0, 60, 0.5)
+    vals = metrics(e)
     # this process's lifetime: stored since the last restart, never more than all
     assert 0 < vals["fraudwatch_console_alerts_stored_total"] <= len(e.alerts), vals
     assert vals['fraudwatch_console_messages_skipped_total{reason="not_an_alert"}'] >= 0
