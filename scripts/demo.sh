@@ -62,3 +62,5 @@ timeout 10 kcat -b $BROKER -C -t fraudwatch.deadletter -o -3 -e -q -f '%h\n' || 
 
 say "daemon metrics (http://127.0.0.1:9464/metrics)"
 curl -s http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^fraudwatch_(events|alerts|malformed)_total' | head -20 || true
+
+say "the anti-fraud centre's console with these alerts: scripts/demo_console.sh"

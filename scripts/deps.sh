@@ -12,7 +12,10 @@ pkgs=(build-essential meson ninja-build pkg-config python3
       gnuplot-nox
       # packaging and its tests (scripts/package.sh, tests/test_man.py,
       # test_systemd.py, integration/test_package.py, test_monitoring.py)
-      dpkg-dev fakeroot lintian man-db groff-base systemd prometheus openssl)
+      dpkg-dev fakeroot lintian man-db groff-base systemd prometheus openssl
+      # the console (libcrypt: yescrypt; libcurl: webhooks) and its browser test
+      libcrypt-dev chromium chromium-driver python3-selenium fonts-wqy-microhei
+      libcurl4-openssl-dev)
 if [[ "${1:-}" == "--kafka" ]]; then
     pkgs+=(default-jdk-headless maven)
 fi

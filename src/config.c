@@ -1,7 +1,9 @@
 /* config.c — the daemon's settings: defaults, a properties file, --set
  * overrides, and keys passed through to librdkafka.
  *
- * Owns one table, `keys[]`: for every setting its name, type, place in
+ * Owns two tables, `daemon_keys[]` and `console_keys[]` (the console's
+ * settings, `fraudwatch console`; a struct cfg knows which it was made
+ * with): for every setting its name, type, place in
  * fw_settings (offsetof), default text, range and meaning.  Everything
  * walks that table — fw_config_new() parses each default, fw_config_set()
  * finds the key and parses and checks the value, fw_config_validate()
@@ -115,14 +117,16 @@ static int check_brokers(const char *v, char *why, size_t whylen);
 static int check_rules_source(const char *v, char *why, size_t whylen);
 static int check_password_file(const char *v, char *why, size_t whylen);
 static int check_listen(const char *v, char *why, size_t whylen);
+static int check_loopback_listen(const char *v, char *why, size_t whylen);
 static int check_readable_file(const char *v, char *why, size_t whylen);
 static int check_private_file(const char *v, char *why, size_t whylen);
 static int check_auth_user(const char *v, char *why, size_t whylen);
 static int check_printable(const char *v, char *why, size_t whylen);
+static int check_redis_url(const char *v, char *why, size_t whylen);
 
 #define F(field) offsetof(fw_settings, field)
 
-static const struct key keys[] = {
+static const struct key daemon_keys[] = {
     { "kafka.bootstrap.servers", K_STR, F(brokers), "127.0.0.1:9092", 1, 4096, NULL,
       check_brokers, "HOST:PORT[,HOST:PORT...]",
       "Kafka brokers to bootstrap from, comma-separated." },
@@ -244,7 +248,63 @@ static const struct key keys[] = {
 };
 
 #undef F
-#define NKEYS (sizeof keys / sizeof keys[0])
+#define NDAEMON_KEYS (sizeof daemon_keys / sizeof daemon_keys[0])
+
+/* The console's table (`fraudwatch console`, src/console_*.c): the same
+ * machinery, its own keys, the fields at the end of fw_settings. */
+#define F(field) offsetof(fw_settings, field)
+static const struct key console_keys[] = {
+    { "kafka.bootstrap.servers", K_STR, F(brokers), "127.0.0.1:9092", 1, 4096, NULL,
+      check_brokers, "HOST:PORT[,HOST:PORT...]",
+      "Kafka brokers to bootstrap from, comma-separated." },
+    { "kafka.group.id", K_STR, F(group_id), "fraudwatch-console", 1, 1024, NULL,
+      check_printable, "non-empty",
+      "The console's own consumer group on the alert topic.  Consoles sharing one "
+      "Redis may share the group (they split the partitions) or not (each stores "
+      "every alert; storing is idempotent on alert_id)." },
+    { "console.alerts_topic", K_STR, F(console_alerts_topic), "fraudwatch.alerts", 1,
+      MAX_TOPIC, NULL, check_topic, "topic name",
+      "The topic the daemon produces live alerts to (its output.topic)." },
+    { "console.redis", K_STR, F(console_redis), "redis://127.0.0.1:6379", 1, 4000, NULL,
+      check_redis_url, FW_REDIS_URL_FORM,
+      "The Redis that is the console's store of record: alerts, their state and "
+      "history, users, sessions, routes, snoozes.  Run it with appendonly yes "
+      "(docs/console.md)." },
+    { "console.listen", K_STR, F(console_listen), "127.0.0.1:8080", 1, 128, NULL,
+      check_loopback_listen, "loopback HOST:PORT",
+      "Where the page and the API are served.  Loopback only: put a TLS reverse "
+      "proxy in front for other machines (docs/console.md)." },
+    { "console.retention_days", K_INT, F(console_retention_days), "180", 1, 3650, NULL,
+      NULL, NULL,
+      "Closed alerts older than this (by detection time) are deleted from Redis "
+      "with their history; open alerts are kept." },
+    { "console.web_dir", K_STR, F(console_web_dir), "web", 1, 4000, NULL, NULL, "path",
+      "Directory of the page's static files (index.html, app.js, app.css)." },
+    { "console.session_ttl_s", K_INT, F(console_session_ttl_s), "28800", 60, 604800, NULL,
+      NULL, NULL,
+      "How long a login lasts (the session cookie's Max-Age and the Redis key's TTL)." },
+    { "console.webhook_attempts", K_INT, F(console_webhook_attempts), "5", 1, 50, NULL,
+      NULL, NULL,
+      "Deliveries of a unit's webhook tried per alert before it is recorded as failed "
+      "on the alert's history." },
+    { "console.webhook_backoff_ms", K_INT, F(console_webhook_backoff_ms), "2000", 10,
+      600000, NULL, NULL, NULL,
+      "Wait before the second delivery attempt; doubled for each further one (at "
+      "most 10 minutes)." },
+    { "console.webhook_timeout_ms", K_INT, F(console_webhook_timeout_ms), "5000", 100,
+      60000, NULL, NULL, NULL,
+      "How long one webhook delivery may take (connect and answer)." },
+    { "log.level", K_ENUM, F(log_level), "info", 0, 0, "debug|info|warn|error|warning=warn",
+      NULL, NULL, "Lowest level logged (logfmt on stderr); any case." },
+    { "instance.id", K_STR, F(instance_id), "", 0, 255, NULL, check_printable,
+      "text; empty: HOSTNAME-PID",
+      "Names this console in logs and as the Kafka client.id." },
+};
+#undef F
+#define NCONSOLE_KEYS (sizeof console_keys / sizeof console_keys[0])
+#define MAX_TABLE_KEYS 64
+_Static_assert(NDAEMON_KEYS <= MAX_TABLE_KEYS && NCONSOLE_KEYS <= MAX_TABLE_KEYS,
+               "raise MAX_TABLE_KEYS");
 
 /* K_TOPICS: the count is the field right after the array. */
 _Static_assert(offsetof(fw_settings, ninput_topics) ==
@@ -305,7 +365,9 @@ static const struct fixed {
  * caller's pointer is the struct's. */
 struct cfg {
     fw_settings s;
-    char *origin[NKEYS];    /* where each key got its value; NULL: the default */
+    const struct key *keys; /* daemon_keys or console_keys */
+    size_t nkeys;
+    char *origin[MAX_TABLE_KEYS]; /* where each key got its value; NULL: the default */
     size_t consumer_cap, producer_cap;
     /* Next to consumer_values / producer_values: the PATH of a value given
      * as "@file:PATH" (printed as such), or NULL. */
@@ -686,9 +748,9 @@ static const char *format(const struct key *k, const fw_settings *s, char *buf, 
     return buf;
 }
 
-static const struct key *find_key(const char *name)
+static const struct key *find_key_in(const struct key *keys, size_t nkeys, const char *name)
 {
-    for (size_t i = 0; i < NKEYS; i++)
+    for (size_t i = 0; i < nkeys; i++)
         if (strcmp(keys[i].name, name) == 0)
             return &keys[i];
     return NULL;
@@ -775,6 +837,18 @@ static int check_password_file(const char *v, char *why, size_t whylen)
     return rc;
 }
 
+/* console.redis: a redis:// URL the connection's parser takes (not quoted). */
+static int check_redis_url(const char *v, char *why, size_t whylen)
+{
+    fw_redis_url u;
+    char e[1024];
+    int rc = fw_redis_url_parse(v, &u, e, sizeof e);
+    fw_redis_url_wipe(&u);
+    if (rc != 0)
+        snprintf(why, whylen, "is refused: %s", e);
+    return rc;
+}
+
 /* What fw_http_start() takes (listen_addr.c), or "off".  Any address
  * parses here; one off the loopback needs TLS and authentication, which
  * fw_config_validate() checks between keys. */
@@ -784,6 +858,13 @@ static int check_listen(const char *v, char *why, size_t whylen)
     if (strcmp(v, "off") == 0)
         return 0;
     return fw_listen_parse_any(v, &ss, why, whylen);
+}
+
+/* console.listen: a loopback address only (TLS is a reverse proxy's job). */
+static int check_loopback_listen(const char *v, char *why, size_t whylen)
+{
+    struct sockaddr_storage ss;
+    return fw_listen_parse(v, &ss, why, whylen);
 }
 
 /* metrics.tls_cert_file: a regular file this user can read now. */
@@ -1108,7 +1189,8 @@ static int set_pass(struct cfg *c, unsigned side, const char *prop, const char *
 /* ---- suggestions -------------------------------------------------------------- */
 
 /* The closest known key to an unknown one, into out ("" if none is close). */
-static void suggest(const char *typed, char *out, size_t cap)
+static void suggest(const struct key *keys, size_t nkeys, const char *typed, char *out,
+                    size_t cap)
 {
     out[0] = '\0';
     /* "kafka.consumr.x" → "kafka.consumer.x": compare the first two parts. */
@@ -1127,7 +1209,7 @@ static void suggest(const char *typed, char *out, size_t cap)
     }
     size_t best = SIZE_MAX;
     const char *name = NULL;
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0; i < nkeys; i++) {
         size_t d = lev(typed, keys[i].name);
         if (d < best) {
             best = d;
@@ -1139,7 +1221,7 @@ static void suggest(const char *typed, char *out, size_t cap)
         return;
     }
     /* "threads" → "engine.threads": the key without its section. */
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0; i < nkeys; i++) {
         const char *last = strrchr(keys[i].name, '.');
         if (last && strcmp(last + 1, typed) == 0) {
             snprintf(out, cap, "%s", keys[i].name);
@@ -1155,7 +1237,8 @@ void fw_config_free(fw_settings *s)
     if (!s)
         return;
     struct cfg *c = (struct cfg *)s;
-    for (size_t i = 0; i < NKEYS; i++) {
+    const struct key *keys = c->keys;
+    for (size_t i = 0; i < c->nkeys; i++) {
         struct val v = load(&keys[i], s);
         if (!is_number_type(keys[i].type))
             val_free(&v);
@@ -1182,12 +1265,14 @@ void fw_config_free(fw_settings *s)
     free(c);
 }
 
-fw_settings *fw_config_new(void)
+static fw_settings *config_new(const struct key *keys, size_t nkeys)
 {
     struct cfg *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    for (size_t i = 0; i < NKEYS; i++) {
+    c->keys = keys;
+    c->nkeys = nkeys;
+    for (size_t i = 0; i < nkeys; i++) {
         struct val v;
         char why[256];
         if (parse(&keys[i], keys[i].def, &v, why, sizeof why) != 0) {
@@ -1199,10 +1284,21 @@ fw_settings *fw_config_new(void)
     return &c->s;
 }
 
+fw_settings *fw_config_new(void)
+{
+    return config_new(daemon_keys, NDAEMON_KEYS);
+}
+
+fw_settings *fw_console_config_new(void)
+{
+    return config_new(console_keys, NCONSOLE_KEYS);
+}
+
 int fw_config_set(fw_settings *s, const char *key, const char *value, const char *origin,
                   char *err, size_t errlen)
 {
     struct cfg *c = (struct cfg *)s;
+    const struct key *keys = c->keys;
     char masked[4400];
     if (!key)
         key = "";
@@ -1213,7 +1309,7 @@ int fw_config_set(fw_settings *s, const char *key, const char *value, const char
                   : 0;
     const char *prop = side ? key + strlen(side == CONSUMER ? CONSUMER_PREFIX
                                                             : PRODUCER_PREFIX) : NULL;
-    const struct key *k = side ? NULL : find_key(key);
+    const struct key *k = side ? NULL : find_key_in(keys, c->nkeys, key);
     /* The value is not echoed when it is a secret, or when nobody knows
      * the key: a misspelt secret key still holds a secret. */
     bool hide = side ? (is_secret(prop) && !is_file_ref(value)) || !prop_known(prop) : !k;
@@ -1235,7 +1331,7 @@ int fw_config_set(fw_settings *s, const char *key, const char *value, const char
             return fail(err, errlen, where, "the text before \"=\" is not a key (keys are "
                         "letters, digits, '.', '_' and '-'; docs/configuration.md lists "
                         "them)");
-        suggest(key, best, sizeof best);
+        suggest(keys, c->nkeys, key, best, sizeof best);
         if (*best)
             return fail(err, errlen, where, "unknown key \"%s\" (did you mean \"%s\"?)", key,
                         best);
@@ -1295,7 +1391,7 @@ int fw_config_load_file(fw_settings *s, const char *path, char *err, size_t errl
             if (kl < sizeof first)
                 snprintf(first, sizeof first, "%.*s", (int)kl, p);
             if (p[kl] && key_like(first) &&
-                (find_key(first) || strncmp(first, "kafka.", 6) == 0))
+                (find_key_in(((struct cfg *)s)->keys, ((struct cfg *)s)->nkeys, first) || strncmp(first, "kafka.", 6) == 0))
                 rc = fail(err, errlen, origin, "\"%s\": no \"=\" between the key and its "
                           "value (expected \"key = value\")", first);
             else
@@ -1330,11 +1426,15 @@ static const char *origin_of(const struct cfg *c, size_t i)
     return c->origin[i];
 }
 
+static int validate_daemon(struct cfg *c, char *err, size_t errlen);
+static int validate_instance(fw_settings *s, char *err, size_t errlen);
+
 int fw_config_validate(fw_settings *s, char *err, size_t errlen)
 {
     struct cfg *c = (struct cfg *)s;
+    const struct key *keys = c->keys;
     char why[4600];
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0; i < c->nkeys; i++) {
         struct val v = load(&keys[i], s);
         if (keys[i].type == K_ENUM && v.str) {     /* as parse() would */
             struct val p;
@@ -1354,6 +1454,17 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
                        errlen) != 0)
             return -1;
 
+    if (keys == daemon_keys && validate_daemon(c, err, errlen) != 0)
+        return -1;
+    return validate_instance(s, err, errlen);
+}
+
+/* The daemon's rules between keys. */
+static int validate_daemon(struct cfg *c, char *err, size_t errlen)
+{
+    const struct key *keys = c->keys;
+    fw_settings *s = &c->s;
+#define find_key(name) find_key_in(keys, c->nkeys, name)
     /* Rules between keys.  An output among the inputs is a loop: the daemon
      * would read its own alerts (or dead letters) back as events. */
     size_t in = (size_t)(find_key("input.topics") - keys);
@@ -1409,7 +1520,6 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
                         "password: give the password with rules.redis_password_file (a file "
                         "only the daemon's user can read), or in the URL");
     }
-
     /* /metrics exposure: TLS needs both files, authentication both
      * settings, and an address off the loopback needs both. */
     size_t cert = (size_t)(find_key("metrics.tls_cert_file") - keys);
@@ -1441,6 +1551,13 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
                                                 : "has neither TLS nor a password");
     }
 
+#undef find_key
+    return 0;
+}
+
+/* instance.id: filled in when empty. */
+static int validate_instance(fw_settings *s, char *err, size_t errlen)
+{
     s->instance_id_given = *s->instance_id != '\0';
     if (!*s->instance_id) {
         char host[256] = "";
@@ -1475,8 +1592,9 @@ static void print_kv(FILE *out, const char *key, const char *value, const char *
 void fw_config_print(const fw_settings *s, FILE *out)
 {
     const struct cfg *c = (const struct cfg *)s;
+    const struct key *keys = c->keys;
     char buf[8192];
-    for (size_t i = 0; i < NKEYS; i++)
+    for (size_t i = 0; i < c->nkeys; i++)
         print_kv(out, keys[i].name, format(&keys[i], s, buf, sizeof buf), NULL);
     for (size_t i = 0; i < s->nconsumer; i++) {
         snprintf(buf, sizeof buf, "%s%s", CONSUMER_PREFIX, s->consumer_keys[i]);
@@ -1488,10 +1606,22 @@ void fw_config_print(const fw_settings *s, FILE *out)
     }
 }
 
+static void write_docs(const struct key *keys, size_t nkeys, FILE *out);
+
 void fw_config_write_docs(FILE *out)
 {
+    write_docs(daemon_keys, NDAEMON_KEYS, out);
+}
+
+void fw_console_config_write_docs(FILE *out)
+{
+    write_docs(console_keys, NCONSOLE_KEYS, out);
+}
+
+static void write_docs(const struct key *keys, size_t nkeys, FILE *out)
+{
     fputs("| key | default | range | meaning |\n|---|---|---|---|\n", out);
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0; i < nkeys; i++) {
         const struct key *k = &keys[i];
         fprintf(out, "| `%s` | %s%s%s | ", k->name, *k->def ? "`" : "", *k->def ? k->def : "(empty)",
                 *k->def ? "`" : "");

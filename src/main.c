@@ -26,6 +26,9 @@
 #include "fraudwatch/config.h"
 #include "fraudwatch/daemon.h"
 #endif
+#ifdef FW_HAVE_CONSOLE
+#include "console.h"
+#endif
 #include "fraudwatch/event.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/replay.h"
@@ -84,6 +87,15 @@ static const char usage_main[] =
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
     "                      the streaming daemon: events from Kafka, alerts to Kafka\n"
+#endif
+#ifdef FW_HAVE_CONSOLE
+    "  console -c FILE [--set KEY=VALUE]... [--check-config]\n"
+    "                      the anti-fraud centre's console: alerts into Redis, the\n"
+    "                      page and API (docs/console.md); console user add|disable|\n"
+    "                      passwd|list manages its users, console webhook set|\n"
+    "                      remove|list the units' webhooks\n"
+    "  routes load FILE --redis URL | routes list --redis URL\n"
+    "                      the console's table routing alerts to units\n"
 #endif
     "\n"
     "options:\n"
@@ -1135,6 +1147,12 @@ int main(int argc, char **argv)
 #ifdef FW_HAVE_DAEMON
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+#endif
+#ifdef FW_HAVE_CONSOLE
+    if (strcmp(cmd, "console") == 0)
+        return fw_console_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "routes") == 0)
+        return fw_cli_routes(argc - 1, argv + 1);
 #endif
     fprintf(stderr, "fraudwatch: unknown command '%s'\n\n", cmd);
     fputs(usage_main, stderr);

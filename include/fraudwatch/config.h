@@ -80,10 +80,31 @@ typedef struct fw_settings {
     size_t nconsumer;         /* kafka.consumer.* */
     char **producer_keys, **producer_values;
     size_t nproducer;         /* kafka.producer.* */
+    /* `fraudwatch console` only (fw_console_config_new(); NULL / 0 in the
+     * daemon's settings).  The console's table also sets brokers, group_id
+     * (default "fraudwatch-console"), log_level, instance_id and the
+     * kafka.consumer.* pass-through. */
+    char *console_alerts_topic;   /* console.alerts_topic, default "fraudwatch.alerts" */
+    char *console_redis;          /* console.redis, a redis:// URL */
+    char *console_listen;         /* console.listen, loopback, default "127.0.0.1:8080" */
+    int console_retention_days;   /* console.retention_days 1..3650, default 180 */
+    char *console_web_dir;        /* console.web_dir, default "web" */
+    int console_session_ttl_s;    /* console.session_ttl_s 60..604800, default 28800 */
+    int console_webhook_attempts; /* console.webhook_attempts 1..50, default 5 */
+    int console_webhook_backoff_ms; /* console.webhook_backoff_ms 10..600000, default 2000 */
+    int console_webhook_timeout_ms; /* console.webhook_timeout_ms 100..60000, default 5000 */
 } fw_settings;
 
 /* All defaults (instance.id empty).  NULL on out-of-memory. */
 fw_settings *fw_config_new(void);
+
+/* The console's settings (`fraudwatch console`): the same functions work
+ * on it (load_file, set, validate, print, free) with the console's own
+ * table of keys; the daemon's cross-key rules do not apply.  NULL on
+ * out-of-memory. */
+fw_settings *fw_console_config_new(void);
+/* The console's table for docs/console.md. */
+void fw_console_config_write_docs(FILE *out);
 
 /* NULL is fine. */
 void fw_config_free(fw_settings *s);
