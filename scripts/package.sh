@@ -15,6 +15,7 @@
 #   /etc/fraudwatch/rules/                   the rules the daemon runs: on first
 #                                            install, links to the shipped ones
 #   /usr/share/fraudwatch/rules/             the shipped rules (rules/)
+#   /usr/share/fraudwatch/web/               the console's page (web/)
 #   /usr/share/fraudwatch/{grafana,prometheus}/  the monitoring pack (contrib/)
 #   /lib/systemd/system/                     contrib/systemd/*.service
 #   /usr/share/man/man{1,5}/                 the generated man pages
@@ -114,12 +115,16 @@ PY
 # repository root." "Relative paths are relative to the working directory, /var/lib/fraudwatch
 # under systemd (fraudwatch.service).  Installed by the fraudwatch package."
     fi
+    if [[ $name == console.conf ]]; then
+        adapt "$dst" "console.web_dir = web" "console.web_dir = /usr/share/fraudwatch/web"
+    fi
     conffiles+=("/etc/fraudwatch/$name")
 done
 printf '%s\n' "${conffiles[@]}" > "$root/DEBIAN/conffiles"
 
 # ---- rules, units, monitoring pack ---------------------------------------
 install -m 0644 rules/*.json rules/*.list "$root/usr/share/fraudwatch/rules/"
+install -D -m 0644 -t "$root/usr/share/fraudwatch/web" web/*   # the console's page
 install -m 0644 contrib/systemd/*.service "$root/lib/systemd/system/"
 install -D -m 0644 contrib/grafana/fraudwatch.json "$root/usr/share/fraudwatch/grafana/fraudwatch.json"
 install -D -m 0644 contrib/prometheus/alerts.yml "$root/usr/share/fraudwatch/prometheus/alerts.yml"

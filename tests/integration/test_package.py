@@ -118,6 +118,10 @@ def check_installed(version):
         check(os.path.islink(link) and
               os.readlink(link) == os.path.join("/usr/share/fraudwatch/rules", n),
               f"{link}: not a link to the shipped file")
+    for f in ("index.html", "app.js", "app.css"):
+        check(os.path.isfile("/usr/share/fraudwatch/web/" + f), f"/usr/share/fraudwatch/web/{f} missing")
+    check("console.web_dir = /usr/share/fraudwatch/web" in open("/etc/fraudwatch/console.conf").read(),
+          "/etc/fraudwatch/console.conf: console.web_dir is not the installed page")
     for u in ("fraudwatch.service", "fraudwatch@.service", "fraudwatch-console.service"):
         check(os.path.isfile("/lib/systemd/system/" + u), f"/lib/systemd/system/{u} missing")
     for page in ("fraudwatch", "fraudwatch.conf", "fraudwatch-rules"):
@@ -242,6 +246,11 @@ def main():
                          "--check-config"], cwd="/var/lib/fraudwatch")
             check(p.returncode == 0 and "state.dir = /var/lib/fraudwatch" in p.stdout,
                   f"--check-config as the fraudwatch user: exit {p.returncode}: "
+                  f"{p.stderr[-500:]}")
+            p = as_user(["/usr/bin/fraudwatch", "console", "-c", "/etc/fraudwatch/console.conf",
+                         "--check-config"], cwd="/var/lib/fraudwatch")
+            check(p.returncode == 0 and "/usr/share/fraudwatch/web" in p.stdout,
+                  f"console --check-config as the fraudwatch user: exit {p.returncode}: "
                   f"{p.stderr[-500:]}")
             p = as_user(["/usr/bin/fraudwatch", "run", "-c", "/etc/fraudwatch/missing.conf"])
             check(p.returncode == 1 and "/etc/fraudwatch/missing.conf" in p.stderr,
