@@ -53,6 +53,8 @@
 #include "fraudwatch/log.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
+#include "ckpt_kafka.h"
+#include "election.h"
 #include "kafka.h"
 #include "reload.h"
 
@@ -110,6 +112,9 @@ struct daemon {
     fw_metrics *m;
     fw_http *http;
     fw_reloader *reloader;
+    fw_ckpt_kafka *ckk;           /* state.store = kafka */
+    fw_election *el;              /* ha.mode = standby */
+    fw_fence_sink *fence;
 
     atomic_llong heartbeat_ms;
     _Atomic(fw_driver *) drv_pub; /* d.drv, for the health check's thread */
@@ -194,6 +199,12 @@ static void on_revoke(void *ctx)
     char why[1024];
     fw_driver_checkpoint(d->drv, fw_mono_ms() + (int64_t)d->s->shutdown_timeout_s * 1000,
                          &hard_stop, why, sizeof why);
+}
+
+/* With ha.mode = standby, a manifest is published only by the active daemon. */
+static bool fence_publish(void *ctx, char *why, size_t whylen)
+{
+    return fw_election_check(ctx, why, whylen);
 }
 
 /* ---- the shutdown watchdog ------------------------------------------------ */
@@ -306,12 +317,37 @@ int fw_daemon_run(const fw_settings *s)
         return 1;
     }
     err[0] = '\0';
+    if (strcmp(s->ha_mode, "standby") == 0) {
+        /* Stand by until elected (docs/scaling.md): nothing is consumed
+         * before, and a stop while standing by is clean. */
+        d.el = fw_election_new(s, d.m, err, sizeof err);
+        if (!d.el)
+            goto out;
+        if (fw_election_wait(d.el, &stop_requested, err, sizeof err) != 1) {
+            rc = err[0] ? 1 : 0;
+            goto out;
+        }
+    }
+    if (strcmp(s->state_store, "kafka") == 0) {
+        d.ckk = fw_ckpt_kafka_new(s, d.m, err, sizeof err);
+        if (!d.ckk)
+            goto out;
+        if (d.el)
+            fw_ckpt_kafka_set_fence(d.ckk, fence_publish, d.el);
+    }
     d.out = fw_out_new(s, d.m, err, sizeof err);
     if (!d.out)
         goto out;
     d.in = fw_in_new(s, d.m, on_revoke, &d, &stop_requested, err, sizeof err);
     if (!d.in)
         goto out;
+    const fw_sink_ops *sink = &fw_out_sink;
+    void *sink_self = d.out;
+    if (d.el) {
+        d.fence = fw_fence_sink_new(sink, sink_self, d.el);
+        sink = fw_fence_sink_ops(d.fence);
+        sink_self = d.fence;
+    }
     fw_driver_opts o = {
         .pipeline = { .workers = s->threads,
                       .max_event_bytes = s->max_event_bytes,
@@ -320,8 +356,10 @@ int fw_daemon_run(const fw_settings *s)
                       .max_keys = (uint64_t)s->max_keys },
         .source = &fw_in_source,
         .source_self = d.in,
-        .sink = &fw_out_sink,
-        .sink_self = d.out,
+        .sink = sink,
+        .sink_self = sink_self,
+        .ckpt_store = d.ckk ? &fw_ckpt_kafka_ops : NULL,
+        .ckpt_store_self = d.ckk,
         .rules = rs,
         .state_dir = s->state_dir,
         .checkpoint_file = CHECKPOINT_FILE,
@@ -419,6 +457,10 @@ out:
     fw_out_free(d.out);
     set_step(&d, "stopping the workers");
     fw_driver_free(d.drv);
+    fw_fence_sink_free(d.fence);
+    fw_ckpt_kafka_free(d.ckk);
+    set_step(&d, "leaving the control group");
+    fw_election_free(d.el);     /* last: a standby takes over from the final checkpoint */
     fw_ruleset_unref(rs);
     fw_metrics_free(d.m);
     watchdog_stop(&d);

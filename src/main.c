@@ -65,6 +65,8 @@ static const char usage_main[] =
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
     "                      the streaming daemon: events from Kafka, alerts to Kafka\n"
+    "  state init|status -c FILE\n"
+    "                      checkpoints in Kafka and the active/standby daemons\n"
 #endif
     "\n"
     "options:\n"
@@ -863,6 +865,10 @@ static int cmd_rules(int argc, char **argv)
     return 2;
 }
 
+#ifdef FW_HAVE_DAEMON
+int fw_cli_state(int argc, char **argv);
+#endif
+
 int main(int argc, char **argv)
 {
     fw_event_init();
@@ -897,6 +903,8 @@ int main(int argc, char **argv)
 #ifdef FW_HAVE_DAEMON
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "state") == 0)
+        return fw_cli_state(argc - 1, argv + 1);   /* src/cli_state.c */
 #endif
     fprintf(stderr, "fraudwatch: unknown command '%s'\n\n", cmd);
     fputs(usage_main, stderr);

@@ -560,7 +560,7 @@ static void test_print_masks_secrets(void **state)
     int lines = 0;
     for (const char *p = text; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 21 + 6);
+    assert_int_equal(lines, 28 + 6);
 
     /* What print writes reads back to the same settings (secrets aside). */
     fw_config_free(s);
