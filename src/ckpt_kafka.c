@@ -453,7 +453,10 @@ static int group_has_commits(const fw_settings *s, char *err, size_t errlen)
 static int read_topic(const fw_settings *s, const char *topic, struct scan *sc,
                       uint64_t *bytes_read, char *err, size_t errlen)
 {
-    rd_kafka_t *rk = client(s, RD_KAFKA_CONSUMER, NULL, err, errlen);
+    /* assign() wants a group.id; this one never joins nor commits. */
+    char group[1100];
+    snprintf(group, sizeof group, "%s.state-reader", s->group_id);
+    rd_kafka_t *rk = client(s, RD_KAFKA_CONSUMER, group, err, errlen);
     if (!rk)
         return -1;
     int rc = -1;
@@ -544,6 +547,9 @@ struct fw_ckpt_kafka {
     char *restored;          /* the body fw_driver_restore reads */
     fw_ckpt_fence_fn fence;
     void *fence_ctx;
+    bool prepared;           /* fw_ckpt_kafka_prepare's answer waits in pre_* */
+    FILE *pre_f;
+    char pre_where[400];
     fw_counter *restores, *skipped, *write_failures;
     fw_gauge *restore_seconds, *restore_bytes, *ckpt_bytes;
 };
@@ -629,6 +635,8 @@ void fw_ckpt_kafka_free(fw_ckpt_kafka *k)
         rd_kafka_flush(k->rk, 5000);   /* tombstones on their way */
         rd_kafka_destroy(k->rk);
     }
+    if (k->pre_f)
+        fclose(k->pre_f);
     free(k->known);
     free(k->restored);
     free(k);
@@ -876,10 +884,34 @@ static int lost(fw_ckpt_kafka *k, const char *what, char *err, size_t errlen)
     return 0;
 }
 
+static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen, char *err,
+                       size_t errlen);
+
+/* The restore's answer, worked out early (fw_ckpt_kafka_prepare). */
 static int k_open_latest(void *self, FILE **fp, char *where, size_t wherelen, char *err,
                          size_t errlen)
 {
     fw_ckpt_kafka *k = self;
+    if (!k->prepared)
+        return find_latest(k, fp, where, wherelen, err, errlen);
+    k->prepared = false;
+    *fp = k->pre_f;
+    k->pre_f = NULL;
+    snprintf(where, wherelen, "%s", k->pre_where);
+    return 0;
+}
+
+int fw_ckpt_kafka_prepare(fw_ckpt_kafka *k, char *err, size_t errlen)
+{
+    if (find_latest(k, &k->pre_f, k->pre_where, sizeof k->pre_where, err, errlen) != 0)
+        return -1;
+    k->prepared = true;
+    return 0;
+}
+
+static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen, char *err,
+                       size_t errlen)
+{
     *fp = NULL;
     int64_t t0 = fw_mono_ns();
     int ex = topic_exists(k->rk, k->topic, err, errlen);

@@ -25,6 +25,10 @@ void fw_ckpt_kafka_free(fw_ckpt_kafka *k);
  * Returns false with why filled to refuse. */
 typedef bool (*fw_ckpt_fence_fn)(void *ctx, char *why, size_t whylen);
 void fw_ckpt_kafka_set_fence(fw_ckpt_kafka *k, fw_ckpt_fence_fn fn, void *ctx);
+/* Finds the checkpoint to restore now (reading the state topic; the
+ * lost-state check), before the daemon joins its consumer group; the
+ * driver's restore then takes that answer.  0, or -1 with err. */
+int fw_ckpt_kafka_prepare(fw_ckpt_kafka *k, char *err, size_t errlen);
 /* The table for fw_driver_opts.ckpt_store (self: an fw_ckpt_kafka). */
 extern const fw_ckpt_store_ops fw_ckpt_kafka_ops;
 

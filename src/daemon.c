@@ -334,6 +334,8 @@ int fw_daemon_run(const fw_settings *s)
             goto out;
         if (d.el)
             fw_ckpt_kafka_set_fence(d.ckk, fence_publish, d.el);
+        if (fw_ckpt_kafka_prepare(d.ckk, err, sizeof err) != 0)
+            goto out;
     }
     d.out = fw_out_new(s, d.m, err, sizeof err);
     if (!d.out)
