@@ -309,6 +309,8 @@ def test_fencing_sigstop():
         text = a.log_text()
         assert rc == 3, f"the fenced daemon exits 3, got {rc}"
         assert "lost the active role" in text, "it says it lost the role"
+        assert "fenced: lost the active role" in text, "the fence stopped it"
+        log("    " + [l for l in text.splitlines() if "lost the active role" in l][0][:300])
         time.sleep(2)
         meta = alerts_meta(c.alerts)
         late = [(ts, al["alert_id"]) for ts, inst, al in meta
