@@ -115,6 +115,7 @@ struct daemon {
     fw_ckpt_kafka *ckk;           /* state.store = kafka */
     fw_election *el;              /* ha.mode = standby */
     fw_fence_sink *fence;
+    atomic_bool standing_by;      /* /healthz: a standby is healthy while it waits */
 
     atomic_llong heartbeat_ms;
     _Atomic(fw_driver *) drv_pub; /* d.drv, for the health check's thread */
@@ -145,6 +146,10 @@ static int64_t unsaved_limit_ms(const fw_settings *s)
 static bool healthy(void *ctx, char *reason, size_t len)
 {
     struct daemon *d = ctx;
+    if (atomic_load(&d->standing_by)) {
+        snprintf(reason, len, "ok (standby, or elected and restoring)");
+        return true;
+    }
     int64_t age = fw_mono_ms() - atomic_load(&d->heartbeat_ms);
     if (age > 10000) {
         snprintf(reason, len, "main loop stalled for %lld ms", (long long)age);
@@ -323,10 +328,20 @@ int fw_daemon_run(const fw_settings *s)
         d.el = fw_election_new(s, d.m, err, sizeof err);
         if (!d.el)
             goto out;
+        atomic_store(&d.standing_by, true);
+        if (strcmp(s->metrics_listen, "off") != 0) {
+            /* A standby serves /metrics (fraudwatch_ha_active) and /healthz too. */
+            d.http = fw_http_start(s->metrics_listen, d.m, healthy, &d, err, sizeof err);
+            if (!d.http)
+                goto out;
+            fw_log(FW_LOG_INFO, "metrics", "serving /metrics and /healthz",
+                   "listen=%s port=%d", s->metrics_listen, fw_http_port(d.http));
+        }
         if (fw_election_wait(d.el, &stop_requested, err, sizeof err) != 1) {
             rc = err[0] ? 1 : 0;
             goto out;
         }
+
     }
     if (strcmp(s->state_store, "kafka") == 0) {
         d.ckk = fw_ckpt_kafka_new(s, d.m, err, sizeof err);
@@ -376,7 +391,9 @@ int fw_daemon_run(const fw_settings *s)
     atomic_store(&d.drv_pub, d.drv);
     if (fw_driver_restore(d.drv, err, sizeof err) != 0)
         goto out;
-    if (strcmp(s->metrics_listen, "off") != 0) {
+    atomic_store(&d.heartbeat_ms, fw_mono_ms());
+    atomic_store(&d.standing_by, false);    /* elected and restored: the loop's health */
+    if (!d.http && strcmp(s->metrics_listen, "off") != 0) {
         atomic_store(&d.heartbeat_ms, fw_mono_ms());
         d.http = fw_http_start(s->metrics_listen, d.m, healthy, &d, err, sizeof err);
         if (!d.http)

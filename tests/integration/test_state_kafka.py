@@ -218,7 +218,8 @@ def test_deleted_state_topic():
 def ha(c, name):
     return machine(c, name, f"instance.id = {name}\nha.mode = standby\n"
                             f"ha.session_timeout_ms = {SESSION_MS}\n"
-                            "state.checkpoint_interval_ms = 500\n")
+                            "state.checkpoint_interval_ms = 500\n"
+                            "metrics.listen = 127.0.0.1:0\n")
 
 
 def active_of(daemons):
@@ -240,6 +241,9 @@ def test_failover_kill9():
         for d in ds:
             d.start()
         wait_for(lambda: active_of(ds), 60, "an active daemon")
+        first = active_of(ds)
+        for d in ds:      # the role on /metrics, standbys included
+            assert t.metric(d, "fraudwatch_ha_active") == (1.0 if d is first else 0.0)
         kills = []
         for k, part in enumerate(parts):
             produce(c.topic, part)
@@ -253,6 +257,11 @@ def test_failover_kill9():
                 victim.proc.wait()
                 victim.proc = None
                 wait_for(lambda: active_of(ds), 60, "a standby taking over")
+                new = active_of(ds)
+                wait_for(lambda: t.metric(new, "fraudwatch_state_restores_total") == 1.0, 30,
+                         "the new active daemon's restore")
+                log(f"    restore: {t.metric(new, 'fraudwatch_state_restore_bytes'):.0f} bytes "
+                    f"in {t.metric(new, 'fraudwatch_state_restore_seconds'):.2f} s")
         wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 240, "every alert")
         meta = alerts_meta(c.alerts)
         got = [m[2] for m in meta]
