@@ -248,6 +248,9 @@ static const char usage_run[] =
     "acknowledged every alert up to them.  SIGTERM or SIGINT: finish in-flight\n"
     "events, checkpoint, exit 0 (a second signal cuts the wait short); exit 1 if\n"
     "that checkpoint fails.  The stop ends within shutdown.timeout_s + 10 s.\n"
+    "With state.store = kafka the checkpoints go to the group's state topic;\n"
+    "with ha.mode = standby the daemons of a group elect one active daemon and\n"
+    "the others stand by to take over (docs/scaling.md).\n"
     "\n"
     "options:\n"
     "  -c, --config FILE        the configuration (see config/fraudwatch.conf)\n"
@@ -260,7 +263,8 @@ static const char usage_run[] =
     "  -h, --help               this help\n"
     "\n"
     "exit status: 0 clean stop, 1 configuration / startup / shutdown failure,\n"
-    "2 usage error, 3 fatal Kafka error\n";
+    "2 usage error, 3 fatal Kafka error, or (ha.mode = standby) fenced: this\n"
+    "daemon lost the active role and stopped before producing\n";
 
 static int cmd_run(int argc, char **argv)
 {
