@@ -44,7 +44,9 @@
  * checkpoint, besides the encoded snapshot the driver already holds).
  * FW_TEST_CHECKPOINT_STALL_MS (tests only) sleeps that long after the first
  * half of the chunks is acknowledged, so a test can kill -9 the daemon
- * mid-write. */
+ * mid-write; FW_TEST_STATE_TAIL_RECORDS (tests only) shortens the tail a
+ * restore reads first, so that the second read (from the newest manifest's
+ * first chunk) is exercised. */
 #include "ckpt_kafka.h"
 
 #include <cjson/cJSON.h>
@@ -65,6 +67,7 @@
 #define META_TIMEOUT_MS 10000
 #define WRITE_TIMEOUT_MS 60000     /* message.timeout.ms of the state producer */
 #define READ_STALL_MS 30000        /* a restore read that gets nothing this long fails */
+#define TAIL_RECORDS 4096          /* a restore reads this many last records first */
 
 /* ---- what a scan of the topic finds ---------------------------------------- */
 
@@ -76,6 +79,8 @@ struct ckrec {
     char sha[65];
     char instance[128];
     int64_t created_ms;
+    int64_t first_offset;    /* of chunk 0, from the manifest; -1: not given */
+    int64_t man_offset;      /* of the manifest record */
     char **chunk;            /* by seq; NULL: absent */
     size_t *clen;
     uint32_t cap;
@@ -142,12 +147,15 @@ static void parse_manifest(struct ckrec *r, const char *v, size_t len)
         snprintf(r->instance, sizeof r->instance, "%s",
                  cJSON_IsString(in) ? in->valuestring : "");
         r->created_ms = cJSON_IsNumber(c) ? (int64_t)c->valuedouble : 0;
+        const cJSON *fo = cJSON_GetObjectItemCaseSensitive(j, "first_offset");
+        r->first_offset = cJSON_IsNumber(fo) ? (int64_t)fo->valuedouble : -1;
     }
     cJSON_Delete(j);
 }
 
 /* One record of the topic into the scan (value NULL: a tombstone). */
-static void scan_record(struct scan *sc, const char *key, size_t klen, const char *v, size_t len)
+static void scan_record(struct scan *sc, const char *key, size_t klen, const char *v, size_t len,
+                        int64_t offset)
 {
     char k[64];
     if (klen >= sizeof k)
@@ -185,6 +193,7 @@ static void scan_record(struct scan *sc, const char *key, size_t klen, const cha
             parse_manifest(r, v, len);
         else
             r->manifest = false;
+        r->man_offset = offset;
     }
 }
 
@@ -450,8 +459,12 @@ static int group_has_commits(const fw_settings *s, char *err, size_t errlen)
 }
 
 /* Reads the whole (one-partition) state topic into sc.  0 or -1 (err). */
-static int read_topic(const fw_settings *s, const char *topic, struct scan *sc,
-                      uint64_t *bytes_read, char *err, size_t errlen)
+/* Reads the (one-partition) state topic into sc, from `from` (< 0: the
+ * beginning; with tail > 0: the last `tail` records) to its end; *start
+ * (if not NULL) receives where the read began.  0 or -1 (err). */
+static int read_topic(const fw_settings *s, const char *topic, int64_t from, int64_t tail,
+                      struct scan *sc, uint64_t *bytes_read, int64_t *start, bool *whole,
+                      char *err, size_t errlen)
 {
     /* assign() wants a group.id; this one never joins nor commits. */
     char group[1100];
@@ -468,12 +481,21 @@ static int read_topic(const fw_settings *s, const char *topic, struct scan *sc,
         snprintf(err, errlen, "reading the state topic %s: %s", topic, rd_kafka_err2str(r));
         goto out;
     }
-    if (hi <= lo) {
+    int64_t at = lo;
+    if (tail > 0 && hi - tail > lo)
+        at = hi - tail;
+    else if (tail <= 0 && from > lo)
+        at = from;
+    if (start)
+        *start = at;
+    if (whole)
+        *whole = at == lo;
+    if (hi <= at) {
         rc = 0;
         goto out;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = at;
     r = rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (r) {
@@ -505,7 +527,7 @@ static int read_topic(const fw_settings *s, const char *topic, struct scan *sc,
         }
         int64_t off = m->offset;
         if (m->key)
-            scan_record(sc, m->key, m->key_len, m->payload, m->len);
+            scan_record(sc, m->key, m->key_len, m->payload, m->len, m->offset);
         *bytes_read += m->len;
         rd_kafka_message_destroy(m);
         if (off >= hi - 1)
@@ -534,6 +556,7 @@ struct fw_ckpt_kafka {
     /* delivery reports, served on the writer thread by flush() */
     int dr_failed;
     char dr_err[256];
+    int64_t first_off;       /* offset of the pending checkpoint's chunk 0 */
     /* the checkpoint written and not yet published */
     uint64_t pend_id;
     uint32_t pend_chunks;
@@ -557,6 +580,8 @@ struct fw_ckpt_kafka {
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     fw_ckpt_kafka *k = opaque;
+    if (!m->err && m->_private == (void *)k)
+        k->first_off = m->offset;   /* chunk 0 */
     if (m->err) {
         if (!k->dr_failed++)
             snprintf(k->dr_err, sizeof k->dr_err, "%s", rd_kafka_err2str(m->err));
@@ -665,13 +690,21 @@ static void know(fw_ckpt_kafka *k, uint64_t id, uint32_t chunks)
         k->last_id = id;
 }
 
+static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t len, void *op);
+
 static int produce(fw_ckpt_kafka *k, const char *key, const void *v, size_t len)
+{
+    return produce_as(k, key, v, len, NULL);
+}
+
+static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t len, void *op)
 {
     for (;;) {
         rd_kafka_resp_err_t r = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(k->t), RD_KAFKA_V_PARTITION(0),
             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)v, len),
-            RD_KAFKA_V_MSGFLAGS(v ? RD_KAFKA_MSG_F_COPY : 0), RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(v ? RD_KAFKA_MSG_F_COPY : 0), RD_KAFKA_V_OPAQUE(op),
+            RD_KAFKA_V_END);
         if (r == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(k->rk, 100);
             continue;
@@ -753,13 +786,14 @@ static int k_write(void *self, fw_ckpt_fill_fn fill, void *ctx, char *err, size_
     k->pend_bytes = len;
     know(k, id, n);
     k->dr_failed = 0;
+    k->first_off = -1;
     uint32_t half = k->stall_ms > 0 ? (n + 1) / 2 : n;
     int rc = 0;
     for (uint32_t j = 0; j < n && rc == 0; j++) {
         char key[64];
         snprintf(key, sizeof key, "c/%016" PRIx64 "/%06u", id, j);
         size_t off = (size_t)j * cb, l = len - off < cb ? len - off : cb;
-        rc = produce(k, key, body + off, l);
+        rc = produce_as(k, key, body + off, l, j == 0 ? (void *)k : NULL);
         if (rc == 0 && j + 1 == half && k->stall_ms > 0) {
             rc = settle(k);
             struct timespec ts = { k->stall_ms / 1000, (k->stall_ms % 1000) * 1000000 };
@@ -799,6 +833,7 @@ static int k_publish(void *self, char *err, size_t errlen)
     cJSON_AddStringToObject(j, "sha256", k->pend_sha);
     cJSON_AddStringToObject(j, "instance", k->s->instance_id);
     cJSON_AddNumberToObject(j, "created_ms", (double)wall_ms());
+    cJSON_AddNumberToObject(j, "first_offset", (double)k->first_off);
     char *txt = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     char key[64];
@@ -909,6 +944,44 @@ int fw_ckpt_kafka_prepare(fw_ckpt_kafka *k, char *err, size_t errlen)
     return 0;
 }
 
+/* The newest complete checkpoint of a read that began at `start` (whole:
+ * at the topic's beginning), skipping torn ones with a warning; NULL when
+ * none, with *need the offset to read again from when the newest
+ * manifest's chunks begin before `start`. */
+static const struct ckrec *pick(fw_ckpt_kafka *k, struct scan *sc, bool whole, int64_t start,
+                                int64_t *need)
+{
+    qsort(sc->v, sc->n, sizeof *sc->v, cmp_newest);
+    const struct ckrec *best = NULL;
+    for (size_t i = 0; i < sc->n; i++) {
+        struct ckrec *r = &sc->v[i];
+        uint32_t present = chunks_present(r);
+        know(k, r->id, r->manifest && r->nchunks > r->cap ? r->nchunks : r->cap);
+        if (best || (!r->manifest && !present))
+            continue;
+        char why[200];
+        if (!*incomplete(r, why, sizeof why)) {
+            best = r;
+            continue;
+        }
+        if (!whole && r->manifest && r->first_offset >= 0 && r->first_offset < start) {
+            *need = r->first_offset;   /* not torn: begun before this read */
+            return NULL;
+        }
+        if (!whole && r->manifest && r->first_offset < 0) {
+            *need = -1;                /* no offset given: read everything */
+            return NULL;
+        }
+        if (k->skipped)
+            fw_counter_add(k->skipped, 1);
+        fw_log(FW_LOG_WARN, "checkpoint", "incomplete checkpoint in the state topic skipped: "
+                                          "restoring an older one",
+               "topic=%s id=%016" PRIx64 " instance=\"%s\" reason=\"%s\"", k->topic, r->id,
+               r->instance, why);
+    }
+    return best;
+}
+
 static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen, char *err,
                        size_t errlen)
 {
@@ -927,31 +1000,38 @@ static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen
         fw_log(FW_LOG_INFO, "checkpoint", "state topic created", "topic=%s", k->topic);
         return 0;
     }
+    /* The newest manifest is near the end (a checkpoint's chunks, then
+     * its manifest, then tombstones of older ones): read the last
+     * TAIL_RECORDS first; only if the newest manifest's chunks begin
+     * before that, read again from its first chunk; only if that fails
+     * too, read the whole topic.  So a restore reads about one checkpoint,
+     * not every tombstoned one compaction has not freed yet. */
     struct scan sc = { 0 };
-    uint64_t read_bytes;
-    if (read_topic(k->s, k->topic, &sc, &read_bytes, err, errlen) != 0) {
-        scan_free(&sc);
-        return -1;
-    }
-    qsort(sc.v, sc.n, sizeof *sc.v, cmp_newest);
+    uint64_t read_bytes = 0;
     const struct ckrec *best = NULL;
-    for (size_t i = 0; i < sc.n; i++) {
-        struct ckrec *r = &sc.v[i];
-        uint32_t present = chunks_present(r);
-        know(k, r->id, r->manifest && r->nchunks > r->cap ? r->nchunks : r->cap);
-        if (best || (!r->manifest && !present))
-            continue;
-        char why[200];
-        if (!*incomplete(r, why, sizeof why)) {
-            best = r;
-            continue;
+    int64_t from = -1, tail = TAIL_RECORDS;
+    const char *t = getenv("FW_TEST_STATE_TAIL_RECORDS");   /* tests: a short tail */
+    if (t && atoll(t) > 0)
+        tail = atoll(t);
+    for (int pass = 0; pass < 3 && !best; pass++) {
+        scan_free(&sc);
+        uint64_t n = 0;
+        int64_t start = 0;
+        bool whole = false;
+        if (read_topic(k->s, k->topic, from, tail, &sc, &n, &start, &whole, err, errlen) != 0) {
+            scan_free(&sc);
+            return -1;
         }
-        if (k->skipped)
-            fw_counter_add(k->skipped, 1);
-        fw_log(FW_LOG_WARN, "checkpoint", "incomplete checkpoint in the state topic skipped: "
-                                          "restoring an older one",
-               "topic=%s id=%016" PRIx64 " instance=\"%s\" reason=\"%s\"", k->topic, r->id,
-               r->instance, why);
+        read_bytes += n;
+        int64_t need = -1;
+        best = pick(k, &sc, whole, start, &need);
+        fw_log(FW_LOG_DEBUG, "checkpoint", "state topic read", "pass=%d from=%lld whole=%d "
+               "bytes=%" PRIu64 " found=%d", pass + 1, (long long)start, (int)whole, n,
+               best != NULL);
+        if (whole)
+            break;
+        tail = 0;
+        from = pass == 0 && need >= 0 ? need : -1;   /* then the whole topic */
     }
     int rc = 0;
     if (!best) {
@@ -1019,7 +1099,7 @@ int fw_ckpt_kafka_scan(const fw_settings *s, fw_ckpt_info *out, size_t max, size
     }
     struct scan sc = { 0 };
     uint64_t read_bytes;
-    if (read_topic(s, topic, &sc, &read_bytes, err, errlen) != 0) {
+    if (read_topic(s, topic, -1, 0, &sc, &read_bytes, NULL, NULL, err, errlen) != 0) {
         scan_free(&sc);
         return -1;
     }

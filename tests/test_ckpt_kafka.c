@@ -15,7 +15,9 @@
  *  - errors while restoring (Fetch answered NOT_LEADER, the group
  *    coordinator loading, then moved to another broker) delay the restore
  *    but it reads the newest complete checkpoint;
- *  - a manifest whose chunks do not add up is skipped for the one before.
+ *  - a manifest whose chunks do not add up is skipped for the one before;
+ *  - a restore whose first read (the topic's tail) does not reach back to
+ *    the newest checkpoint's first chunk reads again from there.
  * The store is driven directly through fw_ckpt_kafka_ops, as the
  * checkpoint writer thread does. */
 #include <librdkafka/rdkafka.h>
@@ -116,7 +118,7 @@ static void set(fw_settings *s, const char *k, const char *v)
 
 int main(void)
 {
-    fw_log_set_level(FW_LOG_WARN);
+    fw_log_set_level(getenv("FW_TEST_DEBUG") ? FW_LOG_DEBUG : FW_LOG_WARN);
     char err[2048];
     rd_kafka_conf_t *mc_conf = rd_kafka_conf_new();
     rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mc_conf, err, sizeof err);
@@ -177,6 +179,14 @@ int main(void)
     CHECK(rc == 0 && got && n == b3.n && memcmp(got, b3.p, n) == 0, "restore b3: rc=%d n=%zu",
           rc, n);
     free(got);
+    /* The same, reading a tail too short to hold the checkpoint: read again
+     * from the manifest's first chunk. */
+    setenv("FW_TEST_STATE_TAIL_RECORDS", "6", 1);   /* the manifest, 5 tombstones */
+    got = restore(s, &n, &rc, err, sizeof err);
+    CHECK(rc == 0 && got && n == b3.n && memcmp(got, b3.p, n) == 0,
+          "restore b3 from a short tail: rc=%d n=%zu", rc, n);
+    free(got);
+    unsetenv("FW_TEST_STATE_TAIL_RECORDS");
     fw_ckpt_kafka_free(k);
 
     /* ---- a permanent chunk produce error: the write fails, names the
