@@ -41,7 +41,9 @@
  * are the only users of the producer after the start; open_latest runs on
  * the driver's thread before the first write.  The body of a checkpoint is
  * held in memory while its chunks are produced (about the size of the
- * checkpoint, besides the encoded snapshot the driver already holds).
+ * checkpoint, besides the encoded snapshot the driver already holds); the
+ * chunks are handed to librdkafka without a copy and acknowledged before
+ * the body is freed.
  * FW_TEST_CHECKPOINT_STALL_MS (tests only) sleeps that long after the first
  * half of the chunks is acknowledged, so a test can kill -9 the daemon
  * mid-write; FW_TEST_STATE_TAIL_RECORDS (tests only) shortens the tail a
@@ -690,20 +692,23 @@ static void know(fw_ckpt_kafka *k, uint64_t id, uint32_t chunks)
         k->last_id = id;
 }
 
-static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t len, void *op);
+/* copy false: v must stay valid until settle() (a chunk of the body). */
+static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t len, void *op,
+                      bool copy);
 
 static int produce(fw_ckpt_kafka *k, const char *key, const void *v, size_t len)
 {
-    return produce_as(k, key, v, len, NULL);
+    return produce_as(k, key, v, len, NULL, true);
 }
 
-static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t len, void *op)
+static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t len, void *op,
+                      bool copy)
 {
     for (;;) {
         rd_kafka_resp_err_t r = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(k->t), RD_KAFKA_V_PARTITION(0),
             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)v, len),
-            RD_KAFKA_V_MSGFLAGS(v ? RD_KAFKA_MSG_F_COPY : 0), RD_KAFKA_V_OPAQUE(op),
+            RD_KAFKA_V_MSGFLAGS(v && copy ? RD_KAFKA_MSG_F_COPY : 0), RD_KAFKA_V_OPAQUE(op),
             RD_KAFKA_V_END);
         if (r == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(k->rk, 100);
@@ -793,15 +798,17 @@ static int k_write(void *self, fw_ckpt_fill_fn fill, void *ctx, char *err, size_
         char key[64];
         snprintf(key, sizeof key, "c/%016" PRIx64 "/%06u", id, j);
         size_t off = (size_t)j * cb, l = len - off < cb ? len - off : cb;
-        rc = produce_as(k, key, body + off, l, j == 0 ? (void *)k : NULL);
+        rc = produce_as(k, key, body + off, l, j == 0 ? (void *)k : NULL, false);
         if (rc == 0 && j + 1 == half && k->stall_ms > 0) {
             rc = settle(k);
             struct timespec ts = { k->stall_ms / 1000, (k->stall_ms % 1000) * 1000000 };
             nanosleep(&ts, NULL);
         }
     }
+    /* Always settled before the body is freed: the chunks point into it. */
+    int settled = settle(k);
     if (rc == 0)
-        rc = settle(k);
+        rc = settled;
     free(body);
     if (rc != 0) {
         if (k->write_failures)
