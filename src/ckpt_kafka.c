@@ -958,7 +958,8 @@ int fw_ckpt_kafka_prepare(fw_ckpt_kafka *k, char *err, size_t errlen)
 static const struct ckrec *pick(fw_ckpt_kafka *k, struct scan *sc, bool whole, int64_t start,
                                 int64_t *need)
 {
-    qsort(sc->v, sc->n, sizeof *sc->v, cmp_newest);
+    if (sc->n)
+        qsort(sc->v, sc->n, sizeof *sc->v, cmp_newest);
     const struct ckrec *best = NULL;
     for (size_t i = 0; i < sc->n; i++) {
         struct ckrec *r = &sc->v[i];
@@ -1110,7 +1111,8 @@ int fw_ckpt_kafka_scan(const fw_settings *s, fw_ckpt_info *out, size_t max, size
         scan_free(&sc);
         return -1;
     }
-    qsort(sc.v, sc.n, sizeof *sc.v, cmp_newest);
+    if (sc.n)
+        qsort(sc.v, sc.n, sizeof *sc.v, cmp_newest);
     for (size_t i = 0; i < sc.n && *n < max; i++) {
         const struct ckrec *r = &sc.v[i];
         uint32_t present = chunks_present(r);
