@@ -339,8 +339,53 @@ def test_fencing_sigstop():
         c.cleanup()
 
 
+def test_sigterm_handover():
+    """SIGTERM of the active daemon: its final checkpoint is published, it
+    leaves the control group last, and the standby is elected at once and
+    goes on from that checkpoint: the alert set equals replay's with no
+    copy at all (nothing is produced twice)."""
+    c = Case()
+    try:
+        path = generated(c.tmp, 60000, 75)
+        want = replay(path)
+        lines = read_lines(path)
+        ds = [ha(c, f"ho{i}") for i in range(2)]
+        for d in ds:
+            d.start()
+        wait_for(lambda: active_of(ds), 60, "an active daemon")
+        a = active_of(ds)
+        b = ds[1] if a is ds[0] else ds[0]
+        produce(c.topic, lines[:30000])
+        first = [w for w in replay_first(c, lines[:30000])]
+        wait_for(lambda: ids(first) <= ids(alerts_of(c.alerts)), 90, "the first half's alerts")
+        t0 = time.time()
+        assert a.stop() == 0, "a clean stop"
+        wait_for(lambda: log_has(b, "elected: this daemon is now the active"), 30, "the standby")
+        log(f"    SIGTERM → standby elected in {time.time() - t0:.1f} s (final checkpoint included)")
+        produce(c.topic, lines[30000:])
+        wait_for(lambda: ids(want) <= ids(alerts_of(c.alerts)), 90, "every alert")
+        assert b.stop() == 0
+        got = alerts_of(c.alerts)
+        assert ids(got) == ids(want), f"differ: {ids(want) ^ ids(got)}"
+        assert len(got) == len(ids(got)), f"{len(got) - len(ids(got))} alerts produced twice"
+    finally:
+        for d in locals().get("ds", []):
+            if d.proc:
+                d.proc.kill()
+                d.proc.wait()
+        c.cleanup()
+
+
+def replay_first(c, lines):
+    path = os.path.join(c.tmp, "first.jsonl")
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines) + b"\n")
+    return replay(path)
+
+
 TESTS = [test_restore_on_another_machine, test_torn_checkpoints_skipped,
-         test_deleted_state_topic, test_failover_kill9, test_fencing_sigstop]
+         test_deleted_state_topic, test_failover_kill9, test_sigterm_handover,
+         test_fencing_sigstop]
 
 
 def main():
