@@ -814,7 +814,11 @@ static int k_write(void *self, fw_ckpt_fill_fn fill, void *ctx, char *err, size_
         if (k->write_failures)
             fw_counter_add(k->write_failures, 1);
         snprintf(err, errlen, "writing checkpoint %016" PRIx64 " (%u chunks, %zu bytes) to the "
-                              "state topic %s: %s", id, n, len, k->topic, k->dr_err);
+                              "state topic %s: %s%s", id, n, len, k->topic, k->dr_err,
+                 strstr(k->dr_err, "too large")
+                     ? " (a chunk is larger than the topic's max.message.bytes: lower "
+                       "state.chunk_bytes, or raise the topic's limit)"
+                     : "");
         return -1;
     }
     if (k->ckpt_bytes)
