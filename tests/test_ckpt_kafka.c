@@ -206,7 +206,8 @@ int main(void)
     err[0] = '\0';
     rc = fw_ckpt_kafka_ops.write(k, fill, &b4, err, sizeof err);
     CHECK(rc != 0, "the write of b4 should fail");
-    CHECK(strstr(err, "g1.state") && strstr(err, "writing checkpoint"), "message: %s", err);
+    CHECK(strstr(err, "g1.state") && strstr(err, "writing checkpoint") &&
+              strstr(err, "state.chunk_bytes"), "message: %s", err);
     fw_ckpt_kafka_ops.discard(k);
     got = restore(s, &n, &rc, err, sizeof err);
     CHECK(rc == 0 && got && n == b3.n && memcmp(got, b3.p, n) == 0,
