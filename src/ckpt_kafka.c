@@ -39,13 +39,11 @@
  *
  * Threads: write/publish/discard run on the checkpoint writer's thread and
  * are the only users of the producer after the start; open_latest runs on
- * the driver's thread before the first write.  The body of a checkpoint is
- * held in memory while its chunks are produced (about the size of the
- * checkpoint, besides the encoded snapshot the driver already holds); the
- * chunks are handed to librdkafka without a copy and acknowledged before
- * the body is freed.
+ * the driver's thread before the first write.  The body is cut into chunks
+ * as the encoder writes it: the writer holds one chunk and at most
+ * MAX_CHUNKS_IN_FLIGHT unacknowledged ones, not the whole checkpoint.
  * FW_TEST_CHECKPOINT_STALL_MS (tests only) sleeps that long after the first
- * half of the chunks is acknowledged, so a test can kill -9 the daemon
+ * chunk is acknowledged, so a test can kill -9 the daemon
  * mid-write; FW_TEST_STATE_TAIL_RECORDS (tests only) shortens the tail a
  * restore reads first, so that the second read (from the newest manifest's
  * first chunk) is exercised. */
@@ -750,79 +748,127 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The body is cut into chunks as the encoder writes it (a FILE of
+ * fopencookie), so the writer holds one chunk, not the whole checkpoint,
+ * and the first chunks are on their way while the rest is encoded. */
+#define MAX_CHUNKS_IN_FLIGHT 32
+
+struct chunker {
+    fw_ckpt_kafka *k;
+    char *buf;
+    size_t len, cap;
+    uint64_t total;
+    fw_sha256 h;
+    bool failed;
+};
+
+static int emit(struct chunker *w)
+{
+    fw_ckpt_kafka *k = w->k;
+    char key[64];
+    uint32_t seq = k->pend_chunks;
+    snprintf(key, sizeof key, "c/%016" PRIx64 "/%06u", k->pend_id, seq);
+    fw_sha256_update(&w->h, w->buf, w->len);
+    w->total += w->len;
+    /* Bounded memory: wait while many chunks are unacknowledged; stop at
+     * the first failed one (the checkpoint has failed). */
+    while (!k->dr_failed && rd_kafka_outq_len(k->rk) > MAX_CHUNKS_IN_FLIGHT)
+        rd_kafka_poll(k->rk, 10);
+    if (k->dr_failed)
+        return -1;
+    if (produce_as(k, key, w->buf, w->len, seq == 0 ? (void *)k : NULL, true) != 0)
+        return -1;
+    k->pend_chunks = seq + 1;      /* a failure later tombstones it too */
+    w->len = 0;
+    if (seq == 0 && k->stall_ms > 0) {
+        /* tests: a checkpoint begun and not finished, for kill -9 */
+        if (settle(k) != 0)
+            return -1;
+        struct timespec ts = { k->stall_ms / 1000, (k->stall_ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static ssize_t chunk_write(void *cookie, const char *p, size_t n)
+{
+    struct chunker *w = cookie;
+    if (w->failed)
+        return -1;
+    for (size_t done = 0; done < n;) {
+        size_t take = n - done < w->cap - w->len ? n - done : w->cap - w->len;
+        memcpy(w->buf + w->len, p + done, take);
+        w->len += take;
+        done += take;
+        if (w->len == w->cap && emit(w) != 0) {
+            w->failed = true;
+            errno = EIO;
+            return -1;
+        }
+    }
+    return (ssize_t)n;
+}
+
 static int k_write(void *self, fw_ckpt_fill_fn fill, void *ctx, char *err, size_t errlen)
 {
     fw_ckpt_kafka *k = self;
-    char *body = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&body, &len);
-    if (!f) {
-        snprintf(err, errlen, "open_memstream: %s", strerror(errno));
-        return -1;
-    }
-    char e[512];
-    if (fill(ctx, f, e, sizeof e) != 0) {
-        fclose(f);
-        free(body);
-        snprintf(err, errlen, "encoding the checkpoint: %s", e);
-        return -1;
-    }
-    if (fclose(f) != 0) {
-        free(body);
-        snprintf(err, errlen, "encoding the checkpoint: %s", strerror(errno));
-        return -1;
-    }
     uint64_t id = (uint64_t)wall_ms() * 1000;
     if (id <= k->last_id)
         id = k->last_id + 1;
-    size_t cb = k->s->state_chunk_bytes;
-    uint32_t n = (uint32_t)(len ? (len + cb - 1) / cb : 1);
-    fw_sha256 h;
-    fw_sha256_init(&h);
-    fw_sha256_update(&h, body, len);
-    unsigned char d[32];
-    fw_sha256_final(&h, d);
-    for (int i = 0; i < 32; i++)
-        snprintf(k->pend_sha + 2 * i, 3, "%02x", d[i]);
     /* Known before the first chunk goes out: a failure tombstones what got
      * there (discard). */
     k->pend_id = id;
-    k->pend_chunks = n;
-    k->pend_bytes = len;
-    know(k, id, n);
+    k->pend_chunks = 0;
+    k->pend_bytes = 0;
+    know(k, id, 0);
     k->dr_failed = 0;
     k->first_off = -1;
-    uint32_t half = k->stall_ms > 0 ? (n + 1) / 2 : n;
-    int rc = 0;
-    for (uint32_t j = 0; j < n && rc == 0; j++) {
-        char key[64];
-        snprintf(key, sizeof key, "c/%016" PRIx64 "/%06u", id, j);
-        size_t off = (size_t)j * cb, l = len - off < cb ? len - off : cb;
-        rc = produce_as(k, key, body + off, l, j == 0 ? (void *)k : NULL, false);
-        if (rc == 0 && j + 1 == half && k->stall_ms > 0) {
-            rc = settle(k);
-            struct timespec ts = { k->stall_ms / 1000, (k->stall_ms % 1000) * 1000000 };
-            nanosleep(&ts, NULL);
+    struct chunker w = { .k = k, .cap = k->s->state_chunk_bytes };
+    w.buf = fw_xmalloc(w.cap);
+    fw_sha256_init(&w.h);
+    FILE *f = fopencookie(&w, "w", (cookie_io_functions_t){ .write = chunk_write });
+    int rc = -1;
+    char e[512] = "";
+    if (!f) {
+        snprintf(e, sizeof e, "fopencookie: %s", strerror(errno));
+    } else {
+        setvbuf(f, NULL, _IOFBF, 1 << 16);
+        rc = fill(ctx, f, e, sizeof e);
+        if (fclose(f) != 0 && rc == 0) {
+            snprintf(e, sizeof e, "%s", w.failed ? "a chunk was not produced" : strerror(errno));
+            rc = -1;
         }
+        if (rc == 0 && !w.failed && (w.len > 0 || k->pend_chunks == 0) && emit(&w) != 0)
+            rc = -1;
+        if (w.failed)
+            rc = -1;
     }
-    /* Always settled before the body is freed: the chunks point into it. */
+    free(w.buf);
+    /* Every chunk acknowledged (or failed) before this returns. */
     int settled = settle(k);
     if (rc == 0)
         rc = settled;
-    free(body);
+    know(k, id, k->pend_chunks);
+    uint32_t n = k->pend_chunks;
     if (rc != 0) {
         if (k->write_failures)
             fw_counter_add(k->write_failures, 1);
-        snprintf(err, errlen, "writing checkpoint %016" PRIx64 " (%u chunks, %zu bytes) to the "
-                              "state topic %s: %s%s", id, n, len, k->topic, k->dr_err,
-                 strstr(k->dr_err, "too large")
-                     ? " (a chunk is larger than the topic's max.message.bytes: lower "
-                       "state.chunk_bytes, or raise the topic's limit)"
-                     : "");
+        const char *why = k->dr_failed ? k->dr_err : e;
+        snprintf(err, errlen, "writing checkpoint %016" PRIx64 " (%u chunks, %" PRIu64 " bytes "
+                              "so far) to the state topic %s: %s%s", id, n, w.total, k->topic,
+                 why, strstr(why, "too large")
+                          ? " (a chunk is larger than the topic's max.message.bytes: lower "
+                            "state.chunk_bytes, or raise the topic's limit)"
+                          : "");
         return -1;
     }
+    unsigned char d[32];
+    fw_sha256_final(&w.h, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(k->pend_sha + 2 * i, 3, "%02x", d[i]);
+    k->pend_bytes = w.total;
     if (k->ckpt_bytes)
-        fw_gauge_set(k->ckpt_bytes, (double)len);
+        fw_gauge_set(k->ckpt_bytes, (double)w.total);
     return 0;
 }
 
