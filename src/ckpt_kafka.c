@@ -702,12 +702,13 @@ static int produce(fw_ckpt_kafka *k, const char *key, const void *v, size_t len)
 static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t len, void *op,
                       bool copy)
 {
+    /* A variable, not an expression: librdkafka's macro casts its argument. */
+    int flags = v && copy ? RD_KAFKA_MSG_F_COPY : 0;
     for (;;) {
         rd_kafka_resp_err_t r = rd_kafka_producev(
             k->rk, RD_KAFKA_V_RKT(k->t), RD_KAFKA_V_PARTITION(0),
             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)v, len),
-            RD_KAFKA_V_MSGFLAGS(v && copy ? RD_KAFKA_MSG_F_COPY : 0), RD_KAFKA_V_OPAQUE(op),
-            RD_KAFKA_V_END);
+            RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
         if (r == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(k->rk, 100);
             continue;
