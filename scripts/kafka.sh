@@ -40,6 +40,7 @@ Commands:
                             same port does not start a second broker.
                             --fresh wipes D first (broker must be stopped).
   topic NAME [--partitions N] [--port P]
+  delete-topic NAME [--port P]   (tests: a topic deleted by mistake)
                             Create topic NAME (replication factor 1) if it does
                             not exist yet. Default 1 partition.
   group NAME [--port P]     Describe consumer group NAME's members (with their
@@ -558,6 +559,18 @@ cmd_group() {
     --bootstrap-server "127.0.0.1:$PORT" --describe --group "$TOPIC" --members --verbose
 }
 
+# Deletes a topic (tests: a state topic deleted by mistake, docs/scaling.md).
+cmd_delete_topic() {
+  parse_opts "--port NAME" "$@"
+  [ -n "$TOPIC" ] || die "usage: kafka.sh delete-topic NAME [--port P]"
+  ensure_java
+  port_in_use "$PORT" || die "no broker listening on 127.0.0.1:$PORT"
+  write_tools_log4j
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" \
+    --delete --topic "$TOPIC" >&2 || die "could not delete topic $TOPIC on 127.0.0.1:$PORT"
+  echo "topic $TOPIC deleted on 127.0.0.1:$PORT"
+}
+
 cmd_logs() {
   parse_opts "--port --dir -n" "$@"
   [ -f "$LOGDIR/server.log" ] || die "no log at $LOGDIR/server.log"
@@ -576,6 +589,7 @@ main() {
     stop)   cmd_stop "$@" ;;
     status) cmd_status "$@" ;;
     topic)  cmd_topic "$@" ;;
+    delete-topic) cmd_delete_topic "$@" ;;
     group)  cmd_group "$@" ;;
     logs)   cmd_logs "$@" ;;
     -h|--help|help) usage ;;

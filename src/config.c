@@ -123,6 +123,7 @@ static int check_private_file(const char *v, char *why, size_t whylen);
 static int check_auth_user(const char *v, char *why, size_t whylen);
 static int check_printable(const char *v, char *why, size_t whylen);
 static int check_redis_url(const char *v, char *why, size_t whylen);
+static int check_topic_or_empty(const char *v, char *why, size_t whylen);
 
 #define F(field) offsetof(fw_settings, field)
 
@@ -245,6 +246,37 @@ static const struct key daemon_keys[] = {
       "The file whose first line is metrics.auth_user's password; a regular file that "
       "other users cannot read.  Read at start.  With TLS and authentication both set, "
       "metrics.listen may be any address (0.0.0.0:9464); without them, loopback only." },
+    { "state.store", K_ENUM, F(state_store), "local", 0, 0, "local|kafka", NULL, NULL,
+      "Where checkpoints go: local, a file in state.dir; kafka, the compacted state "
+      "topic of the group, so that any daemon of the group can restore them "
+      "(docs/scaling.md)." },
+    { "state.topic", K_STR, F(state_topic), "", 0, MAX_TOPIC, NULL, check_topic_or_empty,
+      "topic; empty: GROUP.state",
+      "With state.store = kafka: the state topic (one partition, compacted; created "
+      "by the daemon on a first start or by `fraudwatch state init`)." },
+    { "state.chunk_bytes", K_SIZE, F(state_chunk_bytes), "524288", 1024, 8388608, NULL, NULL,
+      NULL,
+      "With state.store = kafka: largest record a checkpoint is cut into; keep it "
+      "under the brokers' message.max.bytes (1 MiB by default) less 64 KiB." },
+    { "state.on_lost", K_ENUM, F(state_on_lost), "refuse", 0, 0, "refuse|empty", NULL, NULL,
+      "With state.store = kafka, when the state topic is missing or holds no complete "
+      "checkpoint but the group has committed positions: refuse to start (saying so), "
+      "or empty: start from the committed positions with empty windows, logged as an "
+      "error.  Set empty for one start only (docs/scaling.md, \"Lost state\")." },
+    { "ha.mode", K_ENUM, F(ha_mode), "off", 0, 0, "off|standby", NULL, NULL,
+      "standby: daemons of the group elect one active daemon through the control "
+      "topic; the others wait and take over, restoring the last checkpoint, when it "
+      "dies (needs state.store = kafka; docs/scaling.md)." },
+    { "ha.control_topic", K_STR, F(ha_control_topic), "", 0, MAX_TOPIC, NULL,
+      check_topic_or_empty, "topic; empty: GROUP.control",
+      "With ha.mode = standby: the one-partition topic whose owner in the group "
+      "GROUP.control is the active daemon (created if missing)." },
+    { "ha.session_timeout_ms", K_INT, F(ha_session_timeout_ms), "6000", 1000, 300000, NULL,
+      NULL, NULL,
+      "With ha.mode = standby: how long a silent active daemon keeps its role (and "
+      "its input partitions) before a standby takes over; also the input consumer's "
+      "session.timeout.ms unless kafka.consumer.session.timeout.ms is set.  Within the "
+      "brokers' group.min/max.session.timeout.ms." },
 };
 
 #undef F
@@ -767,6 +799,11 @@ static int check_topic(const char *v, char *why, size_t whylen)
         return -1;
     }
     return 0;
+}
+
+static int check_topic_or_empty(const char *v, char *why, size_t whylen)
+{
+    return *v ? check_topic(v, why, whylen) : 0;
 }
 
 static int check_brokers(const char *v, char *why, size_t whylen)
@@ -1551,6 +1588,10 @@ static int validate_daemon(struct cfg *c, char *err, size_t errlen)
                                                 : "has neither TLS nor a password");
     }
 
+    if (strcmp(s->ha_mode, "standby") == 0 && strcmp(s->state_store, "kafka") != 0)
+        return fail(err, errlen, origin_of(c, (size_t)(find_key("ha.mode") - keys)),
+                    "ha.mode = standby needs state.store = kafka: a standby restores the "
+                    "active daemon's last checkpoint from the state topic");
 #undef find_key
     return 0;
 }

@@ -53,6 +53,8 @@
 #include "fraudwatch/log.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
+#include "ckpt_kafka.h"
+#include "election.h"
 #include "kafka.h"
 #include "reload.h"
 
@@ -110,6 +112,10 @@ struct daemon {
     fw_metrics *m;
     fw_http *http;
     fw_reloader *reloader;
+    fw_ckpt_kafka *ckk;           /* state.store = kafka */
+    fw_election *el;              /* ha.mode = standby */
+    fw_fence_sink *fence;
+    atomic_bool standing_by;      /* /healthz: a standby is healthy while it waits */
 
     atomic_llong heartbeat_ms;
     _Atomic(fw_driver *) drv_pub; /* d.drv, for the health check's thread */
@@ -140,6 +146,10 @@ static int64_t unsaved_limit_ms(const fw_settings *s)
 static bool healthy(void *ctx, char *reason, size_t len)
 {
     struct daemon *d = ctx;
+    if (atomic_load(&d->standing_by)) {
+        snprintf(reason, len, "ok (standby, or elected and restoring)");
+        return true;
+    }
     int64_t age = fw_mono_ms() - atomic_load(&d->heartbeat_ms);
     if (age > 10000) {
         snprintf(reason, len, "main loop stalled for %lld ms", (long long)age);
@@ -194,6 +204,12 @@ static void on_revoke(void *ctx)
     char why[1024];
     fw_driver_checkpoint(d->drv, fw_mono_ms() + (int64_t)d->s->shutdown_timeout_s * 1000,
                          &hard_stop, why, sizeof why);
+}
+
+/* With ha.mode = standby, a manifest is published only by the active daemon. */
+static bool fence_publish(void *ctx, char *why, size_t whylen)
+{
+    return fw_election_check(ctx, why, whylen);
 }
 
 /* ---- the shutdown watchdog ------------------------------------------------ */
@@ -314,12 +330,49 @@ int fw_daemon_run(const fw_settings *s)
         return 1;
     }
     err[0] = '\0';
+    if (strcmp(s->ha_mode, "standby") == 0) {
+        /* Stand by until elected (docs/scaling.md): nothing is consumed
+         * before, and a stop while standing by is clean. */
+        d.el = fw_election_new(s, d.m, err, sizeof err);
+        if (!d.el)
+            goto out;
+        atomic_store(&d.standing_by, true);
+        if (strcmp(s->metrics_listen, "off") != 0) {
+            /* A standby serves /metrics (fraudwatch_ha_active) and /healthz too. */
+            d.http = fw_http_start(s->metrics_listen, d.m, healthy, &d, err, sizeof err);
+            if (!d.http)
+                goto out;
+            fw_log(FW_LOG_INFO, "metrics", "serving /metrics and /healthz",
+                   "listen=%s port=%d", s->metrics_listen, fw_http_port(d.http));
+        }
+        if (fw_election_wait(d.el, &stop_requested, err, sizeof err) != 1) {
+            rc = err[0] ? 1 : 0;
+            goto out;
+        }
+
+    }
+    if (strcmp(s->state_store, "kafka") == 0) {
+        d.ckk = fw_ckpt_kafka_new(s, d.m, err, sizeof err);
+        if (!d.ckk)
+            goto out;
+        if (d.el)
+            fw_ckpt_kafka_set_fence(d.ckk, fence_publish, d.el);
+        if (fw_ckpt_kafka_prepare(d.ckk, err, sizeof err) != 0)
+            goto out;
+    }
     d.out = fw_out_new(s, d.m, err, sizeof err);
     if (!d.out)
         goto out;
     d.in = fw_in_new(s, d.m, on_revoke, &d, &stop_requested, err, sizeof err);
     if (!d.in)
         goto out;
+    const fw_sink_ops *sink = &fw_out_sink;
+    void *sink_self = d.out;
+    if (d.el) {
+        d.fence = fw_fence_sink_new(sink, sink_self, d.el);
+        sink = fw_fence_sink_ops(d.fence);
+        sink_self = d.fence;
+    }
     fw_driver_opts o = {
         .pipeline = { .workers = s->threads,
                       .max_event_bytes = s->max_event_bytes,
@@ -328,8 +381,10 @@ int fw_daemon_run(const fw_settings *s)
                       .max_keys = (uint64_t)s->max_keys },
         .source = &fw_in_source,
         .source_self = d.in,
-        .sink = &fw_out_sink,
-        .sink_self = d.out,
+        .sink = sink,
+        .sink_self = sink_self,
+        .ckpt_store = d.ckk ? &fw_ckpt_kafka_ops : NULL,
+        .ckpt_store_self = d.ckk,
         .rules = rs,
         .snoozes = fw_reloader_take_snoozes(d.reloader),
         .state_dir = s->state_dir,
@@ -346,7 +401,9 @@ int fw_daemon_run(const fw_settings *s)
     atomic_store(&d.drv_pub, d.drv);
     if (fw_driver_restore(d.drv, err, sizeof err) != 0)
         goto out;
-    if (strcmp(s->metrics_listen, "off") != 0) {
+    atomic_store(&d.heartbeat_ms, fw_mono_ms());
+    atomic_store(&d.standing_by, false);    /* elected and restored: the loop's health */
+    if (!d.http && strcmp(s->metrics_listen, "off") != 0) {
         atomic_store(&d.heartbeat_ms, fw_mono_ms());
         fw_http_opts ho = { s->metrics_tls_cert_file, s->metrics_tls_key_file,
                             s->metrics_auth_user, s->metrics_auth_password_file };
@@ -431,6 +488,10 @@ out:
     fw_out_free(d.out);
     set_step(&d, "stopping the workers");
     fw_driver_free(d.drv);
+    fw_fence_sink_free(d.fence);
+    fw_ckpt_kafka_free(d.ckk);
+    set_step(&d, "leaving the control group");
+    fw_election_free(d.el);     /* last: a standby takes over from the final checkpoint */
     fw_ruleset_unref(rs);
     fw_metrics_free(d.m);
     watchdog_stop(&d);

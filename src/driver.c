@@ -53,6 +53,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt_store.h"
 #include "codec.h"
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/clock.h"
@@ -642,14 +643,24 @@ int fw_driver_restore(fw_driver *d, char *err, size_t errlen)
     if (!d->o.state_dir || !d->src->read_positions)
         return 0;
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", d->o.state_dir,
-             d->o.checkpoint_file ? d->o.checkpoint_file : "checkpoint");
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
+    FILE *f;
+    if (d->o.ckpt_store) {
+        /* The store finds its newest complete checkpoint (ckpt_store.h). */
+        const fw_ckpt_store_ops *ops = d->o.ckpt_store;
+        if (ops->open_latest(d->o.ckpt_store_self, &f, path, sizeof path, err, errlen) != 0)
+            return -1;
+        if (!f)
             return 0;
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
+    } else {
+        snprintf(path, sizeof path, "%s/%s", d->o.state_dir,
+                 d->o.checkpoint_file ? d->o.checkpoint_file : "checkpoint");
+        f = fopen(path, "rb");
+        if (!f) {
+            if (errno == ENOENT)
+                return 0;
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return -1;
+        }
     }
     uint64_t magic;
     int rc = -1;
@@ -818,8 +829,11 @@ fw_driver *fw_driver_new(const fw_driver_opts *o, char *err, size_t errlen)
             fw_driver_free(d);
             return NULL;
         }
-        d->writer = fw_ckpt_writer_new(o->state_dir,
-                                       o->checkpoint_file ? o->checkpoint_file : "checkpoint");
+        d->writer = o->ckpt_store
+                        ? fw_ckpt_writer_new_store(o->ckpt_store, o->ckpt_store_self)
+                        : fw_ckpt_writer_new(o->state_dir,
+                                             o->checkpoint_file ? o->checkpoint_file
+                                                                : "checkpoint");
         if (!d->writer) {
             snprintf(err, errlen, "cannot start the checkpoint writer thread");
             fw_driver_free(d);

@@ -284,6 +284,18 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
         fw_kafka_set(c, "consumer", "queued.min.messages", "1000000", err, errlen) ||
         fw_kafka_set(c, "consumer", "queued.max.messages.kbytes", "262144", err, errlen))
         goto fail;
+    if (strcmp(s->ha_mode, "standby") == 0) {
+        /* Failover (docs/scaling.md): a dead active daemon's input
+         * partitions must come free as soon as its role does, not after
+         * librdkafka's default 45 s; the operator's keys below still win. */
+        char sess[32], hb[32];
+        snprintf(sess, sizeof sess, "%d", s->ha_session_timeout_ms);
+        snprintf(hb, sizeof hb, "%d", s->ha_session_timeout_ms / 5 > 100
+                                          ? s->ha_session_timeout_ms / 5 : 100);
+        if (fw_kafka_set(c, "consumer", "session.timeout.ms", sess, err, errlen) ||
+            fw_kafka_set(c, "consumer", "heartbeat.interval.ms", hb, err, errlen))
+            goto fail;
+    }
     for (size_t i = 0; i < s->nconsumer; i++)
         if (fw_kafka_set(c, "consumer", s->consumer_keys[i], s->consumer_values[i], err, errlen))
             goto fail;

@@ -45,6 +45,7 @@ struct fw_out {
     fw_counter *errors;
     fw_counter *dead_letters;
     fw_histogram *latency;
+    char instance[256];          /* instance.id: the fw.instance header of alerts */
 };
 
 /* The opaque of a message: its source timestamp (ms, or 0) in the low
@@ -180,6 +181,7 @@ fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen
         goto fail;
     }
     c = NULL; /* rd_kafka_new() took it */
+    snprintf(o->instance, sizeof o->instance, "%s", s->instance_id);
     o->alerts = rd_kafka_topic_new(o->rk, s->alert_topic, NULL);
     o->dlq = rd_kafka_topic_new(o->rk, s->dlq_topic, NULL);
     char shadow[512];
@@ -234,7 +236,11 @@ void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
     /* The alert line ends with a newline (JSONL); a Kafka message does not. */
     if (len && json[len - 1] == '\n')
         len--;
-    produce(o, shadow ? o->shadow : o->alerts, json, len, key, klen, NULL,
+    /* Which daemon produced it (failover: a fenced daemon must produce no
+     * alert after losing the active role; docs/scaling.md). */
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, "fw.instance", -1, o->instance, -1);
+    produce(o, shadow ? o->shadow : o->alerts, json, len, key, klen, h,
             msg_opaque(o, src_ts_ms));
 }
 

@@ -87,6 +87,8 @@ static const char usage_main[] =
 #ifdef FW_HAVE_DAEMON
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
     "                      the streaming daemon: events from Kafka, alerts to Kafka\n"
+    "  state init|status -c FILE\n"
+    "                      checkpoints in Kafka and the active/standby daemons\n"
 #endif
 #ifdef FW_HAVE_CONSOLE
     "  console -c FILE [--set KEY=VALUE]... [--check-config]\n"
@@ -332,6 +334,9 @@ static const char usage_run[] =
     "acknowledged every alert up to them.  SIGTERM or SIGINT: finish in-flight\n"
     "events, checkpoint, exit 0 (a second signal cuts the wait short); exit 1 if\n"
     "that checkpoint fails.  The stop ends within shutdown.timeout_s + 10 s.\n"
+    "With state.store = kafka the checkpoints go to the group's state topic;\n"
+    "with ha.mode = standby the daemons of a group elect one active daemon and\n"
+    "the others stand by to take over (docs/scaling.md).\n"
     "\n"
     "options:\n"
     "  -c, --config FILE        the configuration (see config/fraudwatch.conf)\n"
@@ -344,7 +349,8 @@ static const char usage_run[] =
     "  -h, --help               this help\n"
     "\n"
     "exit status: 0 clean stop, 1 configuration / startup / shutdown failure,\n"
-    "2 usage error, 3 fatal Kafka error\n";
+    "2 usage error, 3 fatal Kafka error, or (ha.mode = standby) fenced: this\n"
+    "daemon lost the active role and stopped before producing\n";
 
 static int cmd_run(int argc, char **argv)
 {
@@ -1109,6 +1115,10 @@ static int cmd_rules(int argc, char **argv)
     return 2;
 }
 
+#ifdef FW_HAVE_DAEMON
+int fw_cli_state(int argc, char **argv);
+#endif
+
 int main(int argc, char **argv)
 {
     fw_event_init();
@@ -1147,6 +1157,8 @@ int main(int argc, char **argv)
 #ifdef FW_HAVE_DAEMON
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "state") == 0)
+        return fw_cli_state(argc - 1, argv + 1);   /* src/cli_state.c */
 #endif
 #ifdef FW_HAVE_CONSOLE
     if (strcmp(cmd, "console") == 0)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "snapshot.h"
+#include "ckpt_store.h"
 
 #include "fraudwatch/clock.h"
 
@@ -44,6 +45,10 @@ struct fw_ckpt_writer {
     int64_t stall_ms;
     int64_t write_ns, publish_ns;
     char err[1024];
+    /* Another store (ckpt_store.h: the state topic) instead of the
+     * directory; NULL: path.tmp and rename. */
+    const fw_ckpt_store_ops *ops;
+    void *ops_self;
 };
 
 static void set_state(fw_ckpt_writer *w, enum fw_ckpt_state st)
@@ -113,6 +118,28 @@ static int publish_tmp(fw_ckpt_writer *w)
     return 0;
 }
 
+static int store_write(fw_ckpt_writer *w)
+{
+    if (!w->ops)
+        return write_tmp(w);
+    return w->ops->write(w->ops_self, w->fill, w->ctx, w->err, sizeof w->err);
+}
+
+static int store_publish(fw_ckpt_writer *w)
+{
+    if (!w->ops)
+        return publish_tmp(w);
+    return w->ops->publish(w->ops_self, w->err, sizeof w->err);
+}
+
+static void store_discard(fw_ckpt_writer *w)
+{
+    if (!w->ops)
+        unlink(w->tmp);
+    else
+        w->ops->discard(w->ops_self);
+}
+
 static void *writer_main(void *arg)
 {
     fw_ckpt_writer *w = arg;
@@ -126,10 +153,10 @@ static void *writer_main(void *arg)
         if (st == FW_CKPT_WRITING) {
             pthread_mutex_unlock(&w->mu);
             int64_t t0 = fw_mono_ns();
-            int rc = write_tmp(w);
+            int rc = store_write(w);
             w->write_ns = fw_mono_ns() - t0;
             if (rc != 0)
-                unlink(w->tmp);
+                store_discard(w);
             set_state(w, rc == 0 ? FW_CKPT_WRITTEN : FW_CKPT_FAILED);
             pthread_mutex_lock(&w->mu);
             continue;
@@ -139,10 +166,10 @@ static void *writer_main(void *arg)
             atomic_store(&w->state, FW_CKPT_PUBLISHING);
             pthread_mutex_unlock(&w->mu);
             int64_t t0 = fw_mono_ns();
-            int rc = publish_tmp(w);
+            int rc = store_publish(w);
             w->publish_ns = fw_mono_ns() - t0;
             if (rc != 0)
-                unlink(w->tmp);
+                store_discard(w);
             set_state(w, rc == 0 ? FW_CKPT_DONE : FW_CKPT_FAILED);
             pthread_mutex_lock(&w->mu);
             continue;
@@ -185,6 +212,18 @@ fail:
     return NULL;
 }
 
+fw_ckpt_writer *fw_ckpt_writer_new_store(const fw_ckpt_store_ops *ops, void *self)
+{
+    /* The directory's names are unused with a store; they keep the
+     * messages and the code paths the same. */
+    fw_ckpt_writer *w = fw_ckpt_writer_new(".", ops->name);
+    if (w) {
+        w->ops = ops;
+        w->ops_self = self;
+    }
+    return w;
+}
+
 void fw_ckpt_writer_free(fw_ckpt_writer *w)
 {
     if (!w)
@@ -196,7 +235,7 @@ void fw_ckpt_writer_free(fw_ckpt_writer *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     if (atomic_load(&w->state) == FW_CKPT_WRITTEN)
-        unlink(w->tmp);          /* written, never published */
+        store_discard(w);        /* written, never published */
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->dir);
@@ -259,7 +298,7 @@ void fw_ckpt_writer_reset(fw_ckpt_writer *w)
 {
     int st = fw_ckpt_writer_wait(w, NULL, 0);
     if (st == FW_CKPT_WRITTEN)
-        unlink(w->tmp);          /* dropped before it was published */
+        store_discard(w);        /* dropped before it was published */
     pthread_mutex_lock(&w->mu);
     w->publish = false;
     atomic_store(&w->state, FW_CKPT_IDLE);

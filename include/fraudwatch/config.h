@@ -72,6 +72,14 @@ typedef struct fw_settings {
     char *metrics_tls_key_file;       /* metrics.tls_key_file: PEM private key, mode o-rwx */
     char *metrics_auth_user;          /* metrics.auth_user */
     char *metrics_auth_password_file; /* metrics.auth_password_file: its first line */
+
+    char *state_store;        /* state.store local|kafka, default "local" */
+    char *state_topic;        /* state.topic, default "" (= "<kafka.group.id>.state") */
+    size_t state_chunk_bytes; /* state.chunk_bytes 1024..8388608, default 524288 */
+    char *state_on_lost;      /* state.on_lost refuse|empty, default "refuse" */
+    char *ha_mode;            /* ha.mode off|standby, default "off" */
+    char *ha_control_topic;   /* ha.control_topic, default "" (= "<kafka.group.id>.control") */
+    int ha_session_timeout_ms; /* ha.session_timeout_ms 1000..300000, default 6000 */
     /* Pass-through to librdkafka, in the order first set; the keys without
      * their "kafka.consumer." / "kafka.producer." prefix, ready for
      * rd_kafka_conf_set().  Each was accepted by librdkafka on a scratch

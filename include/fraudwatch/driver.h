@@ -131,6 +131,12 @@ typedef struct fw_driver_opts {
     const char *state_dir;
     const char *checkpoint_file;     /* default "checkpoint" */
     int64_t checkpoint_interval_ms;
+    /* Another place for the checkpoints than state_dir's file
+     * (src/ckpt_store.h: a `const fw_ckpt_store_ops *` and its object;
+     * NULL: the file).  state_dir is still locked: one process per
+     * directory. */
+    const void *ckpt_store;
+    void *ckpt_store_self;
     /* Prometheus metrics of the stream and the checkpoints (NULL: none). */
     fw_metrics *metrics;
     /* Called once a turn of the loop (heartbeats, rule swaps: see
