@@ -115,10 +115,19 @@ static bool reply_ok(redisReply *r)
     return ok;
 }
 
+/* -h or --help anywhere among the arguments (`routes load --help`). */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+    return false;
+}
+
 static int cmd_user(int argc, char **argv)
 {
     const char *url = take_redis(&argc, argv);
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+    if (argc < 2 || wants_help(argc, argv)) {
         fputs(usage_console, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
@@ -242,6 +251,10 @@ static int cmd_user(int argc, char **argv)
 static int cmd_webhook(int argc, char **argv)
 {
     const char *url = take_redis(&argc, argv);
+    if (wants_help(argc, argv)) {
+        fputs(usage_console, stdout);
+        return 0;
+    }
     bool set = argc == 4 && strcmp(argv[1], "set") == 0;
     bool rem = argc == 3 && strcmp(argv[1], "remove") == 0;
     bool list = argc == 2 && strcmp(argv[1], "list") == 0;
@@ -312,7 +325,7 @@ static int cmd_webhook(int argc, char **argv)
 int fw_cli_routes(int argc, char **argv)
 {
     const char *url = take_redis(&argc, argv);
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc < 2 || wants_help(argc, argv)) {
         fputs(usage_routes, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
