@@ -37,6 +37,7 @@ def test_entry_expires_by_event_time():
         number = "17099990002"
         until = 1764547205000   # 2025-12-01T00:00:05Z
         gen = r.cli("GET", "fraudwatch:generation")
+        swaps0 = d.log_text().count("rule set swapped in")
         # --lateness: T is long past on the wall clock; keep the entry in Redis
         p = subprocess.run([t.FW, "lists", "add", "fraud_numbers", number,
                             "--until", "2025-12-01T08:00:05+08:00", "--reason", "e2e",
@@ -46,6 +47,10 @@ def test_entry_expires_by_event_time():
         assert "until 2025-12-01T00:00:05Z" in p.stdout, p.stdout
         assert r.cli("GET", "fraudwatch:generation") != gen
         wait_for(lambda: "lists_delta=1" in d.log_text(), 30, "the add applied as a delta")
+        # The reloader logs the delta when it has built the set; the main
+        # loop swaps it in at its next tick, and logs that after.
+        wait_for(lambda: d.log_text().count("rule set swapped in") > swaps0, 30,
+                 "the delta swapped in")
         swaps = d.log_text().count("rule set swapped in")
 
         def call(name, ts):
