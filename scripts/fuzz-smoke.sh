@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz smoke: every libFuzzer target in tests/fuzz/ for SECONDS each (default
-# 60, or $FW_FUZZ_SECONDS), one after the other, on a scratch copy of its seed
+# 30, or $FW_FUZZ_SECONDS), one after the other, on a scratch copy of its seed
 # corpus and regression cases (the committed corpus never grows).  Exit status
 # 0 only if no target crashed, leaked, timed out or ran out of memory; a
 # failing input is saved in tests/fuzz/regressions/TARGET/ for the developer to
@@ -71,13 +71,13 @@ run_one() {
 
 if [[ ${1:-} == --run ]]; then
     [[ $# -ge 3 ]] || { echo "usage: $0 --run TARGET BINARY [SECONDS]" >&2; exit 2; }
-    secs=${4:-${FW_FUZZ_SECONDS:-60}}
+    secs=${4:-${FW_FUZZ_SECONDS:-30}}
     [[ $secs =~ ^[0-9]+$ ]] || { echo "fuzz-smoke: SECONDS must be a number, not '$secs'" >&2; exit 2; }
     run_one "$2" "$3" "$secs"
     exit $?
 fi
 
-seconds=${1:-${FW_FUZZ_SECONDS:-60}}
+seconds=${1:-${FW_FUZZ_SECONDS:-30}}
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS] | --run TARGET BINARY [SECONDS]" >&2; exit 2; }
 cd "$root"
 build=${FW_FUZZ_BUILD:-build-fuzz}

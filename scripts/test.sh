@@ -19,11 +19,15 @@
 #
 # ARGS are `meson test` arguments (--suite unit, a test name such as rules,
 # --repeat 3 ...), given to the `meson test` of every stage that runs:
-#   * build-ci and build-ci-asan run what ARGS select;
+#   * build-ci and build-ci-asan run what ARGS select, except that the ASan
+#     build leaves out suite `once`: end-to-end tests whose code the ASan
+#     build already runs in other tests (the long reload and state-kafka
+#     scenarios, the package, Prometheus and browser tests, the bench
+#     harness), so that the whole run stays under 30 minutes on 2 cores;
 #   * the TSan build runs suites unit and cases; given --suite, only those of
 #     the two that are asked for, and no TSan stage when neither is;
 #   * --quick runs suites unit and cases, or the suites given with --suite;
-#   * the libFuzzer stage (FW_FUZZ_SECONDS a target, 3 minutes in all) runs
+#   * the libFuzzer stage (FW_FUZZ_SECONDS a target, default 30: 1.5 minutes in all) runs
 #     with no ARGS at all, or when --suite fuzz is asked for;
 #   * the Kafka broker is started unless --quick, or --suite is given without
 #     --suite integration (the only suite that uses it).
@@ -133,13 +137,15 @@ else
         build "$b" || continue
         if [[ $b == build-ci-tsan ]]; then
             run_tests "$b" test --num-processes 2 "${tsan_suites[@]}" "${rest[@]}"
+        elif [[ $b == build-ci-asan ]]; then
+            run_tests "$b" test --num-processes 2 --no-suite once "${args[@]}"
         else
             run_tests "$b" test --num-processes 2 "${args[@]}"
         fi
     done
 
     # Fuzz smoke (tests/fuzz/README.md): each libFuzzer target for
-    # FW_FUZZ_SECONDS (default 60) on a scratch copy of its corpus; a crash
+    # FW_FUZZ_SECONDS (default 30) on a scratch copy of its corpus; a crash
     # fails the run and its input is saved in tests/fuzz/regressions/TARGET/.
     if ((${#args[@]} == 0)) || asked_for fuzz; then
         CC=clang setup build-ci-fuzz --werror -Dfuzzing=true -Db_lundef=false
