@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fraudwatch/text.h"
 #include "fraudwatch/compare.h"
 #include "fraudwatch/pipeline.h"
 #include "fraudwatch/ruleset.h"
@@ -29,18 +30,6 @@ bool fw_cli_is_compare(int argc, char **argv)
             return true;
     }
     return false;
-}
-
-static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
-                     unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 int fw_cli_replay_compare(int argc, char **argv, const char *usage)
@@ -85,7 +74,7 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             o.truth = optarg;
             break;
         case OPT_EXAMPLES:
-            if (parse_u64(optarg, 0, FW_COMPARE_MAX_EXAMPLES, &v) != 0) {
+            if (fw_parse_u64(optarg, 0, FW_COMPARE_MAX_EXAMPLES, &v) != 0) {
                 fprintf(stderr, "%s: --examples must be 0..%u, not '%s'\n", me,
                         FW_COMPARE_MAX_EXAMPLES, optarg);
                 return 2;
@@ -97,7 +86,7 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
                             "not --rules\n", me);
             return 2;
         case 't':
-            if (parse_u64(optarg, 1, FW_MAX_WORKERS, &v) != 0) {
+            if (fw_parse_u64(optarg, 1, FW_MAX_WORKERS, &v) != 0) {
                 fprintf(stderr, "%s: --threads must be 1..%d, not '%s'\n", me,
                         FW_MAX_WORKERS, optarg);
                 return 2;
@@ -105,7 +94,7 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             o.threads = (uint32_t)v;
             break;
         case OPT_MAX_BYTES:
-            if (parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
+            if (fw_parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
                 fprintf(stderr, "%s: --max-event-bytes must be %u..%u, not '%s'\n", me,
                         FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, optarg);
                 return 2;
@@ -113,7 +102,7 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             o.max_event_bytes = (size_t)v;
             break;
         case OPT_LATENESS:
-            if (parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
+            if (fw_parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
                 fprintf(stderr, "%s: --lateness must be %d..%d seconds, not '%s'\n", me,
                         FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, optarg);
                 return 2;
@@ -121,7 +110,7 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             o.lateness_ms = (int64_t)v * 1000;
             break;
         case OPT_MAX_REGEXES:
-            if (parse_u64(optarg, 1, 1000000, &v) != 0) {
+            if (fw_parse_u64(optarg, 1, 1000000, &v) != 0) {
                 fprintf(stderr, "%s: --max-regex-per-event must be 1..1000000, not '%s'\n",
                         me, optarg);
                 return 2;
@@ -129,7 +118,7 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             fw_ruleset_set_max_regexes((uint32_t)v);
             break;
         case OPT_MAX_KEYS:
-            if (parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
+            if (fw_parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
                 fprintf(stderr, "%s: --max-keys must be %u..%u, not '%s'\n", me,
                         FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, optarg);
                 return 2;
@@ -137,7 +126,7 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             o.max_keys = v;
             break;
         case OPT_MAX_REPORTED:
-            if (parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
+            if (fw_parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
                 fprintf(stderr, "%s: --max-reported must be a count, not '%s'\n", me, optarg);
                 return 2;
             }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fraudwatch/text.h"
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/rulehistory.h"
 #include "fraudwatch/ruleset.h"
@@ -174,18 +175,6 @@ struct opts {
 
 static char url_copy[8192];
 
-static int parse_num(const char *s, unsigned long long lo, unsigned long long hi,
-                     unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int usage_error(const struct opts *o, const char *what)
 {
     fprintf(stderr, "fraudwatch %s: %s\n", o->cmd, what);
@@ -246,7 +235,7 @@ static int parse(int argc, char **argv, struct opts *o)
             pwfile = optarg;
             break;
         case T_TIMEOUT:
-            if (parse_num(optarg, 1, 3600000, &v) != 0)
+            if (fw_parse_u64(optarg, 1, 3600000, &v) != 0)
                 return usage_error(o, "--timeout must be 1..3600000 ms");
             o->timeout_ms = (int)v;
             break;
@@ -259,12 +248,12 @@ static int parse(int argc, char **argv, struct opts *o)
             o->author = optarg;
             break;
         case T_KEEP:
-            if (parse_num(optarg, 1, FW_RHIST_KEEP_MAX, &v) != 0)
+            if (fw_parse_u64(optarg, 1, FW_RHIST_KEEP_MAX, &v) != 0)
                 return usage_error(o, "--keep must be 1..100000");
             o->keep = (unsigned)v;
             break;
         case 'n':
-            if (parse_num(optarg, 0, 1000000000, &v) != 0)
+            if (fw_parse_u64(optarg, 0, 1000000000, &v) != 0)
                 return usage_error(o, "--limit must be a number (0: all)");
             o->limit = (size_t)v;
             break;
@@ -275,7 +264,7 @@ static int parse(int argc, char **argv, struct opts *o)
             o->file = optarg;
             break;
         case T_REGEX:
-            if (parse_num(optarg, 1, 1000000, &v) != 0)
+            if (fw_parse_u64(optarg, 1, 1000000, &v) != 0)
                 return usage_error(o, "--max-regex-per-event must be 1..1000000");
             fw_ruleset_set_max_regexes((uint32_t)v);
             break;
@@ -388,7 +377,7 @@ static uint64_t version_arg(const struct opts *o, fw_rstore *r, const char *s)
                     fw_rstore_where(r));
         return a;
     }
-    if (parse_num(s, 1, UINT64_MAX, &v) != 0) {
+    if (fw_parse_u64(s, 1, UINT64_MAX, &v) != 0) {
         fprintf(stderr, "fraudwatch %s: '%s' is not a version (a number from 1, or "
                         "\"active\")\n", o->cmd, s);
         return 0;
@@ -669,7 +658,7 @@ static int cmd_diff(int argc, char **argv)
         return 1;
     unsigned long long dummy;
     if (!to_dir && strcmp(o.pos[1], "active") != 0 &&
-        parse_num(o.pos[1], 1, UINT64_MAX, &dummy) != 0) {
+        fw_parse_u64(o.pos[1], 1, UINT64_MAX, &dummy) != 0) {
         fprintf(stderr, "fraudwatch rules diff: '%s' is neither a version nor a "
                         "directory\n", o.pos[1]);
         fw_rstore_free(r);

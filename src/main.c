@@ -23,6 +23,7 @@
 #include <string.h>
 
 #ifdef FW_HAVE_DAEMON
+#include "fraudwatch/text.h"
 #include "fraudwatch/config.h"
 #include "fraudwatch/daemon.h"
 #endif
@@ -475,23 +476,11 @@ bad:
 }
 #endif
 
-static int parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
-                     unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* --max-regex-per-event N: the cost ceiling the loader applies. */
 static int set_max_regexes(const char *cmd, const char *arg)
 {
     unsigned long long v;
-    if (parse_u64(arg, 1, 1000000, &v) != 0) {
+    if (fw_parse_u64(arg, 1, 1000000, &v) != 0) {
         fprintf(stderr, "fraudwatch %s: --max-regex-per-event must be 1..1000000, not '%s'\n",
                 cmd, arg);
         return 2;
@@ -534,7 +523,7 @@ static int cmd_replay(int argc, char **argv)
             o.rules_dir = optarg;
             break;
         case 't':
-            if (parse_u64(optarg, 1, FW_MAX_WORKERS, &v) != 0) {
+            if (fw_parse_u64(optarg, 1, FW_MAX_WORKERS, &v) != 0) {
                 fprintf(stderr, "fraudwatch replay: --threads must be 1..%d, "
                                 "not '%s'\n", FW_MAX_WORKERS, optarg);
                 return 2;
@@ -542,7 +531,7 @@ static int cmd_replay(int argc, char **argv)
             o.threads = (uint32_t)v;
             break;
         case OPT_MAX_BYTES:
-            if (parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
+            if (fw_parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
                 fprintf(stderr, "fraudwatch replay: --max-event-bytes must be "
                                 "%u..%u, not '%s'\n", FW_MIN_MAX_EVENT_BYTES,
                         FW_MAX_MAX_EVENT_BYTES, optarg);
@@ -551,7 +540,7 @@ static int cmd_replay(int argc, char **argv)
             o.max_event_bytes = (size_t)v;
             break;
         case OPT_LATENESS:
-            if (parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
+            if (fw_parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
                 fprintf(stderr, "fraudwatch replay: --lateness must be "
                                 "%d..%d seconds, not '%s'\n", FW_MIN_LATENESS_S,
                         FW_MAX_LATENESS_S, optarg);
@@ -567,7 +556,7 @@ static int cmd_replay(int argc, char **argv)
             o.snoozes_file = optarg;
             break;
         case OPT_MAX_KEYS:
-            if (parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
+            if (fw_parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
                 fprintf(stderr, "fraudwatch replay: --max-keys must be %u..%u, not '%s'\n",
                         FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, optarg);
                 return 2;
@@ -575,7 +564,7 @@ static int cmd_replay(int argc, char **argv)
             o.max_keys = v;
             break;
         case OPT_MAX_REPORTED:
-            if (parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
+            if (fw_parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
                 fprintf(stderr, "fraudwatch replay: --max-reported must be a "
                                 "count, not '%s'\n", optarg);
                 return 2;
@@ -711,7 +700,7 @@ static int parse_redis_opts(int argc, char **argv, const char *cmd,
                 return 2;
             break;
         case OPT_TIMEOUT:
-            if (parse_u64(optarg, 1, 3600000, &v) != 0) {
+            if (fw_parse_u64(optarg, 1, 3600000, &v) != 0) {
                 fprintf(stderr, "fraudwatch %s: --timeout must be 1..3600000 ms, "
                                 "not '%s'\n", cmd, optarg);
                 return 2;

@@ -6,6 +6,7 @@
  * none of them has to reach into the event parser for them. */
 #include "fraudwatch/text.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -147,4 +148,16 @@ size_t fw_numtext(double v, char *buf)
     }
     buf[len] = '\0';
     return len;
+}
+
+int fw_parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
+                 unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
 }

@@ -17,4 +17,9 @@ bool fw_utf8_valid(const char *s, size_t len);
  * Writes at most FW_NUMTEXT_MAX bytes with the NUL; returns the length. */
 size_t fw_numtext(double v, char *buf);
 
+/* A command-line count: decimal digits only (no sign, no space), within
+ * lo..hi; 0 and *out, or -1 leaving *out alone. */
+int fw_parse_u64(const char *s, unsigned long long lo, unsigned long long hi,
+                 unsigned long long *out);
+
 #endif
