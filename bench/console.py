@@ -7,7 +7,12 @@ docs/console.md advises):
 
   ingest    a backlog of N alerts on the topic (3 partitions) drained into
             Redis by a fresh console: alerts/s from its start to the last one
-            stored (routing, search terms, indexes, stats: everything)
+            stored, and from the first stored to the last (the rate without
+            the process start and the group join); routing, search terms,
+            indexes, stats: everything.  Also the CPU seconds of redis-server
+            and of the console over the drain (FW_BENCH_PERF=FILE records a
+            perf profile of redis-server; FW_BENCH_NOAOF=1 turns the
+            append-only file off, to see its share)
   memory    Redis used_memory per stored alert (INFO memory, after/before)
   queries   GET /api/alerts first page (everything; an officer's unit queue
             of new alerts) and a phone-number search (q=), with N alerts
@@ -66,6 +71,19 @@ def timed_gets(port, cookie, paths, reps):
     return out
 
 
+def redis_cpu(redis):
+    """redis-server's CPU seconds so far (INFO cpu: user + sys)."""
+    info = dict(l.split(":", 1) for l in redis.cli("INFO", "cpu").splitlines() if ":" in l)
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def proc_cpu(pid):
+    """A process' CPU seconds so far (utime + stime of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def login(port, user, pw):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     c.request("POST", "/api/login", body=json.dumps({"user": user, "password": pw}),
@@ -101,22 +119,46 @@ def main():
     produce_s = time.monotonic() - t0
     redis = ce.RedisAOF(tmp)
     redis.cli("CONFIG", "SET", "appendfsync", "everysec")
+    if os.environ.get("FW_BENCH_NOAOF"):
+        redis.cli("CONFIG", "SET", "appendonly", "no")
     ce.load_routes(fw, redis.url, tmp)
     pw = ce.add_user(fw, redis.url, "admin", "admin")
     ce.add_user(fw, redis.url, "offa", "officer", "station-a")
     mem0 = int(redis.cli("INFO", "memory").split("used_memory:")[1].split()[0])
+    rcpu0 = redis_cpu(redis)
+    perf = None
+    if os.environ.get("FW_BENCH_PERF"):     # a profile of redis-server during the ingest
+        perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["FW_BENCH_PERF"],
+                                 "-p", str(redis.proc.pid)], stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
     con = ce.Console(fw, ROOT, tmp, redis.url, kafka.addr, topic, extra=["--set", "log.level=info"])
-    ce.wait_for(lambda: redis.cli("ZCARD", "fw:con:idx:all") == str(a.alerts), timeout=3600, step=0.5)
+    ce.wait_for(lambda: redis.cli("ZCARD", "fw:con:idx:all") != "0", timeout=600, step=0.02)
+    t_first = time.monotonic()
+    first = int(redis.cli("ZCARD", "fw:con:idx:all"))
+    ce.wait_for(lambda: redis.cli("ZCARD", "fw:con:idx:all") == str(a.alerts), timeout=3600,
+                step=0.05)
     ingest_s = time.monotonic() - t0
+    steady_s = time.monotonic() - t_first
+    if perf:
+        perf.send_signal(2)
+        perf.wait()
+    rcpu = redis_cpu(redis) - rcpu0
+    ccpu = proc_cpu(con.proc.pid)
+    evalsha = [l for l in redis.cli("INFO", "commandstats").splitlines() if l.startswith("cmdstat_evalsha:")]
     mem1 = int(redis.cli("INFO", "memory").split("used_memory:")[1].split()[0])
     if os.environ.get("FW_BENCH_DEBUG"):
         print(redis.cli("INFO", "commandstats"), file=sys.stderr)
     rows = [("alerts stored", f"{a.alerts:,}"),
             ("produce to the topic (kcat)", f"{produce_s:.1f} s"),
-            ("ingest: backlog into Redis", f"{ingest_s:.1f} s = {a.alerts / ingest_s:,.0f} alerts/s"),
+            ("ingest: backlog into Redis", f"{ingest_s:.1f} s from the console's start "
+                                           f"(process, consumer group join) = {a.alerts / ingest_s:,.0f} alerts/s"),
+            ("ingest rate: first stored alert to last", f"{steady_s:.1f} s = "
+                                                        f"**{(a.alerts - first) / steady_s:,.0f} alerts/s**"),
             ("Redis memory per alert", f"{(mem1 - mem0) / a.alerts:,.0f} bytes "
-                                       f"({(mem1 - mem0) / 2**20:,.0f} MiB in all)")]
+                                       f"({(mem1 - mem0) / 2**20:,.0f} MiB in all)"),
+            ("CPU during the ingest", f"redis-server {rcpu:.1f} s ({rcpu * 1e6 / a.alerts:.0f} µs/alert), "
+                                      f"console {ccpu:.1f} s ({ccpu * 1e6 / a.alerts:.0f} µs/alert)"),
+            ("ingest script calls (Redis commandstats)", evalsha[0].split(":", 1)[1] if evalsha else "-")]
     admin = login(con.port, "admin", pw)
     officer = login(con.port, "offa", pw)
     phone = ce.make_alert(a.alerts // 2, random.Random(0))["subject"]

@@ -28,6 +28,9 @@
 
 #define FW_CON_ID_MAX 128          /* alert ids, user names, units, rule ids */
 #define FW_CON_NOTE_MAX 2000       /* a note on a transition or a snooze */
+/* alerts stored by one call of the ingest script (Lua unpack() takes at most
+ * 8000 values: 2 per alert in the biggest ZADD) */
+#define FW_CON_BATCH_MAX 500
 #define FW_CON_TERMS_MAX 64        /* search terms kept per alert */
 #define FW_CON_TERM_MAX 128        /* bytes of one search term */
 #define FW_CON_BODY_MAX 65536      /* request body */

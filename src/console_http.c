@@ -413,6 +413,33 @@ static bool int_arg(const char *s, long long lo, long long hi, long long *out)
     return true;
 }
 
+/* KEYS[1] an alert's hash, ARGV: its id, min, max, offset: the reply of
+ * ZREVRANGEBYSCORE WITHSCORES over a set holding only that alert. */
+static const char lua_by_id[] =
+    "local ts = tonumber(redis.call('HGET', KEYS[1], 'ts'))\n"
+    "local lo, hi = tonumber(ARGV[2]) or -math.huge, tonumber(ARGV[3]) or math.huge\n"
+    "if not ts or ARGV[4] ~= '0' or ts < lo or ts > hi then return {} end\n"
+    "return {ARGV[1], tostring(ts)}\n";
+
+/* KEYS[1] fw:con:idx:terms, ARGV: term, min, max, offset, count: the
+ * term's alerts as ZREVRANGEBYSCORE WITHSCORES would give them from a set
+ * per term (id, detected_ts, ...; newest first, but ids of one detected_ts
+ * ascending).  Members are TERM \x1f (10^15 - ts, 16 digits) \x1f ID
+ * (console_store.c). */
+static const char lua_term_range[] =
+    "local term, lo, hi, off, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
+    "local function inv(x) return string.format('%016d', 1000000000000000 - tonumber(x)) end\n"
+    "local a, b = '[' .. term .. '\\31', '[' .. term .. '\\31\\255'\n"
+    "if hi ~= '+inf' then a = a .. inv(hi) end\n"
+    "if lo ~= '-inf' then b = '[' .. term .. '\\31' .. inv(lo) .. '\\31\\255' end\n"
+    "local out = {}\n"
+    "for _, m in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], a, b, 'LIMIT', off, n)) do\n"
+    "  local rest = string.sub(m, #term + 2)\n"
+    "  out[#out + 1] = string.sub(rest, 18)\n"
+    "  out[#out + 1] = string.format('%d', 1000000000000000 - tonumber(string.sub(rest, 1, 16)))\n"
+    "end\n"
+    "return out\n";
+
 static enum MHD_Result api_list(struct MHD_Connection *conn, redisContext *c, const struct sess *s)
 {
     const char *state = arg(conn, "state"), *unit = arg(conn, "unit"), *sev = arg(conn, "severity");
@@ -452,7 +479,7 @@ static enum MHD_Result api_list(struct MHD_Connection *conn, redisContext *c, co
     }
     char key[400];
     if (q)
-        snprintf(key, sizeof key, "fw:con:idx:q:%s", q);
+        snprintf(key, sizeof key, "fw:con:idx:terms");     /* read by lua_term_range */
     else if (unit && state)
         snprintf(key, sizeof key, "fw:con:idx:us:%s:%s", unit, state);
     else if (unit)
@@ -472,14 +499,27 @@ static enum MHD_Result api_list(struct MHD_Connection *conn, redisContext *c, co
     if (hi >= 0) snprintf(max, sizeof max, "%lld", hi); else snprintf(max, sizeof max, "+inf");
     if (since >= 0) snprintf(min, sizeof min, "%lld", since); else snprintf(min, sizeof min, "-inf");
 
+    /* q naming a stored alert finds that alert (ids are not search terms) */
+    bool by_id = false;
+    if (q && fw_con_name_ok(q)) {
+        redisReply *r = cmd(c, "EXISTS fw:con:alert:%s", q);
+        if (!r)
+            return redis_down(conn, c->errstr);
+        by_id = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+    }
     cJSON *out = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(out, "alerts");
     long long got = 0, scanned = 0, off = 0;
     char last_ts[32] = "", last_id[FW_CON_ID_MAX + 1] = "";
     bool more = true;
     while (got < limit && more && scanned < SCAN_MAX) {
         long long batch = limit - got < 50 ? 100 : (limit - got) * 2;
-        redisReply *r = cmd(c, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %lld", key, max,
-                            min, off, batch);
+        redisReply *r =
+            by_id ? cmd(c, "EVAL %s 1 fw:con:alert:%s %s %s %s %lld", lua_by_id, q, q, min, max, off)
+            : q   ? cmd(c, "EVAL %s 1 fw:con:idx:terms %s %s %s %lld %lld", lua_term_range, q, min,
+                        max, off, batch)
+                  : cmd(c, "ZREVRANGEBYSCORE %s %s %s WITHSCORES LIMIT %lld %lld", key, max, min,
+                        off, batch);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             if (r)
                 freeReplyObject(r);
@@ -508,7 +548,10 @@ static enum MHD_Result api_list(struct MHD_Connection *conn, redisContext *c, co
             snprintf(last_ts, sizeof last_ts, "%lld", atoll(score));
             snprintf(last_id, sizeof last_id, "%s", id);
             bool keep = hr->type == REDIS_REPLY_ARRAY && hr->elements == 8 && hr->element[0]->str;
-            if (keep && cts >= 0 && atoll(score) == cts && strcmp(id, cid) >= 0)
+            /* past the cursor: ids of one detected_ts come descending from a
+             * ZREVRANGEBYSCORE, ascending from the term index */
+            if (keep && cts >= 0 && atoll(score) == cts &&
+                (q && !by_id ? strcmp(id, cid) <= 0 : strcmp(id, cid) >= 0))
                 keep = false;
             if (keep && ((state && strcmp(hr->element[2]->str, state) != 0) ||
                          (unit && strcmp(hr->element[1]->str, unit) != 0)))
@@ -573,12 +616,33 @@ static enum MHD_Result api_get(struct MHD_Connection *conn, redisContext *c, con
     enum MHD_Result res;
     if (load_item(conn, c, s, id, &item, &res) != 1)
         return res;
-    redisReply *r = cmd(c, "LRANGE fw:con:hist:%s 0 -1", id);
+    /* the first entry, "routed", is told from created and unit0 (or unit);
+     * the others are a list (console_store.c) */
+    redisReply *h0 = cmd(c, "HMGET fw:con:alert:%s created unit0 unit", id);
+    redisReply *r = h0 ? cmd(c, "LRANGE fw:con:hist:%s 0 -1", id) : NULL;
     if (!r) {
+        if (h0)
+            freeReplyObject(h0);
         cJSON_Delete(item);
         return redis_down(conn, c->errstr);
     }
     cJSON *hist = cJSON_AddArrayToObject(item, "history");
+    if (h0->type == REDIS_REPLY_ARRAY && h0->elements == 3 && h0->element[0]->str) {
+        const char *u0 = h0->element[1]->str ? h0->element[1]->str : h0->element[2]->str;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "ts", atof(h0->element[0]->str));
+        cJSON_AddStringToObject(e, "user", "system");
+        cJSON_AddNullToObject(e, "from");
+        cJSON_AddStringToObject(e, "to", "new");
+        if (u0) {
+            char note[200];
+            cJSON_AddStringToObject(e, "unit", u0);
+            snprintf(note, sizeof note, "routed to %s", u0);
+            cJSON_AddStringToObject(e, "note", note);
+        }
+        cJSON_AddItemToArray(hist, e);
+    }
+    freeReplyObject(h0);
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         cJSON *e = cJSON_ParseWithLength(r->element[i]->str, r->element[i]->len);
         if (e)
@@ -1038,23 +1102,25 @@ static void sse_fill(struct sse *x)
         for (size_t i = 0; i < entries->elements; i++) {
             redisReply *e = entries->element[i];
             snprintf(x->last, sizeof x->last, "%s", e->element[0]->str);
-            redisReply *kv = e->element[1];
-            if (kv->elements < 2)
-                continue;
-            redisReply *hr = cmd(x->c, "HMGET fw:con:alert:%s " ITEM_FIELDS, kv->element[1]->str);
-            cJSON *item = item_of(hr);
-            if (hr)
-                freeReplyObject(hr);
-            if (!item)
-                continue;
-            const char *unit = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "unit"));
-            if (strcmp(x->s.role, "officer") != 0 || (unit && strcmp(unit, x->s.unit) == 0)) {
-                char *js = cJSON_PrintUnformatted(item);
-                if (js)
-                    sse_event(x, "alert", js);
-                free(js);
+            redisReply *kv = e->element[1];     /* id ID [id ID ...] */
+            for (size_t j = 1; j < kv->elements; j += 2) {
+                redisReply *hr = cmd(x->c, "HMGET fw:con:alert:%s " ITEM_FIELDS,
+                                     kv->element[j]->str);
+                cJSON *item = item_of(hr);
+                if (hr)
+                    freeReplyObject(hr);
+                if (!item)
+                    continue;
+                const char *unit =
+                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "unit"));
+                if (strcmp(x->s.role, "officer") != 0 || (unit && strcmp(unit, x->s.unit) == 0)) {
+                    char *js = cJSON_PrintUnformatted(item);
+                    if (js)
+                        sse_event(x, "alert", js);
+                    free(js);
+                }
+                cJSON_Delete(item);
             }
-            cJSON_Delete(item);
         }
     }
     freeReplyObject(r);

@@ -35,7 +35,7 @@
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 
-#define BATCH 500
+#define BATCH FW_CON_BATCH_MAX
 #define RETENTION_EVERY_MS (5 * 60 * 1000)
 
 struct fw_con_ingest {

@@ -6,19 +6,33 @@
  * cannot interleave halves of changes.  The data model (docs/console.md):
  *
  *   fw:con:alert:ID        hash: json (the alert as received), unit, state,
- *                          assignee, severity, rule, ts (detected_ts),
- *                          attempts, outcome, amount, first_contact, terms
- *   fw:con:hist:ID         list of JSON history entries, append-only
+ *                          severity, rule, ts (detected_ts), terms, created;
+ *                          later assignee, attempts, outcome, amount,
+ *                          first_contact, unit0 (the unit routed to, kept
+ *                          when an escalation moves the alert)
+ *   fw:con:hist:ID         list of JSON history entries after the first,
+ *                          append-only (the first, "routed", is told from
+ *                          created and unit0 or unit: one write less)
  *   fw:con:idx:all         sorted sets of alert ids scored by detected_ts:
- *   fw:con:idx:unit:U        per unit, per state, per unit and state,
- *   fw:con:idx:state:S       per severity, per rule, and per search term
- *   fw:con:idx:us:U:S        (subject, alert id, the values of `fields`
- *   fw:con:idx:sev:S         and of each sequence step's fields) — so the
- *   fw:con:idx:rule:R        first page of a queue and a phone number
- *   fw:con:idx:q:TERM        search are one ZREVRANGEBYSCORE each
+ *   fw:con:idx:unit:U        per unit, per state, per unit and state, per
+ *   fw:con:idx:state:S       severity and per rule, so the first page of a
+ *   fw:con:idx:us:U:S        queue is one range read
+ *   fw:con:idx:sev:S
+ *   fw:con:idx:rule:R
+ *   fw:con:idx:terms       the search index (subject, the values of
+ *                          `fields` and of each sequence step's fields):
+ *                          one sorted set, all scores 0, members
+ *                          TERM \x1f (10^15 - detected_ts, 16 digits) \x1f ID,
+ *                          so one term's alerts are a ZRANGEBYLEX range,
+ *                          newest first.  One set, not a set per term:
+ *                          most terms (a victim's number, an account) name
+ *                          one or two alerts, and a key each cost more than
+ *                          the other writes of an alert together.  An alert
+ *                          id is found by its hash, not as a term.
  *   fw:con:stats:all, fw:con:stats:unit:U   hashes of counters
  *   fw:con:ttfc:all, fw:con:ttfc:unit:U     time to first contact (zsets)
- *   fw:con:changes         stream of changed alert ids (the SSE feed)
+ *   fw:con:changes         stream of changed alert ids (the SSE feed; an
+ *                          entry names one or more: id ID [id ID ...])
  *   fw:con:audit           list of JSON audit entries (logins, changes, snoozes)
  *
  * Idempotence: the ingest script does nothing when the alert's hash
@@ -48,48 +62,73 @@
  * and clang take them. */
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 
-/* ARGV: now, then 9 per alert: id json unit severity rule ts day history
+/* ARGV: now, then 8 per alert: id json unit severity rule ts day
  * terms(\31-joined).  One call stores a batch; returns one 1 (stored) or
- * 0 (there already) per alert, in order. */
+ * 0 (there already) per alert, in order.  Redis' time per alert is the
+ * ingest rate, and most of it is paid per command (the call, and its copy
+ * in the append-only file), not per element (bench/README.md, "The
+ * console"): so per alert only its hash is written, with the fields every
+ * alert has (a field absent is empty: assignee, attempts 0), and its first
+ * history entry ("routed") is not written but told from the fields created
+ * and unit0 (or unit); index entries are gathered per sorted set and added with one
+ * ZADD each, counters summed and written once per field, the unit set and
+ * the webhook check done once per unit, and the change feed gets one entry
+ * naming every stored id.  A batch holds at most FW_CON_BATCH_MAX alerts
+ * (Lua's unpack() takes at most 8000 values). */
 static const char lua_ingest[] =
     "local now, out, i = ARGV[1], {}, 2\n"
-    "while i + 8 <= #ARGV do\n"
+    "local inc, zs, hooks, units, ids = {}, {}, {}, {}, {}\n"
+    "local function bump(h, f)\n"
+    "  local t = inc[h]\n"
+    "  if not t then t = {}; inc[h] = t end\n"
+    "  t[f] = (t[f] or 0) + 1\n"
+    "end\n"
+    "local function zadd(key, score, member)\n"
+    "  local t = zs[key]\n"
+    "  if not t then t = {}; zs[key] = t end\n"
+    "  t[#t + 1] = score; t[#t + 1] = member\n"
+    "  if #t >= 7000 then redis.call('ZADD', key, unpack(t)); zs[key] = nil end\n"
+    "end\n"
+    "while i + 7 <= #ARGV do\n"
     "  local id, unit, sev, rule, ts = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]\n"
-    "  local day, hist, terms = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]\n"
+    "  local day, terms = ARGV[i + 6], ARGV[i + 7]\n"
     "  local k = 'fw:con:alert:' .. id\n"
     "  if redis.call('EXISTS', k) == 1 then\n"
     "    out[#out + 1] = 0\n"
     "  else\n"
-    "    redis.call('HSET', k, 'json', ARGV[i + 1], 'unit', unit, 'state', 'new', 'assignee', '',\n"
-    "      'severity', sev, 'rule', rule, 'ts', ts, 'attempts', 0, 'terms', terms, 'created', now)\n"
-    "    redis.call('ZADD', 'fw:con:idx:all', ts, id)\n"
-    "    redis.call('ZADD', 'fw:con:idx:unit:' .. unit, ts, id)\n"
-    "    redis.call('ZADD', 'fw:con:idx:state:new', ts, id)\n"
-    "    redis.call('ZADD', 'fw:con:idx:us:' .. unit .. ':new', ts, id)\n"
-    "    redis.call('ZADD', 'fw:con:idx:sev:' .. sev, ts, id)\n"
-    "    redis.call('ZADD', 'fw:con:idx:rule:' .. rule, ts, id)\n"
+    "    redis.call('HSET', k, 'json', ARGV[i + 1], 'unit', unit, 'state', 'new', 'severity', sev,\n"
+    "      'rule', rule, 'ts', ts, 'terms', terms, 'created', now)\n"
+    "    zadd('fw:con:idx:all', ts, id)\n"
+    "    zadd('fw:con:idx:unit:' .. unit, ts, id)\n"
+    "    zadd('fw:con:idx:state:new', ts, id)\n"
+    "    zadd('fw:con:idx:us:' .. unit .. ':new', ts, id)\n"
+    "    zadd('fw:con:idx:sev:' .. sev, ts, id)\n"
+    "    zadd('fw:con:idx:rule:' .. rule, ts, id)\n"
     "    if terms ~= '' then\n"
-    "      for t in string.gmatch(terms, '[^\\31]+') do redis.call('ZADD', 'fw:con:idx:q:' .. t, ts, id) end\n"
+    "      local tail = string.format('\\31%016d\\31', 1000000000000000 - tonumber(ts)) .. id\n"
+    "      for t in string.gmatch(terms, '[^\\31]+') do zadd('fw:con:idx:terms', 0, t .. tail) end\n"
     "    end\n"
-    "    redis.call('RPUSH', 'fw:con:hist:' .. id, hist)\n"
-    "    local dk, rk = 'day:' .. day .. ':' .. sev, 'rule:' .. rule .. ':alerts'\n"
-    "    redis.call('HINCRBY', 'fw:con:stats:all', 'total', 1)\n"
-    "    redis.call('HINCRBY', 'fw:con:stats:all', dk, 1)\n"
-    "    redis.call('HINCRBY', 'fw:con:stats:all', rk, 1)\n"
-    "    redis.call('HINCRBY', 'fw:con:stats:all', 'unit:' .. unit, 1)\n"
-    "    local su = 'fw:con:stats:unit:' .. unit\n"
-    "    redis.call('HINCRBY', su, 'total', 1)\n"
-    "    redis.call('HINCRBY', su, dk, 1)\n"
-    "    redis.call('HINCRBY', su, rk, 1)\n"
-    "    redis.call('HINCRBY', su, 'unit:' .. unit, 1)\n"
-    "    redis.call('SADD', 'fw:con:units', unit)\n"
-    "    if redis.call('EXISTS', 'fw:con:webhook:' .. unit) == 1 then\n"
-    "      redis.call('ZADD', 'fw:con:hookq', now, id .. '|' .. unit)\n"
+    "    local dk, rk, uk = 'day:' .. day .. ':' .. sev, 'rule:' .. rule .. ':alerts', 'unit:' .. unit\n"
+    "    for _, h in ipairs({'fw:con:stats:all', 'fw:con:stats:unit:' .. unit}) do\n"
+    "      bump(h, 'total'); bump(h, dk); bump(h, rk); bump(h, uk)\n"
     "    end\n"
-    "    redis.call('XADD', 'fw:con:changes', 'MAXLEN', '~', 10000, '*', 'id', id)\n"
+    "    if hooks[unit] == nil then\n"
+    "      hooks[unit] = redis.call('EXISTS', 'fw:con:webhook:' .. unit) == 1\n"
+    "      units[#units + 1] = unit\n"
+    "    end\n"
+    "    if hooks[unit] then zadd('fw:con:hookq', now, id .. '|' .. unit) end\n"
+    "    ids[#ids + 1] = 'id'; ids[#ids + 1] = id\n"
     "    out[#out + 1] = 1\n"
     "  end\n"
-    "  i = i + 9\n"
+    "  i = i + 8\n"
+    "end\n"
+    "for key, t in pairs(zs) do redis.call('ZADD', key, unpack(t)) end\n"
+    "for h, t in pairs(inc) do\n"
+    "  for f, n in pairs(t) do redis.call('HINCRBY', h, f, n) end\n"
+    "end\n"
+    "if #units > 0 then redis.call('SADD', 'fw:con:units', unpack(units)) end\n"
+    "if #ids > 0 then\n"
+    "  redis.call('XADD', 'fw:con:changes', 'MAXLEN', '~', 10000, '*', unpack(ids))\n"
     "end\n"
     "return out\n";
 
@@ -188,6 +227,7 @@ static const char lua_transition[] =
     "redis.call('ZREM', 'fw:con:idx:us:' .. unit .. ':' .. state, id)\n"
     "redis.call('ZADD', 'fw:con:idx:state:' .. to, ts, id)\n"
     "if newunit ~= unit then\n"
+    "  redis.call('HSETNX', k, 'unit0', unit)\n"
     "  redis.call('ZREM', 'fw:con:idx:unit:' .. unit, id)\n"
     "  redis.call('ZADD', 'fw:con:idx:unit:' .. newunit, ts, id)\n"
     "  redis.call('HSET', k, 'unit', newunit)\n"
@@ -206,7 +246,7 @@ static const char lua_transition[] =
 static const char lua_expire[] =
     "local id = ARGV[1]\n"
     "local k = 'fw:con:alert:' .. id\n"
-    "local h = redis.call('HMGET', k, 'state', 'unit', 'severity', 'rule', 'terms')\n"
+    "local h = redis.call('HMGET', k, 'state', 'unit', 'severity', 'rule', 'terms', 'ts')\n"
     "if not h[1] then redis.call('ZREM', 'fw:con:idx:all', id) return 1 end\n"
     "if h[1] ~= 'closed' then return 0 end\n"
     "for _, z in ipairs({'all', 'unit:' .. h[2], 'state:closed', 'us:' .. h[2] .. ':closed',\n"
@@ -214,7 +254,8 @@ static const char lua_expire[] =
     "  redis.call('ZREM', 'fw:con:idx:' .. z, id)\n"
     "end\n"
     "if h[5] and h[5] ~= '' then\n"
-    "  for t in string.gmatch(h[5], '[^\\31]+') do redis.call('ZREM', 'fw:con:idx:q:' .. t, id) end\n"
+    "  local tail = string.format('\\31%016d\\31', 1000000000000000 - tonumber(h[6])) .. id\n"
+    "  for t in string.gmatch(h[5], '[^\\31]+') do redis.call('ZREM', 'fw:con:idx:terms', t .. tail) end\n"
     "end\n"
     "redis.call('DEL', k, 'fw:con:hist:' .. id)\n"
     "return 1\n";
@@ -467,7 +508,6 @@ int fw_con_alert_parse(const char *data, size_t len, fw_con_alert *a, char *why,
     a->detected_ts = (int64_t)dts->valuedouble;
     a->live = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a->root, "shadow")) &&
               !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a->root, "snoozed"));
-    add_term(a, a->id);
     add_term(a, a->subject);
     add_field_terms(a, cJSON_GetObjectItemCaseSensitive(a->root, "fields"));
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(a->root, "evidence");
@@ -544,7 +584,7 @@ void fw_con_batch_free(fw_con_batch *b)
 
 int fw_con_batch_count(const fw_con_batch *b)
 {
-    return b->n < 4 ? 0 : (b->n - 4) / 9;
+    return b->n < 4 ? 0 : (b->n - 4) / 8;
 }
 
 void fw_con_batch_add(fw_con_batch *b, const fw_con_alert *a, const char *json, size_t jsonlen,
@@ -573,16 +613,6 @@ void fw_con_batch_add(fw_con_batch *b, const fw_con_alert *a, const char *json, 
     gmtime_r(&secs, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
     batch_str(b, fw_xstrdup(buf));
-    /* the first history entry: routed (unit is a checked name) */
-    char *hist = NULL;
-    size_t hl = 0;
-    FILE *f = open_memstream(&hist, &hl);
-    if (!f)
-        abort();
-    fprintf(f, "{\"ts\":%lld,\"user\":\"system\",\"from\":null,\"to\":\"new\",\"unit\":\"%s\","
-               "\"note\":\"routed to %s\"}", now, unit, unit);
-    fclose(f);
-    batch_str(b, hist);
     size_t tl = 1;
     for (size_t i = 0; i < a->nterms; i++)
         tl += strlen(a->terms[i]) + 1;

@@ -115,6 +115,22 @@ def test_search(e):
     assert len(got) == len(want)
     since, until = e.alerts[100]["detected_ts"], e.alerts[199]["detected_ts"]
     assert len(admin.all(f"since={since}&until={until}")) == 100
+    # a term nearly every alert has: all of them, newest first, page after
+    # page (the cursor), and the time bounds kept inclusive
+    shared = "17000000000"
+    newest = sorted(e.alerts, key=lambda x: -x["detected_ts"])
+    want = [x["alert_id"] for x in newest if x["fields"]["caller"] == shared]
+    assert len(want) > N // 2
+    assert [x["alert_id"] for x in admin.all("q=" + shared)] == want
+    want = [x["alert_id"] for x in newest
+            if x["fields"]["caller"] == shared and since <= x["detected_ts"] <= until]
+    assert [x["alert_id"] for x in admin.all(f"q={shared}&since={since}&until={until}")] == want
+    st, b = admin.get(f"/api/alerts?q={shared}&limit=7")
+    assert st == 200 and [x["alert_id"] for x in b["alerts"]] == [
+        x["alert_id"] for x in newest if x["fields"]["caller"] == shared][:7], b
+    # a term no alert has, and the prefix of a term (terms match whole)
+    assert admin.all("q=17000000001") == []
+    assert admin.all("q=1700000000") == []
 
 
 def test_roles(e):
