@@ -117,7 +117,7 @@ static int check_brokers(const char *v, char *why, size_t whylen);
 static int check_rules_source(const char *v, char *why, size_t whylen);
 static int check_password_file(const char *v, char *why, size_t whylen);
 static int check_listen(const char *v, char *why, size_t whylen);
-static int check_loopback_listen(const char *v, char *why, size_t whylen);
+static int check_console_listen(const char *v, char *why, size_t whylen);
 static int check_readable_file(const char *v, char *why, size_t whylen);
 static int check_private_file(const char *v, char *why, size_t whylen);
 static int check_auth_user(const char *v, char *why, size_t whylen);
@@ -303,9 +303,20 @@ static const struct key console_keys[] = {
       "history, users, sessions, routes, snoozes.  Run it with appendonly yes "
       "(docs/console.md)." },
     { "console.listen", K_STR, F(console_listen), "127.0.0.1:8080", 1, 128, NULL,
-      check_loopback_listen, "loopback HOST:PORT",
-      "Where the page and the API are served.  Loopback only: put a TLS reverse "
-      "proxy in front for other machines (docs/console.md)." },
+      check_console_listen, "HOST:PORT (off the loopback: with TLS)",
+      "Where the page and the API are served.  An address off the loopback "
+      "(0.0.0.0:8443) needs console.tls_cert_file and console.tls_key_file: logins "
+      "and session cookies never cross a network in clear.  Or keep it on the "
+      "loopback behind a TLS reverse proxy (docs/console.md)." },
+    { "console.tls_cert_file", K_STR, F(console_tls_cert_file), "", 0, 4000, NULL,
+      check_readable_file, "path; empty: plain HTTP",
+      "With console.tls_key_file: the page and the API are served over HTTPS with "
+      "this PEM certificate (chain), and the session cookie is marked Secure.  Read "
+      "at start; restart to change it." },
+    { "console.tls_key_file", K_STR, F(console_tls_key_file), "", 0, 4000, NULL,
+      check_private_file, "path; empty: plain HTTP",
+      "The PEM private key of console.tls_cert_file; a regular file that other users "
+      "cannot read." },
     { "console.retention_days", K_INT, F(console_retention_days), "180", 1, 3650, NULL,
       NULL, NULL,
       "Closed alerts older than this (by detection time) are deleted from Redis "
@@ -897,11 +908,12 @@ static int check_listen(const char *v, char *why, size_t whylen)
     return fw_listen_parse_any(v, &ss, why, whylen);
 }
 
-/* console.listen: a loopback address only (TLS is a reverse proxy's job). */
-static int check_loopback_listen(const char *v, char *why, size_t whylen)
+/* console.listen: any address parses here; one off the loopback needs
+ * TLS, which validate_console() checks between keys. */
+static int check_console_listen(const char *v, char *why, size_t whylen)
 {
     struct sockaddr_storage ss;
-    return fw_listen_parse(v, &ss, why, whylen);
+    return fw_listen_parse_any(v, &ss, why, whylen);
 }
 
 /* metrics.tls_cert_file: a regular file this user can read now. */
@@ -1466,6 +1478,32 @@ static const char *origin_of(const struct cfg *c, size_t i)
 static int validate_daemon(struct cfg *c, char *err, size_t errlen);
 static int validate_instance(fw_settings *s, char *err, size_t errlen);
 
+/* The console's rules between keys: TLS needs both files, and an address
+ * off the loopback needs TLS (the console has its own logins, but a
+ * password or a session cookie in clear is one anybody on the path has). */
+static int validate_console(struct cfg *c, char *err, size_t errlen)
+{
+    const struct key *keys = c->keys;
+    fw_settings *s = &c->s;
+    size_t cert = (size_t)(find_key_in(keys, c->nkeys, "console.tls_cert_file") - keys);
+    size_t key = (size_t)(find_key_in(keys, c->nkeys, "console.tls_key_file") - keys);
+    size_t listen = (size_t)(find_key_in(keys, c->nkeys, "console.listen") - keys);
+    if (!*s->console_tls_cert_file != !*s->console_tls_key_file)
+        return fail(err, errlen, origin_of(c, *s->console_tls_cert_file ? cert : key),
+                    "console.tls_cert_file and console.tls_key_file go together: set both "
+                    "(HTTPS) or neither (plain HTTP on the loopback)");
+    struct sockaddr_storage ss;
+    char lwhy[512];
+    if (fw_listen_parse(s->console_listen, &ss, lwhy, sizeof lwhy) != 0 &&
+        !*s->console_tls_cert_file)
+        return fail(err, errlen, origin_of(c, listen), "console.listen \"%s\" refused: not a "
+                    "loopback address, and no TLS (logins and session cookies would cross "
+                    "the network in clear).  Set console.tls_cert_file and "
+                    "console.tls_key_file, or keep it on 127.0.0.1 behind a TLS reverse proxy",
+                    s->console_listen);
+    return 0;
+}
+
 int fw_config_validate(fw_settings *s, char *err, size_t errlen)
 {
     struct cfg *c = (struct cfg *)s;
@@ -1492,6 +1530,8 @@ int fw_config_validate(fw_settings *s, char *err, size_t errlen)
             return -1;
 
     if (keys == daemon_keys && validate_daemon(c, err, errlen) != 0)
+        return -1;
+    if (keys == console_keys && validate_console(c, err, errlen) != 0)
         return -1;
     return validate_instance(s, err, errlen);
 }

@@ -59,6 +59,8 @@ struct fw_con_http {
     fw_con_store *st;
     char *web_dir;
     int ttl_s;
+    bool tls;                   /* HTTPS: the session cookie is Secure */
+    char *tls_cert, *tls_key;   /* PEM text, kept while the daemon runs */
     atomic_bool stopping;
 };
 
@@ -360,8 +362,8 @@ static enum MHD_Result api_login(fw_con_http *h, struct MHD_Connection *conn, re
     if (!stored)
         return redis_down(conn, "session not stored");
     char cookie[256];
-    snprintf(cookie, sizeof cookie, "fwsid=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d",
-             tok, h->ttl_s);
+    snprintf(cookie, sizeof cookie, "fwsid=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+             tok, h->ttl_s, h->tls ? "; Secure" : "");
     explicit_bzero(tok, sizeof tok);
     return send_json(conn, 200, out, cookie);
 }
@@ -1276,7 +1278,8 @@ static enum MHD_Result route(fw_con_http *h, struct MHD_Connection *conn, const 
         if (r)
             freeReplyObject(r);
         rc = send_json(conn, 200, cJSON_CreateObject(),
-                       "fwsid=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+                       h->tls ? "fwsid=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+                              : "fwsid=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     } else if (get && strcmp(url, "/api/alerts") == 0) {
         rc = api_list(conn, c, &s);
     } else if (aid && get && fw_con_name_ok(aid)) {
@@ -1377,13 +1380,44 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static void free_tls(fw_con_http *h)
+{
+    if (h->tls_key) {
+        explicit_bzero(h->tls_key, strlen(h->tls_key));
+        free(h->tls_key);
+    }
+    free(h->tls_cert);
+    h->tls_key = h->tls_cert = NULL;
+}
+
 fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,
                                char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    if (fw_listen_parse(cfg->console_listen, &ss, err, errlen) != 0)
+    /* any address: off the loopback only with TLS (fw_config_validate) */
+    if (fw_listen_parse_any(cfg->console_listen, &ss, err, errlen) != 0)
         return NULL;
     fw_con_http *h = fw_xcalloc(1, sizeof *h);
+    h->tls = *cfg->console_tls_cert_file && *cfg->console_tls_key_file;
+    if (h->tls) {
+        h->tls_cert = fw_read_pem("console.tls_cert_file", cfg->console_tls_cert_file, err,
+                                  errlen);
+        if (h->tls_cert)
+            h->tls_key = fw_read_pem("console.tls_key_file", cfg->console_tls_key_file, err,
+                                     errlen);
+        if (!h->tls_key) {
+            free(h->tls_cert);
+            free(h);
+            return NULL;
+        }
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    if (!h->tls)
+        tls_opts[0].option = MHD_OPTION_END;
     h->st = st;
     h->m = m;
     h->m_sse = fw_metrics_gauge(m, "fraudwatch_console_sse_clients",
@@ -1394,7 +1428,8 @@ fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, fw_metr
     uint16_t port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                              : ((struct sockaddr_in *)&ss)->sin_port);
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
+                                MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
+                                (h->tls ? MHD_USE_TLS : 0),
                             port, NULL, NULL, handle, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
@@ -1402,10 +1437,13 @@ fw_con_http *fw_con_http_start(const fw_settings *cfg, fw_con_store *st, fw_metr
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+                            MHD_OPTION_ARRAY, tls_opts,
                             MHD_OPTION_END);
     if (!h->d) {
-        snprintf(err, errlen, "console.listen %s: cannot listen there (in use?)",
-                 cfg->console_listen);
+        snprintf(err, errlen, "console.listen %s: cannot listen there (in use?%s)",
+                 cfg->console_listen,
+                 h->tls ? "; or the certificate and key do not make a TLS pair" : "");
+        free_tls(h);
         free(h->web_dir);
         free(h);
         return NULL;
@@ -1419,6 +1457,7 @@ void fw_con_http_stop(fw_con_http *h)
         return;
     atomic_store(&h->stopping, true);
     MHD_stop_daemon(h->d);
+    free_tls(h);
     free(h->web_dir);
     free(h);
 }

@@ -41,8 +41,9 @@ static const char usage_console[] =
     "\n"
     "The anti-fraud centre's console: reads the live alert topic into Redis (the\n"
     "store of record), routes each alert to a unit, and serves the page and the\n"
-    "API on console.listen (default http://127.0.0.1:8080/).  Settings:\n"
-    "docs/console.md.  --check-config prints the effective settings and exits.\n"
+    "API on console.listen (default http://127.0.0.1:8080/; HTTPS with\n"
+    "console.tls_cert_file and console.tls_key_file, needed off the loopback).\n"
+    "Settings: docs/console.md.  --check-config prints the effective settings and exits.\n"
     "user add / passwd read the password from the first line of stdin; the\n"
     "officer role needs --unit.  --redis may be given as FRAUDWATCH_REDIS.\n";
 
@@ -529,8 +530,9 @@ int fw_console_main(int argc, char **argv)
     fw_con_webhooks *wh = fw_con_webhooks_start(s, st, m, err, sizeof err);
     if (!wh)
         fw_log(FW_LOG_ERROR, "console", "webhooks disabled", "reason=\"%s\"", err);
-    fw_log(FW_LOG_INFO, "console", "started", "listen=\"http://%s/\" topic=\"%s\" group=\"%s\"",
-           s->console_listen, s->console_alerts_topic, s->group_id);
+    fw_log(FW_LOG_INFO, "console", "started", "listen=\"%s://%s/\" topic=\"%s\" group=\"%s\"",
+           *s->console_tls_cert_file ? "https" : "http", s->console_listen,
+           s->console_alerts_topic, s->group_id);
     int sig = 0;
     sigwait(&set, &sig);
     fw_log(FW_LOG_INFO, "console", "stopping", "signal=%d", sig);

@@ -984,7 +984,7 @@ static bool authorized(const fw_http *h, struct MHD_Connection *c)
 
 /* A PEM file whole, as a string (libmicrohttpd takes them from memory), or
  * NULL with err naming the setting and the file. */
-static char *read_pem(const char *what, const char *path, char *err, size_t errlen)
+char *fw_read_pem(const char *what, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "re");
     if (!f) {
@@ -1162,9 +1162,9 @@ fw_http *fw_http_start_opts(const char *listen, const fw_http_opts *o, fw_metric
         return NULL;
     }
     if (tls) {
-        h->tls_cert = read_pem("metrics.tls_cert_file", o->tls_cert_file, err, errlen);
+        h->tls_cert = fw_read_pem("metrics.tls_cert_file", o->tls_cert_file, err, errlen);
         if (h->tls_cert)
-            h->tls_key = read_pem("metrics.tls_key_file", o->tls_key_file, err, errlen);
+            h->tls_key = fw_read_pem("metrics.tls_key_file", o->tls_key_file, err, errlen);
         if (!h->tls_key) {
             http_free(h);
             return NULL;

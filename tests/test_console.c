@@ -200,9 +200,18 @@ static void settings(void **state)
     assert_string_equal(s->console_listen, "127.0.0.1:8080");
     assert_int_equal(s->console_retention_days, 180);
     assert_string_equal(s->group_id, "fraudwatch-console");
+    /* off the loopback: parses, but validate refuses it without TLS */
     assert_int_equal(fw_config_set(s, "console.listen", "0.0.0.0:8080", "--set console.listen=0.0.0.0:8080",
-                                   err, sizeof err), -1);
-    assert_non_null(strstr(err, "loopback"));
+                                   err, sizeof err), 0);
+    assert_int_equal(fw_config_validate(s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a loopback address, and no TLS"));
+    assert_non_null(strstr(err, "--set console.listen=0.0.0.0:8080"));
+    assert_int_equal(fw_config_set(s, "console.listen", "127.0.0.1:8080", NULL, err, sizeof err), 0);
+    assert_int_equal(fw_config_set(s, "console.tls_cert_file", FW_SOURCE_DIR "/README.md", NULL,
+                                   err, sizeof err), 0);
+    assert_int_equal(fw_config_validate(s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "go together"));
+    assert_int_equal(fw_config_set(s, "console.tls_cert_file", "", NULL, err, sizeof err), 0);
     assert_int_equal(fw_config_set(s, "console.retention_days", "0", NULL, err, sizeof err), -1);
     assert_int_equal(fw_config_set(s, "console.redis", "http://x", NULL, err, sizeof err), -1);
     /* a daemon key is not a console key */

@@ -94,7 +94,10 @@ typedef struct fw_settings {
      * kafka.consumer.* pass-through. */
     char *console_alerts_topic;   /* console.alerts_topic, default "fraudwatch.alerts" */
     char *console_redis;          /* console.redis, a redis:// URL */
-    char *console_listen;         /* console.listen, loopback, default "127.0.0.1:8080" */
+    char *console_listen;         /* console.listen, default "127.0.0.1:8080"; off the
+                                   * loopback only with TLS */
+    char *console_tls_cert_file;  /* console.tls_cert_file, "" = plain HTTP */
+    char *console_tls_key_file;   /* console.tls_key_file, "" = plain HTTP */
     int console_retention_days;   /* console.retention_days 1..3650, default 180 */
     char *console_web_dir;        /* console.web_dir, default "web" */
     int console_session_ttl_s;    /* console.session_ttl_s 60..604800, default 28800 */

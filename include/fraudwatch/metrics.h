@@ -128,6 +128,10 @@ fw_http *fw_http_start_opts(const char *listen, const fw_http_opts *o, fw_metric
                             fw_health_fn health, void *ctx, char *err, size_t errlen);
 /* The bound port. */
 int fw_http_port(const fw_http *h);
+/* A PEM file's text (at most 1 MiB, with a "-----BEGIN" line), malloc'd;
+ * NULL with "WHAT PATH: reason" in err.  Free it with explicit_bzero()
+ * first: it may hold a private key. */
+char *fw_read_pem(const char *what, const char *path, char *err, size_t errlen);
 /* Stops the server and waits for its thread (a fraction of a second).
  * NULL is fine. */
 void fw_http_stop(fw_http *h);

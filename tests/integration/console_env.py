@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -91,9 +92,10 @@ class RedisAOF:
 
 class Console:
     def __init__(self, fw, root, workdir, redis_url, brokers, topic, group="console-test",
-                 extra=()):
+                 extra=(), scheme="http", cafile=None):
         self.port = fwtest.free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{scheme}://127.0.0.1:{self.port}"
+        self.ssl = ssl.create_default_context(cafile=cafile) if cafile else None
         self.log_path = os.path.join(workdir, f"console-{self.port}.log")
         self.cmd = [fw, "console", "-c", os.path.join(root, "config", "console.conf"),
                     "--set", f"kafka.bootstrap.servers={brokers}",
@@ -111,7 +113,7 @@ class Console:
         self.proc = subprocess.Popen(self.cmd, stdout=self.logf, stderr=subprocess.STDOUT)
         for _ in range(200):
             try:
-                urllib.request.urlopen(self.base + "/healthz", timeout=1)
+                urllib.request.urlopen(self.base + "/healthz", timeout=1, context=self.ssl)
                 return
             except urllib.error.HTTPError:
                 return      # up, Redis maybe not

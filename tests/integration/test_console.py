@@ -17,6 +17,7 @@ Exit 77 (skipped) without a broker.  Ends with "N passed, N failed"."""
 import collections
 import hashlib
 import hmac
+import http.client
 import http.server
 import json
 import subprocess
@@ -426,6 +427,71 @@ def test_check_config(e):
     assert p.returncode == 0 and "s3cretpw" not in p.stdout, p.stdout
 
 
+def test_tls(e):
+    """console.tls_cert_file / tls_key_file: the page and the API over HTTPS
+    (the session cookie Secure), plain HTTP refused on that port; off the
+    loopback only with TLS; one file without the other refused."""
+    import ssl
+    cert, key = os.path.join(e.tmp, "cert.pem"), os.path.join(e.tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+
+    def check(*sets):
+        args = [e.fw, "console", "-c", os.path.join(e.root, "config", "console.conf"),
+                "--check-config"]
+        for kv in sets:
+            args += ["--set", kv]
+        return subprocess.run(args, capture_output=True, text=True)
+    p = check("console.listen=0.0.0.0:8443")
+    assert p.returncode == 1 and "no TLS" in p.stderr and "console.tls_cert_file" in p.stderr, \
+        p.stderr
+    p = check("console.listen=0.0.0.0:8443", f"console.tls_cert_file={cert}",
+              f"console.tls_key_file={key}")
+    assert p.returncode == 0, p.stderr
+    p = check(f"console.tls_cert_file={cert}")
+    assert p.returncode == 1 and "go together" in p.stderr, p.stderr
+    os.chmod(key, 0o644)
+    p = check(f"console.tls_cert_file={cert}", f"console.tls_key_file={key}")
+    assert p.returncode == 1 and "console.tls_key_file" in p.stderr, p.stderr
+    os.chmod(key, 0o600)
+
+    con = ce.Console(e.fw, e.root, e.tmp, e.redis.url, e.brokers, e.topic, group="console-tls",
+                     extra=["--set", f"console.tls_cert_file={cert}",
+                            "--set", f"console.tls_key_file={key}"], scheme="https", cafile=cert)
+    try:
+        ctx = ssl.create_default_context(cafile=cert)
+        c = http.client.HTTPSConnection("127.0.0.1", con.port, context=ctx, timeout=10)
+        c.request("POST", "/api/login", body=json.dumps({"user": "admin",
+                                                          "password": e.pw["admin"]}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        cookie = r.getheader("Set-Cookie")
+        assert r.status == 200 and "; Secure" in cookie and "HttpOnly" in cookie, cookie
+        c.request("GET", "/api/alerts?limit=3", headers={"Cookie": cookie.split(";")[0]})
+        r = c.getresponse()
+        assert r.status == 200 and len(json.loads(r.read())["alerts"]) == 3
+        c.request("GET", "/")
+        r = c.getresponse()
+        assert r.status == 200 and b"<html" in r.read().lower()
+        # plain HTTP on the TLS port: no page, no API
+        plain = http.client.HTTPConnection("127.0.0.1", con.port, timeout=10)
+        try:
+            plain.request("GET", "/api/alerts")
+            status = plain.getresponse().status
+        except (OSError, http.client.HTTPException):
+            status = None
+        assert status in (None, 400), status
+        # the plain console's cookie is not Secure
+        st, _ = ce.Client(e.console.base).login("admin", e.pw["admin"])
+        assert st == 200
+    finally:
+        con.stop()
+
+
 SECRET = "s3cret-signing-key-for-tests"
 
 
@@ -525,7 +591,8 @@ def test_metrics(e):
 TESTS = [test_check_config, test_routing_and_queues, test_search, test_roles,
          test_transitions_and_bad_input, test_snooze_and_audit, test_login_rate_limit,
          test_disabled_user, test_rereading_adds_nothing, test_stream,
-         test_console_and_redis_restart, test_webhooks, test_stats_equal_own_count, test_oversized_headers, test_metrics]
+         test_console_and_redis_restart, test_webhooks, test_stats_equal_own_count,
+         test_oversized_headers, test_metrics, test_tls]
 
 
 def main():
