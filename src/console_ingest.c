@@ -5,7 +5,10 @@
  * earliest, so a new console stores what the topic still holds) and one
  * Redis connection.  Messages come in batches of up to BATCH; each live
  * alert is routed (console_route.c) and the batch is stored with one call
- * of the ingest script (one round trip, the script's overhead paid once).  An offset is stored for commit only after every alert up to
+ * of the ingest script (one round trip, the script's overhead paid once).
+ * One batch is in flight while the next is polled and parsed, so Redis
+ * (the bottleneck) is not idle while the console works; its reply is read
+ * after the next call is written.  An offset is stored for commit only after every alert up to
  * it is stored (at-least-once; storing is idempotent on alert_id, so a
  * re-read adds nothing).  When Redis fails mid-batch, each partition is
  * sought back to its first alert not stored and the thread waits for
@@ -147,26 +150,29 @@ static void store_offset(rd_kafka_t *rk, const rd_kafka_message_t *m)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Stores ms[0..n) with one call of the ingest script; returns how many
- * (from the start) are done: n, or the index of the first live alert when
- * the call failed (the caller seeks back there). */
-static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message_t **ms, size_t n)
+/* One poll batch on its way into Redis: its messages (destroyed once the
+ * reply is in and the offsets stored), and where its live alerts start. */
+struct flight {
+    rd_kafka_message_t *ms[BATCH];
+    size_t n, first;
+    int count;          /* live alerts in the script call; 0: no call */
+};
+
+/* Parses fl->ms[0..n), adds the live alerts to one call of the ingest
+ * script and writes it to Redis without waiting for the reply (the caller
+ * reads it after preparing the next batch: Redis stores one batch while
+ * the console parses the next).  -1: the write failed (*cp closed). */
+static int send_batch(fw_con_ingest *in, redisContext **cp, struct flight *fl)
 {
-    char err[512];
-    if (!*cp) {
-        *cp = fw_con_get(in->st, err, sizeof err);
-        if (!*cp)
-            return 0;
-    }
-    redisContext *c = *cp;
-    fw_con_alert *as = fw_xcalloc(n, sizeof *as);
-    size_t first = n;
-    for (size_t i = 0; i < n; i++) {
+    fw_con_alert *as = fw_xcalloc(fl->n, sizeof *as);
+    fl->first = fl->n;
+    for (size_t i = 0; i < fl->n; i++) {
+        rd_kafka_message_t *m = fl->ms[i];
         char why[256];
-        if (fw_con_alert_parse(ms[i]->payload, ms[i]->len, &as[i], why, sizeof why) != 0) {
+        if (fw_con_alert_parse(m->payload, m->len, &as[i], why, sizeof why) != 0) {
             fw_log(FW_LOG_WARN, "console", "message on the alert topic is not an alert; skipped",
-                   "partition=%d offset=%" PRId64 " reason=\"%s\"", (int)ms[i]->partition,
-                   ms[i]->offset, why);
+                   "partition=%d offset=%" PRId64 " reason=\"%s\"", (int)m->partition,
+                   m->offset, why);
             atomic_fetch_add(&in->skipped, 1);
             fw_counter_add(in->m_garbage, 1);
             continue;
@@ -175,50 +181,114 @@ static size_t store_batch(fw_con_ingest *in, redisContext **cp, rd_kafka_message
             fw_counter_add(in->m_notlive, 1);
             continue;
         }
-        if (first == n)
-            first = i;
-        fw_con_batch_add(in->batch, &as[i], ms[i]->payload, ms[i]->len,
+        if (fl->first == fl->n)
+            fl->first = i;
+        fw_con_batch_add(in->batch, &as[i], m->payload, m->len,
                          fw_con_route(in->routes, as[i].root));
     }
-    size_t done = n;
-    int count = fw_con_batch_count(in->batch);
-    if (count > 0) {
-        fw_con_batch_send(c, in->batch);
-        void *rep = NULL;
-        if (redisGetReply(c, &rep) != REDIS_OK) {
-            done = first;
-            fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
-                   "waiting for it (offsets are not committed past unstored alerts)",
-                   "where=\"%s\"", fw_con_store_where(in->st));
-            fw_con_put(in->st, c, false);
-            *cp = NULL;
-        } else {
-            redisReply *r = rep;
-            if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != count) {
-                done = first;
-                fw_log(FW_LOG_ERROR, "console", "storing alerts failed; will retry",
-                       "reason=\"%.200s\"", r->type == REDIS_REPLY_ERROR ? r->str : "reply");
-                if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
-                    fw_con_load_scripts(c);
-            } else {
-                for (size_t i = 0; i < r->elements; i++) {
-                    bool fresh = r->element[i]->type == REDIS_REPLY_INTEGER &&
-                                 r->element[i]->integer == 1;
-                    if (fresh)
-                        atomic_fetch_add(&in->stored, 1);
-                    fw_counter_add(fresh ? in->m_stored : in->m_dup, 1);
-                }
-            }
-            freeReplyObject(r);
-        }
+    fl->count = fw_con_batch_count(in->batch);
+    int rc = 0;
+    if (fl->count > 0) {
+        fw_con_batch_send(*cp, in->batch);  /* hiredis copies the command */
+        int done = 0;
+        while (!done && rc == 0)
+            if (redisBufferWrite(*cp, &done) != REDIS_OK)
+                rc = -1;
     }
     fw_con_batch_reset(in->batch);
-    if (done < n)
-        fw_counter_add(in->m_redis_err, 1);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < fl->n; i++)
         fw_con_alert_free(&as[i]);
     free(as);
+    if (rc != 0) {
+        fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
+               "waiting for it (offsets are not committed past unstored alerts)",
+               "where=\"%s\"", fw_con_store_where(in->st));
+        fw_con_put(in->st, *cp, false);
+        *cp = NULL;
+    }
+    return rc;
+}
+
+/* Reads the reply of fl's script call; returns how many of its messages
+ * (from the start) are done: n, or the index of its first live alert when
+ * the call failed (the caller seeks back there). */
+static size_t read_reply(fw_con_ingest *in, redisContext **cp, struct flight *fl)
+{
+    if (fl->count == 0)
+        return fl->n;
+    if (!*cp)
+        return fl->first;
+    size_t done = fl->n;
+    void *rep = NULL;
+    if (redisGetReply(*cp, &rep) != REDIS_OK) {
+        done = fl->first;
+        fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
+               "waiting for it (offsets are not committed past unstored alerts)",
+               "where=\"%s\"", fw_con_store_where(in->st));
+        fw_con_put(in->st, *cp, false);
+        *cp = NULL;
+    } else {
+        redisReply *r = rep;
+        if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != fl->count) {
+            done = fl->first;
+            fw_log(FW_LOG_ERROR, "console", "storing alerts failed; will retry",
+                   "reason=\"%.200s\"", r->type == REDIS_REPLY_ERROR ? r->str : "reply");
+            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
+                fw_con_load_scripts(*cp);
+        } else {
+            for (size_t i = 0; i < r->elements; i++) {
+                bool fresh = r->element[i]->type == REDIS_REPLY_INTEGER &&
+                             r->element[i]->integer == 1;
+                if (fresh)
+                    atomic_fetch_add(&in->stored, 1);
+                fw_counter_add(fresh ? in->m_stored : in->m_dup, 1);
+            }
+        }
+        freeReplyObject(r);
+    }
+    if (done < fl->n)
+        fw_counter_add(in->m_redis_err, 1);
     return done;
+}
+
+static void flight_clear(struct flight *fl)
+{
+    for (size_t i = 0; i < fl->n; i++)
+        rd_kafka_message_destroy(fl->ms[i]);
+    fl->n = 0;
+    fl->count = 0;
+}
+
+/* Settles the batch in flight (its reply, its offsets) and, when next is
+ * given, the batch sent after it.  When one of them failed, every message
+ * from the first not stored on is sought back (the next batch whole: it
+ * may have been stored, and storing again is idempotent).  Returns false
+ * when something must be read again (the caller waits a second). */
+static bool settle(fw_con_ingest *in, redisContext **cp, struct flight *old, struct flight *next,
+                   bool next_sent)
+{
+    size_t done = read_reply(in, cp, old);
+    for (size_t i = 0; i < done; i++)
+        store_offset(in->rk, old->ms[i]);
+    bool ok = done == old->n;
+    if (!ok) {
+        if (next && next->n) {
+            if (next_sent && *cp)
+                (void)read_reply(in, cp, next);     /* its reply, dropped */
+            rd_kafka_message_t *all[2 * BATCH];
+            size_t k = 0;
+            for (size_t i = done; i < old->n; i++)
+                all[k++] = old->ms[i];
+            for (size_t i = 0; i < next->n; i++)
+                all[k++] = next->ms[i];
+            seek_back(in->rk, all, 0, k);
+            flight_clear(next);
+        } else {
+            seek_back(in->rk, old->ms, done, old->n);
+        }
+    }
+    flight_clear(old);
+    return ok;
 }
 
 /* Messages behind the end of the assigned partitions (cached watermarks:
@@ -245,7 +315,9 @@ static void *run(void *arg)
 {
     fw_con_ingest *in = arg;
     redisContext *c = NULL;
-    rd_kafka_message_t *ms[BATCH];
+    struct flight flights[2];
+    memset(flights, 0, sizeof flights);
+    struct flight *old = &flights[0], *cur = &flights[1];    /* old: sent, reply not read */
     int64_t last_routes = 0, last_lag = 0, last_retention = fw_mono_ms() - RETENTION_EVERY_MS + 10000;
     int64_t wait_until = 0;
     bool redis_down_logged = false;
@@ -258,6 +330,14 @@ static void *run(void *arg)
                 rd_kafka_message_destroy(m);
             }
             continue;
+        }
+        bool due = now - last_routes >= 1000 || now - last_lag >= 2000 ||
+                   now - last_retention >= RETENTION_EVERY_MS;
+        if (old->n && (due || !c)) {    /* the periodic work uses the connection */
+            if (!settle(in, &c, old, NULL, false)) {
+                wait_until = fw_mono_ms() + 1000;
+                continue;
+            }
         }
         if (!c) {
             char err[512];
@@ -275,25 +355,28 @@ static void *run(void *arg)
             redis_down_logged = false;
             in->routes_version = -1;
         }
-        if (now - last_routes >= 1000) {
-            reload_routes(in, c);
-            last_routes = now;
+        if (!old->n) {
+            if (now - last_routes >= 1000) {
+                reload_routes(in, c);
+                last_routes = now;
+            }
+            if (now - last_lag >= 2000) {
+                update_lag(in);
+                last_lag = now;
+            }
+            if (now - last_retention >= RETENTION_EVERY_MS) {
+                retention(in, c);
+                last_retention = now;
+            }
+            if (c->err) {
+                fw_con_put(in->st, c, false);
+                c = NULL;
+                continue;
+            }
         }
-        if (now - last_lag >= 2000) {
-            update_lag(in);
-            last_lag = now;
-        }
-        if (now - last_retention >= RETENTION_EVERY_MS) {
-            retention(in, c);
-            last_retention = now;
-        }
-        if (c->err) {
-            fw_con_put(in->st, c, false);
-            c = NULL;
-            continue;
-        }
+        /* the next batch; no waiting while one is in flight */
         size_t n = 0;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 200);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, old->n ? 0 : 200);
         while (m) {
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -301,25 +384,30 @@ static void *run(void *arg)
                            rd_kafka_message_errstr(m));
                 rd_kafka_message_destroy(m);
             } else {
-                ms[n++] = m;
+                cur->ms[n++] = m;
             }
             if (n == BATCH)
                 break;
             m = rd_kafka_consumer_poll(in->rk, 0);
         }
-        if (!n)
-            continue;
-        size_t done = store_batch(in, &c, ms, n);
-        /* Offsets: the highest done message of each partition, + 1. */
-        for (size_t i = 0; i < done; i++)
-            store_offset(in->rk, ms[i]);
-        if (done < n) {
-            seek_back(in->rk, ms, done, n);
+        cur->n = n;
+        bool sent = n && send_batch(in, &c, cur) == 0;
+        if (old->n && !settle(in, &c, old, cur, sent)) {
             wait_until = fw_mono_ms() + 1000;
+            continue;
         }
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_message_destroy(ms[i]);
+        if (n && !sent) {       /* Redis went away under this batch */
+            seek_back(in->rk, cur->ms, 0, cur->n);
+            flight_clear(cur);
+            wait_until = fw_mono_ms() + 1000;
+            continue;
+        }
+        struct flight *t = old;
+        old = cur;
+        cur = t;
     }
+    if (old->n)
+        settle(in, &c, old, NULL, false);
     if (c)
         fw_con_put(in->st, c, true);
     return NULL;
