@@ -20,7 +20,6 @@ redis-server of the test's own with AOF on.
 usage: test_console_daemon.py FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...]
 Exit 77 (skipped) without a broker.  Ends with "N passed, N failed"."""
 import collections
-import json
 import os
 import shutil
 import sys
@@ -60,6 +59,19 @@ def metric(console, name):
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def sanitizer_reports(tmp):
+    """A sanitizer build's reports in the consoles' logs (they keep running
+    after one), as one text; empty when there is none."""
+    out = ""
+    for name in sorted(os.listdir(tmp)):
+        if name.startswith("console-") and name.endswith(".log"):
+            with open(os.path.join(tmp, name), errors="replace") as f:
+                text = f.read()
+            if "Sanitizer" in text or "runtime error:" in text:
+                out += f"--- {name}\n{text[-6000:]}\n"
+    return out
 
 
 def test_daemon_alerts():
@@ -118,8 +130,10 @@ def test_daemon_alerts():
         if d:
             d.stop()
         redis.stop()
+        reports = sanitizer_reports(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         c.cleanup()
+        assert not reports, reports
 
 
 def test_retention():
@@ -181,8 +195,10 @@ def test_retention():
         if con:
             con.stop()
         redis.stop()
+        reports = sanitizer_reports(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         c.cleanup()
+        assert not reports, reports
 
 
 TESTS = [test_daemon_alerts, test_retention]
