@@ -21,6 +21,7 @@
  * SMALL_DISTINCT values gets a hash map.  (Before: 24-byte entries, room
  * for four, and a map per distinct window — about twice the bytes per key,
  * bench/README.md.) */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,19 +47,34 @@ struct dval {
  * did not keep it), for a distinct the value's dval: 8, 24 or 16 bytes
  * (stride). */
 struct fw_window {
-    unsigned char *e;
+    unsigned char *e;     /* the entries; inline_e() until the window grows */
     uint32_t head, tail, cap;
-    uint32_t ndistinct;   /* distinct values now */
-    uint8_t agg;          /* enum fw_agg; AGG_UNKNOWN: loaded, not used yet */
-    uint8_t stride;
+    uint8_t agg;          /* enum fw_agg; AGG_UNKNOWN: loaded, not used yet.
+                           * The entry size follows from it: stride(w). */
     union {
-        fw_i128 sum;
+        uint64_t sum[2];  /* an fw_i128, as two words: sum_of(), sum_add() */
         struct {
-            struct dval *list;    /* while ndistinct has stayed ≤ SMALL_DISTINCT */
-            fw_hmap *map;         /* after: text → struct dval */
+            void *set;            /* struct dval list; fw_hmap once is_map */
+            uint32_t n;           /* distinct values now */
+            bool is_map;          /* after more than SMALL_DISTINCT, for good */
         } d;
     } u;
 };
+/* 40 bytes (an fw_i128 member would make it 16-aligned: 48), so a window
+ * with its FIRST_CAP inline entries fits a 64-byte malloc chunk (count),
+ * 80 (distinct) or 96 (sum), 16 bytes less each (bench/README.md, "Memory
+ * per key"). */
+_Static_assert(sizeof(struct fw_window) == 40, "fw_window grew: see the comment above");
+
+static uint8_t stride_of(uint8_t agg)
+{
+    return agg == FW_AGG_COUNT ? 8 : agg == FW_AGG_DISTINCT ? 16 : 24;
+}
+
+static inline size_t stride(const fw_window *w)
+{
+    return stride_of(w->agg);
+}
 
 /* A sum-shaped window whose aggregate is not known yet: a checkpoint does
  * not say count or sum (see the end of this file). */
@@ -66,27 +82,50 @@ struct fw_window {
 
 static inline int64_t *ts_at(const fw_window *w, uint32_t i)
 {
-    return (int64_t *)(void *)(w->e + (size_t)i * w->stride);
+    return (int64_t *)(void *)(w->e + (size_t)i * stride(w));
 }
 
 static inline int64_t *micro_at(const fw_window *w, uint32_t i)
 {
-    return (int64_t *)(void *)(w->e + (size_t)i * w->stride + 8);
+    return (int64_t *)(void *)(w->e + (size_t)i * stride(w) + 8);
 }
 
 static inline struct dval **dv_at(const fw_window *w, uint32_t i)
 {
-    return (struct dval **)(void *)(w->e + (size_t)i * w->stride + 8);
+    return (struct dval **)(void *)(w->e + (size_t)i * stride(w) + 8);
 }
 
 static inline char **id_at(const fw_window *w, uint32_t i)
 {
-    return (char **)(void *)(w->e + (size_t)i * w->stride + 16);
+    return (char **)(void *)(w->e + (size_t)i * stride(w) + 16);
 }
 
-static uint8_t stride_of(uint8_t agg)
+
+static inline fw_i128 sum_of(const fw_window *w)
 {
-    return agg == FW_AGG_COUNT ? 8 : agg == FW_AGG_DISTINCT ? 16 : 24;
+    fw_i128 s;
+    memcpy(&s, w->u.sum, sizeof s);
+    return s;
+}
+
+static inline void sum_set(fw_window *w, fw_i128 s)
+{
+    memcpy(w->u.sum, &s, sizeof s);
+}
+
+static inline void sum_add(fw_window *w, fw_i128 d)
+{
+    sum_set(w, sum_of(w) + d);
+}
+
+static inline fw_hmap *dmap(const fw_window *w)
+{
+    return w->u.d.is_map ? w->u.d.set : NULL;
+}
+
+static inline struct dval *dlist(const fw_window *w)
+{
+    return w->u.d.is_map ? NULL : w->u.d.set;
 }
 
 static bool dval_eq(const void *item, const void *key, size_t len)
@@ -95,11 +134,22 @@ static bool dval_eq(const void *item, const void *key, size_t len)
     return d->len == len && memcmp(d->text, key, len) == 0;
 }
 
+/* The first FIRST_CAP entries live in the window's own allocation, right
+ * after the struct: most keys of a stream never hold more (a window of one
+ * or two events), and one malloc chunk instead of two is 16 bytes a live
+ * key (bench/README.md, "Memory per key").  A window that grows moves its
+ * entries to an array of their own and leaves this space unused. */
+static inline unsigned char *inline_e(fw_window *w)
+{
+    return (unsigned char *)(w + 1);
+}
+
 static fw_window *window_new(uint8_t agg)
 {
-    fw_window *w = fw_xcalloc(1, sizeof *w);
+    fw_window *w = fw_xcalloc(1, sizeof *w + (size_t)FIRST_CAP * stride_of(agg));
     w->agg = agg;
-    w->stride = stride_of(agg);
+    w->e = inline_e(w);
+    w->cap = FIRST_CAP;
     return w;
 }
 
@@ -107,24 +157,25 @@ void fw_window_free(fw_window *w)
 {
     if (!w)
         return;
-    if (w->stride == 24)
+    if (stride(w) == 24)
         for (uint32_t i = w->head; i < w->tail; i++)
             free(*id_at(w, i));
     if (w->agg == FW_AGG_DISTINCT) {
-        if (w->u.d.map) {
+        if (dmap(w)) {
             size_t pos = 0;
             void *d;
-            while ((d = fw_hmap_next(w->u.d.map, &pos)))
+            while ((d = fw_hmap_next(dmap(w), &pos)))
                 free(d);
-            fw_hmap_free(w->u.d.map);
+            fw_hmap_free(dmap(w));
         } else {
-            for (struct dval *d = w->u.d.list, *next; d; d = next) {
+            for (struct dval *d = dlist(w), *next; d; d = next) {
                 next = d->next;
                 free(d);
             }
         }
     }
-    free(w->e);
+    if (w->e != inline_e(w))
+        free(w->e);
     free(w);
 }
 
@@ -132,14 +183,16 @@ static void drop_value(fw_window *w, struct dval *d)
 {
     if (--d->count > 0)
         return;
-    w->ndistinct--;
-    if (w->u.d.map) {
-        fw_hmap_remove(w->u.d.map, fw_hash64(d->text, d->len, 7), d->text, d->len, dval_eq);
+    w->u.d.n--;
+    if (dmap(w)) {
+        fw_hmap_remove(dmap(w), fw_hash64(d->text, d->len, 7), d->text, d->len, dval_eq);
+    } else if (w->u.d.set == d) {
+        w->u.d.set = d->next;
     } else {
-        struct dval **p = &w->u.d.list;
-        while (*p != d)
-            p = &(*p)->next;
-        *p = d->next;
+        struct dval *prev = dlist(w);
+        while (prev->next != d)
+            prev = prev->next;
+        prev->next = d->next;
     }
     free(d);
 }
@@ -149,7 +202,7 @@ static void expire(fw_window *w, int64_t cutoff)
     while (w->head < w->tail && *ts_at(w, w->head) <= cutoff) {
         uint32_t i = w->head++;
         if (w->agg == FW_AGG_SUM || w->agg == AGG_UNKNOWN) {
-            w->u.sum -= *micro_at(w, i);
+            sum_add(w, -(fw_i128)*micro_at(w, i));
             free(*id_at(w, i));
         }
         else if (w->agg == FW_AGG_DISTINCT)
@@ -165,14 +218,20 @@ static void make_room(fw_window *w)
     if (w->tail < w->cap)
         return;
     if (w->head > 0 && w->head >= w->cap / 2) {
-        memmove(w->e, w->e + (size_t)w->head * w->stride,
-                (size_t)(w->tail - w->head) * w->stride);
+        memmove(w->e, w->e + (size_t)w->head * stride(w),
+                (size_t)(w->tail - w->head) * stride(w));
         w->tail -= w->head;
         w->head = 0;
         return;
     }
-    uint32_t cap = w->cap ? w->cap * 2 : FIRST_CAP;
-    w->e = fw_xrealloc(w->e, (size_t)cap * w->stride);
+    uint32_t cap = w->cap * 2;
+    if (w->e == inline_e(w)) {
+        unsigned char *e = fw_xmalloc((size_t)cap * stride(w));
+        memcpy(e, w->e, (size_t)w->tail * stride(w));
+        w->e = e;
+    } else {
+        w->e = fw_xrealloc(w->e, (size_t)cap * stride(w));
+    }
     w->cap = cap;
 }
 
@@ -182,22 +241,22 @@ static void promote(fw_window *w)
     fw_hmap *map = fw_hmap_new(2 * SMALL_DISTINCT);
     if (!map)
         fw_oom();
-    for (struct dval *d = w->u.d.list; d; d = d->next)
+    for (struct dval *d = dlist(w); d; d = d->next)
         if (fw_hmap_insert(map, fw_hash64(d->text, d->len, 7), d) != 0)
             fw_oom();
-    w->u.d.list = NULL;
-    w->u.d.map = map;
+    w->u.d.set = map;
+    w->u.d.is_map = true;
 }
 
 static struct dval *intern_value(fw_window *w, const char *s, size_t len)
 {
     struct dval *d = NULL;
     uint64_t h = 0;
-    if (w->u.d.map) {
+    if (dmap(w)) {
         h = fw_hash64(s, len, 7);
-        d = fw_hmap_find(w->u.d.map, h, s, len, dval_eq);
+        d = fw_hmap_find(dmap(w), h, s, len, dval_eq);
     } else {
-        for (d = w->u.d.list; d && !dval_eq(d, s, len); d = d->next)
+        for (d = dlist(w); d && !dval_eq(d, s, len); d = d->next)
             ;
     }
     if (!d) {
@@ -207,14 +266,14 @@ static struct dval *intern_value(fw_window *w, const char *s, size_t len)
         d->len = (uint32_t)len;
         d->scratch = 0;
         memcpy(d->text, s, len);
-        w->ndistinct++;
-        if (w->u.d.map) {
-            if (fw_hmap_insert(w->u.d.map, h, d) != 0)
+        w->u.d.n++;
+        if (dmap(w)) {
+            if (fw_hmap_insert(dmap(w), h, d) != 0)
                 fw_oom();
         } else {
-            d->next = w->u.d.list;
-            w->u.d.list = d;
-            if (w->ndistinct > SMALL_DISTINCT)
+            d->next = dlist(w);
+            w->u.d.set = d;
+            if (w->u.d.n > SMALL_DISTINCT)
                 promote(w);
         }
     }
@@ -232,8 +291,7 @@ static void adopt(fw_window *w, enum fw_agg agg)
         w->tail -= w->head;
         w->head = 0;
         w->cap *= 3;      /* the same bytes hold three times the 8-byte entries */
-        w->stride = 8;
-        w->u.sum = 0;
+        sum_set(w, 0);
     }
     w->agg = (uint8_t)agg;
 }
@@ -261,14 +319,14 @@ bool fw_window_apply(fw_window **wp, const fw_rule *r, int64_t *m,
     while (pos > w->head && *ts_at(w, pos - 1) > t)
         pos--;
     if (pos < w->tail)
-        memmove(w->e + (size_t)(pos + 1) * w->stride, w->e + (size_t)pos * w->stride,
-                (size_t)(w->tail - pos) * w->stride);
+        memmove(w->e + (size_t)(pos + 1) * stride(w), w->e + (size_t)pos * stride(w),
+                (size_t)(w->tail - pos) * stride(w));
     w->tail++;
     *ts_at(w, pos) = t;
     if (r->agg == FW_AGG_SUM) {
         *micro_at(w, pos) = u->micro;
         *id_at(w, pos) = fw_xstrndup(u->event_id, u->event_id_len);
-        w->u.sum += u->micro;
+        sum_add(w, u->micro);
     } else if (r->agg == FW_AGG_DISTINCT) {
         *dv_at(w, pos) = intern_value(w, u->vtext, u->vlen);
     }
@@ -280,14 +338,14 @@ bool fw_window_apply(fw_window **wp, const fw_rule *r, int64_t *m,
         *agg = (double)(n - (w->tail - pos - 1));
         break;
     case FW_AGG_SUM: {
-        fw_i128 s = w->u.sum;
+        fw_i128 s = sum_of(w);
         for (uint32_t i = pos + 1; i < w->tail; i++)
             s -= *micro_at(w, i);
         *micro = s;
         break;
     }
     case FW_AGG_DISTINCT: {
-        uint32_t distinct = w->ndistinct;
+        uint32_t distinct = w->u.d.n;
         for (uint32_t i = pos + 1; i < w->tail; i++) {
             struct dval *d = *dv_at(w, i);
             if (++d->scratch == (int32_t)d->count)
@@ -414,8 +472,10 @@ int fw_window_load(fw_window **wp, FILE *f, bool with_agg)
     if (!with_agg && !kind)
         w->agg = AGG_UNKNOWN;     /* sum-shaped until the rule says (adopt) */
     *wp = w;
-    w->cap = n ? (uint32_t)n : FIRST_CAP;
-    w->e = fw_xmalloc((size_t)w->cap * w->stride);
+    if (n > FIRST_CAP) {    /* else the entries fit in the window's own space */
+        w->cap = (uint32_t)n;
+        w->e = fw_xmalloc((size_t)w->cap * stride(w));
+    }
     for (uint64_t i = 0; i < n; i++) {
         uint64_t ts, mic = 0;
         if (fw_get_u64(f, &ts))
@@ -437,7 +497,7 @@ int fw_window_load(fw_window **wp, FILE *f, bool with_agg)
         } else if (agg == FW_AGG_SUM) {
             *micro_at(w, k) = (int64_t)mic;
             *id_at(w, k) = NULL;
-            w->u.sum += (int64_t)mic;
+            sum_add(w, (int64_t)mic);
             if (with_agg) {
                 char *id;
                 uint32_t len;
