@@ -277,12 +277,16 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
         fw_kafka_set(c, "consumer", "auto.offset.reset", "earliest", err, errlen) ||
         fw_kafka_set(c, "consumer", "partition.assignment.strategy", "cooperative-sticky", err, errlen) ||
         /* librdkafka 2.0.2 stops fetching when its local queue holds
-         * queued.min.messages and looks again about a second later: with the
-         * default (100000) a daemon catching up a backlog drains the queue in
-         * a tenth of that and then idles (bench/README.md).  A deeper queue,
-         * capped in bytes, keeps the workers fed. */
+         * queued.min.messages, or queued.max.messages.kbytes, and looks again
+         * about a second later: a daemon catching up a backlog drains a
+         * short queue in a fraction of that and then idles (bench/README.md).
+         * The cap in bytes is most of the daemon's memory while it drains;
+         * 64 MiB keeps the drain at ~560k events/s (256 MiB: ~720k) with a
+         * peak RSS of ~300 MiB (256 MiB: ~550), bench/queue_curve.py.  An
+         * operator who wants the faster drain sets it higher
+         * (kafka.consumer.queued.max.messages.kbytes). */
         fw_kafka_set(c, "consumer", "queued.min.messages", "1000000", err, errlen) ||
-        fw_kafka_set(c, "consumer", "queued.max.messages.kbytes", "262144", err, errlen))
+        fw_kafka_set(c, "consumer", "queued.max.messages.kbytes", "65536", err, errlen))
         goto fail;
     if (strcmp(s->ha_mode, "standby") == 0) {
         /* Failover (docs/scaling.md): a dead active daemon's input
