@@ -76,14 +76,29 @@ def read_side(path):
     return side
 
 
+# The daemon's latency stamps (output.latency_stamps = on): alert message
+# headers, read into the alert dict as the STAMPS fields below.
+HEADER_STAMPS = {"fw.t.input_append": "input_append_ts", "fw.t.polled": "polled_ts",
+                 "fw.t.batched": "batched_ts", "fw.t.retired": "retired_ts",
+                 "fw.t.produced": "produced_ts"}
+
+
 def read_timed_alerts(path):
-    """kcat -f '%T\\t%s\\n' output: [(append_ts_ms, alert dict)]."""
+    """kcat -f '%T\\t%s\\n' or '%T\\t%h\\t%s\\n' output (headers as
+    k=v,k=v): [(append_ts_ms, alert dict)], the fw.t.* headers as fields."""
     out = []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            ts, _, js = line.rstrip("\n").partition("\t")
-            if js:
-                out.append((int(ts), json.loads(js)))
+            parts = line.rstrip("\n").split("\t", 2)
+            if len(parts) < 2 or not parts[-1]:
+                continue
+            a = json.loads(parts[-1])
+            if len(parts) == 3:
+                for kv in parts[1].split(","):
+                    k, _, v = kv.partition("=")
+                    if k in HEADER_STAMPS and v.lstrip("-").isdigit():
+                        a.setdefault(HEADER_STAMPS[k], int(v))
+            out.append((int(parts[0]), a))
     return out
 
 
@@ -579,11 +594,16 @@ def render_markdown(res):
               "share of their summed latency spent in each stage, from the daemon's own "
               "wall-clock stamps on the alert (same machine, same clock as the load "
               "generator and the broker).  Stamps found on the alerts: "
-              + ", ".join(f"`{x}`" for x in split[0]["stages"]["stamps"]) + "; stages "
-              "between two stamps are shown as one (with `detected_ts` alone: everything "
-              "before detection — input append, consume wait, batch wait, engine — and "
-              "everything after it — retire wait, produce, broker append).  "
-              "bench/README.md says which stamps a finer split needs.")
+              + ", ".join(f"`{x}`" for x in split[0]["stages"]["stamps"]) + " (`detected_ts` "
+              "in the alert; the others from the fw.t.* headers of `output.latency_stamps = "
+              "on`, and `input_append_ts` is the input topic's LogAppendTime); stages "
+              "between two stamps are shown as one.  From the load generator's send to "
+              "the alert's broker append: input append (loadgen's batching, the broker), "
+              "consume wait (fetch and the consumer queue, until the daemon polls it), "
+              "batch wait (until its batch goes to the workers), engine (the queue to a "
+              "worker and matching, up to `detected_ts`), retire wait (until its batch "
+              "and every earlier one are done and the alert is handed to the producer), "
+              "then the producer's batching and the alert's broker append.")
             w("")
             w("| offered | p99 | tail alerts | stage | share of the tail | tail mean | "
               "stage p50 / p99 (all alerts) |")

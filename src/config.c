@@ -153,6 +153,14 @@ static const struct key daemon_keys[] = {
       "with \"mode\": \"shadow\" (flagged \"shadow\": true) and those muted by a "
       "snooze (flagged \"snoozed\": true).  They never go to output.topic.  Empty: "
       "output.topic followed by \".shadow\"." },
+    { "output.latency_stamps", K_ENUM, F(latency_stamps), "off", 0, 0, "off|on", NULL, NULL,
+      "Diagnostics: on adds to every alert message the headers fw.t.input_append "
+      "(the input message's Kafka timestamp), fw.t.polled (when the daemon took the "
+      "event from the consumer), fw.t.batched (when its batch went to the workers) "
+      "and fw.t.retired (when the alert went to the producer), wall-clock epoch "
+      "milliseconds; with the alert's detected_ts and its broker append time they "
+      "split an alert's latency into stages (bench/run does).  The alert's JSON is "
+      "unchanged." },
     { "deadletter.topic", K_STR, F(dlq_topic), "fraudwatch.deadletter", 1, MAX_TOPIC, NULL,
       check_topic, "topic name",
       "Topic malformed events are copied to, with the reason in a header." },

@@ -68,6 +68,7 @@ struct origin {
     uint32_t stream;
     int64_t offset;
     int64_t ts;
+    int64_t polled_ms, batched_ms;  /* wall clock (fw_origin; latency stamps) */
 };
 
 /* The checkpoint in flight (one at a time). */
@@ -112,6 +113,7 @@ struct fw_driver {
     atomic_llong unsaved_pub; /* the same, for other threads (fw_driver_unsaved_ms) */
     int64_t last_cut_ms;
     int64_t last_gauges_ms;
+    int64_t burst_ms;        /* fw_wall_ms() read once per burst of messages fed */
     fw_driver_stats st;
     fw_rulestats *rstats;    /* per rule and mode (rule_stats.c) */
     char fatal[512];
@@ -226,6 +228,8 @@ static void origin_of(fw_driver *d, const fw_batch *b, uint32_t seq, fw_origin *
                                                 : 0;
     from->offset = o->offset;
     from->ts_ms = o->ts;
+    from->polled_ms = o->polled_ms;
+    from->batched_ms = o->batched_ms;
 }
 
 static void cut_retired(fw_driver *d, fw_batch *b);
@@ -302,6 +306,9 @@ static void retire_ready(fw_driver *d, bool wait_all)
 static void submit_current(fw_driver *d)
 {
     if (d->cur) {
+        int64_t now = fw_wall_ms();
+        for (uint32_t i = 0, n = fw_batch_count(d->cur); i < n; i++)
+            d->ring[fw_batch_tag(d->cur, i) & d->ring_mask].batched_ms = now;
         fw_pipeline_submit(d->p, d->cur);
         d->cur = NULL;
     }
@@ -323,7 +330,8 @@ static void feed(fw_driver *d, const fw_msg *m)
         submit_current(d);
     }
     d->ring[d->msgno & d->ring_mask] = (struct origin){ m->stream, m->offset,
-                                                        m->ts_ms > 0 ? m->ts_ms : 0 };
+                                                        m->ts_ms > 0 ? m->ts_ms : 0,
+                                                        d->burst_ms, 0 };
     d->msgno++;
     if (!d->unsaved_since) {
         d->unsaved_since = fw_mono_ms();
@@ -699,6 +707,8 @@ int fw_driver_run(fw_driver *d, volatile sig_atomic_t *stop)
         bool busy = d->cur && fw_batch_count(d->cur) > 0;
         fw_msg m;
         int got = d->src->next(d->srcself, &m, busy ? 0 : 20);
+        if (got == FW_NEXT_MSG)
+            d->burst_ms = fw_wall_ms();
         /* A burst of what is there, then the housekeeping below (retiring,
          * delivery reports, the clock) once for the burst, not per message. */
         for (int fed = 0; got == FW_NEXT_MSG;) {

@@ -33,6 +33,10 @@ void fw_out_free(fw_out *o);
 /* An alert: key = subject.  src_ts_ms is the input message's timestamp, for
  * the event-to-alert latency histogram (0: unknown).  shadow: to
  * output.shadow_topic instead of output.topic (not a live warning). */
+/* The same, with the alert's origin: with output.latency_stamps on, its
+ * stamps go in fw.t.* headers. */
+void fw_out_alert_from(fw_out *o, const char *json, size_t len, const char *key,
+                       size_t klen, int64_t src_ts_ms, bool shadow, const fw_origin *from);
 void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
                   size_t klen, int64_t src_ts_ms, bool shadow);
 /* A dead letter: the original payload (NULL for one too large to keep),

@@ -46,6 +46,7 @@ struct fw_out {
     fw_counter *dead_letters;
     fw_histogram *latency;
     char instance[256];          /* instance.id: the fw.instance header of alerts */
+    bool stamps;                 /* output.latency_stamps: fw.t.* headers on alerts */
 };
 
 /* The opaque of a message: its source timestamp (ms, or 0) in the low
@@ -182,6 +183,7 @@ fw_out *fw_out_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen
     }
     c = NULL; /* rd_kafka_new() took it */
     snprintf(o->instance, sizeof o->instance, "%s", s->instance_id);
+    o->stamps = s->latency_stamps && strcmp(s->latency_stamps, "on") == 0;
     o->alerts = rd_kafka_topic_new(o->rk, s->alert_topic, NULL);
     o->dlq = rd_kafka_topic_new(o->rk, s->dlq_topic, NULL);
     char shadow[512];
@@ -233,13 +235,32 @@ void fw_out_free(fw_out *o)
 void fw_out_alert(fw_out *o, const char *json, size_t len, const char *key,
                   size_t klen, int64_t src_ts_ms, bool shadow)
 {
+    fw_out_alert_from(o, json, len, key, klen, src_ts_ms, shadow, NULL);
+}
+
+void fw_out_alert_from(fw_out *o, const char *json, size_t len, const char *key,
+                       size_t klen, int64_t src_ts_ms, bool shadow, const fw_origin *from)
+{
     /* The alert line ends with a newline (JSONL); a Kafka message does not. */
     if (len && json[len - 1] == '\n')
         len--;
     /* Which daemon produced it (failover: a fenced daemon must produce no
      * alert after losing the active role; docs/scaling.md). */
-    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(o->stamps ? 5 : 1);
     rd_kafka_header_add(h, "fw.instance", -1, o->instance, -1);
+    if (o->stamps && from) {    /* output.latency_stamps: where the time went */
+        const struct { const char *name; int64_t ms; } st[] = {
+            { "fw.t.input_append", from->ts_ms }, { "fw.t.polled", from->polled_ms },
+            { "fw.t.batched", from->batched_ms }, { "fw.t.retired", fw_wall_ms() },
+        };
+        for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+            char num[24];
+            if (st[i].ms <= 0)
+                continue;
+            snprintf(num, sizeof num, "%lld", (long long)st[i].ms);
+            rd_kafka_header_add(h, st[i].name, -1, num, -1);
+        }
+    }
     produce(o, shadow ? o->shadow : o->alerts, json, len, key, klen, h,
             msg_opaque(o, src_ts_ms));
 }
@@ -326,8 +347,8 @@ static void sink_alert(void *self, const fw_alert_view *a, const fw_origin *from
 {
     /* Not a live warning (a shadow rule's, or snoozed): the shadow topic,
      * never the live one (SPEC §2).  Same delivery guarantees. */
-    fw_out_alert(self, a->json, a->len, a->subject, a->subject_len, from->ts_ms,
-                 a->shadow || a->snoozed);
+    fw_out_alert_from(self, a->json, a->len, a->subject, a->subject_len, from->ts_ms,
+                      a->shadow || a->snoozed, from);
 }
 
 static void sink_dead_letter(void *self, const char *payload, size_t len, const char *reason,

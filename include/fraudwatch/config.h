@@ -74,6 +74,7 @@ typedef struct fw_settings {
     char *metrics_auth_password_file; /* metrics.auth_password_file: its first line */
 
     char *state_store;        /* state.store local|kafka, default "local" */
+    char *latency_stamps;     /* output.latency_stamps off|on, default "off" */
     char *state_topic;        /* state.topic, default "" (= "<kafka.group.id>.state") */
     size_t state_chunk_bytes; /* state.chunk_bytes 1024..8388608, default 524288 */
     char *state_on_lost;      /* state.on_lost refuse|empty, default "refuse" */

@@ -50,6 +50,8 @@ typedef struct fw_origin {
     int32_t stream_number;
     int64_t offset;
     int64_t ts_ms;
+    int64_t polled_ms;      /* wall clock when fed to the driver */
+    int64_t batched_ms;     /* wall clock when its batch went to the workers; 0: not known */
 } fw_origin;
 
 enum fw_next { FW_NEXT_MSG = 1, FW_NEXT_NONE = 0, FW_NEXT_END = -1, FW_NEXT_FATAL = -2 };

@@ -79,9 +79,11 @@ def main():
         check(c.get("messages") == 20000 and c.get("msg_per_s", 0) > 0,
               f"consume-only ceiling read all 20 000 messages ({c.get('messages')})")
         stages = r10.get("stages") or {}
-        check(stages.get("stamps") == ["detected_ts"] and len(stages.get("stages", [])) == 2
-              and stages["tail"] >= 1,
-              "10k/s: the p99 tail split at the alerts' detected_ts into two stages")
+        want = ["input_append_ts", "polled_ts", "batched_ts", "detected_ts", "retired_ts"]
+        check(stages.get("stamps") == want and len(stages.get("stages", [])) == 6
+              and stages["tail"] >= 1 and stages.get("incomplete") == 0,
+              "10k/s: the p99 tail split into six stages by the daemon's stamps "
+              f"(got {stages.get('stamps')}, incomplete {stages.get('incomplete')})")
         mem = res["memory"]
         check(mem["full"]["keys"] > mem["small"]["keys"] > 0,
               f"live keys grow with the stream ({mem['small']['keys']} -> {mem['full']['keys']})")

@@ -233,6 +233,26 @@ def test_stage_split_finer_stamps():
        [6 / 70, 14 / 70, 10 / 70, 10 / 70, 2 / 70, 2 / 70, 26 / 70], "shares")
 
 
+def test_stamps_from_headers():
+    # kcat -f '%T\t%h\t%s\n': the daemon's fw.t.* headers become stamp fields;
+    # other headers are ignored; a line without headers keeps its fields.
+    with tempfile.TemporaryDirectory() as d:
+        ap = os.path.join(d, "alerts.tsv")
+        with open(ap, "w") as f:
+            f.write('1050\tfw.instance=x,fw.t.input_append=1002,fw.t.polled=1010,'
+                    'fw.t.batched=1012,fw.t.retired=1041\t{"event_id":"e1","detected_ts":1030}\n')
+            f.write('1060\t\t{"event_id":"e2","detected_ts":1040}\n')
+            f.write('1070\t{"event_id":"e3"}\n')
+        got = report.read_timed_alerts(ap)
+    eq([t for t, _ in got], [1050, 1060, 1070], "append times")
+    eq(got[0][1], {"event_id": "e1", "detected_ts": 1030, "input_append_ts": 1002,
+                   "polled_ts": 1010, "batched_ts": 1012, "retired_ts": 1041}, "stamps")
+    eq(got[1][1], {"event_id": "e2", "detected_ts": 1040}, "no headers")
+    st = report.stage_split(got[:1], {"e1": 1000})
+    eq([x["tail_mean_ms"] for x in st["stages"]], [2.0, 8.0, 2.0, 18.0, 11.0, 9.0],
+       "send→append→poll→batch→detect→retire→alert append")
+
+
 def test_compare_alerts():
     fw = [al("1", "R101", "A", "e1"), al("2", "R105", "B", "e2"), al("3", "R999", "C", "e3")]
     peer = [{"rule_id": "R101", "subject": "A", "event_id": "e1"},
