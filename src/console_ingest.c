@@ -158,6 +158,16 @@ struct flight {
     int count;          /* live alerts in the script call; 0: no call */
 };
 
+/* The connection failed mid-call: closed, not returned to the pool. */
+static void redis_lost(fw_con_ingest *in, redisContext **cp)
+{
+    fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
+           "waiting for it (offsets are not committed past unstored alerts)",
+           "where=\"%s\"", fw_con_store_where(in->st));
+    fw_con_put(in->st, *cp, false);
+    *cp = NULL;
+}
+
 /* Parses fl->ms[0..n), adds the live alerts to one call of the ingest
  * script and writes it to Redis without waiting for the reply (the caller
  * reads it after preparing the next batch: Redis stores one batch while
@@ -199,13 +209,8 @@ static int send_batch(fw_con_ingest *in, redisContext **cp, struct flight *fl)
     for (size_t i = 0; i < fl->n; i++)
         fw_con_alert_free(&as[i]);
     free(as);
-    if (rc != 0) {
-        fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
-               "waiting for it (offsets are not committed past unstored alerts)",
-               "where=\"%s\"", fw_con_store_where(in->st));
-        fw_con_put(in->st, *cp, false);
-        *cp = NULL;
-    }
+    if (rc != 0)
+        redis_lost(in, cp);
     return rc;
 }
 
@@ -222,11 +227,7 @@ static size_t read_reply(fw_con_ingest *in, redisContext **cp, struct flight *fl
     void *rep = NULL;
     if (redisGetReply(*cp, &rep) != REDIS_OK) {
         done = fl->first;
-        fw_log(FW_LOG_ERROR, "console", "Redis connection lost while storing alerts; "
-               "waiting for it (offsets are not committed past unstored alerts)",
-               "where=\"%s\"", fw_con_store_where(in->st));
-        fw_con_put(in->st, *cp, false);
-        *cp = NULL;
+        redis_lost(in, cp);
     } else {
         redisReply *r = rep;
         if (r->type != REDIS_REPLY_ARRAY || (int)r->elements != fl->count) {

@@ -68,7 +68,7 @@ struct origin {
     uint32_t stream;
     int64_t offset;
     int64_t ts;
-    int64_t polled_ms, batched_ms;  /* wall clock (fw_origin; latency stamps) */
+    int64_t polled_ms;        /* wall clock when fed (fw_origin; latency stamps) */
 };
 
 /* The checkpoint in flight (one at a time). */
@@ -229,7 +229,7 @@ static void origin_of(fw_driver *d, const fw_batch *b, uint32_t seq, fw_origin *
     from->offset = o->offset;
     from->ts_ms = o->ts;
     from->polled_ms = o->polled_ms;
-    from->batched_ms = o->batched_ms;
+    from->batched_ms = fw_batch_submitted_ms(b);
 }
 
 static void cut_retired(fw_driver *d, fw_batch *b);
@@ -306,9 +306,6 @@ static void retire_ready(fw_driver *d, bool wait_all)
 static void submit_current(fw_driver *d)
 {
     if (d->cur) {
-        int64_t now = fw_wall_ms();
-        for (uint32_t i = 0, n = fw_batch_count(d->cur); i < n; i++)
-            d->ring[fw_batch_tag(d->cur, i) & d->ring_mask].batched_ms = now;
         fw_pipeline_submit(d->p, d->cur);
         d->cur = NULL;
     }
@@ -331,7 +328,7 @@ static void feed(fw_driver *d, const fw_msg *m)
     }
     d->ring[d->msgno & d->ring_mask] = (struct origin){ m->stream, m->offset,
                                                         m->ts_ms > 0 ? m->ts_ms : 0,
-                                                        d->burst_ms, 0 };
+                                                        d->burst_ms };
     d->msgno++;
     if (!d->unsaved_since) {
         d->unsaved_since = fw_mono_ms();

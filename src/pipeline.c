@@ -100,6 +100,7 @@ struct bad {
 struct fw_batch {
     uint64_t seqno;
     atomic_int stage;
+    int64_t submitted_ms;    /* wall clock at fw_pipeline_submit (latency stamps) */
     fw_ruleset *rs;
     fw_snoozes *snoozes;     /* applied under (NULL: none) */
     /* per-rule counts (fw_rule_count, stride FW_RC_N): stage 1's here,
@@ -617,6 +618,7 @@ uint32_t fw_batch_count(const fw_batch *b) { return b->n; }
 
 void fw_pipeline_submit(fw_pipeline *p, fw_batch *b)
 {
+    b->submitted_ms = fw_wall_ms();
     atomic_store_explicit(&b->stage, ST_FILLED, memory_order_release);
     atomic_fetch_add(&p->submitted, 1);
     wake(p);
@@ -680,6 +682,7 @@ bool fw_batch_set_cut(fw_batch *b)
 }
 
 bool fw_batch_is_cut(const fw_batch *b) { return b->snap != NULL; }
+int64_t fw_batch_submitted_ms(const fw_batch *b) { return b->submitted_ms; }
 
 fw_snapshot *fw_batch_take_snapshot(fw_batch *b)
 {

@@ -146,6 +146,8 @@ bool fw_batch_alerts_next(const fw_batch *b, fw_alert_iter *it,
 typedef struct fw_snapshot fw_snapshot;
 bool fw_batch_set_cut(fw_batch *b);
 bool fw_batch_is_cut(const fw_batch *b);
+/* Wall-clock epoch ms when the batch was submitted (0: not yet). */
+int64_t fw_batch_submitted_ms(const fw_batch *b);
 /* The cut's snapshot (the caller frees it, complete or not), or NULL if `b`
  * is no cut. */
 fw_snapshot *fw_batch_take_snapshot(fw_batch *b);

@@ -74,6 +74,19 @@ def sanitizer_reports(tmp):
     return out
 
 
+def teardown(case, tmp, redis, *consoles):
+    """Stops the consoles (None: not started) and Redis, removes the files,
+    then fails on a sanitizer report the consoles logged."""
+    for con in consoles:
+        if con:
+            con.stop()
+    redis.stop()
+    reports = sanitizer_reports(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    case.cleanup()
+    assert not reports, reports
+
+
 def test_daemon_alerts():
     c = Case()      # one input partition: the daemon's alerts are replay's
     tmp = tempfile.mkdtemp(prefix="fw-console-daemon-")
@@ -124,16 +137,9 @@ def test_daemon_alerts():
         assert redis.cli("ZCARD", "fw:con:idx:all") == str(n)
         assert redis.cli("HGET", "fw:con:stats:all", "total") == total
     finally:
-        for p in (second, first):
-            if p:
-                p.stop()
         if d:
             d.stop()
-        redis.stop()
-        reports = sanitizer_reports(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-        c.cleanup()
-        assert not reports, reports
+        teardown(c, tmp, redis, second, first)
 
 
 def test_retention():
@@ -192,13 +198,7 @@ def test_retention():
         st, item = admin.get(f"/api/alerts/{new[0]['alert_id']}")
         assert st == 200 and item["state"] == "closed" and len(item["history"]) == 2, item
     finally:
-        if con:
-            con.stop()
-        redis.stop()
-        reports = sanitizer_reports(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-        c.cleanup()
-        assert not reports, reports
+        teardown(c, tmp, redis, con)
 
 
 TESTS = [test_daemon_alerts, test_retention]
