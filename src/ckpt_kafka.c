@@ -300,7 +300,8 @@ fail:
 }
 
 /* 1 exists, 0 does not, -1 cannot tell (err). */
-static int topic_exists(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+static int topic_exists(rd_kafka_t *rk, const char *topic, int nparts, char *err,
+                        size_t errlen)
 {
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
@@ -317,10 +318,10 @@ static int topic_exists(rd_kafka_t *rk, const char *topic, char *err, size_t err
     else if (md->topics[0].err) {
         snprintf(err, errlen, "state topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
         rc = -1;
-    } else if (md->topics[0].partition_cnt != 1) {
-        snprintf(err, errlen, "state topic %s has %d partitions; it must have exactly 1 "
+    } else if (md->topics[0].partition_cnt != nparts) {
+        snprintf(err, errlen, "topic %s has %d partitions; it must have exactly %d "
                               "(delete it and run `fraudwatch state init`, or name another "
-                              "with state.topic)", topic, md->topics[0].partition_cnt);
+                              "in the config)", topic, md->topics[0].partition_cnt, nparts);
         rc = -1;
     }
     rd_kafka_metadata_destroy(md);
@@ -329,10 +330,10 @@ static int topic_exists(rd_kafka_t *rk, const char *topic, char *err, size_t err
 
 /* state: the state topic's configs; else a plain one-partition topic. */
 static int create_topic_as(rd_kafka_t *rk, const fw_settings *s, const char *topic, bool state,
-                           char *err, size_t errlen)
+                           int nparts, char *err, size_t errlen)
 {
     char e[512];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, -1, e, sizeof e);
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, nparts, -1, e, sizeof e);
     if (!nt) {
         snprintf(err, errlen, "state topic %s: %s", topic, e);
         return -1;
@@ -385,11 +386,6 @@ static int create_topic_as(rd_kafka_t *rk, const fw_settings *s, const char *top
     return rc;
 }
 
-static int create_topic(rd_kafka_t *rk, const fw_settings *s, const char *topic, char *err,
-                        size_t errlen)
-{
-    return create_topic_as(rk, s, topic, true, err, errlen);
-}
 
 int fw_ckpt_kafka_init(const fw_settings *s, bool *created, char *err, size_t errlen)
 {
@@ -401,14 +397,20 @@ int fw_ckpt_kafka_init(const fw_settings *s, bool *created, char *err, size_t er
 int fw_kafka_ensure_topic(const fw_settings *s, const char *topic, bool state, bool *created,
                           char *err, size_t errlen)
 {
+    return fw_kafka_ensure_topic_n(s, topic, state, 1, created, err, errlen);
+}
+
+int fw_kafka_ensure_topic_n(const fw_settings *s, const char *topic, bool state, int nparts,
+                            bool *created, char *err, size_t errlen)
+{
     rd_kafka_t *rk = client(s, RD_KAFKA_PRODUCER, NULL, err, errlen);
     if (!rk)
         return -1;
-    int ex = topic_exists(rk, topic, err, errlen);
+    int ex = topic_exists(rk, topic, nparts, err, errlen);
     int rc = ex < 0 ? -1 : 0;
     *created = false;
     if (ex == 0) {
-        rc = create_topic_as(rk, s, topic, state, err, errlen);
+        rc = create_topic_as(rk, s, topic, state, nparts, err, errlen);
         *created = rc == 0;
     }
     rd_kafka_destroy(rk);
@@ -462,8 +464,8 @@ static int group_has_commits(const fw_settings *s, char *err, size_t errlen)
 /* Reads the (one-partition) state topic into sc, from `from` (< 0: the
  * beginning; with tail > 0: the last `tail` records) to its end; *start
  * (if not NULL) receives where the read began.  0 or -1 (err). */
-static int read_topic(const fw_settings *s, const char *topic, int64_t from, int64_t tail,
-                      struct scan *sc, uint64_t *bytes_read, int64_t *start, bool *whole,
+static int read_topic(const fw_settings *s, const char *topic, int32_t part, int64_t from,
+                      int64_t tail, struct scan *sc, uint64_t *bytes_read, int64_t *start, bool *whole,
                       char *err, size_t errlen)
 {
     /* assign() wants a group.id; this one never joins nor commits. */
@@ -475,7 +477,7 @@ static int read_topic(const fw_settings *s, const char *topic, int64_t from, int
     int rc = -1;
     int64_t lo, hi;
     *bytes_read = 0;
-    rd_kafka_resp_err_t r = rd_kafka_query_watermark_offsets(rk, topic, 0, &lo, &hi,
+    rd_kafka_resp_err_t r = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi,
                                                              META_TIMEOUT_MS);
     if (r) {
         snprintf(err, errlen, "reading the state topic %s: %s", topic, rd_kafka_err2str(r));
@@ -495,7 +497,7 @@ static int read_topic(const fw_settings *s, const char *topic, int64_t from, int
         goto out;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = at;
+    rd_kafka_topic_partition_list_add(l, topic, part)->offset = at;
     r = rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (r) {
@@ -550,6 +552,10 @@ struct known {
 struct fw_ckpt_kafka {
     const fw_settings *s;
     char topic[300];
+    int32_t partition;       /* of the state topic: 0, or a unit's (scale.c) */
+    int32_t nparts;          /* the state topic's partitions: 1, or scale.partitions */
+    fw_ckpt_positions_fn has_positions;  /* the lost-state check; NULL: the input group's */
+    void *hp_ctx;
     rd_kafka_t *rk;
     rd_kafka_topic_t *t;
     int64_t stall_ms;
@@ -590,9 +596,19 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 fw_ckpt_kafka *fw_ckpt_kafka_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen)
 {
+    char topic[300];
+    fw_ckpt_kafka_topic(s, topic, sizeof topic);
+    return fw_ckpt_kafka_new_part(s, topic, 0, 1, m, err, errlen);
+}
+
+fw_ckpt_kafka *fw_ckpt_kafka_new_part(const fw_settings *s, const char *topic, int32_t partition,
+                                      int32_t nparts, fw_metrics *m, char *err, size_t errlen)
+{
     fw_ckpt_kafka *k = fw_xcalloc(1, sizeof *k);
     k->s = s;
-    fw_ckpt_kafka_topic(s, k->topic, sizeof k->topic);
+    snprintf(k->topic, sizeof k->topic, "%s", topic);
+    k->partition = partition;
+    k->nparts = nparts;
     const char *stall = getenv("FW_TEST_CHECKPOINT_STALL_MS");
     k->stall_ms = stall ? atoll(stall) : 0;
     /* Built here rather than through client(): the delivery callback and
@@ -667,6 +683,12 @@ void fw_ckpt_kafka_free(fw_ckpt_kafka *k)
     free(k);
 }
 
+void fw_ckpt_kafka_set_positions_check(fw_ckpt_kafka *k, fw_ckpt_positions_fn fn, void *ctx)
+{
+    k->has_positions = fn;
+    k->hp_ctx = ctx;
+}
+
 void fw_ckpt_kafka_set_fence(fw_ckpt_kafka *k, fw_ckpt_fence_fn fn, void *ctx)
 {
     k->fence = fn;
@@ -706,7 +728,7 @@ static int produce_as(fw_ckpt_kafka *k, const char *key, const void *v, size_t l
     int flags = v && copy ? RD_KAFKA_MSG_F_COPY : 0;
     for (;;) {
         rd_kafka_resp_err_t r = rd_kafka_producev(
-            k->rk, RD_KAFKA_V_RKT(k->t), RD_KAFKA_V_PARTITION(0),
+            k->rk, RD_KAFKA_V_RKT(k->t), RD_KAFKA_V_PARTITION(k->partition),
             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)v, len),
             RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
         if (r == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -957,7 +979,8 @@ static const char lost_help[] =
 /* The state is not there, the group says there was some: refuse or go on. */
 static int lost(fw_ckpt_kafka *k, const char *what, char *err, size_t errlen)
 {
-    int c = group_has_commits(k->s, err, errlen);
+    int c = k->has_positions ? k->has_positions(k->hp_ctx, err, errlen)
+                             : group_has_commits(k->s, err, errlen);
     if (c < 0)
         return -1;
     if (c == 0) {
@@ -1046,7 +1069,7 @@ static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen
 {
     *fp = NULL;
     int64_t t0 = fw_mono_ns();
-    int ex = topic_exists(k->rk, k->topic, err, errlen);
+    int ex = topic_exists(k->rk, k->topic, k->nparts, err, errlen);
     if (ex < 0)
         return -1;
     if (ex == 0) {
@@ -1054,7 +1077,7 @@ static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen
         snprintf(what, sizeof what, "the state topic %s does not exist", k->topic);
         if (lost(k, what, err, errlen) != 0)
             return -1;
-        if (create_topic(k->rk, k->s, k->topic, err, errlen) != 0)
+        if (create_topic_as(k->rk, k->s, k->topic, true, k->nparts, err, errlen) != 0)
             return -1;
         fw_log(FW_LOG_INFO, "checkpoint", "state topic created", "topic=%s", k->topic);
         return 0;
@@ -1077,7 +1100,7 @@ static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen
         uint64_t n = 0;
         int64_t start = 0;
         bool whole = false;
-        if (read_topic(k->s, k->topic, from, tail, &sc, &n, &start, &whole, err, errlen) != 0) {
+        if (read_topic(k->s, k->topic, k->partition, from, tail, &sc, &n, &start, &whole, err, errlen) != 0) {
             scan_free(&sc);
             return -1;
         }
@@ -1115,11 +1138,12 @@ static int find_latest(fw_ckpt_kafka *k, FILE **fp, char *where, size_t wherelen
         rc = -1;
     } else {
         double secs = (double)(fw_mono_ns() - t0) / 1e9;
-        snprintf(where, wherelen, "state topic %s checkpoint %016" PRIx64, k->topic, best->id);
+        snprintf(where, wherelen, "state topic %s[%d] checkpoint %016" PRIx64, k->topic,
+                 (int)k->partition, best->id);
         fw_log(FW_LOG_INFO, "checkpoint", "restoring from the state topic",
-               "topic=%s id=%016" PRIx64 " instance=\"%s\" bytes=%" PRIu64 " chunks=%u "
+               "topic=%s partition=%d id=%016" PRIx64 " instance=\"%s\" bytes=%" PRIu64 " chunks=%u "
                "topic_bytes_read=%" PRIu64 " read_ms=%.1f age_ms=%lld",
-               k->topic, best->id, best->instance, best->bytes, best->nchunks, read_bytes,
+               k->topic, (int)k->partition, best->id, best->instance, best->bytes, best->nchunks, read_bytes,
                secs * 1e3, (long long)(best->created_ms ? wall_ms() - best->created_ms : -1));
         if (k->restores) {
             fw_counter_add(k->restores, 1);
@@ -1144,11 +1168,18 @@ int fw_ckpt_kafka_scan(const fw_settings *s, fw_ckpt_info *out, size_t max, size
 {
     char topic[300];
     fw_ckpt_kafka_topic(s, topic, sizeof topic);
+    return fw_ckpt_kafka_scan_part(s, topic, 0, 1, out, max, n, err, errlen);
+}
+
+int fw_ckpt_kafka_scan_part(const fw_settings *s, const char *topic, int32_t partition,
+                            int32_t nparts, fw_ckpt_info *out, size_t max, size_t *n,
+                            char *err, size_t errlen)
+{
     *n = 0;
     rd_kafka_t *rk = client(s, RD_KAFKA_PRODUCER, NULL, err, errlen);
     if (!rk)
         return -1;
-    int ex = topic_exists(rk, topic, err, errlen);
+    int ex = topic_exists(rk, topic, nparts, err, errlen);
     rd_kafka_destroy(rk);
     if (ex <= 0) {
         if (ex == 0)
@@ -1158,7 +1189,7 @@ int fw_ckpt_kafka_scan(const fw_settings *s, fw_ckpt_info *out, size_t max, size
     }
     struct scan sc = { 0 };
     uint64_t read_bytes;
-    if (read_topic(s, topic, -1, 0, &sc, &read_bytes, NULL, NULL, err, errlen) != 0) {
+    if (read_topic(s, topic, partition, -1, 0, &sc, &read_bytes, NULL, NULL, err, errlen) != 0) {
         scan_free(&sc);
         return -1;
     }

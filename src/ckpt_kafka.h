@@ -19,7 +19,17 @@ typedef struct fw_ckpt_kafka fw_ckpt_kafka;
 void fw_ckpt_kafka_topic(const fw_settings *s, char *out, size_t outlen);
 /* The producer of the store (no broker round trip yet).  m may be NULL. */
 fw_ckpt_kafka *fw_ckpt_kafka_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen);
+/* A store over one partition of a state topic that must have `nparts`
+ * (ha.mode = scaleout: partition p holds repartition partition p's
+ * checkpoints; scale.c). */
+fw_ckpt_kafka *fw_ckpt_kafka_new_part(const fw_settings *s, const char *topic, int32_t partition,
+                                      int32_t nparts, fw_metrics *m, char *err, size_t errlen);
 void fw_ckpt_kafka_free(fw_ckpt_kafka *k);
+/* The lost-state check's question, "are there positions a checkpoint
+ * should go with?": 1, 0, or -1 with err.  Default: has the input's
+ * consumer group committed any. */
+typedef int (*fw_ckpt_positions_fn)(void *ctx, char *err, size_t errlen);
+void fw_ckpt_kafka_set_positions_check(fw_ckpt_kafka *k, fw_ckpt_positions_fn fn, void *ctx);
 /* A check made right before a manifest is published (the daemon's role:
  * a daemon that lost the active role must not publish); NULL: none.
  * Returns false with why filled to refuse. */
@@ -40,6 +50,10 @@ int fw_ckpt_kafka_init(const fw_settings *s, bool *created, char *err, size_t er
  * false a plain one-partition topic (the control topic). */
 int fw_kafka_ensure_topic(const fw_settings *s, const char *topic, bool state, bool *created,
                           char *err, size_t errlen);
+/* The same with `nparts` partitions (an existing topic with another count
+ * is an error). */
+int fw_kafka_ensure_topic_n(const fw_settings *s, const char *topic, bool state, int nparts,
+                            bool *created, char *err, size_t errlen);
 
 /* What `fraudwatch state status` shows of the state topic. */
 typedef struct fw_ckpt_info {
@@ -54,5 +68,8 @@ typedef struct fw_ckpt_info {
  * out; *n their number.  -1 with err (a missing topic says so). */
 int fw_ckpt_kafka_scan(const fw_settings *s, fw_ckpt_info *out, size_t max, size_t *n,
                        char *err, size_t errlen);
+int fw_ckpt_kafka_scan_part(const fw_settings *s, const char *topic, int32_t partition,
+                            int32_t nparts, fw_ckpt_info *out, size_t max, size_t *n,
+                            char *err, size_t errlen);
 
 #endif

@@ -347,7 +347,9 @@ struct fw_fence_sink {
     fw_sink_ops ops;
     const fw_sink_ops *inner;
     void *self;
-    fw_election *e;
+    fw_fence_check_fn check;
+    fw_fence_gone_fn gone;
+    void *ctx;
     bool refused;
     char fatal[512];
 };
@@ -357,11 +359,11 @@ static bool allowed(fw_fence_sink *f)
     if (f->refused)
         return false;
     char why[400];
-    if (fw_election_check(f->e, why, sizeof why))
+    if (f->check(f->ctx, why, sizeof why))
         return true;
     f->refused = true;
-    snprintf(f->fatal, sizeof f->fatal, "fenced: %s (stopping before producing; a standby "
-                                        "has taken over from the last checkpoint)", why);
+    snprintf(f->fatal, sizeof f->fatal, "fenced: %s (stopping before producing; another "
+                                        "daemon has taken over from the last checkpoint)", why);
     return false;
 }
 
@@ -408,19 +410,38 @@ static void fs_tick(void *self)
 static const char *fs_fatal(void *self)
 {
     fw_fence_sink *f = self;
-    if (!f->refused && atomic_load(&f->e->lost))
+    if (!f->refused && f->gone(f->ctx))
         allowed(f);             /* lost with nothing to produce: stop all the same */
     if (f->refused)
         return f->fatal;
     return f->inner->fatal ? f->inner->fatal(f->self) : NULL;
 }
 
+static bool election_check(void *ctx, char *why, size_t whylen)
+{
+    return fw_election_check(ctx, why, whylen);
+}
+
+static bool election_gone(void *ctx)
+{
+    fw_election *e = ctx;
+    return atomic_load(&e->lost);
+}
+
 fw_fence_sink *fw_fence_sink_new(const fw_sink_ops *inner, void *inner_self, fw_election *e)
+{
+    return fw_fence_sink_new_fn(inner, inner_self, election_check, election_gone, e);
+}
+
+fw_fence_sink *fw_fence_sink_new_fn(const fw_sink_ops *inner, void *inner_self,
+                                    fw_fence_check_fn check, fw_fence_gone_fn gone, void *ctx)
 {
     fw_fence_sink *f = fw_xcalloc(1, sizeof *f);
     f->inner = inner;
     f->self = inner_self;
-    f->e = e;
+    f->check = check;
+    f->gone = gone;
+    f->ctx = ctx;
     f->ops = (fw_sink_ops){
         .name = "fenced",
         .alert = fs_alert,

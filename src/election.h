@@ -38,6 +38,13 @@ void fw_election_free(fw_election *e);
  * checkpoint). */
 typedef struct fw_fence_sink fw_fence_sink;
 fw_fence_sink *fw_fence_sink_new(const fw_sink_ops *inner, void *inner_self, fw_election *e);
+/* The same over any role: check (may this daemon produce now? false with
+ * why once not) and gone (has the role been lost for good?), on ctx.  Used
+ * per repartition partition by scale.c. */
+typedef bool (*fw_fence_check_fn)(void *ctx, char *why, size_t whylen);
+typedef bool (*fw_fence_gone_fn)(void *ctx);
+fw_fence_sink *fw_fence_sink_new_fn(const fw_sink_ops *inner, void *inner_self,
+                                    fw_fence_check_fn check, fw_fence_gone_fn gone, void *ctx);
 const fw_sink_ops *fw_fence_sink_ops(fw_fence_sink *f);
 void fw_fence_sink_free(fw_fence_sink *f);
 

@@ -25,7 +25,14 @@ struct fw_scanner {
     const uint64_t *faults;  /* the matcher's count of limit hits */
     fw_buf key;
     fw_buf evidence;
+    uint32_t own_parts, own_part;   /* fw_scanner_set_owner; 0: every key */
 };
+
+void fw_scanner_set_owner(fw_scanner *s, uint32_t parts, uint32_t part)
+{
+    s->own_parts = parts;
+    s->own_part = part;
+}
 
 fw_scanner *fw_scanner_new(void)
 {
@@ -137,6 +144,8 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
         u.raw = ev->raw;
         u.raw_len = (uint32_t)ev->raw_len;
         u.khash = fw_hash64(u.key, u.klen, r->state_sig);
+        if (s->own_parts && fw_part_of(u.khash, s->own_parts) != s->own_part)
+            continue;   /* another repartition partition's key (scale.c) */
         push(&out[fw_shard_of(u.khash, nshards)], &u);
     }
 }

@@ -27,4 +27,16 @@ static inline uint32_t fw_shard_of(uint64_t khash, uint32_t nshards)
     return (uint32_t)(((khash >> 32) * nshards) >> 32);
 }
 
+/* The repartition partition that owns a key (ha.mode = scaleout): from the
+ * hash's low half, so that the workers' shards (its high half) still
+ * spread a partition's keys. */
+static inline uint32_t fw_part_of(uint64_t khash, uint32_t nparts)
+{
+    return (uint32_t)(((khash & 0xffffffffu) * nparts) >> 32);
+}
+
+/* Only updates of keys in repartition partition `part` of `parts` are
+ * kept from now on (parts 0: every key). */
+void fw_scanner_set_owner(fw_scanner *s, uint32_t parts, uint32_t part);
+
 #endif

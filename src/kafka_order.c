@@ -51,6 +51,7 @@ struct fw_order {
     size_t max_buffered;
     size_t buffered;
     uint64_t seq;
+    int64_t head_ts;         /* of the message a pop is deciding about */
 };
 
 fw_order *fw_order_new(int64_t wait_ms, size_t max_buffered)
@@ -162,6 +163,7 @@ void *fw_order_pop(fw_order *o, int64_t now_ms, fw_order_behind_fn behind,
     }
     if (!best)
         return NULL;
+    o->head_ts = bi->ts;
     if (o->buffered < o->max_buffered) {
         for (uint32_t i = 0; i < o->nlanes; i++) {
             struct lane *l = &o->lanes[i];
@@ -182,3 +184,11 @@ void *fw_order_pop(fw_order *o, int64_t now_ms, fw_order_behind_fn behind,
 }
 
 size_t fw_order_buffered(const fw_order *o) { return o->buffered; }
+
+int64_t fw_order_head_ts(const fw_order *o) { return o->head_ts; }
+
+void fw_order_rewait(fw_order *o, uint32_t src, int64_t now_ms)
+{
+    if (src < o->nlanes && !o->lanes[src].len)
+        o->lanes[src].dry_since = now_ms;
+}

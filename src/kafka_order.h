@@ -41,5 +41,11 @@ void *fw_order_pop(fw_order *o, int64_t now_ms, fw_order_behind_fn behind,
 
 /* Messages held now. */
 size_t fw_order_buffered(const fw_order *o);
+/* Inside a behind callback: the timestamp of the message the stream would
+ * take next (repart_in.c: is the partition known to be past it?). */
+int64_t fw_order_head_ts(const fw_order *o);
+/* Partition `src`, empty, may be waited for wait_ms again from now_ms (it
+ * just became behind after a quiet spell: repart_in.c, a reader gone). */
+void fw_order_rewait(fw_order *o, uint32_t src, int64_t now_ms);
 
 #endif

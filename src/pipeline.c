@@ -483,6 +483,8 @@ fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen
         w->id = i;
         fw_sclock_init(&w->clock);
         w->scanner = fw_scanner_new();
+        if (w->scanner)
+            fw_scanner_set_owner(w->scanner, p->o.own_parts, p->o.own_part);
         w->parse_arena = fw_arena_new(64 * 1024);
         w->state = fw_state_new();
         if (!w->scanner || !w->parse_arena || !w->state)
