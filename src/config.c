@@ -271,10 +271,13 @@ static const struct key daemon_keys[] = {
       "checkpoint but the group has committed positions: refuse to start (saying so), "
       "or empty: start from the committed positions with empty windows, logged as an "
       "error.  Set empty for one start only (docs/scaling.md, \"Lost state\")." },
-    { "ha.mode", K_ENUM, F(ha_mode), "off", 0, 0, "off|standby", NULL, NULL,
+    { "ha.mode", K_ENUM, F(ha_mode), "off", 0, 0, "off|standby|scaleout", NULL, NULL,
       "standby: daemons of the group elect one active daemon through the control "
       "topic; the others wait and take over, restoring the last checkpoint, when it "
-      "dies (needs state.store = kafka; docs/scaling.md)." },
+      "dies.  scaleout: every daemon of the group is active; matched events are "
+      "re-keyed through the repartition topic and each of its partitions' state is "
+      "owned by one daemon, moving with its checkpoint when daemons join or leave.  "
+      "Both need state.store = kafka (docs/scaling.md)." },
     { "ha.control_topic", K_STR, F(ha_control_topic), "", 0, MAX_TOPIC, NULL,
       check_topic_or_empty, "topic; empty: GROUP.control",
       "With ha.mode = standby: the one-partition topic whose owner in the group "
@@ -285,6 +288,27 @@ static const struct key daemon_keys[] = {
       "its input partitions) before a standby takes over; also the input consumer's "
       "session.timeout.ms unless kafka.consumer.session.timeout.ms is set.  Within the "
       "brokers' group.min/max.session.timeout.ms." },
+    { "scale.partitions", K_INT, F(scale_partitions), "8", 1, 1024, NULL, NULL, NULL,
+      "With ha.mode = scaleout: partitions of the repartition topic, the unit of state "
+      "ownership (each is owned by one daemon at a time); fixed when the topics are "
+      "created.  More partitions than daemons lets work move in small steps." },
+    { "scale.topic", K_STR, F(scale_topic), "", 0, MAX_TOPIC, NULL, check_topic_or_empty,
+      "topic; empty: GROUP.repartition",
+      "With ha.mode = scaleout: the repartition topic (created if missing, with "
+      "scale.partitions partitions).  The state topic is then GROUP.scale-state (or "
+      "state.topic) and the control topic GROUP.scale-control, one partition per "
+      "repartition partition." },
+    { "scale.mark_interval_ms", K_INT, F(scale_mark_interval_ms), "100", 10, 10000, NULL,
+      NULL, NULL,
+      "With ha.mode = scaleout: how often a daemon tells every repartition partition how "
+      "far it has read each input partition it owns (a progress mark).  Lower: less "
+      "waiting for idle inputs; higher: fewer records." },
+    { "scale.takeover_wait_ms", K_INT, F(scale_takeover_wait_ms), "30000", 0, 600000, NULL,
+      NULL, NULL,
+      "With ha.mode = scaleout: how long a partition's owner holds events back for an "
+      "input partition whose reader went silent (a daemon died, its inputs not yet "
+      "taken over), so that its events are applied in time order when they come.  Past "
+      "it the owner goes on and what comes later is applied late (logged)." },
 };
 
 #undef F
@@ -1640,6 +1664,10 @@ static int validate_daemon(struct cfg *c, char *err, size_t errlen)
         return fail(err, errlen, origin_of(c, (size_t)(find_key("ha.mode") - keys)),
                     "ha.mode = standby needs state.store = kafka: a standby restores the "
                     "active daemon's last checkpoint from the state topic");
+    if (strcmp(s->ha_mode, "scaleout") == 0 && strcmp(s->state_store, "kafka") != 0)
+        return fail(err, errlen, origin_of(c, (size_t)(find_key("ha.mode") - keys)),
+                    "ha.mode = scaleout needs state.store = kafka: a repartition partition's "
+                    "state moves between daemons through the state topic");
 #undef find_key
     return 0;
 }

@@ -57,6 +57,7 @@
 #include "election.h"
 #include "kafka.h"
 #include "reload.h"
+#include "scale.h"
 
 #define CHECKPOINT_FILE "checkpoint"
 
@@ -294,6 +295,46 @@ static void tick(void *ctx)
            fw_ruleset_rule_count(rs));
 }
 
+static bool scale_healthy(void *ctx, char *reason, size_t len)
+{
+    (void)ctx;
+    snprintf(reason, len, "ok (ha.mode = scaleout)");
+    return true;
+}
+
+/* ha.mode = scaleout (scale.c): its own loop; the signals, the watchdog,
+ * the metrics server and the rule reloader are the daemon's. */
+static int run_scaleout(struct daemon *d, fw_ruleset *rs, char *err, size_t errlen)
+{
+    const fw_settings *s = d->s;
+    int rc = 1;
+    if (strcmp(s->metrics_listen, "off") != 0) {
+        fw_http_opts ho = { s->metrics_tls_cert_file, s->metrics_tls_key_file,
+                            s->metrics_auth_user, s->metrics_auth_password_file };
+        d->http = fw_http_start_opts(s->metrics_listen, &ho, d->m, scale_healthy, d, err,
+                                     errlen);
+        if (!d->http)
+            goto out;
+        fw_log(FW_LOG_INFO, "metrics", "serving /metrics and /healthz",
+               "listen=%s port=%d", s->metrics_listen, fw_http_port(d->http));
+    }
+    err[0] = '\0';
+    rc = fw_scale_run(s, d->m, d->reloader, rs, &stop_requested, &hup_requested, err, errlen);
+out:
+    atomic_store(&d->exit_status, rc ? rc : 1);
+    arm_watchdog();
+    if (err[0])
+        fw_log(FW_LOG_ERROR, "daemon", err, NULL);
+    fw_http_stop(d->http);
+    fw_reloader_stop(d->reloader);
+    fw_ruleset_unref(rs);
+    fw_metrics_free(d->m);
+    watchdog_stop(d);
+    if (rc == 0)
+        fw_log(FW_LOG_INFO, "daemon", "stopped cleanly", NULL);
+    return rc;
+}
+
 /* One function on purpose (about 150 lines): the start-up order and the
  * teardown order below it are the contract (see the top of this file), and
  * they are only checkable read side by side. */
@@ -330,6 +371,8 @@ int fw_daemon_run(const fw_settings *s)
         return 1;
     }
     err[0] = '\0';
+    if (strcmp(s->ha_mode, "scaleout") == 0)
+        return run_scaleout(&d, rs, err, sizeof err);
     if (strcmp(s->ha_mode, "standby") == 0) {
         /* Stand by until elected (docs/scaling.md): nothing is consumed
          * before, and a stop while standing by is clean. */

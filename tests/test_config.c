@@ -562,12 +562,12 @@ static void test_print_masks_secrets(void **state)
     assert_null(strstr(text, "keypw"));
     assert_null(strstr(text, "PRIVATE"));
     assert_null(strstr(text, "s3cr3t"));
-    /* One line per key: 34 keys (21; metrics.tls_*, metrics.auth_*; output.shadow_topic,
-     * output.latency_stamps; state.* and ha.*), 6 pass-through. */
+    /* One line per key: 38 keys (21; metrics.tls_*, metrics.auth_*; output.shadow_topic,
+     * output.latency_stamps; state.*, ha.* and scale.*), 6 pass-through. */
     int lines = 0;
     for (const char *p = text; *p; p++)
         lines += *p == '\n';
-    assert_int_equal(lines, 34 + 6);
+    assert_int_equal(lines, 38 + 6);
 
     /* What print writes reads back to the same settings (secrets aside). */
     fw_config_free(s);

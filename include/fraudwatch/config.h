@@ -78,9 +78,14 @@ typedef struct fw_settings {
     char *state_topic;        /* state.topic, default "" (= "<kafka.group.id>.state") */
     size_t state_chunk_bytes; /* state.chunk_bytes 1024..8388608, default 524288 */
     char *state_on_lost;      /* state.on_lost refuse|empty, default "refuse" */
-    char *ha_mode;            /* ha.mode off|standby, default "off" */
+    char *ha_mode;            /* ha.mode off|standby|scaleout, default "off" */
     char *ha_control_topic;   /* ha.control_topic, default "" (= "<kafka.group.id>.control") */
     int ha_session_timeout_ms; /* ha.session_timeout_ms 1000..300000, default 6000 */
+    /* ha.mode = scaleout (src/scale.c, docs/scaling.md "Scale-out by key") */
+    int scale_partitions;     /* scale.partitions 1..1024, default 8 */
+    char *scale_topic;        /* scale.topic, default "" (= "<kafka.group.id>.repartition") */
+    int scale_mark_interval_ms; /* scale.mark_interval_ms 10..10000, default 100 */
+    int scale_takeover_wait_ms; /* scale.takeover_wait_ms 0..600000, default 30000 */
     /* Pass-through to librdkafka, in the order first set; the keys without
      * their "kafka.consumer." / "kafka.producer." prefix, ready for
      * rd_kafka_conf_set().  Each was accepted by librdkafka on a scratch
