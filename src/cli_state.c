@@ -25,6 +25,8 @@
 #include "election.h"
 #include "fraudwatch/config.h"
 #include "kafka.h"
+#include "repart.h"
+#include "scale.h"
 
 int fw_cli_state(int argc, char **argv);
 
@@ -32,12 +34,17 @@ static const char usage[] =
     "usage: fraudwatch state init -c FILE [--set KEY=VALUE]...\n"
     "       fraudwatch state status -c FILE [--set KEY=VALUE]...\n"
     "\n"
-    "The checkpoints in Kafka (state.store = kafka) and the active/standby\n"
-    "election (ha.mode = standby); FILE is the daemon's config file.\n"
+    "The checkpoints in Kafka (state.store = kafka), the active/standby\n"
+    "election (ha.mode = standby) and the owners of the repartition partitions\n"
+    "(ha.mode = scaleout); FILE is the daemon's config file.\n"
     "  init    create the state topic (compacted, one partition) and, with\n"
-    "          ha.mode = standby, the control topic; nothing if they exist\n"
+    "          ha.mode = standby, the control topic; with ha.mode = scaleout the\n"
+    "          repartition, state and control topics (scale.partitions each);\n"
+    "          nothing if they exist\n"
     "  status  checkpoints in the state topic (newest first), the active daemon\n"
-    "          and the standbys, and the input a takeover now would replay\n"
+    "          and the standbys, and the input a takeover now would replay; with\n"
+    "          ha.mode = scaleout, per repartition partition: its owner, its\n"
+    "          newest checkpoint's age and size, and its lag\n"
     "See docs/scaling.md.\n";
 
 static fw_settings *load(const char *file, char **sets, int nsets, char *err, size_t errlen)
@@ -75,6 +82,18 @@ static int cmd_init(const fw_settings *s)
 {
     char err[2048], topic[300];
     bool created;
+    if (strcmp(s->ha_mode, "scaleout") == 0) {
+        char r[300], st[300], c[300];
+        fw_scale_topics(s, r, st, c, sizeof r);
+        if (fw_scale_topics_init(s, err, sizeof err) != 0) {
+            fprintf(stderr, "fraudwatch state init: %s\n", err);
+            return 1;
+        }
+        printf("repartition topic %s, state topic %s (compacted), control topic %s: "
+               "%d partitions each (created if they were missing)\n", r, st, c,
+               s->scale_partitions);
+        return 0;
+    }
     fw_ckpt_kafka_topic(s, topic, sizeof topic);
     if (fw_ckpt_kafka_init(s, &created, err, sizeof err) != 0) {
         fprintf(stderr, "fraudwatch state init: %s\n", err);
@@ -142,6 +161,132 @@ static rd_kafka_t *admin_client(const fw_settings *s, const char *group, char *e
         rd_kafka_conf_destroy(c);
     }
     return rk;
+}
+
+static int32_t be32(const unsigned char *p)
+{
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}
+
+/* The partitions a member's assignment (ConsumerProtocol Assignment bytes)
+ * holds, into owner[p] = member (partitions < n). */
+static void assigned_parts(const unsigned char *p, size_t n, int member, int *owner,
+                           int32_t nparts)
+{
+    size_t i = 2;                               /* version */
+    if (n < i + 4)
+        return;
+    int32_t topics = be32(p + i);
+    i += 4;
+    for (int32_t t = 0; t < topics; t++) {
+        if (n < i + 2)
+            return;
+        size_t len = (size_t)(p[i] << 8 | p[i + 1]);
+        i += 2 + len;
+        if (n < i + 4)
+            return;
+        int32_t parts = be32(p + i);
+        i += 4;
+        for (int32_t k = 0; k < parts; k++) {
+            if (n < i + 4)
+                return;
+            int32_t q = be32(p + i);
+            i += 4;
+            if (q >= 0 && q < nparts)
+                owner[q] = member;
+        }
+    }
+}
+
+/* ha.mode = scaleout: per repartition partition, its owner, its newest
+ * checkpoint and how far its unit is behind. */
+static int show_scale(const fw_settings *s)
+{
+    char r[300], st[300], c[300], err[1024], group[1100], units[1100];
+    fw_scale_topics(s, r, st, c, sizeof r);
+    snprintf(group, sizeof group, "%s.scale-control", s->group_id);
+    snprintf(units, sizeof units, "%s.scale-units", s->group_id);
+    int32_t np = s->scale_partitions;
+    int *owner = calloc((size_t)np, sizeof *owner);
+    char **names = NULL;
+    int nnames = 0;
+    for (int32_t p = 0; p < np; p++)
+        owner[p] = -1;
+    rd_kafka_t *rk = admin_client(s, units, err, sizeof err);
+    if (!rk) {
+        printf("scale-out: %s\n", err);
+        free(owner);
+        return 1;
+    }
+    const struct rd_kafka_group_list *gl = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_list_groups(rk, group, &gl, 10000);
+    if (e || !gl || gl->group_cnt < 1) {
+        printf("control group %s: %s\n", group,
+               e ? rd_kafka_err2str(e) : "not found (no daemon with ha.mode = scaleout running)");
+    } else {
+        const struct rd_kafka_group_info *g = &gl->groups[0];
+        printf("control group %s (%s, %d daemons)\n", group, g->state, g->member_cnt);
+        names = calloc((size_t)g->member_cnt + 1, sizeof *names);
+        for (int i = 0; i < g->member_cnt; i++) {
+            const struct rd_kafka_group_member_info *m = &g->members[i];
+            names[nnames++] = strdup(m->client_id ? m->client_id : "?");
+            assigned_parts(m->member_assignment, (size_t)m->member_assignment_size, i, owner,
+                           np);
+        }
+    }
+    if (gl)
+        rd_kafka_group_list_destroy(gl);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    for (int32_t p = 0; p < np; p++)
+        rd_kafka_topic_partition_list_add(l, r, p);
+    bool have_committed = rd_kafka_committed(rk, l, 10000) == 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    printf("repartition topic %s, state topic %s:\n", r, st);
+    printf("  %-9s  %-24s  %12s  %12s  %12s  %s\n", "PARTITION", "OWNER", "CKPT_AGE_S",
+           "CKPT_BYTES", "LAG", "CHECKPOINTS");
+    int rc = 0;
+    for (int32_t p = 0; p < np; p++) {
+        fw_ckpt_info info[8];
+        size_t n = 0;
+        char age[32] = "-", bytes[32] = "-", lag[32] = "-", ck[128];
+        if (fw_ckpt_kafka_scan_part(s, st, p, np, info, 8, &n, err, sizeof err) != 0) {
+            snprintf(ck, sizeof ck, "%.100s", err);
+            rc = 1;
+        } else {
+            size_t complete = 0;
+            const fw_ckpt_info *newest = NULL;
+            for (size_t i = 0; i < n; i++)
+                if (info[i].complete) {
+                    complete++;
+                    if (!newest)
+                        newest = &info[i];
+                }
+            if (newest) {
+                snprintf(age, sizeof age, "%.1f",
+                         newest->created_ms ? (double)(now - newest->created_ms) / 1000.0 : -1.0);
+                snprintf(bytes, sizeof bytes, "%" PRIu64, newest->bytes);
+            }
+            snprintf(ck, sizeof ck, "%zu complete, %zu other", complete, n - complete);
+        }
+        int64_t lo, hi;
+        if (have_committed &&
+            rd_kafka_query_watermark_offsets(rk, r, p, &lo, &hi, 10000) == 0) {
+            int64_t at = l->elems[p].offset >= 0 ? l->elems[p].offset : lo;
+            snprintf(lag, sizeof lag, "%" PRId64, hi > at ? hi - at : 0);
+        }
+        printf("  %-9d  %-24s  %12s  %12s  %12s  %s\n", (int)p,
+               owner[p] >= 0 && owner[p] < nnames ? names[owner[p]] : "(none)", age, bytes, lag,
+               ck);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    for (int i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    free(owner);
+    return rc;
 }
 
 static void show_roles(const fw_settings *s)
@@ -226,6 +371,12 @@ static int cmd_status(const fw_settings *s)
     size_t n;
     int rc = 0;
     printf("state.store = %s\n", s->state_store);
+    if (strcmp(s->ha_mode, "scaleout") == 0) {
+        printf("ha.mode = scaleout: %d repartition partitions\n", s->scale_partitions);
+        rc = show_scale(s);
+        show_replay(s);
+        return rc;
+    }
     if (fw_ckpt_kafka_scan(s, info, sizeof info / sizeof info[0], &n, err, sizeof err) != 0) {
         printf("state topic %s: %s\n", topic, err);
         rc = 1;

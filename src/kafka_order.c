@@ -35,6 +35,7 @@ struct item {
     void *msg;
     int64_t ts;
     uint64_t seq;   /* push order: ties across lanes */
+    int64_t aux[2]; /* the caller's, for its behind callback (repart_in.c) */
 };
 
 struct lane {
@@ -52,6 +53,7 @@ struct fw_order {
     size_t buffered;
     uint64_t seq;
     int64_t head_ts;         /* of the message a pop is deciding about */
+    int64_t head_aux[2];
 };
 
 fw_order *fw_order_new(int64_t wait_ms, size_t max_buffered)
@@ -123,6 +125,12 @@ void fw_order_revoke(fw_order *o, uint32_t src, void (*destroy)(void *msg))
 
 int fw_order_push(fw_order *o, uint32_t src, int64_t ts_ms, void *msg)
 {
+    return fw_order_push_aux(o, src, ts_ms, 0, 0, msg);
+}
+
+int fw_order_push_aux(fw_order *o, uint32_t src, int64_t ts_ms, int64_t a0, int64_t a1,
+                      void *msg)
+{
     struct lane *l = lane_get(o, src);
     if (!l)
         return -1;
@@ -140,7 +148,7 @@ int fw_order_push(fw_order *o, uint32_t src, int64_t ts_ms, void *msg)
     }
     /* A message of a partition not (or no longer) assigned is still
      * delivered in order: the lane holds it like any other. */
-    l->ring[(l->head + l->len) % l->cap] = (struct item){ msg, ts_ms, o->seq++ };
+    l->ring[(l->head + l->len) % l->cap] = (struct item){ msg, ts_ms, o->seq++, { a0, a1 } };
     l->len++;
     o->buffered++;
     return 0;
@@ -164,6 +172,8 @@ void *fw_order_pop(fw_order *o, int64_t now_ms, fw_order_behind_fn behind,
     if (!best)
         return NULL;
     o->head_ts = bi->ts;
+    o->head_aux[0] = bi->aux[0];
+    o->head_aux[1] = bi->aux[1];
     if (o->buffered < o->max_buffered) {
         for (uint32_t i = 0; i < o->nlanes; i++) {
             struct lane *l = &o->lanes[i];
@@ -187,8 +197,5 @@ size_t fw_order_buffered(const fw_order *o) { return o->buffered; }
 
 int64_t fw_order_head_ts(const fw_order *o) { return o->head_ts; }
 
-void fw_order_rewait(fw_order *o, uint32_t src, int64_t now_ms)
-{
-    if (src < o->nlanes && !o->lanes[src].len)
-        o->lanes[src].dry_since = now_ms;
-}
+int64_t fw_order_head_aux(const fw_order *o, int i) { return o->head_aux[i & 1]; }
+

@@ -31,6 +31,10 @@ void fw_order_revoke(fw_order *o, uint32_t src, void (*destroy)(void *msg));
 /* A message of partition `src`, timestamp `ts_ms` (-1: none), in the order
  * the consumer delivered it.  -1 when out of memory (not taken). */
 int fw_order_push(fw_order *o, uint32_t src, int64_t ts_ms, void *msg);
+/* The same with two values of the caller's kept with the message, read
+ * back in a behind callback by fw_order_head_aux (0 or 1). */
+int fw_order_push_aux(fw_order *o, uint32_t src, int64_t ts_ms, int64_t a0, int64_t a1,
+                      void *msg);
 
 /* The next message to process, or NULL when the stream must wait for a
  * partition that is behind (for at most wait_ms since it ran dry) or holds
@@ -44,8 +48,6 @@ size_t fw_order_buffered(const fw_order *o);
 /* Inside a behind callback: the timestamp of the message the stream would
  * take next (repart_in.c: is the partition known to be past it?). */
 int64_t fw_order_head_ts(const fw_order *o);
-/* Partition `src`, empty, may be waited for wait_ms again from now_ms (it
- * just became behind after a quiet spell: repart_in.c, a reader gone). */
-void fw_order_rewait(fw_order *o, uint32_t src, int64_t now_ms);
+int64_t fw_order_head_aux(const fw_order *o, int i);
 
 #endif

@@ -7,7 +7,8 @@
  *   an event:  the input message's bytes as they were, its timestamp, and
  *              the header fw.in = "TOPIC\x1fPARTITION\x1fOFFSET" (where it
  *              was read: duplicates after a hand-over are told by it);
- *   a mark:    no value, the header fw.mark =
+ *   a mark:    no value, one header fw.mark per input partition the
+ *              forwarder owns =
  *              "TOPIC\x1fPARTITION\x1fNEXT\x1fCAUGHT\x1fTS" — the forwarder
  *              of that input partition has forwarded everything before
  *              offset NEXT, the latest message time among them is TS (-1:
@@ -28,6 +29,7 @@
 
 #define FW_REPART_HDR_IN "fw.in"
 #define FW_REPART_HDR_MARK "fw.mark"
+
 
 /* The topics of the mode: scale.topic or GROUP.repartition; state.topic or
  * GROUP.scale-state; GROUP.scale-control (its partitions' owners in the

@@ -51,10 +51,10 @@ struct fifo {                /* repartition offsets of records not yet applied *
 struct lane {
     int64_t applied;         /* input offset last retired (done); -1 */
     int64_t pushed;          /* input offset last taken in; -1 */
-    int64_t mark_ts;         /* the highest mark time seen; -1 */
-    int64_t mark_seen_ms;    /* fw_mono_ms() of the last mark; 0: none */
+    int64_t mark_ts;         /* the highest message time its marks reported; -1 */
+    int64_t mark_read_ms;    /* fw_mono_ms() when its last mark was read; 0: none */
     bool caught;             /* the last mark said "caught up", nothing since */
-    bool silent;             /* no mark for the stale limit */
+    bool overdue;            /* logged: the takeover wait ran out for it */
     struct fifo held;
 };
 
@@ -69,7 +69,7 @@ struct fw_rin {
     struct lane *lanes;
     int64_t start;           /* where to begin: a checkpoint's position; -1 */
     int64_t next_read;       /* repartition offset after the last record read; -1 */
-    int64_t stale_ms;
+    int64_t grace_ms;        /* 2 × scale.mark_interval_ms: see behind() */
     rd_kafka_message_t *cur; /* the message the driver holds */
     char fatal[512];
     fw_counter *dups, *late;
@@ -147,16 +147,22 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
     const char *f[5];
     size_t fl[5];
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(h, FW_REPART_HDR_MARK, &hv, &hl) == 0 && hv &&
-        split(hv, hl, f, fl, 5)) {
-        uint32_t src = fw_inputs_find(r->inputs, f[0], fl[0], (int32_t)num(f[1], fl[1]));
-        if (src != UINT32_MAX) {
+        rd_kafka_header_get(h, 0, FW_REPART_HDR_MARK, &hv, &hl) == 0) {
+        for (size_t idx = 0;
+             rd_kafka_header_get(h, idx, FW_REPART_HDR_MARK, &hv, &hl) == 0; idx++) {
+            if (!hv || !split(hv, hl, f, fl, 5))
+                continue;
+            uint32_t src = fw_inputs_find(r->inputs, f[0], fl[0], (int32_t)num(f[1], fl[1]));
+            if (src == UINT32_MAX)
+                continue;
             struct lane *l = &r->lanes[src];
             int64_t ts = num(f[4], fl[4]);
             if (ts > l->mark_ts)
                 l->mark_ts = ts;
             l->caught = num(f[3], fl[3]) == 1;
-            l->mark_seen_ms = fw_mono_ms();
+            l->mark_read_ms = fw_mono_ms();
+            if (l->caught)
+                l->overdue = false;
         }
         rd_kafka_message_destroy(m);
         return;
@@ -181,7 +187,8 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
         l->pushed = off;
         l->caught = false;
         fifo_push(&l->held, m->offset);
-        if (fw_order_push(r->order, src, rd_kafka_message_timestamp(m, NULL), m) != 0) {
+        if (fw_order_push_aux(r->order, src, rd_kafka_message_timestamp(m, NULL), fw_mono_ms(),
+                              0, m) != 0) {
             snprintf(r->fatal, sizeof r->fatal, "out of memory");
             rd_kafka_message_destroy(m);
         }
@@ -191,33 +198,35 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
 }
 
 /* Is lane `src` (empty) possibly holding back something older than the
- * next event?  See the top of the file. */
+ * next event?  Not if its marks reported a message time past the event's
+ * (its forwarder has read past it).  Nor if it said "caught up" in a mark
+ * read two mark intervals or more after the event arrived: its forwarder
+ * then looked at its input partition after the event was forwarded, with
+ * that much to spare for the producer's skew across input partitions and
+ * the forwarders' fetch delays.  A forwarder that died says neither, so
+ * its lanes are waited for until its input partitions' new reader has
+ * forwarded them again — at most scale.takeover_wait_ms after the event
+ * arrived. */
 static bool behind(void *ctx, uint32_t src)
 {
     fw_rin *r = ctx;
     struct lane *l = &r->lanes[src];
     if (l->mark_ts > fw_order_head_ts(r->order))
         return false;
-    if (l->caught && !l->silent)
+    int64_t arrived = fw_order_head_aux(r->order, 0);
+    if (l->caught && l->mark_read_ms >= arrived + r->grace_ms)
         return false;
-    return true;
-}
-
-/* Lanes whose forwarder just went silent start their takeover wait now. */
-static void watch_silence(fw_rin *r, int64_t now)
-{
-    for (uint32_t i = 0; i < r->inputs->n; i++) {
-        struct lane *l = &r->lanes[i];
-        bool silent = !l->mark_seen_ms || now - l->mark_seen_ms > r->stale_ms;
-        if (silent && !l->silent && l->mark_seen_ms) {
-            fw_order_rewait(r->order, i, now);
-            fw_log(FW_LOG_WARN, "scale", "unit: an input partition's reader went silent; "
-                   "holding events back for it (scale.takeover_wait_ms)", "partition=%d "
-                   "input=%s[%d]", (int)r->part, r->inputs->topic[i],
-                   (int)r->inputs->partition[i]);
-        }
-        l->silent = silent;
+    if (fw_mono_ms() - arrived < r->s->scale_takeover_wait_ms)
+        return true;
+    if (!l->overdue) {
+        l->overdue = true;
+        fw_counter_add(r->late, 1);
+        fw_log(FW_LOG_WARN, "scale", "unit: going on without an input partition whose reader "
+               "has said nothing for scale.takeover_wait_ms; its events may be applied late",
+               "partition=%d input=%s[%d]", (int)r->part, r->inputs->topic[src],
+               (int)r->inputs->partition[src]);
     }
+    return false;
 }
 
 static int rin_next(void *self, fw_msg *out, int timeout_ms)
@@ -232,7 +241,6 @@ static int rin_next(void *self, fw_msg *out, int timeout_ms)
         if (r->fatal[0])
             return FW_NEXT_FATAL;
         int64_t now = fw_mono_ms();
-        watch_silence(r, now);
         uint32_t src;
         rd_kafka_message_t *m = fw_order_pop(r->order, now, behind, r, &src);
         if (m) {
@@ -415,13 +423,13 @@ fw_rin *fw_rin_new(const fw_settings *s, const fw_inputs *inputs, int32_t part, 
     r->part = part;
     r->start = -1;
     r->next_read = -1;
-    int64_t st = 4 * (int64_t)s->scale_mark_interval_ms;
-    r->stale_ms = st > 1000 ? st : 1000;
+    r->grace_ms = 2 * (int64_t)s->scale_mark_interval_ms;
     char state[300], control[300];
     fw_scale_topics(s, r->topic, state, control, sizeof r->topic);
     snprintf(r->group, sizeof r->group, "%s.scale-units", s->group_id);
     r->lanes = fw_xcalloc(inputs->n ? inputs->n : 1, sizeof *r->lanes);
-    r->order = fw_order_new(s->scale_takeover_wait_ms, ORDER_MAX_BUFFERED);
+    /* behind() bounds the wait itself, from the event's arrival */
+    r->order = fw_order_new(INT64_MAX / 4, ORDER_MAX_BUFFERED);
     if (!r->order) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -458,7 +466,10 @@ fw_rin *fw_rin_new(const fw_settings *s, const fw_inputs *inputs, int32_t part, 
     r->dups = fw_metrics_counter(m, "fraudwatch_scale_copies_dropped_total",
                                  "Repartition records dropped as copies of events already "
                                  "applied (forwarded again after a hand-over).", "");
-    (void)r->late;
+    r->late = fw_metrics_counter(m, "fraudwatch_scale_takeover_waits_expired_total",
+                                 "Times a unit went on without an input partition after "
+                                 "scale.takeover_wait_ms (its later events may be applied "
+                                 "out of time order).", "");
     return r;
 fail:
     fw_rin_free(r);

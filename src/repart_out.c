@@ -73,6 +73,7 @@ struct fw_forwarder {
     pthread_mutex_t mu;
     fw_ruleset *next_rs;     /* handed over by fw_forwarder_swap_rules */
     int64_t mark_at, commit_at;
+
     atomic_int dr_failed;
     char dr_err[256];
     char fatal[512];
@@ -175,27 +176,34 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* ---- producing ---------------------------------------------------------------- */
 
-static int produce(fw_forwarder *f, int32_t part, const void *v, size_t len, int64_t ts,
-                   const char *hname, const char *hval)
+/* Takes h (destroyed on failure). */
+static int produce_h(fw_forwarder *f, int32_t part, const void *v, size_t len, int64_t ts,
+                     rd_kafka_headers_t *h)
 {
     for (;;) {
-        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
-        rd_kafka_header_add(h, hname, -1, hval, -1);
         rd_kafka_resp_err_t r = rd_kafka_producev(
             f->out, RD_KAFKA_V_RKT(f->rt), RD_KAFKA_V_PARTITION(part),
             RD_KAFKA_V_VALUE((void *)v, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
         if (!r)
             return 0;
-        rd_kafka_headers_destroy(h);
         if (r == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(f->out, 10);
             continue;
         }
+        rd_kafka_headers_destroy(h);
         snprintf(f->fatal, sizeof f->fatal, "producing to the repartition topic %s: %s",
                  f->rtopic, rd_kafka_err2str(r));
         return -1;
     }
+}
+
+static int produce(fw_forwarder *f, int32_t part, const void *v, size_t len, int64_t ts,
+                   const char *hname, const char *hval)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, hname, -1, hval, -1);
+    return produce_h(f, part, v, len, ts, h);
 }
 
 static int forward(fw_forwarder *f, const rd_kafka_message_t *m)
@@ -246,9 +254,11 @@ static int forward(fw_forwarder *f, const rd_kafka_message_t *m)
     return 0;
 }
 
-/* One mark per owned input partition into every repartition partition. */
+/* One mark record into every repartition partition, with a header per
+ * owned input partition. */
 static int mark(fw_forwarder *f)
 {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
     for (uint32_t i = 0; i < f->nsrcs; i++) {
         struct src *x = &f->srcs[i];
         if (!x->owned)
@@ -262,12 +272,17 @@ static int mark(fw_forwarder *f)
         char hv[400];
         snprintf(hv, sizeof hv, "%s\x1f%d\x1f%lld\x1f%d\x1f%lld", x->topic, (int)x->partition,
                  (long long)next, caught ? 1 : 0, (long long)x->max_ts);
-        for (uint32_t p = 0; p < f->nparts; p++)
-            if (produce(f, (int32_t)p, NULL, 0, 0, FW_REPART_HDR_MARK, hv) != 0)
-                return -1;
-        fw_counter_add(f->marks, f->nparts);
+        rd_kafka_header_add(h, FW_REPART_HDR_MARK, -1, hv, -1);
     }
-    return 0;
+    int rc = 0;
+    if (rd_kafka_header_cnt(h) > 0)
+        for (uint32_t p = 0; p < f->nparts && rc == 0; p++) {
+            rc = produce_h(f, (int32_t)p, NULL, 0, 0, rd_kafka_headers_copy(h));
+            if (rc == 0)
+                fw_counter_add(f->marks, 1);
+        }
+    rd_kafka_headers_destroy(h);
+    return rc;
 }
 
 /* ---- life --------------------------------------------------------------------- */
@@ -412,6 +427,9 @@ int fw_forwarder_run(fw_forwarder *f, volatile sig_atomic_t *stop)
             return -1;
         }
         int64_t now = fw_mono_ms();
+        /* A mark every interval, moving input or not: a unit waits for an
+         * idle input partition until a mark made after the event it holds
+         * says "caught up" (repart_in.c). */
         if (now >= f->mark_at) {
             if (mark(f) != 0)
                 return -1;

@@ -185,6 +185,49 @@ static void test_ring_grows_and_wraps(void **state)
     fw_order_free(o, NULL);
 }
 
+/* A behind callback sees the head's time and the two values pushed with
+ * it (repart_in.c: when the event was forwarded, when it arrived). */
+static int64_t seen_head, seen_aux0, seen_aux1;
+static bool behind_until_head(void *ctx, uint32_t src)
+{
+    fw_order *o = ctx;
+    (void)src;
+    seen_head = fw_order_head_ts(o);
+    seen_aux0 = fw_order_head_aux(o, 0);
+    seen_aux1 = fw_order_head_aux(o, 1);
+    return seen_head < 100;   /* the lane is known to be past 100 */
+}
+
+static void test_head_ts_and_aux(void **state)
+{
+    (void)state;
+    fw_order *o = fw_order_new(1000, 1000);
+    fw_order_assign(o, 0, 0);
+    fw_order_assign(o, 1, 0);
+    fw_order_push_aux(o, 0, 150, 7, 8, MSG(1));
+    uint32_t src;
+    /* head 150: lane 1 (empty) is past 100, so not waited for */
+    assert_ptr_equal(fw_order_pop(o, 10, behind_until_head, o, &src), MSG(1));
+    assert_int_equal(seen_head, 150);
+    assert_int_equal(seen_aux0, 7);
+    assert_int_equal(seen_aux1, 8);
+    fw_order_push_aux(o, 0, 50, 9, 10, MSG(2));
+    /* head 50: lane 1 may hold something older: wait (within 1000 ms of dry) */
+    assert_null(fw_order_pop(o, 20, behind_until_head, o, &src));
+    assert_int_equal(seen_head, 50);
+    assert_int_equal(seen_aux0, 9);
+    assert_int_equal(seen_aux1, 10);
+    /* past the wait the stream goes on without it */
+    assert_ptr_equal(fw_order_pop(o, 1001, behind_until_head, o, &src), MSG(2));
+    /* fw_order_push is push_aux with zeros */
+    fw_order_push(o, 1, 80, MSG(3));
+    fw_order_push(o, 0, 90, MSG(4));
+    assert_ptr_equal(fw_order_pop(o, 1002, behind_until_head, o, &src), MSG(3));
+    assert_int_equal(src, 1);
+    assert_int_equal(fw_order_head_aux(o, 0), 0);   /* the last pop's head */
+    fw_order_free(o, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_full_buffer_does_not_wait),
         cmocka_unit_test(test_revoke_drops_and_stops_waiting),
         cmocka_unit_test(test_ring_grows_and_wraps),
+        cmocka_unit_test(test_head_ts_and_aux),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
