@@ -52,7 +52,7 @@ struct lane {
     int64_t applied;         /* input offset last retired (done); -1 */
     int64_t pushed;          /* input offset last taken in; -1 */
     int64_t mark_ts;         /* the highest message time its marks reported; -1 */
-    int64_t mark_read_ms;    /* fw_mono_ms() when its last mark was read; 0: none */
+    int64_t mark_wall;       /* its last mark's time: when its forwarder looked (epoch ms) */
     bool caught;             /* the last mark said "caught up", nothing since */
     bool overdue;            /* logged: the takeover wait ran out for it */
     struct fifo held;
@@ -160,7 +160,7 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
             if (ts > l->mark_ts)
                 l->mark_ts = ts;
             l->caught = num(f[3], fl[3]) == 1;
-            l->mark_read_ms = fw_mono_ms();
+            l->mark_wall = rd_kafka_message_timestamp(m, NULL);
             if (l->caught)
                 l->overdue = false;
         }
@@ -187,8 +187,8 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
         l->pushed = off;
         l->caught = false;
         fifo_push(&l->held, m->offset);
-        if (fw_order_push_aux(r->order, src, rd_kafka_message_timestamp(m, NULL), fw_mono_ms(),
-                              0, m) != 0) {
+        if (fw_order_push_aux(r->order, src, rd_kafka_message_timestamp(m, NULL), fw_wall_ms(),
+                              fw_mono_ms(), m) != 0) {
             snprintf(r->fatal, sizeof r->fatal, "out of memory");
             rd_kafka_message_destroy(m);
         }
@@ -200,23 +200,25 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
 /* Is lane `src` (empty) possibly holding back something older than the
  * next event?  Not if its marks reported a message time past the event's
  * (its forwarder has read past it).  Nor if it said "caught up" in a mark
- * read two mark intervals or more after the event arrived: its forwarder
- * then looked at its input partition after the event was forwarded, with
- * that much to spare for the producer's skew across input partitions and
- * the forwarders' fetch delays.  A forwarder that died says neither, so
- * its lanes are waited for until its input partitions' new reader has
- * forwarded them again — at most scale.takeover_wait_ms after the event
- * arrived. */
+ * made (the mark's timestamp: when its forwarder looked at the input
+ * partition's end) two mark intervals or more after the event reached this
+ * unit (the wall clock): the forwarder looked after the event had been
+ * forwarded, with that much to spare for the input producer's skew across
+ * partitions, the forwarder's fetch delay and the machines' clocks.  Not
+ * the time the mark is read: a busy forwarder's producer may hold a mark
+ * for seconds behind the events it sends first.  A forwarder that died
+ * says neither, so its lanes are waited for until its input partitions'
+ * new reader has forwarded them again — at most scale.takeover_wait_ms
+ * after the event arrived. */
 static bool behind(void *ctx, uint32_t src)
 {
     fw_rin *r = ctx;
     struct lane *l = &r->lanes[src];
     if (l->mark_ts > fw_order_head_ts(r->order))
         return false;
-    int64_t arrived = fw_order_head_aux(r->order, 0);
-    if (l->caught && l->mark_read_ms >= arrived + r->grace_ms)
+    if (l->caught && l->mark_wall >= fw_order_head_aux(r->order, 0) + r->grace_ms)
         return false;
-    if (fw_mono_ms() - arrived < r->s->scale_takeover_wait_ms)
+    if (fw_mono_ms() - fw_order_head_aux(r->order, 1) < r->s->scale_takeover_wait_ms)
         return true;
     if (!l->overdue) {
         l->overdue = true;

@@ -54,6 +54,8 @@ struct src {
     bool owned;
     int64_t next;            /* the next offset to forward; -1: not known yet */
     int64_t max_ts;          /* the latest message time read from it; -1: none */
+    bool fetched;            /* a message or its end came since it was assigned: the
+                                cached high watermark is this assignment's */
 };
 
 struct fw_forwarder {
@@ -77,7 +79,7 @@ struct fw_forwarder {
     atomic_int dr_failed;
     char dr_err[256];
     char fatal[512];
-    fw_counter *forwarded, *records, *marks;
+    fw_counter *read, *forwarded, *records, *marks;
 };
 
 /* ---- the input partitions --------------------------------------------------- */
@@ -148,6 +150,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < parts->cnt; i++) {
             struct src *x = src_of(f, parts->elems[i].topic, parts->elems[i].partition);
             x->owned = true;
+            x->fetched = false;
             x->next = !r && c->elems[i].offset >= 0 ? c->elems[i].offset : -1;
         }
         rd_kafka_topic_partition_list_destroy(c);
@@ -249,6 +252,8 @@ static int forward(fw_forwarder *f, const rd_kafka_message_t *m)
         fw_counter_add(f->forwarded, 1);
     }
     x->next = m->offset + 1;
+    x->fetched = true;
+    fw_counter_add(f->read, 1);
     if (ts > x->max_ts)
         x->max_ts = ts;
     return 0;
@@ -266,9 +271,9 @@ static int mark(fw_forwarder *f)
         int64_t lo = -1, hi = -1;
         rd_kafka_get_watermark_offsets(f->in, x->topic, x->partition, &lo, &hi);
         int64_t next = x->next >= 0 ? x->next : lo;
-        bool caught = hi >= 0 && next >= 0 && next >= hi;
-        if (hi >= 0 && lo >= 0 && lo == hi)
-            caught = true;      /* nothing in it at all */
+        /* librdkafka keeps a partition's watermarks from an earlier
+         * assignment: only one fetched since this one tells the end. */
+        bool caught = x->fetched && hi >= 0 && next >= 0 && next >= hi;
         char hv[400];
         snprintf(hv, sizeof hv, "%s\x1f%d\x1f%lld\x1f%d\x1f%lld", x->topic, (int)x->partition,
                  (long long)next, caught ? 1 : 0, (long long)x->max_ts);
@@ -316,6 +321,9 @@ fw_forwarder *fw_forwarder_new(const fw_settings *s, fw_ruleset *rules, fw_metri
               fw_kafka_set(c, "forwarder consumer", "auto.offset.reset", "earliest", err, errlen) ||
               fw_kafka_set(c, "forwarder consumer", "enable.auto.commit", "false", err, errlen) ||
               fw_kafka_set(c, "forwarder consumer", "enable.auto.offset.store", "false", err,
+                           errlen) ||
+              /* the end of a partition, as an event: "caught up" (mark()) */
+              fw_kafka_set(c, "forwarder consumer", "enable.partition.eof", "true", err,
                            errlen) ||
               fw_kafka_set(c, "forwarder consumer", "partition.assignment.strategy",
                            "cooperative-sticky", err, errlen) ||
@@ -376,6 +384,8 @@ fw_forwarder *fw_forwarder_new(const fw_settings *s, fw_ruleset *rules, fw_metri
         snprintf(err, errlen, "cannot subscribe to the input topics: %s", rd_kafka_err2str(r));
         goto fail;
     }
+    f->read = fw_metrics_counter(m, "fraudwatch_scale_read_total",
+                                 "Input messages this daemon's forwarder read.", "");
     f->forwarded = fw_metrics_counter(m, "fraudwatch_scale_forwarded_total",
                                       "Input events this daemon forwarded into the "
                                       "repartition topic (ha.mode = scaleout).", "");
@@ -409,10 +419,11 @@ int fw_forwarder_run(fw_forwarder *f, volatile sig_atomic_t *stop)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(f->in, 20);
         if (m) {
             int rc = 0;
-            if (m->err) {
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    fw_log(FW_LOG_WARN, "scale", "forwarder: consumer error", "error=\"%s\"",
-                           rd_kafka_message_errstr(m));
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
+                src_of(f, rd_kafka_topic_name(m->rkt), m->partition)->fetched = true;
+            } else if (m->err) {
+                fw_log(FW_LOG_WARN, "scale", "forwarder: consumer error", "error=\"%s\"",
+                       rd_kafka_message_errstr(m));
             } else {
                 rc = forward(f, m);
             }

@@ -327,7 +327,7 @@ static void *unit_main(void *arg)
         .state_dir = dir,
         .checkpoint_file = "checkpoint",
         .checkpoint_interval_ms = s->checkpoint_interval_ms,
-        .metrics = NULL,
+        .metrics = sc->m,        /* counters summed over the units */
         .tick = unit_tick,
         .tick_ctx = u,
     };
