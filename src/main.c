@@ -89,7 +89,8 @@ static const char usage_main[] =
     "  run -c FILE [--set KEY=VALUE]... [--check-config]\n"
     "                      the streaming daemon: events from Kafka, alerts to Kafka\n"
     "  state init|status -c FILE\n"
-    "                      checkpoints in Kafka and the active/standby daemons\n"
+    "                      checkpoints in Kafka, the active/standby daemons and\n"
+    "                      the owners of the scale-out partitions\n"
 #endif
 #ifdef FW_HAVE_CONSOLE
     "  console -c FILE [--set KEY=VALUE]... [--check-config]\n"
@@ -337,7 +338,9 @@ static const char usage_run[] =
     "that checkpoint fails.  The stop ends within shutdown.timeout_s + 10 s.\n"
     "With state.store = kafka the checkpoints go to the group's state topic;\n"
     "with ha.mode = standby the daemons of a group elect one active daemon and\n"
-    "the others stand by to take over (docs/scaling.md).\n"
+    "the others stand by to take over; with ha.mode = scaleout every daemon is\n"
+    "active and the work is split by key through the repartition topic, each\n"
+    "partition's state owned by one daemon at a time (docs/scaling.md).\n"
     "\n"
     "options:\n"
     "  -c, --config FILE        the configuration (see config/fraudwatch.conf)\n"
@@ -351,7 +354,8 @@ static const char usage_run[] =
     "\n"
     "exit status: 0 clean stop, 1 configuration / startup / shutdown failure,\n"
     "2 usage error, 3 fatal Kafka error, or (ha.mode = standby) fenced: this\n"
-    "daemon lost the active role and stopped before producing\n";
+    "daemon lost the active role and stopped before producing, or (ha.mode =\n"
+    "scaleout) a partition's unit or the forwarder failed\n";
 
 static int cmd_run(int argc, char **argv)
 {
