@@ -556,6 +556,7 @@ struct fw_ckpt_kafka {
     int32_t nparts;          /* the state topic's partitions: 1, or scale.partitions */
     fw_ckpt_positions_fn has_positions;  /* the lost-state check; NULL: the input group's */
     void *hp_ctx;
+    char hp_group[1100];     /* whose positions those are, for messages */
     rd_kafka_t *rk;
     rd_kafka_topic_t *t;
     int64_t stall_ms;
@@ -683,10 +684,12 @@ void fw_ckpt_kafka_free(fw_ckpt_kafka *k)
     free(k);
 }
 
-void fw_ckpt_kafka_set_positions_check(fw_ckpt_kafka *k, fw_ckpt_positions_fn fn, void *ctx)
+void fw_ckpt_kafka_set_positions_check(fw_ckpt_kafka *k, fw_ckpt_positions_fn fn, void *ctx,
+                                       const char *group)
 {
     k->has_positions = fn;
     k->hp_ctx = ctx;
+    snprintf(k->hp_group, sizeof k->hp_group, "%s", group);
 }
 
 void fw_ckpt_kafka_set_fence(fw_ckpt_kafka *k, fw_ckpt_fence_fn fn, void *ctx)
@@ -990,13 +993,14 @@ static int lost(fw_ckpt_kafka *k, const char *what, char *err, size_t errlen)
     }
     if (strcmp(k->s->state_on_lost, "empty") != 0) {
         snprintf(err, errlen, "%s, but consumer group %s has committed positions: %s", what,
-                 k->s->group_id, lost_help);
+                 k->has_positions ? k->hp_group : k->s->group_id, lost_help);
         return -1;
     }
     fw_log(FW_LOG_ERROR, "checkpoint", "STATE LOST: starting from the committed positions "
                                        "with EMPTY windows (state.on_lost = empty); alerts "
                                        "that needed earlier events are missed",
-           "topic=%s group=%s cause=\"%s\"", k->topic, k->s->group_id, what);
+           "topic=%s group=%s cause=\"%s\"", k->topic,
+           k->has_positions ? k->hp_group : k->s->group_id, what);
     return 0;
 }
 

@@ -29,7 +29,8 @@ void fw_ckpt_kafka_free(fw_ckpt_kafka *k);
  * should go with?": 1, 0, or -1 with err.  Default: has the input's
  * consumer group committed any. */
 typedef int (*fw_ckpt_positions_fn)(void *ctx, char *err, size_t errlen);
-void fw_ckpt_kafka_set_positions_check(fw_ckpt_kafka *k, fw_ckpt_positions_fn fn, void *ctx);
+void fw_ckpt_kafka_set_positions_check(fw_ckpt_kafka *k, fw_ckpt_positions_fn fn, void *ctx,
+                                       const char *group);
 /* A check made right before a manifest is published (the daemon's role:
  * a daemon that lost the active role must not publish); NULL: none.
  * Returns false with why filled to refuse. */

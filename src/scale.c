@@ -292,7 +292,9 @@ static void *unit_main(void *arg)
     in = fw_rin_new(s, &sc->inputs, u->p, sc->m, err, errlen);
     if (!in)
         goto out;
-    fw_ckpt_kafka_set_positions_check(ck, fw_rin_has_positions, in);
+    char units_group[1100];
+    snprintf(units_group, sizeof units_group, "%s.scale-units", s->group_id);
+    fw_ckpt_kafka_set_positions_check(ck, fw_rin_has_positions, in, units_group);
     fw_ckpt_kafka_set_fence(ck, unit_check, u);
     if (fw_ckpt_kafka_prepare(ck, err, errlen) != 0)
         goto out;

@@ -11,6 +11,7 @@ Exit 77 (skipped) without a broker.  Timings are printed, never asserted.
 """
 import collections
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -171,7 +172,82 @@ def test_sigterm_handover():
         c.cleanup()
 
 
-TESTS = [test_sigterm_handover, test_join_and_kill]
+def test_sigstop_rejoin():
+    """Two daemons; one is paused (SIGSTOP) past the session timeout while
+    the stream goes on, then resumed: the other takes its partitions over
+    from their last checkpoints; the resumed one finds its partitions gone,
+    stops those units without a checkpoint, rejoins and works again.  The
+    alert set equals replay's; both stop cleanly."""
+    c = Case(partitions=4)
+    ds = []
+    try:
+        path = generate(c, 150000, 80)
+        want = replay(path)
+        ds = [scaled(c, "ss0").start(), scaled(c, "ss1").start()]
+        for i in producer(c, path, 5):
+            if i == 1:
+                for d in ds:
+                    wait_for(lambda: t.metric(d, "fraudwatch_scale_partitions_owned") > 0, 60,
+                             "both daemons owning partitions")
+                ds[1].proc.send_signal(signal.SIGSTOP)
+                log("    SIGSTOP ss1")
+            elif i == 3:
+                wait_for(lambda: t.metric(ds[0], "fraudwatch_scale_partitions_owned") == 8,
+                         60, "ss0 taking every partition over")
+                ds[1].proc.send_signal(signal.SIGCONT)
+                log("    SIGCONT ss1")
+            time.sleep(0.5)
+        got = [m[2] for m in settle(c, want, 180)]
+        compare(want, got)
+        text = ds[1].log_text()
+        assert ("partition lost: stopping its unit, no checkpoint" in text or
+                "the control group refused this member" in text), \
+            "the resumed daemon did not notice it lost its partitions"
+        for d in ds:
+            assert d.stop() == 0
+    finally:
+        for d in ds:
+            if d.proc:
+                d.proc.send_signal(signal.SIGCONT)
+                d.proc.kill()
+                d.proc.wait()
+        c.cleanup()
+
+
+def test_deleted_state_topic():
+    """The scale-out state topic deleted under units with committed
+    positions: the daemon refuses to go on and says what to do; with
+    state.on_lost = empty it goes on with empty windows, loudly."""
+    c = Case(partitions=2)
+    try:
+        path = generate(c, 20000, 81)
+        for _ in producer(c, path, 1):
+            pass
+        a = scaled(c, "dl0").start()
+        wait_for(lambda: len(alerts_of(c.alerts)) > 0, 60, "alerts")
+        wait_for(lambda: t.metric(a, "fraudwatch_checkpoints_total") > 0, 60, "checkpoints")
+        assert a.stop() == 0
+        run([os.path.join(t.ROOT, "scripts", "kafka.sh"), "delete-topic",
+             f"{c.group}.scale-state", "--port", str(t.KAFKA.port)])
+        time.sleep(2)
+        b = scaled(c, "dl1").start()
+        wait_for(lambda: b.proc.poll() is not None, 90, "the daemon refusing")
+        text = b.log_text()
+        assert b.proc.returncode == 3, (b.proc.returncode, text[-2000:])
+        assert "has committed positions" in text and "state.on_lost=empty" in text, text[-2000:]
+        b.proc = None
+        d = scaled(c, "dl2")
+        with open(d.conf, "a") as f:
+            f.write("state.on_lost = empty\n")
+        d.start()
+        wait_for(lambda: "STATE LOST" in d.log_text(), 60, "the loud start with empty state")
+        assert d.stop() == 0
+    finally:
+        c.cleanup()
+
+
+TESTS = [test_sigterm_handover, test_sigstop_rejoin, test_deleted_state_topic,
+         test_join_and_kill]
 
 
 def main():
