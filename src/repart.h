@@ -9,11 +9,14 @@
  *              was read: duplicates after a hand-over are told by it);
  *   a mark:    no value, one header fw.mark per input partition the
  *              forwarder owns =
- *              "TOPIC\x1fPARTITION\x1fNEXT\x1fCAUGHT\x1fTS" — the forwarder
- *              of that input partition has forwarded everything before
- *              offset NEXT, the latest message time among them is TS (-1:
- *              none yet), and CAUGHT (1/0) says whether that was all the
- *              partition held when it looked. */
+ *              "TOPIC\x1fPARTITION\x1fNEXT\x1fCAUGHT\x1fTS\x1fEPOCH" — the
+ *              forwarder of that input partition has forwarded everything
+ *              before offset NEXT, the latest message time among them is TS
+ *              (-1: none yet), CAUGHT (1/0) says whether that was all the
+ *              partition held when it looked, and EPOCH is when it was
+ *              assigned the partition (wall clock, ms): a unit believes
+ *              CAUGHT only from the newest forwarder (a paused one may
+ *              resume and mark before it learns the partition is gone). */
 #ifndef FRAUDWATCH_REPART_H
 #define FRAUDWATCH_REPART_H
 

@@ -54,6 +54,8 @@ struct lane {
     int64_t mark_ts;         /* the highest message time its marks reported; -1 */
     int64_t mark_wall;       /* its last mark's time: when its forwarder looked (epoch ms) */
     bool caught;             /* the last mark said "caught up", nothing since */
+    int64_t epoch;           /* the newest forwarder's: when it was assigned the input
+                                partition (marks of an older one are not believed) */
     bool overdue;            /* logged: the takeover wait ran out for it */
     struct fifo held;
 };
@@ -73,6 +75,8 @@ struct fw_rin {
     rd_kafka_message_t *cur; /* the message the driver holds */
     char fatal[512];
     fw_counter *dups, *late;
+    fw_gauge *lag;           /* records of the partition not yet read */
+    int64_t lag_at;          /* fw_mono_ms() of the next lag update */
 };
 
 struct rpos {
@@ -144,13 +148,13 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
     rd_kafka_headers_t *h = NULL;
     const void *hv = NULL;
     size_t hl = 0;
-    const char *f[5];
-    size_t fl[5];
+    const char *f[6];
+    size_t fl[6];
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         rd_kafka_header_get(h, 0, FW_REPART_HDR_MARK, &hv, &hl) == 0) {
         for (size_t idx = 0;
              rd_kafka_header_get(h, idx, FW_REPART_HDR_MARK, &hv, &hl) == 0; idx++) {
-            if (!hv || !split(hv, hl, f, fl, 5))
+            if (!hv || !split(hv, hl, f, fl, 6))
                 continue;
             uint32_t src = fw_inputs_find(r->inputs, f[0], fl[0], (int32_t)num(f[1], fl[1]));
             if (src == UINT32_MAX)
@@ -158,7 +162,11 @@ static void take(fw_rin *r, rd_kafka_message_t *m)
             struct lane *l = &r->lanes[src];
             int64_t ts = num(f[4], fl[4]);
             if (ts > l->mark_ts)
-                l->mark_ts = ts;
+                l->mark_ts = ts;      /* true whoever says it: what it read is in the log */
+            int64_t epoch = num(f[5], fl[5]);
+            if (epoch < l->epoch)
+                continue;             /* a forwarder the partition was taken from */
+            l->epoch = epoch;
             l->caught = num(f[3], fl[3]) == 1;
             l->mark_wall = rd_kafka_message_timestamp(m, NULL);
             if (l->caught)
@@ -231,6 +239,20 @@ static bool behind(void *ctx, uint32_t src)
     return false;
 }
 
+/* The partition's high watermark (librdkafka's, from its fetches) less
+ * what this unit has read, once a second. */
+static void update_lag(fw_rin *r, int64_t now)
+{
+    if (now < r->lag_at)
+        return;
+    r->lag_at = now + 1000;
+    int64_t lo, hi;
+    if (rd_kafka_get_watermark_offsets(r->rk, r->topic, r->part, &lo, &hi) == 0 && hi >= 0) {
+        int64_t at = r->next_read >= 0 ? r->next_read : r->start >= 0 ? r->start : lo;
+        fw_gauge_set(r->lag, (double)(hi > at ? hi - at : 0));
+    }
+}
+
 static int rin_next(void *self, fw_msg *out, int timeout_ms)
 {
     fw_rin *r = self;
@@ -238,6 +260,7 @@ static int rin_next(void *self, fw_msg *out, int timeout_ms)
         rd_kafka_message_destroy(r->cur);
         r->cur = NULL;
     }
+    update_lag(r, fw_mono_ms());
     int64_t until = fw_mono_ms() + timeout_ms;
     for (;;) {
         if (r->fatal[0])
@@ -468,6 +491,12 @@ fw_rin *fw_rin_new(const fw_settings *s, const fw_inputs *inputs, int32_t part, 
     r->dups = fw_metrics_counter(m, "fraudwatch_scale_copies_dropped_total",
                                  "Repartition records dropped as copies of events already "
                                  "applied (forwarded again after a hand-over).", "");
+    char labels[64];
+    snprintf(labels, sizeof labels, "partition=\"%d\"", (int)part);
+    r->lag = fw_metrics_gauge(m, "fraudwatch_scale_repartition_lag",
+                              "Records of a repartition partition this daemon owns not yet "
+                              "read by its unit (0 once the partition is no longer owned).",
+                              labels);
     r->late = fw_metrics_counter(m, "fraudwatch_scale_takeover_waits_expired_total",
                                  "Times a unit went on without an input partition after "
                                  "scale.takeover_wait_ms (its later events may be applied "
@@ -521,6 +550,7 @@ void fw_rin_free(fw_rin *r)
 {
     if (!r)
         return;
+    fw_gauge_set(r->lag, 0);
     if (r->cur)
         rd_kafka_message_destroy(r->cur);
     if (r->order)

@@ -56,6 +56,7 @@ struct src {
     int64_t max_ts;          /* the latest message time read from it; -1: none */
     bool fetched;            /* a message or its end came since it was assigned: the
                                 cached high watermark is this assignment's */
+    int64_t epoch;           /* fw_wall_ms() when this daemon was assigned it */
 };
 
 struct fw_forwarder {
@@ -151,6 +152,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             struct src *x = src_of(f, parts->elems[i].topic, parts->elems[i].partition);
             x->owned = true;
             x->fetched = false;
+            x->epoch = fw_wall_ms();
             x->next = !r && c->elems[i].offset >= 0 ? c->elems[i].offset : -1;
         }
         rd_kafka_topic_partition_list_destroy(c);
@@ -275,8 +277,9 @@ static int mark(fw_forwarder *f)
          * assignment: only one fetched since this one tells the end. */
         bool caught = x->fetched && hi >= 0 && next >= 0 && next >= hi;
         char hv[400];
-        snprintf(hv, sizeof hv, "%s\x1f%d\x1f%lld\x1f%d\x1f%lld", x->topic, (int)x->partition,
-                 (long long)next, caught ? 1 : 0, (long long)x->max_ts);
+        snprintf(hv, sizeof hv, "%s\x1f%d\x1f%lld\x1f%d\x1f%lld\x1f%lld", x->topic,
+                 (int)x->partition, (long long)next, caught ? 1 : 0, (long long)x->max_ts,
+                 (long long)x->epoch);
         rd_kafka_header_add(h, FW_REPART_HDR_MARK, -1, hv, -1);
     }
     int rc = 0;
@@ -288,6 +291,26 @@ static int mark(fw_forwarder *f)
         }
     rd_kafka_headers_destroy(h);
     return rc;
+}
+
+/* The process stood still (SIGSTOP, a frozen VM) or the loop did (a long
+ * flush): librdkafka's cached high watermarks are as old as that, and a
+ * mark must not call a partition caught up on them — the partition may
+ * even be another daemon's by now.  Ask the brokers. */
+static void after_pause(fw_forwarder *f, int64_t gap_ms)
+{
+    fw_log(FW_LOG_WARN, "scale", "forwarder: the loop stood still; asking the brokers where "
+                                 "the input partitions end before saying 'caught up' again",
+           "gap_ms=%lld", (long long)gap_ms);
+    for (uint32_t i = 0; i < f->nsrcs; i++) {
+        struct src *x = &f->srcs[i];
+        if (!x->owned)
+            continue;
+        int64_t lo, hi;
+        x->fetched = rd_kafka_query_watermark_offsets(f->in, x->topic, x->partition, &lo, &hi,
+                                                      2000) == 0 &&
+                     (x->next >= 0 ? x->next : lo) >= hi;
+    }
 }
 
 /* ---- life --------------------------------------------------------------------- */
@@ -413,10 +436,13 @@ void fw_forwarder_swap_rules(fw_forwarder *f, fw_ruleset *rs)
 
 int fw_forwarder_run(fw_forwarder *f, volatile sig_atomic_t *stop)
 {
-    fw_event_use_arena(f->parse_arena);
-    fw_event_use_arena(NULL);
+    int64_t last_turn = fw_mono_ms();
     while (!*stop) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(f->in, 20);
+        int64_t turn = fw_mono_ms();
+        if (turn - last_turn > f->s->ha_session_timeout_ms / 2)
+            after_pause(f, turn - last_turn);
+        last_turn = turn;
         if (m) {
             int rc = 0;
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
