@@ -80,6 +80,27 @@ def compare(want, got):
         f"{by_rule(extra, got)} of {len(want)}")
 
 
+def tails(ds, n=30):
+    """On a failure: the last lines of every daemon's log (the harness shows
+    only the last daemon built, and here several share the work)."""
+    for d in ds:
+        try:
+            lines = d.log_text().splitlines()
+        except OSError:
+            continue
+        log(f"    --- last {n} lines of {d.conf} ---")
+        for line in lines[-n:]:
+            log("    " + line[:400])
+
+
+def owners(conf):
+    """Partition → owner from `fraudwatch state status` (its table rows
+    start with the partition number)."""
+    out = run([t.FW, "state", "status", "-c", conf]).stdout.decode()
+    rows = [l.split() for l in out.splitlines() if l.strip()[:1].isdigit()]
+    return {int(r[0]): r[1] for r in rows if len(r) >= 2}
+
+
 def test_join_and_kill():
     """8 input partitions keyed by subscriber, a 500 000-event stream: daemons
     1 → 3 → 2 → 1, two of them killed with kill -9 along the way.  The
@@ -132,6 +153,9 @@ def test_join_and_kill():
         assert len(owned) == 8 and all(" so0 " in l for l in owned), out
         assert ds[0].stop() == 0
         ds[0].proc = None
+    except BaseException:
+        tails(ds)
+        raise
     finally:
         for d in ds:
             if d.proc:
@@ -164,6 +188,9 @@ def test_sigterm_handover():
                  "the survivor owning all 8 partitions")
         assert ds[0].stop() == 0
         ds[0].proc = None
+    except BaseException:
+        tails(ds)
+        raise
     finally:
         for d in ds:
             if d.proc:
@@ -205,6 +232,9 @@ def test_sigstop_rejoin():
             "the resumed daemon did not notice it lost its partitions"
         for d in ds:
             assert d.stop() == 0
+    except BaseException:
+        tails(ds)
+        raise
     finally:
         for d in ds:
             if d.proc:
@@ -246,7 +276,48 @@ def test_deleted_state_topic():
         c.cleanup()
 
 
-TESTS = [test_sigterm_handover, test_sigstop_rejoin, test_deleted_state_topic,
+def test_two_equal():
+    """Two daemons started together, no kills, 100 000 events over 8 input
+    partitions: `state status` names both as owners of the 8 repartition
+    partitions, both produce alerts (each alert carries the fw.instance of
+    one of them), and the alert set equals replay's."""
+    c = Case(partitions=8)
+    ds = []
+    try:
+        path = generate(c, 100000, 82)
+        want = replay(path)
+        ds = [scaled(c, "eq0").start(), scaled(c, "eq1").start()]
+        for d in ds:
+            wait_for(lambda: t.metric(d, "fraudwatch_scale_partitions_owned") > 0, 60,
+                     "both daemons owning partitions")
+        seen = {}
+        def split():
+            seen.clear()
+            seen.update(owners(ds[0].conf))
+            return len(seen) == 8 and set(seen.values()) == {"eq0", "eq1"}
+        wait_for(split, 60, "state status naming both daemons as the 8 partitions' owners")
+        log(f"    owners: {seen}")
+        for _ in producer(c, path, 4):
+            time.sleep(0.5)
+        meta = settle(c, want, 180)
+        compare(want, [m[2] for m in meta])
+        by = collections.Counter(inst for _, inst, _ in meta)
+        log(f"    alerts by daemon: {dict(by)}")
+        assert set(by) == {"eq0", "eq1"}, f"alerts by daemon: {dict(by)}"
+        for d in ds:
+            assert d.stop() == 0
+    except BaseException:
+        tails(ds)
+        raise
+    finally:
+        for d in ds:
+            if d.proc:
+                d.proc.kill()
+                d.proc.wait()
+        c.cleanup()
+
+
+TESTS = [test_two_equal, test_sigterm_handover, test_sigstop_rejoin, test_deleted_state_topic,
          test_join_and_kill]
 
 
