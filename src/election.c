@@ -190,6 +190,59 @@ static void *election_main(void *arg)
     return NULL;
 }
 
+/* The consumer of a control group (here, and scale.c's ownership of
+ * repartition partitions): the operator's pass-through keys, then the
+ * session of ha.session_timeout_ms, cooperative-sticky, no auto commit;
+ * subscribed to `topic`, its rebalances to `rebalance` with `opaque`. */
+rd_kafka_t *fw_control_consumer_new(const fw_settings *s, const char *group, const char *topic,
+                                    fw_control_rebalance_fn rebalance, void *opaque, char *err,
+                                    size_t errlen)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char sess[32], hb[32];
+    snprintf(sess, sizeof sess, "%d", s->ha_session_timeout_ms);
+    snprintf(hb, sizeof hb, "%d", s->ha_session_timeout_ms / 5 > 100 ? s->ha_session_timeout_ms / 5
+                                                                      : 100);
+    int bad = fw_kafka_set(c, "control consumer", "bootstrap.servers", s->brokers, err, errlen);
+    for (size_t i = 0; !bad && i < s->nconsumer; i++)
+        bad = fw_kafka_set(c, "control consumer", s->consumer_keys[i], s->consumer_values[i], err,
+                           errlen);
+    if (bad || fw_kafka_set(c, "control consumer", "group.id", group, err, errlen) ||
+        fw_kafka_set(c, "control consumer", "client.id", s->instance_id, err, errlen) ||
+        fw_kafka_set(c, "control consumer", "session.timeout.ms", sess, err, errlen) ||
+        fw_kafka_set(c, "control consumer", "heartbeat.interval.ms", hb, err, errlen) ||
+        fw_kafka_set(c, "control consumer", "partition.assignment.strategy",
+                     "cooperative-sticky", err, errlen) ||
+        fw_kafka_set(c, "control consumer", "enable.auto.commit", "false", err, errlen) ||
+        fw_kafka_set(c, "control consumer", "enable.partition.eof", "false", err, errlen) ||
+        fw_kafka_set(c, "control consumer", "auto.offset.reset", "latest", err, errlen)) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(c, opaque);
+    rd_kafka_conf_set_rebalance_cb(c, rebalance);
+    rd_kafka_conf_set_log_cb(c, fw_kafka_log);
+    char ebuf[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, ebuf, sizeof ebuf);
+    if (!rk) {
+        rd_kafka_conf_destroy(c);
+        snprintf(err, errlen, "cannot create the Kafka control consumer: %s", ebuf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t r = rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (r) {
+        snprintf(err, errlen, "cannot subscribe to the control topic %s: %s", topic,
+                 rd_kafka_err2str(r));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
 fw_election *fw_election_new(const fw_settings *s, fw_metrics *m, char *err, size_t errlen)
 {
     fw_election *e = fw_xcalloc(1, sizeof *e);
@@ -203,47 +256,9 @@ fw_election *fw_election_new(const fw_settings *s, fw_metrics *m, char *err, siz
         goto fail;
     if (created)
         fw_log(FW_LOG_INFO, "ha", "control topic created", "topic=%s", e->topic);
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char sess[32], hb[32];
-    snprintf(sess, sizeof sess, "%d", s->ha_session_timeout_ms);
-    snprintf(hb, sizeof hb, "%d", s->ha_session_timeout_ms / 5 > 100 ? s->ha_session_timeout_ms / 5
-                                                                      : 100);
-    int bad = fw_kafka_set(c, "control consumer", "bootstrap.servers", s->brokers, err, errlen);
-    for (size_t i = 0; !bad && i < s->nconsumer; i++)
-        bad = fw_kafka_set(c, "control consumer", s->consumer_keys[i], s->consumer_values[i], err,
-                           errlen);
-    if (bad || fw_kafka_set(c, "control consumer", "group.id", e->group, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "client.id", s->instance_id, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "session.timeout.ms", sess, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "heartbeat.interval.ms", hb, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "partition.assignment.strategy",
-                     "cooperative-sticky", err, errlen) ||
-        fw_kafka_set(c, "control consumer", "enable.auto.commit", "false", err, errlen) ||
-        fw_kafka_set(c, "control consumer", "enable.partition.eof", "false", err, errlen) ||
-        fw_kafka_set(c, "control consumer", "auto.offset.reset", "latest", err, errlen)) {
-        rd_kafka_conf_destroy(c);
+    e->rk = fw_control_consumer_new(s, e->group, e->topic, on_rebalance, e, err, errlen);
+    if (!e->rk)
         goto fail;
-    }
-    rd_kafka_conf_set_opaque(c, e);
-    rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
-    rd_kafka_conf_set_log_cb(c, fw_kafka_log);
-    char ebuf[512];
-    e->rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, ebuf, sizeof ebuf);
-    if (!e->rk) {
-        rd_kafka_conf_destroy(c);
-        snprintf(err, errlen, "cannot create the Kafka control consumer: %s", ebuf);
-        goto fail;
-    }
-    rd_kafka_poll_set_consumer(e->rk);
-    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, e->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t r = rd_kafka_subscribe(e->rk, t);
-    rd_kafka_topic_partition_list_destroy(t);
-    if (r) {
-        snprintf(err, errlen, "cannot subscribe to the control topic %s: %s", e->topic,
-                 rd_kafka_err2str(r));
-        goto fail;
-    }
     if (m) {
         e->role = fw_metrics_gauge(m, "fraudwatch_ha_active",
                                    "1 while this daemon is the active one of its group "

@@ -4,6 +4,7 @@
 #ifndef FRAUDWATCH_ELECTION_H
 #define FRAUDWATCH_ELECTION_H
 
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +14,15 @@
 #include "fraudwatch/metrics.h"
 
 typedef struct fw_election fw_election;
+
+/* The consumer of a control group (election.c, scale.c), subscribed to
+ * `topic` in `group` with ha.session_timeout_ms and cooperative-sticky;
+ * NULL with err. */
+typedef void (*fw_control_rebalance_fn)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                        rd_kafka_topic_partition_list_t *parts, void *opaque);
+rd_kafka_t *fw_control_consumer_new(const fw_settings *s, const char *group, const char *topic,
+                                    fw_control_rebalance_fn rebalance, void *opaque, char *err,
+                                    size_t errlen);
 
 /* The control topic's name: ha.control_topic, or "<kafka.group.id>.control". */
 void fw_election_topic(const fw_settings *s, char *out, size_t outlen);

@@ -520,48 +520,9 @@ static void *lease_main(void *arg)
 
 static int control_new(struct scale *sc, char *err, size_t errlen)
 {
-    const fw_settings *s = sc->s;
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char sess[32], hb[32];
-    snprintf(sess, sizeof sess, "%d", s->ha_session_timeout_ms);
-    snprintf(hb, sizeof hb, "%d",
-             s->ha_session_timeout_ms / 5 > 100 ? s->ha_session_timeout_ms / 5 : 100);
-    int bad = fw_kafka_set(c, "control consumer", "bootstrap.servers", s->brokers, err, errlen);
-    for (size_t i = 0; !bad && i < s->nconsumer; i++)
-        bad = fw_kafka_set(c, "control consumer", s->consumer_keys[i], s->consumer_values[i],
-                           err, errlen);
-    if (bad || fw_kafka_set(c, "control consumer", "group.id", sc->cgroup, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "client.id", s->instance_id, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "session.timeout.ms", sess, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "heartbeat.interval.ms", hb, err, errlen) ||
-        fw_kafka_set(c, "control consumer", "partition.assignment.strategy",
-                     "cooperative-sticky", err, errlen) ||
-        fw_kafka_set(c, "control consumer", "enable.auto.commit", "false", err, errlen) ||
-        fw_kafka_set(c, "control consumer", "auto.offset.reset", "latest", err, errlen)) {
-        rd_kafka_conf_destroy(c);
-        return -1;
-    }
-    rd_kafka_conf_set_opaque(c, sc);
-    rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
-    rd_kafka_conf_set_log_cb(c, fw_kafka_log);
-    char e[512];
-    sc->ctl = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e);
-    if (!sc->ctl) {
-        rd_kafka_conf_destroy(c);
-        snprintf(err, errlen, "cannot create the Kafka control consumer: %s", e);
-        return -1;
-    }
-    rd_kafka_poll_set_consumer(sc->ctl);
-    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, sc->ctopic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t r = rd_kafka_subscribe(sc->ctl, t);
-    rd_kafka_topic_partition_list_destroy(t);
-    if (r) {
-        snprintf(err, errlen, "cannot subscribe to the control topic %s: %s", sc->ctopic,
-                 rd_kafka_err2str(r));
-        return -1;
-    }
-    return 0;
+    sc->ctl = fw_control_consumer_new(sc->s, sc->cgroup, sc->ctopic, on_rebalance, sc, err,
+                                      errlen);
+    return sc->ctl ? 0 : -1;
 }
 
 static bool assigned(struct scale *sc, int32_t p)
