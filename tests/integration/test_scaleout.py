@@ -10,6 +10,7 @@ usage: test_scaleout.py FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...]
 Exit 77 (skipped) without a broker.  Timings are printed, never asserted.
 """
 import collections
+import contextlib
 import os
 import signal
 import sys
@@ -101,13 +102,32 @@ def owners(conf):
     return {int(r[0]): r[1] for r in rows if len(r) >= 2}
 
 
+@contextlib.contextmanager
+def case(partitions):
+    """A fresh Case and the list of daemons a test starts: on a failure the
+    tail of every daemon's log; in the end every daemon still running is
+    killed (a paused one resumed first) and the case cleaned up."""
+    c = Case(partitions=partitions)
+    ds = []
+    try:
+        yield c, ds
+    except BaseException:
+        tails(ds)
+        raise
+    finally:
+        for d in ds:
+            if d.proc:
+                d.proc.send_signal(signal.SIGCONT)
+                d.proc.kill()
+                d.proc.wait()
+        c.cleanup()
+
+
 def test_join_and_kill():
     """8 input partitions keyed by subscriber, a 500 000-event stream: daemons
     1 → 3 → 2 → 1, two of them killed with kill -9 along the way.  The
     alert set equals replay's, and more than one daemon produced alerts."""
-    c = Case(partitions=8)
-    ds = []
-    try:
+    with case(8) as (c, ds):
         path = generate(c, 500000, 78)
         want = replay(path)
         cross = [a for a in want if a["rule_id"] in ("R301", "R302", "R401", "R402", "R403")]
@@ -153,27 +173,16 @@ def test_join_and_kill():
         assert len(owned) == 8 and all(" so0 " in l for l in owned), out
         assert ds[0].stop() == 0
         ds[0].proc = None
-    except BaseException:
-        tails(ds)
-        raise
-    finally:
-        for d in ds:
-            if d.proc:
-                d.proc.kill()
-                d.proc.wait()
-        c.cleanup()
 
 
 def test_sigterm_handover():
     """Two daemons share the work; SIGTERM one mid-stream: it writes its
     units' final checkpoints and exits 0, the other takes its partitions
     over from them.  The alert set equals replay's."""
-    c = Case(partitions=4)
-    ds = []
-    try:
+    with case(4) as (c, ds):
         path = generate(c, 100000, 79)
         want = replay(path)
-        ds = [scaled(c, "st0").start(), scaled(c, "st1").start()]
+        ds += [scaled(c, "st0").start(), scaled(c, "st1").start()]
         for i in producer(c, path, 4):
             if i == 1:
                 wait_for(lambda: t.metric(ds[1], "fraudwatch_scale_partitions_owned") > 0, 60,
@@ -188,15 +197,6 @@ def test_sigterm_handover():
                  "the survivor owning all 8 partitions")
         assert ds[0].stop() == 0
         ds[0].proc = None
-    except BaseException:
-        tails(ds)
-        raise
-    finally:
-        for d in ds:
-            if d.proc:
-                d.proc.kill()
-                d.proc.wait()
-        c.cleanup()
 
 
 def test_sigstop_rejoin():
@@ -205,12 +205,10 @@ def test_sigstop_rejoin():
     from their last checkpoints; the resumed one finds its partitions gone,
     stops those units without a checkpoint, rejoins and works again.  The
     alert set equals replay's; both stop cleanly."""
-    c = Case(partitions=4)
-    ds = []
-    try:
+    with case(4) as (c, ds):
         path = generate(c, 150000, 80)
         want = replay(path)
-        ds = [scaled(c, "ss0").start(), scaled(c, "ss1").start()]
+        ds += [scaled(c, "ss0").start(), scaled(c, "ss1").start()]
         for i in producer(c, path, 5):
             if i == 1:
                 for d in ds:
@@ -232,28 +230,18 @@ def test_sigstop_rejoin():
             "the resumed daemon did not notice it lost its partitions"
         for d in ds:
             assert d.stop() == 0
-    except BaseException:
-        tails(ds)
-        raise
-    finally:
-        for d in ds:
-            if d.proc:
-                d.proc.send_signal(signal.SIGCONT)
-                d.proc.kill()
-                d.proc.wait()
-        c.cleanup()
 
 
 def test_deleted_state_topic():
     """The scale-out state topic deleted under units with committed
     positions: the daemon refuses to go on and says what to do; with
     state.on_lost = empty it goes on with empty windows, loudly."""
-    c = Case(partitions=2)
-    try:
+    with case(2) as (c, ds):
         path = generate(c, 20000, 81)
         for _ in producer(c, path, 1):
             pass
         a = scaled(c, "dl0").start()
+        ds.append(a)
         wait_for(lambda: len(alerts_of(c.alerts)) > 0, 60, "alerts")
         wait_for(lambda: t.metric(a, "fraudwatch_checkpoints_total") > 0, 60, "checkpoints")
         assert a.stop() == 0
@@ -261,6 +249,7 @@ def test_deleted_state_topic():
              f"{c.group}.scale-state", "--port", str(t.KAFKA.port)])
         time.sleep(2)
         b = scaled(c, "dl1").start()
+        ds.append(b)
         wait_for(lambda: b.proc.poll() is not None, 90, "the daemon refusing")
         text = b.log_text()
         assert b.proc.returncode == 3, (b.proc.returncode, text[-2000:])
@@ -269,11 +258,9 @@ def test_deleted_state_topic():
         d = scaled(c, "dl2")
         with open(d.conf, "a") as f:
             f.write("state.on_lost = empty\n")
-        d.start()
+        ds.append(d.start())
         wait_for(lambda: "STATE LOST" in d.log_text(), 60, "the loud start with empty state")
         assert d.stop() == 0
-    finally:
-        c.cleanup()
 
 
 def test_two_equal():
@@ -281,12 +268,10 @@ def test_two_equal():
     partitions: `state status` names both as owners of the 8 repartition
     partitions, both produce alerts (each alert carries the fw.instance of
     one of them), and the alert set equals replay's."""
-    c = Case(partitions=8)
-    ds = []
-    try:
+    with case(8) as (c, ds):
         path = generate(c, 100000, 82)
         want = replay(path)
-        ds = [scaled(c, "eq0").start(), scaled(c, "eq1").start()]
+        ds += [scaled(c, "eq0").start(), scaled(c, "eq1").start()]
         for d in ds:
             wait_for(lambda: t.metric(d, "fraudwatch_scale_partitions_owned") > 0, 60,
                      "both daemons owning partitions")
@@ -306,15 +291,6 @@ def test_two_equal():
         assert set(by) == {"eq0", "eq1"}, f"alerts by daemon: {dict(by)}"
         for d in ds:
             assert d.stop() == 0
-    except BaseException:
-        tails(ds)
-        raise
-    finally:
-        for d in ds:
-            if d.proc:
-                d.proc.kill()
-                d.proc.wait()
-        c.cleanup()
 
 
 TESTS = [test_two_equal, test_sigterm_handover, test_sigstop_rejoin, test_deleted_state_topic,
