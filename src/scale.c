@@ -91,8 +91,8 @@ struct scale {
     int64_t session_ms;
     atomic_llong lease_until;
     atomic_uint evicted;         /* renew() saw this member evicted: fences close */
-    atomic_bool lost;            /* fatal: a unit thread could not start */
-    char lost_why[256];
+    atomic_bool broken;          /* fatal: a unit thread could not start */
+    char broken_why[256];
     /* what units take at their next turn */
     pthread_mutex_t mu;
     fw_ruleset *rs;
@@ -201,12 +201,12 @@ uint32_t fw_inputs_find(const fw_inputs *in, const char *topic, size_t topic_len
 
 /* ---- the fence ------------------------------------------------------------- */
 
-static void set_lost(struct scale *sc, const char *why)
+static void set_broken(struct scale *sc, const char *why)
 {
-    if (!atomic_exchange(&sc->lost, true)) {
-        snprintf(sc->lost_why, sizeof sc->lost_why, "%s", why);
-        fw_log(FW_LOG_ERROR, "scale", "lost the ownership of partitions: producing nothing "
-                                      "more", "why=\"%s\"", why);
+    if (!atomic_exchange(&sc->broken, true)) {
+        snprintf(sc->broken_why, sizeof sc->broken_why, "%s", why);
+        fw_log(FW_LOG_ERROR, "scale", "cannot go on: producing nothing more", "why=\"%s\"",
+               why);
     }
 }
 
@@ -218,10 +218,10 @@ static bool unit_check(void *ctx, char *why, size_t whylen)
     for (;;) {
         if (!atomic_load(&sc->own[u->p]))
             atomic_store(&u->owned, false);
-        if (atomic_load(&sc->lost) || !atomic_load(&u->owned)) {
+        if (atomic_load(&sc->broken) || !atomic_load(&u->owned)) {
             snprintf(why, whylen, "repartition partition %d is no longer this daemon's%s%s",
-                     (int)u->p, atomic_load(&sc->lost) ? ": " : "",
-                     atomic_load(&sc->lost) ? sc->lost_why : "");
+                     (int)u->p, atomic_load(&sc->broken) ? ": " : "",
+                     atomic_load(&sc->broken) ? sc->broken_why : "");
             return false;
         }
         int64_t now = fw_mono_ms();
@@ -241,7 +241,7 @@ static bool unit_check(void *ctx, char *why, size_t whylen)
 static bool unit_gone(void *ctx)
 {
     struct unit *u = ctx;
-    return atomic_load(&u->sc->lost) || !atomic_load(&u->owned) ||
+    return atomic_load(&u->sc->broken) || !atomic_load(&u->owned) ||
            !atomic_load(&u->sc->own[u->p]);
 }
 
@@ -356,7 +356,7 @@ static void *unit_main(void *arg)
         snprintf(err, errlen, "unit %d: %s", (int)u->p, fw_driver_fatal(u->drv));
         goto out;
     }
-    if (!atomic_load(&u->lost) && !atomic_load(&sc->lost)) {
+    if (!atomic_load(&u->lost) && !atomic_load(&sc->broken)) {
         char why[1024];
         int64_t t1 = fw_mono_ms();
         if (fw_driver_checkpoint(u->drv, t1 + (int64_t)s->shutdown_timeout_s * 1000, &u->hard,
@@ -411,7 +411,7 @@ static void unit_start(struct scale *sc, int32_t p)
     if (pthread_create(&u->th, NULL, unit_main, u) != 0) {
         fw_log(FW_LOG_ERROR, "scale", "cannot start a unit thread", "partition=%d", (int)p);
         free(u);
-        set_lost(sc, "cannot start a unit thread");
+        set_broken(sc, "cannot start a unit thread");
         return;
     }
     sc->units[p] = u;
@@ -448,7 +448,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct scale *sc = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
-        if (parts->cnt > 0 && !atomic_load(&sc->lost)) {
+        if (parts->cnt > 0 && !atomic_load(&sc->broken)) {
             atomic_store(&sc->lease_until, fw_mono_ms() + sc->session_ms / 2);
             for (int i = 0; i < parts->cnt; i++) {
                 fw_log(FW_LOG_INFO, "scale", "partition assigned: restoring its state",
@@ -619,9 +619,8 @@ int fw_scale_run(const fw_settings *s, fw_metrics *m, fw_reloader *rl, fw_rulese
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(sc.ctl, 100);
         if (msg)
             rd_kafka_message_destroy(msg);
-        if (atomic_load(&sc.lost)) {
-            snprintf(err, errlen, "fenced: %s (stopping: the partitions are another's now)",
-                     sc.lost_why);
+        if (atomic_load(&sc.broken)) {
+            snprintf(err, errlen, "%s", sc.broken_why);
             rc = 3;
             break;
         }
@@ -686,14 +685,14 @@ out:
         sc.fwd_stop = 1;
         pthread_join(sc.fwd_th, NULL);
         char cerr[512];
-        if (!atomic_load(&sc.lost) && rc == 0 &&
+        if (!atomic_load(&sc.broken) && rc == 0 &&
             fw_forwarder_close(sc.fwd, fw_mono_ms() + CLOSE_WAIT_MS, cerr, sizeof cerr) != 0) {
             snprintf(err, errlen, "forwarder: %s", cerr);
             rc = 1;
         }
     }
     if (sc.ctl) {
-        bool lost = atomic_load(&sc.lost) || rc != 0;
+        bool lost = atomic_load(&sc.broken) || rc != 0;
         for (uint32_t p = 0; p < sc.nparts; p++)
             if (sc.units[p])
                 unit_stop(&sc, (int32_t)p, lost);
