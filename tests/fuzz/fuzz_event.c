@@ -9,15 +9,19 @@
  * fw_utf8_valid must agree with a plain reference validator; and the same
  * bytes must be refused as too large under a limit one byte smaller.  The
  * input's leading bytes, read as doubles, go through fw_numtext as well, so
- * NaN payloads, subnormals and huge values are covered directly. */
+ * NaN payloads, subnormals and huge values are covered directly.  The
+ * event parser (src/event_json.c) must accept exactly what cJSON's own
+ * parser accepts, end at the same byte and build the same tree. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fraudwatch/arena.h"
+#include "event_json.h"
 #include "fraudwatch/event.h"
 #include "fuzz.h"
+#include "../json_diff.h"
 
 #define MAX_EVENT (1u << 20)
 
@@ -143,6 +147,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         double v;
         memcpy(&v, data + off, sizeof v);
         check_numtext(v);
+    }
+
+    /* The event parser against cJSON's, tree for tree. */
+    {
+        const char *end_c = NULL, *end_f = NULL;
+        cJSON *c = size ? cJSON_ParseWithLengthOpts(s, size, &end_c, 0) : NULL;
+        cJSON *f = fw_json_parse(s, size, NULL, &end_f);
+        FZ_CHECKF((c == NULL) == (f == NULL), "cJSON %s, fw_json_parse %s",
+                  c ? "accepts" : "refuses", f ? "accepts" : "refuses");
+        if (c) {
+            const char *why = fw_json_tree_diff(c, f);
+            FZ_CHECKF(end_c == end_f && !why, "end %td vs %td, %s", end_c - s, end_f - s,
+                      why ? why : "same tree");
+        }
+        cJSON_Delete(c);
+        cJSON_Delete(f);
     }
 
     /* Without an arena: malloc'd tree, released by fw_event_release. */

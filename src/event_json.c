@@ -1,0 +1,416 @@
+/* event_json.c — one message's JSON text → a cJSON tree, built fast.
+ *
+ * Owns the parse of an input event.  cJSON's own parser was about 40 % of a
+ * worker's time on the 1.7M drain (perf, issue 16): it tries "null",
+ * "false" and "true" with strncmp before every value, calls localeconv and
+ * strtod for every number, and allocates each string after scanning it a
+ * byte at a time.  This parser builds the very same tree — the same nodes,
+ * types, strings, numbers bit for bit, order and duplicate keys — and
+ * accepts and refuses exactly the inputs that cJSON 1.7.15's
+ * cJSON_ParseWithLengthOpts() does, quirks included: any byte ≤ 32 is
+ * whitespace, a leading UTF-8 BOM is skipped, a number is what strtod
+ * reads of the run of bytes from [0-9+-eE.] that starts it, "\u0000" ends
+ * a string's text early, nesting stops at CJSON_NESTING_LIMIT.  So everything downstream
+ * reads events with cJSON's accessors, unchanged, and cJSON_Delete frees
+ * them.  The only shortcut is the common case: an integer of at most 15
+ * digits is exact as a double, so it is converted without strtod; every
+ * other number goes through the same strtod call cJSON makes.
+ *
+ * tests/test_json.c and tests/fuzz/fuzz_event.c compare it with the
+ * library, tree for tree, on hand-written edge cases, the fuzz corpus and
+ * random mutations of it.
+ *
+ * Nodes and strings come from the arena when one is given (a bump each),
+ * else from malloc, one allocation per node and per string, as cJSON_Delete
+ * expects. */
+#include "event_json.h"
+
+#include <limits.h>
+#include <locale.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const unsigned char *s;
+    size_t len;
+    size_t off;
+    size_t depth;
+    fw_arena *arena;
+} jp;
+
+static void *jalloc(jp *j, size_t n)
+{
+    return j->arena ? fw_arena_alloc(j->arena, n) : malloc(n);
+}
+
+static void jfree(jp *j, void *p)
+{
+    if (!j->arena)
+        free(p);
+}
+
+static cJSON *new_node(jp *j)
+{
+    cJSON *c = jalloc(j, sizeof *c);
+    if (c)
+        memset(c, 0, sizeof *c);
+    return c;
+}
+
+/* cJSON's buffer_skip_whitespace(), to the letter: nothing at the end; at
+ * the end after skipping, back one byte. */
+static void skip_ws(jp *j)
+{
+    if (j->off >= j->len)
+        return;
+    while (j->off < j->len && j->s[j->off] <= 32)
+        j->off++;
+    if (j->off == j->len)
+        j->off--;
+}
+
+static bool parse_value(jp *j, cJSON *item);
+
+/* A word with a byte equal to c has the high bit of that byte set. */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+static inline uint64_t has_byte(uint64_t w, unsigned char c)
+{
+    uint64_t x = w ^ (ONES * c);
+    return (x - ONES) & ~x & HIGHS;
+}
+
+static unsigned hex4(const unsigned char *in)
+{
+    unsigned h = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = in[i];
+        if (c >= '0' && c <= '9')
+            h += c - '0';
+        else if (c >= 'A' && c <= 'F')
+            h += 10 + c - 'A';
+        else if (c >= 'a' && c <= 'f')
+            h += 10 + c - 'a';
+        else
+            return 0;       /* cJSON: an invalid digit makes the code 0 */
+        if (i < 3)
+            h <<= 4;
+    }
+    return h;
+}
+
+/* "\uXXXX" or a surrogate pair at `in` → UTF-8 at *out.  The length of the
+ * escape read (6 or 12), 0 when cJSON refuses it. */
+static unsigned utf16_escape(const unsigned char *in, const unsigned char *end,
+                             unsigned char **out)
+{
+    if (end - in < 6)
+        return 0;
+    unsigned long cp;
+    unsigned first = hex4(in + 2), seq = 6;
+    if (first >= 0xDC00 && first <= 0xDFFF)
+        return 0;
+    if (first >= 0xD800 && first <= 0xDBFF) {
+        const unsigned char *second = in + 6;
+        if (end - second < 6 || second[0] != '\\' || second[1] != 'u')
+            return 0;
+        unsigned lo = hex4(second + 2);
+        if (lo < 0xDC00 || lo > 0xDFFF)
+            return 0;
+        cp = 0x10000 + (((first & 0x3FF) << 10) | (lo & 0x3FF));
+        seq = 12;
+    } else {
+        cp = first;
+    }
+    unsigned char *o = *out;
+    if (cp < 0x80) {
+        o[0] = (unsigned char)cp;
+        *out = o + 1;
+    } else if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (cp >> 6));
+        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        *out = o + 2;
+    } else if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        *out = o + 3;
+    } else {
+        o[0] = (unsigned char)(0xF0 | (cp >> 18));
+        o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        *out = o + 4;
+    }
+    return seq;
+}
+
+/* A string literal at the current offset → a new NUL-terminated text in
+ * *out.  cJSON's parse_string(): the closing quote is found first (an
+ * escape skips the byte after it), then escapes are decoded. */
+static bool parse_string(jp *j, char **out)
+{
+    const unsigned char *s = j->s, *lim = j->s + j->len;
+    if (j->off >= j->len || s[j->off] != '"')
+        return false;
+    const unsigned char *start = s + j->off + 1, *q = start;
+    size_t escapes = 0;
+    for (;;) {
+        /* Eight bytes at a time to the next quote or backslash. */
+        while (lim - q >= 8) {
+            uint64_t w;
+            memcpy(&w, q, 8);
+            uint64_t hit = has_byte(w, '"') | has_byte(w, '\\');
+            if (hit) {
+                q += (unsigned)__builtin_ctzll(hit) >> 3;
+                break;
+            }
+            q += 8;
+        }
+        while (q < lim && *q != '"' && *q != '\\')
+            q++;
+        if (q >= lim)
+            return false;               /* the string ended unexpectedly */
+        if (*q == '"')
+            break;
+        if (q + 1 >= lim)
+            return false;               /* a backslash as the last byte */
+        escapes++;
+        q += 2;
+    }
+    const unsigned char *end = q;       /* the closing quote */
+    size_t cap = (size_t)(end - start) + 1 - escapes;
+    unsigned char *text = jalloc(j, cap + 1);
+    if (!text)
+        return false;
+    if (!escapes) {
+        memcpy(text, start, (size_t)(end - start));
+        text[end - start] = '\0';
+    } else {
+        unsigned char *o = text;
+        const unsigned char *p = start;
+        while (p < end) {
+            if (*p != '\\') {
+                *o++ = *p++;
+                continue;
+            }
+            unsigned seq = 2;
+            switch (p[1]) {
+            case 'b': *o++ = '\b'; break;
+            case 'f': *o++ = '\f'; break;
+            case 'n': *o++ = '\n'; break;
+            case 'r': *o++ = '\r'; break;
+            case 't': *o++ = '\t'; break;
+            case '"':
+            case '\\':
+            case '/': *o++ = p[1]; break;
+            case 'u':
+                seq = utf16_escape(p, end, &o);
+                if (!seq)
+                    goto fail;
+                break;
+            default:
+                goto fail;
+            }
+            p += seq;
+        }
+        *o = '\0';
+    }
+    *out = (char *)text;
+    j->off = (size_t)(end - s) + 1;
+    return true;
+fail:
+    jfree(j, text);
+    return false;
+}
+
+static bool number_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == 'e' || c == 'E' ||
+           c == '.';
+}
+
+static void set_number(cJSON *item, double n)
+{
+    item->valuedouble = n;
+    if (n >= INT_MAX)
+        item->valueint = INT_MAX;
+    else if (n <= (double)INT_MIN)
+        item->valueint = INT_MIN;
+    else
+        item->valueint = (int)n;
+    item->type = cJSON_Number;
+}
+
+static bool parse_number(jp *j, cJSON *item)
+{
+    const unsigned char *s = j->s + j->off;
+    size_t rem = j->len - j->off, i = 0;
+    bool neg = false;
+    if (rem && s[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    /* Up to 15 digits and then no other number byte: exact as a double,
+     * and strtod would read exactly these bytes. */
+    uint64_t v = 0;
+    size_t d0 = i;
+    while (i < rem && i - d0 < 16 && s[i] >= '0' && s[i] <= '9')
+        v = v * 10 + (uint64_t)(s[i++] - '0');
+    size_t nd = i - d0;
+    if (nd >= 1 && nd <= 15 && (i == rem || !number_byte(s[i]))) {
+        set_number(item, neg ? -(double)v : (double)v);
+        j->off += i;
+        return true;
+    }
+    /* Anything else exactly as cJSON's parse_number(): strtod over a copy
+     * of every number byte from here, the point made the locale's. */
+    size_t k = 0;
+    while (k < rem && number_byte(s[k]))
+        k++;
+    char small[64], *buf = k < sizeof small ? small : malloc(k + 1);
+    if (!buf)
+        return false;
+    char point = localeconv()->decimal_point[0];
+    for (size_t m = 0; m < k; m++)
+        buf[m] = s[m] == '.' ? point : (char)s[m];
+    buf[k] = '\0';
+    char *after;
+    double n = strtod(buf, &after);
+    size_t used = (size_t)(after - buf);
+    if (buf != small)
+        free(buf);
+    if (!used)
+        return false;
+    set_number(item, n);
+    j->off += used;
+    return true;
+}
+
+/* The elements of an array or the members of an object, after its opening
+ * bracket: cJSON's parse_array() and parse_object(), step for step. */
+static bool parse_list(jp *j, cJSON *item, bool object)
+{
+    const unsigned char close = object ? '}' : ']';
+    if (j->depth >= CJSON_NESTING_LIMIT)
+        return false;
+    j->depth++;
+    cJSON *head = NULL, *cur = NULL;
+    j->off++;
+    skip_ws(j);
+    if (j->off < j->len && j->s[j->off] == close)
+        goto done;
+    if (j->off >= j->len) {
+        j->off--;
+        return false;
+    }
+    j->off--;
+    do {
+        cJSON *n = new_node(j);
+        if (!n)
+            goto fail;
+        if (!head) {
+            head = cur = n;
+        } else {
+            cur->next = n;
+            n->prev = cur;
+            cur = n;
+        }
+        j->off++;
+        skip_ws(j);
+        if (object) {
+            if (!parse_string(j, &cur->string))
+                goto fail;
+            skip_ws(j);
+            if (j->off >= j->len || j->s[j->off] != ':')
+                goto fail;
+            j->off++;
+            skip_ws(j);
+        }
+        if (!parse_value(j, cur))
+            goto fail;
+        skip_ws(j);
+    } while (j->off < j->len && j->s[j->off] == ',');
+    if (j->off >= j->len || j->s[j->off] != close)
+        goto fail;
+done:
+    j->depth--;
+    if (head)
+        head->prev = cur;
+    item->type = object ? cJSON_Object : cJSON_Array;
+    item->child = head;
+    j->off++;
+    return true;
+fail:
+    if (head && !j->arena)
+        cJSON_Delete(head);
+    return false;
+}
+
+static bool parse_value(jp *j, cJSON *item)
+{
+    if (j->off >= j->len)
+        return false;
+    const unsigned char *s = j->s + j->off;
+    size_t rem = j->len - j->off;
+    switch (s[0]) {
+    case 'n':
+        if (rem >= 4 && memcmp(s, "null", 4) == 0) {
+            item->type = cJSON_NULL;
+            j->off += 4;
+            return true;
+        }
+        return false;
+    case 'f':
+        if (rem >= 5 && memcmp(s, "false", 5) == 0) {
+            item->type = cJSON_False;
+            j->off += 5;
+            return true;
+        }
+        return false;
+    case 't':
+        if (rem >= 4 && memcmp(s, "true", 4) == 0) {
+            item->type = cJSON_True;
+            item->valueint = 1;
+            j->off += 4;
+            return true;
+        }
+        return false;
+    case '"':
+        if (!parse_string(j, &item->valuestring))
+            return false;
+        item->type = cJSON_String;
+        return true;
+    case '[':
+        return parse_list(j, item, false);
+    case '{':
+        return parse_list(j, item, true);
+    default:
+        if (s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))
+            return parse_number(j, item);
+        return false;
+    }
+}
+
+cJSON *fw_json_parse(const char *data, size_t len, fw_arena *arena, const char **end)
+{
+    if (!data || !len)
+        return NULL;
+    jp j = { .s = (const unsigned char *)data, .len = len, .arena = arena };
+    cJSON *root = new_node(&j);
+    if (!root)
+        return NULL;
+    if (len > 4 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+        j.off = 3;
+    skip_ws(&j);
+    if (!parse_value(&j, root)) {
+        if (!arena)
+            cJSON_Delete(root);
+        return NULL;
+    }
+    if (end)
+        *end = data + j.off;
+    return root;
+}
