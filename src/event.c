@@ -73,28 +73,38 @@ bool fw_event_parse(const char *data, size_t len, size_t max_bytes,
         *reason = "larger than the maximum event size";
         return false;
     }
-    if (!fw_utf8_valid(data, len)) {
-        *reason = "not valid UTF-8";
-        return false;
-    }
     const char *end = NULL;
-    cJSON *root = fw_json_parse(data, len, tl_arena, &end);
+    bool utf8 = false;
+    cJSON *root = fw_json_parse(data, len, tl_arena, &end, &utf8);
+    ev->root = root;
+    bool trailing = false;
+    if (root) {
+        for (const char *q = end; q < data + len; q++)
+            if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
+                trailing = true;
+                break;
+            }
+    }
+    /* The parser checked the strings; what is left is ASCII unless the
+     * parse failed or trailing bytes follow: then the whole message is
+     * checked, UTF-8 being the first reason to give. */
+    if ((!root || !utf8 || trailing) && !fw_utf8_valid(data, len)) {
+        *reason = "not valid UTF-8";
+        goto bad;
+    }
     if (!root) {
         *reason = "not valid JSON";
         return false;
     }
-    ev->root = root;
-    for (const char *q = end; q < data + len; q++) {
-        if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
-            *reason = "trailing data after the JSON value";
-            goto bad;
-        }
+    if (trailing) {
+        *reason = "trailing data after the JSON value";
+        goto bad;
     }
     if (!cJSON_IsObject(root)) {
         *reason = "not a JSON object";
         goto bad;
     }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "event_id");
+    const cJSON *id = fw_member(root, "event_id");
     if (!id) {
         *reason = "missing event_id";
         goto bad;
@@ -103,7 +113,7 @@ bool fw_event_parse(const char *data, size_t len, size_t max_bytes,
         *reason = "event_id is not a non-empty string";
         goto bad;
     }
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    const cJSON *type = fw_member(root, "type");
     if (!type) {
         *reason = "missing type";
         goto bad;
@@ -112,7 +122,7 @@ bool fw_event_parse(const char *data, size_t len, size_t max_bytes,
         *reason = "type is not a non-empty string";
         goto bad;
     }
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
+    const cJSON *ts = fw_member(root, "ts");
     if (!ts) {
         *reason = "missing ts";
         goto bad;

@@ -74,7 +74,14 @@ int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v)
     uint32_t limit = len ? (uint32_t)(FW_MATCH_WORK / len) : FW_MATCH_LIMIT;
     limit = limit < 100 ? 100 : limit > FW_MATCH_LIMIT ? FW_MATCH_LIMIT : limit;
     pcre2_set_match_limit(m->mctx, limit);
-    int rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, m->md, m->mctx);
+    /* The JIT's fast path: what pcre2_match() calls for a JIT-compiled
+     * pattern, without its option checks and its UTF-8 check of the subject
+     * (an event's strings are valid UTF-8: the message was checked whole
+     * and a \u escape cannot make a surrogate).  A pattern the JIT could not
+     * compile (or FRAUDWATCH_NO_JIT) goes to the interpreter as before. */
+    int rc = pcre2_jit_match(re, (PCRE2_SPTR)s, len, 0, 0, m->md, m->mctx);
+    if (rc == PCRE2_ERROR_JIT_BADOPTION)
+        rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, m->md, m->mctx);
     if (rc >= 0)
         return 1;
     if (rc != PCRE2_ERROR_NOMATCH)

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fraudwatch/event.h"
 #include "fraudwatch/hash.h"
 #include "fraudwatch/ruleset.h"
 
@@ -175,7 +176,7 @@ static inline const cJSON *fw_path_get(const cJSON *root, const fw_path *p)
     for (uint32_t i = 0; i < p->nparts && v; i++) {
         if (!cJSON_IsObject(v))
             return NULL;
-        v = cJSON_GetObjectItemCaseSensitive(v, p->parts[i]);
+        v = fw_member(v, p->parts[i]);
     }
     return v;
 }

@@ -3,7 +3,8 @@
  * fw_json_parse() must accept exactly what cJSON_ParseWithLengthOpts()
  * accepts, stop at the same byte and build the same tree: node for node the
  * same types, keys, strings (every byte up to the NUL), numbers bit for bit,
- * valueint, order, and cJSON's prev links.  Checked on hand-written edge
+ * valueint, order, and cJSON's prev links; and its UTF-8 verdict must be
+ * fw_utf8_valid's over the bytes it read.  Checked on hand-written edge
  * cases (each of cJSON's quirks), on every input of the fuzz corpus and its
  * regressions, on the golden cases' events, and on 200,000 seeded random
  * mutations of them; with and without an arena. */
@@ -21,6 +22,7 @@
 
 #include "event_json.h"
 #include "fraudwatch/event.h"
+#include "fraudwatch/text.h"
 #include "json_diff.h"
 
 typedef struct {
@@ -49,7 +51,8 @@ static void check_one(const char *d, size_t len, fw_arena *arena)
 {
     const char *end_c = NULL, *end_f = NULL;
     cJSON *c = len ? cJSON_ParseWithLengthOpts(d, len, &end_c, 0) : NULL;
-    cJSON *f = fw_json_parse(d, len, NULL, &end_f);
+    bool utf8 = true;
+    cJSON *f = fw_json_parse(d, len, NULL, &end_f, &utf8);
     if ((c == NULL) != (f == NULL))
         fail_msg("cJSON %s, fw_json_parse %s: \"%.*s\"", c ? "accepts" : "refuses",
                  f ? "accepts" : "refuses", (int)(len > 200 ? 200 : len), d);
@@ -60,10 +63,15 @@ static void check_one(const char *d, size_t len, fw_arena *arena)
         const char *why = fw_json_tree_diff(c, f);
         if (why)
             fail_msg("trees differ (%s): \"%.*s\"", why, (int)(len > 200 ? 200 : len), d);
+        /* The UTF-8 check that rides along: exactly the bytes it read. */
+        if (utf8 != fw_utf8_valid(d, (size_t)(end_f - d)))
+            fail_msg("utf8 %d for \"%.*s\"", utf8, (int)(len > 200 ? 200 : len), d);
+    } else {
+        assert_false(utf8);
     }
     fw_event_use_arena(arena);
     const char *end_a = NULL;
-    cJSON *fa = fw_json_parse(d, len, arena, &end_a);
+    cJSON *fa = fw_json_parse(d, len, arena, &end_a, NULL);
     fw_event_use_arena(NULL);
     assert_true((fa == NULL) == (c == NULL));
     if (c) {
@@ -177,6 +185,9 @@ static const struct {
     { S("\"raw\x01\x1f control\"") },
     { S("\"nul\x00inside\"") },
     { S("\"中文短信内容，请点击链接\"") },
+    { S("\"中文短信内容，请点击链接中文短信内容，请点击链接\xe4\xb8\"") },   /* cut sequence */
+    { S("{\"a\":\"\xc3\xa9\",\"b\":\"\xed\xa0\x80\"}") },            /* a surrogate */
+    { S("{\"0123456789abcdef\":\"\xff\"}") },
     { S("{\"k\\u0000ey\":1}") },
     { S("{\"a\":1,\"a\":2}") },
     { S("{\"\":\"\"}") },
@@ -300,7 +311,7 @@ static uint64_t next_rand(void)
 }
 
 /* Bytes that steer a JSON parser: structure, escapes, number bytes. */
-static const char steer[] = "{}[]\":,!\\u0123456789abcdefABCDEF+-.eEntrfl \t\r\n\x01\x7f\xef\xbb\xbf\x00";
+static const char steer[] = "{}[]\":,!\\u0123456789abcdefABCDEF+-.eEntrfl \t\r\n\x01\x7f\xef\xbb\xbf\xe4\xb8\xad\xc3\xed\xa0\x80\xf4\x90\x00";
 
 static void test_random_mutations(void **state)
 {

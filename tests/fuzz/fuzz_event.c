@@ -153,13 +153,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         const char *end_c = NULL, *end_f = NULL;
         cJSON *c = size ? cJSON_ParseWithLengthOpts(s, size, &end_c, 0) : NULL;
-        cJSON *f = fw_json_parse(s, size, NULL, &end_f);
+        bool utf8 = false;
+        cJSON *f = fw_json_parse(s, size, NULL, &end_f, &utf8);
         FZ_CHECKF((c == NULL) == (f == NULL), "cJSON %s, fw_json_parse %s",
                   c ? "accepts" : "refuses", f ? "accepts" : "refuses");
         if (c) {
             const char *why = fw_json_tree_diff(c, f);
             FZ_CHECKF(end_c == end_f && !why, "end %td vs %td, %s", end_c - s, end_f - s,
                       why ? why : "same tree");
+            FZ_CHECK(utf8 == fw_utf8_valid(s, (size_t)(end_f - s)));
         }
         cJSON_Delete(c);
         cJSON_Delete(f);
