@@ -15,7 +15,7 @@
  *   consumer  group GROUP, partition.assignment.strategy=cooperative-sticky
  *             (incremental assign/unassign in the rebalance callback),
  *             auto.offset.reset=earliest, queued.min.messages=1000000,
- *             queued.max.messages.kbytes=262144, enable.auto.commit=false,
+ *             queued.max.messages.kbytes=65536, enable.auto.commit=false,
  *             enable.auto.offset.store=false, enable.partition.eof=false;
  *             -X key=value overrides the first five (the daemon's
  *             kafka.consumer.* settings), not the last three;
@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 {
     const char *brokers = NULL, *group = NULL, *in_topic = NULL;
     uint64_t count = 0;
-    long commit_ms = 5000, idle_ms = 60000;
+    long commit_ms = 5000, idle_ms = 60000, batch = 0;
     char *xs[64];
     size_t nx = 0;
 
@@ -175,6 +175,8 @@ int main(int argc, char **argv)
             commit_ms = strtol(v, NULL, 10);
         else if (!strcmp(a, "--idle-timeout-ms"))
             idle_ms = strtol(v, NULL, 10);
+        else if (!strcmp(a, "--batch"))
+            batch = strtol(v, NULL, 10);
         else if (!strcmp(a, "-X") && nx < sizeof xs / sizeof xs[0] && strchr(v, '='))
             xs[nx++] = argv[i];
         else {
@@ -194,7 +196,7 @@ int main(int argc, char **argv)
         set(cc, "auto.offset.reset", "earliest") ||
         set(cc, "partition.assignment.strategy", "cooperative-sticky") ||
         set(cc, "queued.min.messages", "1000000") ||
-        set(cc, "queued.max.messages.kbytes", "262144"))
+        set(cc, "queued.max.messages.kbytes", "65536"))
         return 2;
     for (size_t i = 0; i < nx; i++) {
         char *eq = strchr(xs[i], '=');
@@ -231,8 +233,24 @@ int main(int argc, char **argv)
     uint64_t consumed = 0, errors = 0, commits = 0, bytes = 0;
     double t_start = mono_s(), t_first = 0, t_last = 0, last_cp = t_start, last_msg = t_start;
     bool idle_out = false, busy = false;
+    rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(cons);
+    rd_kafka_message_t *got[1024];
+    ssize_t ngot = 0, igot = 0;
+    if (batch > 1024)
+        batch = 1024;
     while (consumed < count && !stop) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, busy ? 0 : 20);
+        rd_kafka_message_t *m;
+        if (batch > 0) {
+            if (igot == ngot) {
+                ngot = rd_kafka_consume_batch_queue(cq, busy ? 0 : 20, got, (size_t)batch);
+                igot = 0;
+                if (ngot < 0)
+                    ngot = 0;
+            }
+            m = igot < ngot ? got[igot++] : NULL;
+        } else {
+            m = rd_kafka_consumer_poll(cons, busy ? 0 : 20);
+        }
         busy = m != NULL;
         if (!m && (mono_s() - last_msg) * 1000 > (double)idle_ms) {
             fprintf(stderr, "consume_only: no message for %ld ms, giving up at %" PRIu64
@@ -262,6 +280,7 @@ int main(int argc, char **argv)
         }
     }
     int rc = commit(cons, &commits) == 0 && !stop && !idle_out ? 0 : 1;
+    rd_kafka_queue_destroy(cq);
     rd_kafka_consumer_close(cons);
     rd_kafka_destroy(cons);
 
