@@ -192,6 +192,23 @@ void *fw_hmap_next(const fw_hmap *m, size_t *pos)
     return NULL;
 }
 
+size_t fw_hmap_capacity(const fw_hmap *m) { return m->mask + 1; }
+
+void *fw_hmap_next_upto(const fw_hmap *m, size_t *pos, size_t end)
+{
+    if (end > m->mask + 1)
+        end = m->mask + 1;
+    for (size_t i = *pos; i < end; i++) {
+        if (m->slots[i].item) {
+            *pos = i + 1;
+            return m->slots[i].item;
+        }
+    }
+    if (*pos < end)
+        *pos = end;
+    return NULL;
+}
+
 void *fw_hmap_sample(const fw_hmap *m, uint64_t r)
 {
     if (m->count == 0)

@@ -83,7 +83,7 @@ struct fw_snapshot {
 enum { ST_FREE, ST_FILLING, ST_FILLED, ST_PARSED, ST_DONE };
 
 #define BATCH_BYTES (4u << 20)
-#define GC_EVERY 256            /* batches between sweeps of idle keys */
+#define GC_EVERY 256            /* batches per sweep of idle keys, a slice each */
 
 struct msg {
     size_t off;
@@ -326,8 +326,8 @@ static void stage2(struct worker *w, fw_batch *b)
         b->clock_behind = behind;
     }
     now = fw_sclock_update(&w->clock);
-    if (b->seqno % GC_EVERY == GC_EVERY - 1 && now != FW_TS_NONE)
-        fw_state_gc(w->state, now, late);
+    if (now != FW_TS_NONE)
+        fw_state_gc_slice(w->state, now, late, GC_EVERY);
     if (b->snap)
         snapshot_begin(w, b->snap);
     else if (w->snap)

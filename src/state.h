@@ -42,8 +42,10 @@ void fw_state_free(fw_state *st);
 void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
                     fw_alert_out *out);
 /* Drops the state of keys idle for longer than their window (or
- * suppression) plus `lateness_ms`, judged by the stream clock `clock`. */
-void fw_state_gc(fw_state *st, int64_t clock, int64_t lateness_ms);
+ * suppression) plus `lateness_ms`, judged by the stream clock `clock`, in
+ * slices: each call sweeps the next 1/`slices` of the table, so `slices`
+ * calls make a whole pass.  Nothing while a snapshot is open. */
+void fw_state_gc_slice(fw_state *st, int64_t clock, int64_t lateness_ms, uint32_t slices);
 size_t fw_state_keys(const fw_state *st);
 /* At most max_keys keys (0: no limit): a new key beyond it evicts the key
  * whose state ends first among a few sampled.  Evictions so far. */

@@ -4,7 +4,7 @@
  * themselves so that replay and stream agree.  The engine keeps each key's
  * state for its window (or suppression) plus engine.lateness_s past the
  * key's own last event, and drops it once this clock has passed that point
- * (state.c, fw_state_gc).  Dropping is the only way one key's events can
+ * (state.c, fw_state_gc_slice).  Dropping is the only way one key's events can
  * affect another key, so the clock must not believe a handful of events:
  * an event stamped in year 9999 (or 1.5 days ahead) used to drag it forward
  * and every key of the stream was swept.

@@ -52,5 +52,10 @@ void *fw_hmap_next(const fw_hmap *m, size_t *pos);
  * wrapping), or NULL when empty: for sampling, e.g. eviction. */
 void *fw_hmap_sample(const fw_hmap *m, uint64_t r);
 void fw_hmap_remove_at(fw_hmap *m, size_t *pos);
+/* Slots in the table (a power of two). */
+size_t fw_hmap_capacity(const fw_hmap *m);
+/* fw_hmap_next() that looks at slots before `end` only: NULL (and *pos at
+ * end) when none of them holds an item — a sweep in slices. */
+void *fw_hmap_next_upto(const fw_hmap *m, size_t *pos, size_t end);
 
 #endif
