@@ -12,16 +12,26 @@
  * two numbers compare like with like.  Nothing is looked up in the tree: this
  * is the floor, not a model of the engine.
  *
- * Usage: parse_only FILE [--runs N]   (N passes; reports each and the best)
+ * --parser picks the parser: cjson (cJSON_ParseWithLengthOpts, the default
+ * and the floor replay.sh compares against), fw (fraudwatch's own
+ * src/event_json.c, the same tree for the same inputs, malloc'd and freed
+ * with cJSON_Delete), fw-arena (fw_json_parse into an arena reset after each
+ * line, as a worker parses).
+ *
+ * Usage: parse_only FILE [--runs N] [--parser cjson|fw|fw-arena]
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "event_json.h"
+#include "fraudwatch/arena.h"
 
 static double now(void)
 {
@@ -63,13 +73,18 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     long runs = 1;
+    const char *parser = "cjson";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
             runs = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--parser") == 0 && i + 1 < argc) {
+            parser = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            puts("usage: parse_only FILE [--runs N]\n"
-                 "Single-thread cJSON parse + delete of every line of a JSONL file held in\n"
-                 "memory; prints lines, seconds and events/s per run.");
+            puts("usage: parse_only FILE [--runs N] [--parser cjson|fw|fw-arena]\n"
+                 "Single-thread parse + delete of every line of a JSONL file held in\n"
+                 "memory; prints lines, seconds and events/s per run.  --parser: cjson\n"
+                 "(default), fw (fraudwatch's event parser, malloc), fw-arena (the same\n"
+                 "into an arena reset per line, as the engine's workers parse).");
             return 0;
         } else if (!path) {
             path = argv[i];
@@ -78,10 +93,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!path || runs < 1) {
-        fprintf(stderr, "usage: parse_only FILE [--runs N]\n");
+    bool fw = strcmp(parser, "fw") == 0, in_arena = strcmp(parser, "fw-arena") == 0;
+    if (!path || runs < 1 || (!fw && !in_arena && strcmp(parser, "cjson") != 0)) {
+        fprintf(stderr, "usage: parse_only FILE [--runs N] [--parser cjson|fw|fw-arena]\n");
         return 2;
     }
+    fw_arena *arena = in_arena ? fw_arena_new(64 * 1024) : NULL;
 
     size_t len;
     char *buf = slurp(path, &len);
@@ -97,24 +114,29 @@ int main(int argc, char **argv)
             if (n == 0)
                 continue;
             const char *end = NULL;
-            cJSON *doc = cJSON_ParseWithLengthOpts(line, n, &end, 0);
+            cJSON *doc = fw || in_arena ? fw_json_parse(line, n, arena, &end, NULL)
+                                        : cJSON_ParseWithLengthOpts(line, n, &end, 0);
             lines++;
             if (!doc || !cJSON_IsObject(doc) || end != line + n)
                 bad++;
-            cJSON_Delete(doc);
+            if (arena)
+                fw_arena_reset(arena);
+            else
+                cJSON_Delete(doc);
         }
         double secs = now() - t0;
         double eps = secs > 0 ? (double)lines / secs : 0;
         if (eps > best)
             best = eps;
-        printf("parse_only: %lu lines, %.6f s, %.0f events/s%s\n", lines, secs, eps,
+        printf("parse_only: %s: %lu lines, %.6f s, %.0f events/s%s\n", parser, lines, secs, eps,
                bad ? " (some lines malformed)" : "");
         if (bad)
             fprintf(stderr, "parse_only: %lu of %lu lines are not a complete JSON object\n",
                     bad, lines);
     }
     if (runs > 1)
-        printf("parse_only: best of %ld runs: %.0f events/s\n", runs, best);
+        printf("parse_only: %s: best of %ld runs: %.0f events/s\n", parser, runs, best);
+    fw_arena_free(arena);
     free(buf);
     return 0;
 }

@@ -4,7 +4,7 @@
 # What it does: builds a release tree if needed, generates a fixed 1.7M-event
 # stream once (cached in bench/out/, byte-identical for a given seed), then
 # runs, interleaved, REPS times each:
-#     bench/parse_only FILE                         (cJSON parse floor, 1 thread)
+#     bench/parse_only FILE --parser fw-arena       (parse floor, 1 thread)
 #     fraudwatch replay --rules rules --threads 1 FILE
 #     fraudwatch replay --rules rules --threads 2 FILE
 # and reports the median events/s of each and the ratio
@@ -92,8 +92,9 @@ Method
              $lines events ($(du -h "$INPUT" | cut -f1)), bench/gen --events $EVENTS --seed $SEED
              (deterministic; planted fraud scenarios, ~1% late events)
   rules      $RULES
-  floor      bench/parse_only: the file read into memory first, then one thread
-             parses every line with cJSON_ParseWithLengthOpts + cJSON_Delete
+  floor      bench/parse_only --parser fw-arena: the file read into memory first,
+             then one thread parses every line with the engine's parser
+             (src/event_json.c) into an arena reset per line, as a worker does
   engine     fraudwatch replay --rules RULES --threads 1, and --threads $THREADS_B,
              alerts to a file; events/s as the engine reports it on stderr
   runs       $REPS rounds, each round runs the three in turn (interleaved);
@@ -130,7 +131,7 @@ run_replay() {   # threads round -> prints events/s
 }
 
 for round in $(seq 1 "$REPS"); do
-    pout=$("$PARSE" "$INPUT") || die "parse_only failed"
+    pout=$("$PARSE" "$INPUT" --parser fw-arena) || die "parse_only failed"
     p=$(echo "$pout" | grep -o '[0-9][0-9.,]*[[:space:]]*events/s' | tail -n 1 | grep -o '^[0-9.,]*' | tr -d ',')
     [ -n "$p" ] || die "no events/s figure from parse_only: $pout"
     printf '  round %d  parse_only          %12.0f events/s\n' "$round" "$p" >&2
