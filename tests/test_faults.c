@@ -640,6 +640,7 @@ static void fenced_at(struct ctx *x, int k)
 }
 
 static void start_daemon(struct ctx *x);
+static int stop_daemon(struct ctx *x);
 static void check_log(struct ctx *x);
 
 static void fatal_at(struct ctx *x, int k)
@@ -688,6 +689,60 @@ static void fatal_at(struct ctx *x, int k)
     }
 }
 
+static void joining_before(struct ctx *x)
+{
+    /* The daemon's first SyncGroup is answered 6 s late: from its JoinGroup
+     * answer (the mock answers a new group's first join after about 3 s)
+     * until then it is a cooperative-sticky member with a protocol and no
+     * assignment, the window in which librdkafka 2.0.2 aborts in
+     * rd_kafka_destroy() (rd_kafka_sticky_assignor_state_destroy). */
+    push(x, B_COORD, K_SYNC_GROUP, ERRS(E(NO_ERROR)), 6000);
+}
+
+static void joining_at(struct ctx *x, int k)
+{
+    /* SIGTERM inside that window: exit 0 (the daemon waits for its first
+     * assignment before it leaves the group), then a restart finishes the
+     * stream. */
+    if (k != 1)
+        return;
+    double end = now_s() + 30;
+    for (;;) {
+        char *text = slurp(x->log, NULL);
+        bool running = strstr(text, "msg=\"running\"") != NULL;
+        free(text);
+        if (running)
+            break;
+        if (now_s() > end)
+            fail("the daemon did not start within 30 s");
+        check_alive(x);
+        sleep_ms(20);
+    }
+    sleep_ms(5000);            /* JoinGroup answered, SyncGroup not yet */
+    if (stack_cnt(x, B_COORD, K_SYNC_GROUP) != 0 && x->ngot == 0)
+        note("the delayed SyncGroup has not been sent yet");
+    int rc = stop_daemon(x);
+    if (rc != 0)
+        fail("exit status %d on SIGTERM while joining, not 0", rc);
+    check_log(x);
+    char *text = slurp(x->log, NULL);
+    bool waited = strstr(text, "closing while joining") != NULL;
+    bool gave_up = strstr(text, "the first assignment did not come in time") != NULL;
+    free(text);
+    char old[600];
+    snprintf(old, sizeof old, "%s.joining", x->log);
+    if (rename(x->log, old) != 0)
+        fail("rename %s: %s", x->log, strerror(errno));
+    note("SIGTERM while joining: exit 0, %s (log: %s); restarted",
+         gave_up  ? "the assignment did not come in time, left without closing"
+         : waited ? "after waiting for the first assignment"
+                  : "not in the window this time",
+         old);
+    if (!waited)
+        dump_log(old, 20);
+    start_daemon(x);
+}
+
 static const struct fcase CASES[] = {
     { "request-errors", 1,
       "retriable errors on Fetch, Produce, OffsetCommit, JoinGroup, SyncGroup, Heartbeat",
@@ -716,6 +771,8 @@ static const struct fcase CASES[] = {
       NULL, fenced_at, NULL, { { B_COORD, K_HEARTBEAT } },
       /* the default interval: events done since the last checkpoint exist */
       "state.checkpoint_interval_ms = 5000\n" },
+    { "sigterm-joining", 1, "SIGTERM between the JoinGroup answer and the first assignment: exit 0",
+      joining_before, joining_at, NULL, { { B_COORD, K_SYNC_GROUP } }, NULL },
     { "fatal", 1, "a fatal producer error mid-stream: exit 3 without a checkpoint, then a restart",
       NULL, fatal_at, NULL, { { B_OUT, K_PRODUCE } },
       /* as in fenced: events done since the last checkpoint exist */
