@@ -84,6 +84,7 @@ static void skip_ws(jp *j)
 
 static bool parse_value(jp *j, cJSON *item);
 
+#ifndef __SSE2__
 /* A word with a byte equal to c has the high bit of that byte set. */
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
@@ -92,6 +93,7 @@ static inline uint64_t has_byte(uint64_t w, unsigned char c)
     uint64_t x = w ^ (ONES * c);
     return (x - ONES) & ~x & HIGHS;
 }
+#endif
 
 static unsigned hex4(const unsigned char *in)
 {
