@@ -385,35 +385,30 @@ fail:
     return false;
 }
 
+/* null, false or true (cJSON sets valueint 1 for true). */
+static bool literal(jp *j, cJSON *item, const char *word, int type)
+{
+    size_t n = strlen(word);
+    if (j->len - j->off < n || memcmp(j->s + j->off, word, n) != 0)
+        return false;
+    item->type = type;
+    item->valueint = type == cJSON_True;
+    j->off += n;
+    return true;
+}
+
 static bool parse_value(jp *j, cJSON *item)
 {
     if (j->off >= j->len)
         return false;
     const unsigned char *s = j->s + j->off;
-    size_t rem = j->len - j->off;
     switch (s[0]) {
     case 'n':
-        if (rem >= 4 && memcmp(s, "null", 4) == 0) {
-            item->type = cJSON_NULL;
-            j->off += 4;
-            return true;
-        }
-        return false;
+        return literal(j, item, "null", cJSON_NULL);
     case 'f':
-        if (rem >= 5 && memcmp(s, "false", 5) == 0) {
-            item->type = cJSON_False;
-            j->off += 5;
-            return true;
-        }
-        return false;
+        return literal(j, item, "false", cJSON_False);
     case 't':
-        if (rem >= 4 && memcmp(s, "true", 4) == 0) {
-            item->type = cJSON_True;
-            item->valueint = 1;
-            j->off += 4;
-            return true;
-        }
-        return false;
+        return literal(j, item, "true", cJSON_True);
     case '"':
         if (!parse_string(j, &item->valuestring))
             return false;

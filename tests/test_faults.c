@@ -643,6 +643,15 @@ static void start_daemon(struct ctx *x);
 static int stop_daemon(struct ctx *x);
 static void check_log(struct ctx *x);
 
+/* The stopped daemon's log renamed to LOG.suffix (its name in `old`), so a
+ * restart writes a fresh one. */
+static void log_aside(struct ctx *x, const char *suffix, char *old, size_t oldlen)
+{
+    snprintf(old, oldlen, "%s.%s", x->log, suffix);
+    if (rename(x->log, old) != 0)
+        fail("rename %s: %s", x->log, strerror(errno));
+}
+
 static void fatal_at(struct ctx *x, int k)
 {
     /* A fatal producer error while the daemon works: a Produce request at
@@ -680,9 +689,7 @@ static void fatal_at(struct ctx *x, int k)
             fail("a checkpoint was started after the fatal error");
         free(text);
         char old[600];
-        snprintf(old, sizeof old, "%s.fatal", x->log);
-        if (rename(x->log, old) != 0)
-            fail("rename %s: %s", x->log, strerror(errno));
+        log_aside(x, "fatal", old, sizeof old);
         note("stopped by itself, status 3, no checkpoint after the error (log: %s); restarted",
              old);
         start_daemon(x);
@@ -719,8 +726,6 @@ static void joining_at(struct ctx *x, int k)
         sleep_ms(20);
     }
     sleep_ms(5000);            /* JoinGroup answered, SyncGroup not yet */
-    if (stack_cnt(x, B_COORD, K_SYNC_GROUP) != 0 && x->ngot == 0)
-        note("the delayed SyncGroup has not been sent yet");
     int rc = stop_daemon(x);
     if (rc != 0)
         fail("exit status %d on SIGTERM while joining, not 0", rc);
@@ -730,9 +735,7 @@ static void joining_at(struct ctx *x, int k)
     bool gave_up = strstr(text, "the first assignment did not come in time") != NULL;
     free(text);
     char old[600];
-    snprintf(old, sizeof old, "%s.joining", x->log);
-    if (rename(x->log, old) != 0)
-        fail("rename %s: %s", x->log, strerror(errno));
+    log_aside(x, "joining", old, sizeof old);
     note("SIGTERM while joining: exit 0, %s (log: %s); restarted",
          gave_up  ? "the assignment did not come in time, left without closing"
          : waited ? "after waiting for the first assignment"
