@@ -94,6 +94,7 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
     fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
                        .key = &s->key, .scratch = &s->evidence };
     fw_matcher_set_event_ts(s->matcher, ev->ts);   /* watchlist expiries */
+    fw_matcher_begin_event(s->matcher, root, rs->npaths);
 
     uint32_t counted = UINT32_MAX;   /* the rule last counted as matched */
     uint64_t faults = *s->faults;
@@ -148,4 +149,5 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
             continue;   /* another repartition partition's key (scale.c) */
         push(&out[fw_shard_of(u.khash, nshards)], &u);
     }
+    fw_matcher_end_event(s->matcher);
 }

@@ -1,7 +1,7 @@
 /* match.c — conditions against one event.
  *
  * What each condition form means is its row in cond_forms.c; this file
- * walks the conditions (reading each one's field once) and owns the
+ * walks the conditions (reading each field once per event) and owns the
  * per-thread PCRE2 resources (match data, a 512 KiB JIT stack, a
  * match context with a low match limit) so that matching takes no lock and
  * one hostile pattern or event costs a bounded amount of work: a limit hit is
@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "fraudwatch/alloc.h"
 #include "fraudwatch/event.h"
 
 struct fw_matcher {
@@ -22,6 +23,15 @@ struct fw_matcher {
     pcre2_jit_stack *jit;
     uint64_t faults;
     int64_t event_ts;     /* of the event being matched (lists that expire) */
+
+    /* The event's fields as looked up so far (fw_matcher_begin_event): a
+     * field is found once per event however many conditions read it — a
+     * look-up walks the event's members comparing names, and fifteen
+     * rules read the same few fields. */
+    const cJSON *root;    /* the event's; NULL: outside an event, no caching */
+    const cJSON **field;  /* by fw_path.slot - 1 ... */
+    uint32_t *field_gen;  /* ... valid where field_gen == gen */
+    uint32_t nfield, gen;
 };
 
 fw_matcher *fw_matcher_new(void)
@@ -52,7 +62,40 @@ void fw_matcher_free(fw_matcher *m)
     pcre2_match_data_free(m->md);
     pcre2_match_context_free(m->mctx);
     pcre2_jit_stack_free(m->jit);
+    free(m->field);
+    free(m->field_gen);
     free(m);
+}
+
+void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, uint32_t npaths)
+{
+    if (npaths > m->nfield) {
+        m->field = fw_xrealloc(m->field, npaths * sizeof *m->field);
+        m->field_gen = fw_xrealloc(m->field_gen, npaths * sizeof *m->field_gen);
+        memset(m->field_gen + m->nfield, 0, (npaths - m->nfield) * sizeof *m->field_gen);
+        m->nfield = npaths;
+    }
+    if (++m->gen == 0) {       /* after 2^32 events: forget every entry */
+        memset(m->field_gen, 0, m->nfield * sizeof *m->field_gen);
+        m->gen = 1;
+    }
+    m->root = root;
+}
+
+void fw_matcher_end_event(fw_matcher *m) { m->root = NULL; }
+
+/* A condition's field: from the event's cache when `root` is the event
+ * begun (a path without a slot, or another tree, is looked up). */
+static const cJSON *field(fw_matcher *m, const cJSON *root, const fw_path *p)
+{
+    uint32_t i = p->slot - 1;   /* slot 0 wraps: never below nfield */
+    if (root != m->root || i >= m->nfield)
+        return fw_path_get(root, p);
+    if (m->field_gen[i] != m->gen) {
+        m->field_gen[i] = m->gen;
+        m->field[i] = fw_path_get(root, p);
+    }
+    return m->field[i];
 }
 
 uint64_t fw_matcher_faults(const fw_matcher *m) { return m->faults; }
@@ -99,7 +142,7 @@ void fw_matcher_last_match(const fw_matcher *m, size_t *start, size_t *end)
 /* The form decides (cond_forms.c); the field is read here, once. */
 static bool holds(fw_matcher *m, const cJSON *root, const fw_cond *c)
 {
-    const cJSON *v = c->form->has_field ? fw_path_get(root, &c->path) : NULL;
+    const cJSON *v = c->form->has_field ? field(m, root, &c->path) : NULL;
     return c->form->holds(m, root, c, v);
 }
 

@@ -15,6 +15,12 @@ typedef struct fw_matcher fw_matcher;
 fw_matcher *fw_matcher_new(void);
 void fw_matcher_free(fw_matcher *m);
 
+/* Between these two, conditions on `root` read each field of the rule set
+ * (npaths of them, fw_ruleset.npaths) at most once: the event's tree must
+ * not change in between.  Outside, every condition looks its field up. */
+void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, uint32_t npaths);
+void fw_matcher_end_event(fw_matcher *m);
+
 /* True when every condition holds.  A regex that hits a match or JIT-stack
  * limit counts as "no match" and increments fw_matcher_faults(). */
 bool fw_match_all(fw_matcher *m, const cJSON *root, const fw_cond *c,

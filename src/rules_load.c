@@ -40,7 +40,25 @@ struct fw_loader {
     char rule[80];         /* current rule id, or "#3" */
     fw_ruleset *rs;
     size_t rules_cap;
+    char **paths;          /* distinct path texts so far: slot i + 1 */
+    uint32_t paths_cap;
 };
+
+/* The path's slot among the set's distinct paths (fw_path.slot): equal
+ * texts share one, so the matcher looks each up once per event. */
+static uint32_t path_slot(struct fw_loader *L, const char *text)
+{
+    fw_ruleset *rs = L->rs;
+    for (uint32_t i = 0; i < rs->npaths; i++)
+        if (strcmp(L->paths[i], text) == 0)
+            return i + 1;
+    if (rs->npaths == L->paths_cap) {
+        L->paths_cap = L->paths_cap ? L->paths_cap * 2 : 16;
+        L->paths = fw_xrealloc(L->paths, L->paths_cap * sizeof *L->paths);
+    }
+    L->paths[rs->npaths] = fw_xstrdup(text);
+    return ++rs->npaths;
+}
 
 static void report(struct fw_loader *L, const char *member, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -169,6 +187,7 @@ static bool parse_path(struct fw_loader *L, const cJSON *v, const char *place,
     out->text = fw_xstrdup(s);
     out->parts = parts;
     out->nparts = n;
+    out->slot = path_slot(L, s);
     return true;
 }
 
@@ -912,6 +931,9 @@ static int load(const fw_rulefile *files, size_t nfiles, const fw_listpart *part
         }
     }
     fw_hmap_free(ids);
+    for (uint32_t i = 0; i < rs->npaths; i++)
+        free(L.paths[i]);
+    free(L.paths);
 
     if (L.nerrors) {
         if (L.nerrors > MAX_ERRORS && L.used + 40 < L.errlen)

@@ -224,7 +224,7 @@ void fw_ruleset_build_index(fw_ruleset *rs)
 const fw_type_index *fw_ruleset_targets(const fw_ruleset *rs, const char *type)
 {
     for (uint32_t i = 0; i < rs->ntypes; i++)
-        if (strcmp(rs->types[i].type, type) == 0)
+        if (rs->types[i].type[0] == type[0] && strcmp(rs->types[i].type, type) == 0)
             return &rs->types[i];
     return &rs->other;
 }

@@ -24,6 +24,9 @@ typedef struct fw_path {
     char *text;      /* "payer.account" */
     char **parts;    /* {"payer", "account"} */
     uint32_t nparts;
+    uint32_t slot;   /* 1 + its index among the set's distinct paths, the
+                      * matcher's per-event cache of look-ups (match.c);
+                      * 0: not cached */
 } fw_path;
 
 /* A watchlist: its entries are two immutable parts that rule sets share
@@ -152,6 +155,7 @@ struct fw_ruleset {
     fw_type_index *types;    /* one per event type named by a rule */
     uint32_t ntypes;
     fw_type_index other;     /* targets for types no rule names ("*" only) */
+    uint32_t npaths;         /* distinct field paths: fw_path.slot <= npaths */
 };
 
 /* Does `a OP b` hold, given cmp = (a > b) - (a < b)?  One definition for

@@ -101,6 +101,42 @@ static void test_plain_evidence_and_subject(void **state)
     fwt_result_free(&res);
 }
 
+/* Conditions read each field once per event (match.c caches the look-ups
+ * by path): a value must never carry over to the next event, which the
+ * batch's arena may parse at the very same address. */
+static void test_field_lookups_per_event(void **state)
+{
+    (void)state;
+    const char *rules =
+        "[{\"id\":\"F1\",\"event\":\"e\",\"subject\":\"s\",\"where\":["
+        "{\"field\":\"a\",\"op\":\"==\",\"value\":\"x\"}]},"
+        "{\"id\":\"F2\",\"event\":\"e\",\"subject\":\"s\",\"where\":["
+        "{\"field\":\"a\",\"op\":\"==\",\"value\":\"x\"},{\"field\":\"b.c\",\"op\":\">\",\"value\":5}]},"
+        "{\"id\":\"F3\",\"event\":\"e\",\"subject\":\"s\",\"where\":[{\"any\":["
+        "{\"field\":\"b.c\",\"op\":\">\",\"value\":5},{\"field\":\"a\",\"op\":\"==\",\"value\":\"y\"}]}]},"
+        "{\"id\":\"F4\",\"event\":\"e\",\"subject\":\"s\",\"where\":["
+        "{\"field\":\"a\",\"regex\":\"^y\"}]}]";
+    const char *ev =
+        "{\"event_id\":\"e1\",\"type\":\"e\",\"ts\":1,\"s\":\"1\",\"a\":\"x\",\"b\":{\"c\":9}}\n"
+        "{\"event_id\":\"e2\",\"type\":\"e\",\"ts\":2,\"s\":\"1\",\"b\":{\"c\":1}}\n"
+        "{\"event_id\":\"e3\",\"type\":\"e\",\"ts\":3,\"s\":\"1\",\"a\":\"y\"}\n"
+        "{\"event_id\":\"e4\",\"type\":\"e\",\"ts\":4,\"s\":\"1\",\"b\":{\"c\":7}}\n"
+        "{\"event_id\":\"e5\",\"type\":\"e\",\"ts\":5,\"s\":\"1\",\"a\":\"x\",\"b\":\"c\"}\n";
+    static const char *const want[][2] = {
+        { "F1", "e1" }, { "F2", "e1" }, { "F3", "e1" }, { "F3", "e3" },
+        { "F4", "e3" }, { "F3", "e4" }, { "F1", "e5" },
+    };
+    for (uint32_t threads = 1; threads <= 2; threads++) {
+        fwt_result res;
+        run(rules, NULL, ev, threads, &res);
+        assert_int_equal(res.nalerts, sizeof want / sizeof want[0]);
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            if (!fwt_find(&res, want[i][0], want[i][1]))
+                fail_msg("no %s alert for %s", want[i][0], want[i][1]);
+        fwt_result_free(&res);
+    }
+}
+
 static void test_sequence_evidence(void **state)
 {
     (void)state;
@@ -686,6 +722,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threshold_evidence),
         cmocka_unit_test(test_plain_evidence_and_subject),
+        cmocka_unit_test(test_field_lookups_per_event),
         cmocka_unit_test(test_sequence_evidence),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_threads_identical),
