@@ -72,9 +72,9 @@ void fw_arena_reset(fw_arena *a)
     a->bytes = c->size;
 }
 
-void *fw_arena_alloc(fw_arena *a, size_t n)
+/* The current chunk, with at least n (a multiple of 16) bytes free. */
+static struct chunk *room(fw_arena *a, size_t n)
 {
-    n = (n + 15) & ~(size_t)15;
     struct chunk *c = a->head;
     if (c->size - c->used < n) {
         size_t size = n > a->chunk_size ? n : a->chunk_size;
@@ -87,9 +87,35 @@ void *fw_arena_alloc(fw_arena *a, size_t n)
         a->bytes += size;
         c = nc;
     }
+    return c;
+}
+
+void *fw_arena_alloc(fw_arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct chunk *c = room(a, n);
+    if (!c)
+        return NULL;
     void *p = c->data + c->used;
     c->used += n;
     return p;
+}
+
+void *fw_arena_window(fw_arena *a, size_t min, size_t *len)
+{
+    struct chunk *c = room(a, (min + 15) & ~(size_t)15);
+    if (!c)
+        return NULL;
+    *len = c->size - c->used;
+    return c->data + c->used;
+}
+
+void fw_arena_commit(fw_arena *a, const void *end)
+{
+    struct chunk *c = a->head;
+    size_t used = (size_t)((const unsigned char *)end - c->data);
+    used = (used + 15) & ~(size_t)15;     /* the next start stays aligned */
+    c->used = used < c->size ? used : c->size;
 }
 
 char *fw_arena_strndup(fw_arena *a, const char *s, size_t n)

@@ -25,8 +25,8 @@
  * successful parse read is ASCII by the grammar, so the caller need not
  * read the message a second time (fw_event_parse).
  *
- * Nodes and strings come from the arena when one is given (a bump each),
- * else from malloc, one allocation per node and per string, as cJSON_Delete
+ * Nodes and strings come from the arena when one is given (bumped off a
+ * window of it, committed when the parse ends), else from malloc, one allocation per node and per string, as cJSON_Delete
  * expects. */
 #include "event_json.h"
 
@@ -48,12 +48,37 @@ typedef struct {
     size_t off;
     size_t depth;
     fw_arena *arena;
+    unsigned char *wcur, *wend;  /* the arena's window being filled */
     bool utf8;          /* every string so far is valid UTF-8 */
 } jp;
 
-static void *jalloc(jp *j, size_t n)
+/* With an arena, pieces are bumped off a window of it (fw_arena_window),
+ * 8-byte aligned as a cJSON node needs: no call per node or string. */
+static void *jalloc_window(jp *j, size_t n)
 {
-    return j->arena ? fw_arena_alloc(j->arena, n) : malloc(n);
+    if (j->wcur)
+        fw_arena_commit(j->arena, j->wcur);
+    size_t len;
+    unsigned char *w = fw_arena_window(j->arena, n, &len);
+    if (!w) {
+        j->wcur = j->wend = NULL;
+        return NULL;
+    }
+    j->wcur = w + n;
+    j->wend = w + len;
+    return w;
+}
+
+static inline void *jalloc(jp *j, size_t n)
+{
+    if (!j->arena)
+        return malloc(n);
+    n = (n + 7) & ~(size_t)7;
+    if ((size_t)(j->wend - j->wcur) < n)
+        return jalloc_window(j, n);
+    void *p = j->wcur;
+    j->wcur += n;
+    return p;
 }
 
 static void jfree(jp *j, void *p)
@@ -439,7 +464,10 @@ cJSON *fw_json_parse(const char *data, size_t len, fw_arena *arena, const char *
     if (len > 4 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
         j.off = 3;
     skip_ws(&j);
-    if (!parse_value(&j, root)) {
+    bool ok = parse_value(&j, root);
+    if (j.wcur)
+        fw_arena_commit(arena, j.wcur);
+    if (!ok) {
         if (!arena)
             cJSON_Delete(root);
         return NULL;

@@ -137,6 +137,36 @@ static void test_utf8(void **state)
     assert_false(fw_utf8_valid("\xe5\x41\x41", 3));               /* bad continuation */
 }
 
+static void test_arena_window(void **state)
+{
+    (void)state;
+    fw_arena *a = fw_arena_new(256);
+    size_t len;
+    unsigned char *w = fw_arena_window(a, 10, &len);
+    assert_non_null(w);
+    assert_int_equal((uintptr_t)w % 16, 0);
+    assert_int_equal(len, 256);
+    memset(w, 'x', 20);
+    fw_arena_commit(a, w + 20);             /* used up to 20: the next is at 32 */
+    char *p = fw_arena_alloc(a, 8);
+    assert_ptr_equal(p, w + 32);
+    /* A window bigger than what is left: a new chunk, the old one kept. */
+    unsigned char *w2 = fw_arena_window(a, 1000, &len);
+    assert_non_null(w2);
+    assert_true(len >= 1000);
+    assert_int_equal((uintptr_t)w2 % 16, 0);
+    memset(w2, 'y', len);
+    fw_arena_commit(a, w2 + len);           /* all of it */
+    assert_int_equal(w[19], 'x');
+    char *q = fw_arena_alloc(a, 16);        /* so the next goes to a fresh chunk */
+    assert_true(q < (char *)w2 || q >= (char *)w2 + len);
+    memset(q, 'z', 16);
+    assert_int_equal(w2[len - 1], 'y');
+    fw_arena_reset(a);
+    assert_int_equal(fw_arena_bytes(a), 256);
+    fw_arena_free(a);
+}
+
 static void test_arena_and_buf(void **state)
 {
     (void)state;
@@ -231,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_numtext),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_arena_and_buf),
+        cmocka_unit_test(test_arena_window),
         cmocka_unit_test(test_stream_clock),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);

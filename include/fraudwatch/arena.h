@@ -18,6 +18,13 @@ void fw_arena_free(fw_arena *a);
 void fw_arena_reset(fw_arena *a);
 /* 16-byte aligned memory, or NULL on out-of-memory. */
 void *fw_arena_alloc(fw_arena *a, size_t n);
+/* For a caller that bump-allocates many small pieces itself (the event
+ * parser): the free space of the current chunk, *len bytes from a 16-byte
+ * aligned start, at least `min` (a new chunk when there is less), or NULL
+ * on out-of-memory.  Nothing else may allocate from `a` until
+ * fw_arena_commit(a, end) records the window as used up to `end`. */
+void *fw_arena_window(fw_arena *a, size_t min, size_t *len);
+void fw_arena_commit(fw_arena *a, const void *end);
 /* A NUL-terminated copy of n bytes. */
 char *fw_arena_strndup(fw_arena *a, const char *s, size_t n);
 /* Bytes currently held from malloc. */
