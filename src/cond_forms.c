@@ -49,21 +49,22 @@ static bool regex_parse(fw_loader *L, const cJSON *cond, const cJSON *v,
         return false;
     }
     out->pattern = fw_xstrdup(v->valuestring);
-    return fw_lx_regex(L, sub, v->valuestring, out->caseless, &out->re);
+    if (!fw_lx_regex(L, sub, v->valuestring, out->caseless, &out->re))
+        return false;
+    out->search = fw_lx_search_slot(L, out);
+    return true;
 }
 
 static bool regex_holds(fw_matcher *m, const cJSON *root, const fw_cond *c,
                         const cJSON *v)
 {
-    (void)root;
-    return fw_matcher_search(m, c->re, v) == 1;
+    return fw_matcher_search_cond(m, root, c, v) == 1;
 }
 
 static bool not_regex_holds(fw_matcher *m, const cJSON *root, const fw_cond *c,
                             const cJSON *v)
 {
-    (void)root;
-    return fw_matcher_search(m, c->re, v) == 0;
+    return fw_matcher_search_cond(m, root, c, v) == 0;
 }
 
 static void regex_explain(fw_matcher *m, const cJSON *root, const fw_cond *c,

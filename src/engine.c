@@ -94,7 +94,7 @@ void fw_engine_scan(fw_scanner *s, const fw_ruleset *rs, const fw_event *ev,
     fw_scan_ctx cx = { .ev = ev, .matcher = s->matcher, .arena = arena,
                        .key = &s->key, .scratch = &s->evidence };
     fw_matcher_set_event_ts(s->matcher, ev->ts);   /* watchlist expiries */
-    fw_matcher_begin_event(s->matcher, root, rs->npaths);
+    fw_matcher_begin_event(s->matcher, root, rs);
 
     uint32_t counted = UINT32_MAX;   /* the rule last counted as matched */
     uint64_t faults = *s->faults;

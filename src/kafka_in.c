@@ -194,7 +194,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->lost = false;
             p->pushed = -1;
             if (in->order)
-                fw_order_assign(in->order, ix, fw_mono_ms());
+                fw_order_assign(in->order, ix, fw_mono_coarse_ms());
             fw_log(FW_LOG_INFO, "kafka", "partition assigned",
                    "topic=%s partition=%d offset=%lld", tp->topic,
                    (int)tp->partition, (long long)tp->offset);
@@ -500,10 +500,12 @@ rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
      * delivers until the buffer lets the oldest head go.  While it waits for
      * a partition that is behind, librdkafka is polled in short slices so
      * the wait ends on time even with no message coming. */
-    /* One clock read per call, again only after a poll that waited: the
-     * clock was a third of the main thread's work at 600k events/s, and a
-     * message taken without waiting moves time on by microseconds. */
-    int64_t now = fw_mono_ms(), deadline = now + timeout_ms;
+    /* One clock read per call, again only after a poll that waited, and
+     * the coarse clock (the reorder buffer's times are all read from it):
+     * the clock was a third of the main thread's work at 600k events/s, a
+     * message taken without waiting moves time on by microseconds, and the
+     * waits here are counted in milliseconds. */
+    int64_t now = fw_mono_coarse_ms(), deadline = now + timeout_ms;
     for (;;) {
         m = fw_order_pop(in->order, now, behind, in, src);
         if (m) {
@@ -514,7 +516,7 @@ rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
         uint32_t from;
         rd_kafka_message_t *n = poll_one(in, left <= 0 ? 0 : left < 10 ? (int)left : 10, &from);
         if (!n || left > 0)
-            now = fw_mono_ms();
+            now = fw_mono_coarse_ms();
         if (n) {
             if (fw_order_push(in->order, from, rd_kafka_message_timestamp(n, NULL), n) != 0) {
                 /* Handing it over out of turn could put it before older

@@ -32,6 +32,12 @@ struct fw_matcher {
     const cJSON **field;  /* by fw_path.slot - 1 ... */
     uint32_t *field_gen;  /* ... valid where field_gen == gen */
     uint32_t nfield, gen;
+    /* and the searches done so far (one pattern on one field, read by
+     * several rules: R201 and R402 share theirs): 1 match, 0 none, | 2
+     * when the search hit a limit — by fw_cond.search - 1 */
+    uint8_t *found;
+    uint32_t *found_gen;
+    uint32_t nfound;
 };
 
 fw_matcher *fw_matcher_new(void)
@@ -64,19 +70,30 @@ void fw_matcher_free(fw_matcher *m)
     pcre2_jit_stack_free(m->jit);
     free(m->field);
     free(m->field_gen);
+    free(m->found);
+    free(m->found_gen);
     free(m);
 }
 
-void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, uint32_t npaths)
+void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, const fw_ruleset *rs)
 {
-    if (npaths > m->nfield) {
-        m->field = fw_xrealloc(m->field, npaths * sizeof *m->field);
-        m->field_gen = fw_xrealloc(m->field_gen, npaths * sizeof *m->field_gen);
-        memset(m->field_gen + m->nfield, 0, (npaths - m->nfield) * sizeof *m->field_gen);
-        m->nfield = npaths;
+    uint32_t n = rs->npaths;
+    if (n > m->nfield) {
+        m->field = fw_xrealloc(m->field, n * sizeof *m->field);
+        m->field_gen = fw_xrealloc(m->field_gen, n * sizeof *m->field_gen);
+        memset(m->field_gen + m->nfield, 0, (n - m->nfield) * sizeof *m->field_gen);
+        m->nfield = n;
+    }
+    n = rs->nsearches;
+    if (n > m->nfound) {
+        m->found = fw_xrealloc(m->found, n * sizeof *m->found);
+        m->found_gen = fw_xrealloc(m->found_gen, n * sizeof *m->found_gen);
+        memset(m->found_gen + m->nfound, 0, (n - m->nfound) * sizeof *m->found_gen);
+        m->nfound = n;
     }
     if (++m->gen == 0) {       /* after 2^32 events: forget every entry */
         memset(m->field_gen, 0, m->nfield * sizeof *m->field_gen);
+        memset(m->found_gen, 0, m->nfound * sizeof *m->found_gen);
         m->gen = 1;
     }
     m->root = root;
@@ -130,6 +147,23 @@ int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v)
     if (rc != PCRE2_ERROR_NOMATCH)
         m->faults++; /* match limit, JIT stack, depth or heap limit */
     return 0;
+}
+
+int fw_matcher_search_cond(fw_matcher *m, const cJSON *root, const fw_cond *c,
+                           const cJSON *v)
+{
+    uint32_t i = c->search - 1;   /* search 0 wraps: never below nfound */
+    if (root != m->root || i >= m->nfound)
+        return fw_matcher_search(m, c->re, v);
+    if (m->found_gen[i] == m->gen) {
+        m->faults += m->found[i] >> 1;   /* a limit hit counts for each rule */
+        return m->found[i] & 1;
+    }
+    uint64_t faults = m->faults;
+    int r = fw_matcher_search(m, c->re, v);
+    m->found_gen[i] = m->gen;
+    m->found[i] = (uint8_t)(r | (m->faults != faults) << 1);
+    return r;
 }
 
 void fw_matcher_last_match(const fw_matcher *m, size_t *start, size_t *end)

@@ -16,9 +16,10 @@ fw_matcher *fw_matcher_new(void);
 void fw_matcher_free(fw_matcher *m);
 
 /* Between these two, conditions on `root` read each field of the rule set
- * (npaths of them, fw_ruleset.npaths) at most once: the event's tree must
- * not change in between.  Outside, every condition looks its field up. */
-void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, uint32_t npaths);
+ * `rs` at most once and run each distinct search (fw_cond.search) at most
+ * once: the event's tree must not change in between.  Outside, every
+ * condition looks its field up and searches. */
+void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, const fw_ruleset *rs);
 void fw_matcher_end_event(fw_matcher *m);
 
 /* True when every condition holds.  A regex that hits a match or JIT-stack
@@ -39,6 +40,11 @@ const uint64_t *fw_matcher_faults_at(const fw_matcher *m);
  * for anything but a string), 1 match / 0 none; the last match's span. */
 int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v);
 void fw_matcher_last_match(const fw_matcher *m, size_t *start, size_t *end);
+/* A regex condition's search of `v` (its field in `root`): the event's
+ * earlier result of the same search when there is one (a limit hit it had
+ * counts again).  fw_matcher_last_match() is not valid after it. */
+int fw_matcher_search_cond(fw_matcher *m, const cJSON *root, const fw_cond *c,
+                           const cJSON *v);
 /* ,"value":V — the value a condition saw, for evidence (texts cut at
  * FW_EVIDENCE_TEXT_MAX bytes). */
 #define FW_EVIDENCE_TEXT_MAX 256

@@ -42,6 +42,12 @@ struct fw_loader {
     size_t rules_cap;
     char **paths;          /* distinct path texts so far: slot i + 1 */
     uint32_t paths_cap;
+    struct search_key {         /* each distinct search so far: slot i + 1 */
+        uint32_t path;
+        bool caseless;
+        char *pattern;
+    } *searches;
+    uint32_t searches_cap;
 };
 
 /* The path's slot among the set's distinct paths (fw_path.slot): equal
@@ -372,6 +378,24 @@ const cJSON *fw_lx_member(const cJSON *obj, const char *name) { return member(ob
 bool fw_lx_path(fw_loader *L, const cJSON *v, const char *place, fw_path *out)
 {
     return parse_path(L, v, place, out);
+}
+
+uint32_t fw_lx_search_slot(fw_loader *L, const fw_cond *c)
+{
+    fw_ruleset *rs = L->rs;
+    for (uint32_t i = 0; i < rs->nsearches; i++) {
+        const struct search_key *k = &L->searches[i];
+        if (k->path == c->path.slot && k->caseless == c->caseless &&
+            strcmp(k->pattern, c->pattern) == 0)
+            return i + 1;
+    }
+    if (rs->nsearches == L->searches_cap) {
+        L->searches_cap = L->searches_cap ? L->searches_cap * 2 : 16;
+        L->searches = fw_xrealloc(L->searches, L->searches_cap * sizeof *L->searches);
+    }
+    L->searches[rs->nsearches] = (struct search_key){ c->path.slot, c->caseless,
+                                                      fw_xstrdup(c->pattern) };
+    return ++rs->nsearches;
 }
 
 bool fw_lx_regex(fw_loader *L, const char *place, const char *pattern, bool caseless,
@@ -934,6 +958,9 @@ static int load(const fw_rulefile *files, size_t nfiles, const fw_listpart *part
     for (uint32_t i = 0; i < rs->npaths; i++)
         free(L.paths[i]);
     free(L.paths);
+    for (uint32_t i = 0; i < rs->nsearches; i++)
+        free(L.searches[i].pattern);
+    free(L.searches);
 
     if (L.nerrors) {
         if (L.nerrors > MAX_ERRORS && L.used + 40 < L.errlen)

@@ -22,6 +22,9 @@ const cJSON *fw_lx_member(const cJSON *obj, const char *name);
 /* A field path ("payer.account"), split into its parts. */
 bool fw_lx_path(fw_loader *L, const cJSON *v, const char *place, fw_path *out);
 /* Compiles (and JIT-compiles) a pattern; quotes PCRE2's message and offset. */
+/* The condition's fw_cond.search: the same for the same field, pattern
+ * and flags anywhere in the set (a regex form, its path parsed). */
+uint32_t fw_lx_search_slot(fw_loader *L, const fw_cond *c);
 bool fw_lx_regex(fw_loader *L, const char *place, const char *pattern,
                  bool caseless, pcre2_code **out);
 /* An array of conditions (each through the condition-form table). */

@@ -56,6 +56,9 @@ typedef struct fw_cond {
     char *pattern;
     pcre2_code *re;
     bool caseless;
+    uint32_t search; /* 1 + its index among the set's distinct (field,
+                      * pattern, flags): the matcher's per-event cache of
+                      * search results (match.c); 0: not cached */
     /* op: a number, or a string (str != NULL) */
     enum fw_op op;
     double num;
@@ -156,6 +159,7 @@ struct fw_ruleset {
     uint32_t ntypes;
     fw_type_index other;     /* targets for types no rule names ("*" only) */
     uint32_t npaths;         /* distinct field paths: fw_path.slot <= npaths */
+    uint32_t nsearches;      /* distinct regex searches: fw_cond.search <= nsearches */
 };
 
 /* Does `a OP b` hold, given cmp = (a > b) - (a < b)?  One definition for

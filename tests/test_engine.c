@@ -137,6 +137,33 @@ static void test_field_lookups_per_event(void **state)
     }
 }
 
+/* A search is run once per event for every rule with the same field,
+ * pattern and flags (match.c): a different field or flag is another. */
+static void test_shared_searches_per_event(void **state)
+{
+    (void)state;
+    const char *rules =
+        "[{\"id\":\"G1\",\"event\":\"e\",\"subject\":\"s\",\"where\":[{\"field\":\"f\",\"regex\":\"^a\"}]},"
+        "{\"id\":\"G2\",\"event\":\"e\",\"subject\":\"s\",\"where\":[{\"field\":\"f\",\"regex\":\"^a\",\"flags\":\"i\"}]},"
+        "{\"id\":\"G3\",\"event\":\"e\",\"subject\":\"s\",\"where\":[{\"field\":\"f\",\"not_regex\":\"^a\"}]},"
+        "{\"id\":\"G4\",\"event\":\"e\",\"subject\":\"s\",\"where\":[{\"field\":\"g\",\"regex\":\"^a\"}]}]";
+    const char *ev =
+        "{\"event_id\":\"x1\",\"type\":\"e\",\"ts\":1,\"s\":\"1\",\"f\":\"abc\",\"g\":\"zzz\"}\n"
+        "{\"event_id\":\"x2\",\"type\":\"e\",\"ts\":2,\"s\":\"1\",\"f\":\"Abc\",\"g\":\"abc\"}\n"
+        "{\"event_id\":\"x3\",\"type\":\"e\",\"ts\":3,\"s\":\"1\",\"g\":\"a\"}\n";
+    static const char *const want[][2] = {
+        { "G1", "x1" }, { "G2", "x1" }, { "G2", "x2" }, { "G3", "x2" },
+        { "G4", "x2" }, { "G3", "x3" }, { "G4", "x3" },
+    };
+    fwt_result res;
+    run(rules, NULL, ev, 1, &res);
+    assert_int_equal(res.nalerts, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!fwt_find(&res, want[i][0], want[i][1]))
+            fail_msg("no %s alert for %s", want[i][0], want[i][1]);
+    fwt_result_free(&res);
+}
+
 static void test_sequence_evidence(void **state)
 {
     (void)state;
@@ -350,6 +377,15 @@ static void test_catastrophic_regex_bounded(void **state)
     assert_int_equal(res.faults, 1);
     assert_int_equal(res.nalerts, 1);
     assert_int_equal(fwt_count(&res, "H", NULL, "g"), 1);
+    fwt_result_free(&res);
+    /* Two rules with that search: it runs once (match.c), and its fault
+     * counts for each rule, as two searches would. */
+    run("[{\"id\":\"H\",\"event\":\"sms\",\"where\":[{\"field\":\"text\",\"regex\":\"^(a+)+$\"}]},"
+        "{\"id\":\"H2\",\"event\":\"sms\",\"where\":[{\"field\":\"text\",\"regex\":\"^(a+)+$\"}]}]",
+        NULL, ev, 1, &res);
+    assert_int_equal(res.faults, 2);
+    assert_int_equal(res.nalerts, 2);
+    assert_int_equal(fwt_count(&res, "H2", NULL, "g"), 1);
     fwt_result_free(&res);
     free(ev);
     free(text);
@@ -723,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_threshold_evidence),
         cmocka_unit_test(test_plain_evidence_and_subject),
         cmocka_unit_test(test_field_lookups_per_event),
+        cmocka_unit_test(test_shared_searches_per_event),
         cmocka_unit_test(test_sequence_evidence),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_threads_identical),
