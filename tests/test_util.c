@@ -137,6 +137,100 @@ static void test_utf8(void **state)
     assert_false(fw_utf8_valid("\xe5\x41\x41", 3));               /* bad continuation */
 }
 
+/* UTF-8 by its definition (RFC 3629): decode, then refuse overlong forms,
+ * surrogates and anything above U+10FFFF. */
+static bool utf8_by_definition(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        uint32_t cp;
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            k = 1, cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            k = 2, cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            k = 3, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + k >= n)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
+            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* fw_utf8_valid against the definition: every sequence of up to three
+ * bytes that starts with a lead byte, alone and after and before other
+ * text (its fast paths take eight ASCII bytes and three-byte characters
+ * at a time), four-byte sequences over the boundary values, and random
+ * mixes of CJK, ASCII and broken bytes. */
+static void test_utf8_exhaustive(void **state)
+{
+    (void)state;
+    unsigned char buf[64];
+    for (uint32_t x = 0; x < 1u << 24; x++) {
+        unsigned char t[3] = { (unsigned char)(x >> 16), (unsigned char)(x >> 8), (unsigned char)x };
+        if (t[0] < 0xC0 && t[0] != 0x80 && t[0] != 0x41)
+            continue;
+        for (size_t len = 1; len <= 3; len++) {
+            if (len < 3 && (x & ((1u << (8 * (3 - len))) - 1)))
+                continue;   /* shorter: each prefix once */
+            static const char *const around[][2] = {
+                { "", "" }, { "ab", "" }, { "", "c" }, { "0123456789", "\xe4\xb8\xad" },
+                { "\xe4\xb8\xad", "\xe4\xb8\xadz" },
+            };
+            for (size_t a = 0; a < sizeof around / sizeof around[0]; a++) {
+                size_t pre = strlen(around[a][0]), post = strlen(around[a][1]);
+                memcpy(buf, around[a][0], pre);
+                memcpy(buf + pre, t, len);
+                memcpy(buf + pre + len, around[a][1], post);
+                size_t n = pre + len + post;
+                if (fw_utf8_valid((const char *)buf, n) != utf8_by_definition(buf, n))
+                    fail_msg("fw_utf8_valid(%s%02x%02x%02x%s) disagrees", around[a][0],
+                             t[0], t[1], t[2], around[a][1]);
+            }
+        }
+    }
+    static const unsigned char edge[] = { 0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F,
+                                          0xA0, 0xBF, 0xC0, 0xE0, 0xED, 0xF0, 0xFF };
+    for (unsigned lead = 0xF0; lead <= 0xF8; lead++)
+        for (size_t i = 0; i < sizeof edge; i++)
+            for (size_t j = 0; j < sizeof edge; j++)
+                for (size_t k = 0; k < sizeof edge; k++) {
+                    unsigned char t[4] = { (unsigned char)lead, edge[i], edge[j], edge[k] };
+                    assert_int_equal(fw_utf8_valid((const char *)t, 4), utf8_by_definition(t, 4));
+                }
+    static const char *const piece[] = { "中", "文", "a", "bc", "\xed\x9f\xbf", "\xee\x80\x80",
+                                         "\xf0\x9f\x98\x80", "\xc3\xa9", "\xe0", "\xbf", "\xed\xa0\x80" };
+    uint64_t r = 88172645463325252ULL;
+    for (int round = 0; round < 200000; round++) {
+        size_t n = 0;
+        while (n < sizeof buf - 8) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            const char *p = piece[r % (round & 1 ? 11 : 8)];
+            if (r >> 60 == 0)
+                break;
+            memcpy(buf + n, p, strlen(p));
+            n += strlen(p);
+        }
+        if (fw_utf8_valid((const char *)buf, n) != utf8_by_definition(buf, n))
+            fail_msg("fw_utf8_valid disagrees on a random mix of %zu bytes", n);
+    }
+}
+
 static void test_arena_window(void **state)
 {
     (void)state;
@@ -260,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_numtext),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8_exhaustive),
         cmocka_unit_test(test_arena_and_buf),
         cmocka_unit_test(test_arena_window),
         cmocka_unit_test(test_stream_clock),
