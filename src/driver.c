@@ -122,6 +122,7 @@ struct fw_driver {
     fw_counter *events, *regex_faults, *clock_ahead, *clock_behind, *evictions;
     fw_counter *checkpoints, *checkpoint_failures;
     fw_gauge *checkpoint_seconds, *checkpoint_pause, *state_keys, *ruleset_version;
+    double keys_shown;       /* this driver's part of state_keys (see ck_done) */
     fw_gauge **queue_depth;
     struct { const char *reason; fw_counter *c; } malformed[16];
     int64_t evict_logged_ms;
@@ -476,7 +477,12 @@ static int ck_finish(fw_driver *d, int64_t until_ms, char *why, size_t whylen)
     d->st.checkpoints++;
     add(d->checkpoints, 1);
     if (d->o.metrics) {
-        fw_gauge_set(d->state_keys, (double)fw_snapshot_keys(d->ck.snap));
+        /* The units of a scale-out daemon are drivers sharing one
+         * registry: each adds its own change, so the gauge is their sum
+         * (and a unit that ends takes its part away, fw_driver_free). */
+        double keys = (double)fw_snapshot_keys(d->ck.snap);
+        fw_gauge_add(d->state_keys, keys - d->keys_shown);
+        d->keys_shown = keys;
         fw_gauge_set(d->checkpoint_seconds, (double)(t1 - d->ck.t_cut) / 1e9);
         fw_gauge_set(d->checkpoint_pause, pause);
     }
@@ -858,6 +864,8 @@ void fw_driver_free(fw_driver *d)
     if (d->p)
         fw_driver_flush(d);
     fw_driver_end_checkpoints(d);
+    if (d->o.metrics)
+        fw_gauge_add(d->state_keys, -d->keys_shown);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
     fw_pipeline_free(d->p);

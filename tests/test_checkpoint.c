@@ -38,6 +38,7 @@
 #include "harness.h"
 #ifdef FW_HAVE_DAEMON
 #include "kafka.h"
+#include "source_memory.h"
 #endif
 
 #define T0 1700000000000LL
@@ -703,6 +704,113 @@ static void test_marks_wait_for_acknowledgements(void **state)
 }
 #endif
 
+/* ---- fraudwatch_state_keys over several drivers (scale-out units) ---- */
+
+/* The memory source with positions that are nothing: enough for the
+ * driver to cut, write and commit checkpoints. */
+static int mem_next(void *self, fw_msg *m, int timeout_ms)
+{
+    return fw_mem_source_ops.next(self, m, timeout_ms);
+}
+static void *mem_positions(void *self)
+{
+    (void)self;
+    return malloc(1);
+}
+static int mem_write_positions(void *self, const void *pos, FILE *f, char *err, size_t errlen)
+{
+    (void)self, (void)pos, (void)f, (void)err, (void)errlen;
+    return 0;
+}
+static int mem_commit(void *self, void *pos, int64_t until_ms, char *err, size_t errlen)
+{
+    (void)self, (void)pos, (void)until_ms, (void)err, (void)errlen;
+    return 0;
+}
+static const fw_source_ops mem_positioned = { .name = "test", .next = mem_next,
+                                              .positions = mem_positions,
+                                              .write_positions = mem_write_positions,
+                                              .commit = mem_commit, .free_positions = free };
+
+/* A driver over `events` with its own state dir and the shared registry,
+ * run to the end and checkpointed. */
+static fw_driver *checkpointed_driver(fw_ruleset *rs, fw_metrics *m, fw_mem_source *src,
+                                      const char *events, char *dir)
+{
+    assert_non_null(mkdtemp(dir));
+    fw_mem_source_add_lines(src, events, 0, UINT64_MAX);
+    fw_driver_opts o = { .pipeline = { .workers = 2 }, .source = &mem_positioned,
+                         .source_self = src, .sink = &nowhere, .rules = rs,
+                         .state_dir = dir, .checkpoint_interval_ms = 3600000, .metrics = m };
+    char err[512];
+    fw_driver *d = fw_driver_new(&o, err, sizeof err);
+    if (!d)
+        fail_msg("driver: %s", err);
+    assert_int_equal(fw_driver_run(d, NULL), 0);
+    if (fw_driver_checkpoint(d, -1, NULL, err, sizeof err) != 0)
+        fail_msg("checkpoint: %s", err);
+    return d;
+}
+
+static void remove_state_dir(const char *dir)
+{
+    char path[128];
+    static const char *const names[] = { "lock", "checkpoint", "checkpoint.tmp" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* A scale-out daemon's units are drivers sharing one metrics registry:
+ * fraudwatch_state_keys is the sum of their keys (it showed the last unit
+ * to checkpoint), and a unit that ends takes its keys with it. */
+static void test_state_keys_summed_over_drivers(void **state)
+{
+    (void)state;
+    const char *rules = "[{\"id\":\"K\",\"event\":\"call\",\"threshold\":{\"group_by\":\"caller\","
+                        "\"window_s\":600,\"count\":{\">=\":100}}}]";
+    fw_rulefile f = { "rules.json", rules, strlen(rules) };
+    char err[1024];
+    fw_ruleset *rs = NULL;
+    if (fw_ruleset_load_files(&f, 1, 1, &rs, err, sizeof err) != 0)
+        fail_msg("rules: %s", err);
+    fw_metrics *m = fw_metrics_new();
+    fw_gauge *keys = fw_metrics_gauge(m, "fraudwatch_state_keys", "", "");
+    char *ev_a = fwt_events(
+        "{\"event_id\":\"a1\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"1\"}\n"
+        "{\"event_id\":\"a2\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"2\"}\n"
+        "{\"event_id\":\"a3\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"3\"}\n",
+        T0, T0 + 1, T0 + 2);
+    char *ev_b = fwt_events(
+        "{\"event_id\":\"b1\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"4\"}\n"
+        "{\"event_id\":\"b2\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"5\"}\n"
+        "{\"event_id\":\"b3\",\"type\":\"call\",\"ts\":%lld,\"caller\":\"5\"}\n",
+        T0, T0 + 1, T0 + 2);
+    char dir_a[] = "/tmp/fw-keys-a-XXXXXX", dir_b[] = "/tmp/fw-keys-b-XXXXXX";
+    fw_mem_source *src_a = fw_mem_source_new(), *src_b = fw_mem_source_new();
+    fw_driver *a = checkpointed_driver(rs, m, src_a, ev_a, dir_a);
+    assert_true(fw_gauge_get(keys) == 3);
+    fw_driver *b = checkpointed_driver(rs, m, src_b, ev_b, dir_b);
+    assert_true(fw_gauge_get(keys) == 3 + 2);
+    /* Another checkpoint of the same state changes nothing. */
+    assert_int_equal(fw_driver_checkpoint(a, -1, NULL, err, sizeof err), 0);
+    assert_true(fw_gauge_get(keys) == 5);
+    fw_driver_free(a);
+    assert_true(fw_gauge_get(keys) == 2);
+    fw_driver_free(b);
+    assert_true(fw_gauge_get(keys) == 0);
+    fw_mem_source_free(src_a);
+    fw_mem_source_free(src_b);
+    remove_state_dir(dir_a);
+    remove_state_dir(dir_b);
+    free(ev_a);
+    free(ev_b);
+    fw_metrics_free(m);
+    fw_ruleset_unref(rs);
+}
+
 int main(void)
 {
     fw_event_init();
@@ -713,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_save_reports_errno),
         cmocka_unit_test(test_eviction_during_snapshot),
         cmocka_unit_test(test_state_dir_locked),
+        cmocka_unit_test(test_state_keys_summed_over_drivers),
         cmocka_unit_test(test_writer_publishes_only_when_told),
 #ifdef FW_HAVE_DAEMON
         cmocka_unit_test(test_marks_wait_for_acknowledgements),
