@@ -300,7 +300,11 @@ def test_rereading_adds_nothing(e):
     second = ce.Console(e.fw, e.root, e.tmp, e.redis.url, e.brokers, e.topic, group="console-other")
     try:
         ce.wait_for(lambda: "routes loaded" in second.log(), timeout=30)
-        time.sleep(8)   # it reads the whole topic again
+        # It reads the whole topic again: every alert is found already stored.
+        again = "fraudwatch_console_alerts_already_stored_total"
+        assert ce.wait_for(lambda: metric_or_0(second.base, again) >= len(e.alerts), 120, 0.5), \
+            (metric_or_0(second.base, again), second.log()[-2000:])
+        assert metrics_at(second.base).get("fraudwatch_console_alerts_stored_total", 0) == 0
         assert e.redis.cli("ZCARD", "fw:con:idx:all") == str(len(e.alerts))
         assert e.redis.cli("HGET", f"fw:con:alert:{next(iter(e.closed))}", "state") == states
         assert e.redis.cli("HGET", "fw:con:stats:all", "total") == str(len(e.alerts))
@@ -565,7 +569,19 @@ def test_webhooks(e):
 
 
 def metrics(e):
-    text = urllib.request.urlopen(e.console.base + "/metrics", timeout=10).read().decode()
+    return metrics_at(e.console.base)
+
+
+def metric_or_0(base, name):
+    """One metric of a console, 0 while it is absent or not served yet."""
+    try:
+        return metrics_at(base).get(name, 0)
+    except OSError:
+        return 0
+
+
+def metrics_at(base):
+    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
     vals = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
