@@ -101,6 +101,19 @@ static void test_plain_evidence_and_subject(void **state)
     fwt_result_free(&res);
 }
 
+/* Exactly these alerts, each a (rule id, event id). */
+static void expect_alerts(const char *rules, const char *events, uint32_t threads,
+                          const char *const want[][2], size_t n)
+{
+    fwt_result res;
+    run(rules, NULL, events, threads, &res);
+    assert_int_equal(res.nalerts, n);
+    for (size_t i = 0; i < n; i++)
+        if (!fwt_find(&res, want[i][0], want[i][1]))
+            fail_msg("no %s alert for %s", want[i][0], want[i][1]);
+    fwt_result_free(&res);
+}
+
 /* Conditions read each field once per event (match.c caches the look-ups
  * by path): a value must never carry over to the next event, which the
  * batch's arena may parse at the very same address. */
@@ -126,15 +139,8 @@ static void test_field_lookups_per_event(void **state)
         { "F1", "e1" }, { "F2", "e1" }, { "F3", "e1" }, { "F3", "e3" },
         { "F4", "e3" }, { "F3", "e4" }, { "F1", "e5" },
     };
-    for (uint32_t threads = 1; threads <= 2; threads++) {
-        fwt_result res;
-        run(rules, NULL, ev, threads, &res);
-        assert_int_equal(res.nalerts, sizeof want / sizeof want[0]);
-        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-            if (!fwt_find(&res, want[i][0], want[i][1]))
-                fail_msg("no %s alert for %s", want[i][0], want[i][1]);
-        fwt_result_free(&res);
-    }
+    for (uint32_t threads = 1; threads <= 2; threads++)
+        expect_alerts(rules, ev, threads, want, sizeof want / sizeof want[0]);
 }
 
 /* A search is run once per event for every rule with the same field,
@@ -155,13 +161,7 @@ static void test_shared_searches_per_event(void **state)
         { "G1", "x1" }, { "G2", "x1" }, { "G2", "x2" }, { "G3", "x2" },
         { "G4", "x2" }, { "G3", "x3" }, { "G4", "x3" },
     };
-    fwt_result res;
-    run(rules, NULL, ev, 1, &res);
-    assert_int_equal(res.nalerts, sizeof want / sizeof want[0]);
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        if (!fwt_find(&res, want[i][0], want[i][1]))
-            fail_msg("no %s alert for %s", want[i][0], want[i][1]);
-    fwt_result_free(&res);
+    expect_alerts(rules, ev, 1, want, sizeof want / sizeof want[0]);
 }
 
 static void test_sequence_evidence(void **state)
