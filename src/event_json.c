@@ -87,7 +87,7 @@ static void jfree(jp *j, void *p)
         free(p);
 }
 
-static cJSON *new_node(jp *j)
+static inline cJSON *new_node(jp *j)
 {
     cJSON *c = jalloc(j, sizeof *c);
     if (c)
