@@ -180,18 +180,6 @@ void *fw_hmap_remove(fw_hmap *m, uint64_t hash, const void *key, size_t len,
     }
 }
 
-void *fw_hmap_next(const fw_hmap *m, size_t *pos)
-{
-    for (size_t i = *pos; i <= m->mask; i++) {
-        if (m->slots[i].item) {
-            *pos = i + 1;
-            return m->slots[i].item;
-        }
-    }
-    *pos = m->mask + 1;
-    return NULL;
-}
-
 size_t fw_hmap_capacity(const fw_hmap *m) { return m->mask + 1; }
 
 void *fw_hmap_next_upto(const fw_hmap *m, size_t *pos, size_t end)
@@ -207,6 +195,11 @@ void *fw_hmap_next_upto(const fw_hmap *m, size_t *pos, size_t end)
     if (*pos < end)
         *pos = end;
     return NULL;
+}
+
+void *fw_hmap_next(const fw_hmap *m, size_t *pos)
+{
+    return fw_hmap_next_upto(m, pos, m->mask + 1);
 }
 
 void *fw_hmap_sample(const fw_hmap *m, uint64_t r)
