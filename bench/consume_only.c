@@ -15,12 +15,15 @@
  *   consumer  group GROUP, partition.assignment.strategy=cooperative-sticky
  *             (incremental assign/unassign in the rebalance callback),
  *             auto.offset.reset=earliest, queued.min.messages=1000000,
- *             queued.max.messages.kbytes=65536, enable.auto.commit=false,
+ *             queued.max.messages.kbytes=16384, enable.auto.commit=false,
  *             enable.auto.offset.store=false, enable.partition.eof=false;
  *             -X key=value overrides the first five (the daemon's
  *             kafka.consumer.* settings), not the last three;
  *             rd_kafka_consumer_poll() one message at a time, 0 ms timeout
  *             while messages flow (20 ms when idle), as the daemon's driver;
+ *             the fetchers woken when the queue, once full, is half empty
+ *             (src/fetch_wake.c, as src/kafka_in.c does; with nothing to do
+ *             between polls this consumer seldom fills its queue);
  *   commits   every --commit-ms (default 5000, the daemon's
  *             state.checkpoint_interval_ms) the next offset of each partition,
  *             synchronously (the daemon waits for its commit's answer too).
@@ -28,7 +31,7 @@
  * Exits after N messages (and a final commit), or with status 1 when nothing
  * arrives for --idle-timeout-ms (default 60 s), printing on stdout:
  *   consume_only: N messages, S s, R msg/s (first -> last consumed), join J s,
- *   C commits, E consumer errors, cpu U s, maxrss K KiB
+ *   C commits, E consumer errors, cpu U s, maxrss K KiB, W fetch wake-ups
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -40,6 +43,8 @@
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "fetch_wake.h"
 
 static volatile sig_atomic_t stop;
 
@@ -99,6 +104,28 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         fprintf(stderr, "consume_only: rebalance: %s\n", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
+}
+
+/* src/kafka_in.c's wake_fetchers(): a ListOffsets to the leaders of the
+ * assigned partitions wakes their broker threads, which then fetch. */
+static void wake_fetchers(rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(rk, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned->cnt) {
+        for (int i = 0; i < assigned->cnt; i++)
+            assigned->elems[i].offset = RD_KAFKA_OFFSET_END;
+        rd_kafka_offsets_for_times(rk, assigned, 1);
+    }
+    if (assigned)
+        rd_kafka_topic_partition_list_destroy(assigned);
+}
+
+/* The queue's caps as librdkafka will use them (after any -X). */
+static uint64_t conf_u64(rd_kafka_conf_t *c, const char *k)
+{
+    char v[32];
+    size_t n = sizeof v;
+    return rd_kafka_conf_get(c, k, v, &n) == RD_KAFKA_CONF_OK ? strtoull(v, NULL, 10) : 0;
 }
 
 static int set(rd_kafka_conf_t *c, const char *k, const char *v)
@@ -196,7 +223,7 @@ int main(int argc, char **argv)
         set(cc, "auto.offset.reset", "earliest") ||
         set(cc, "partition.assignment.strategy", "cooperative-sticky") ||
         set(cc, "queued.min.messages", "1000000") ||
-        set(cc, "queued.max.messages.kbytes", "65536"))
+        set(cc, "queued.max.messages.kbytes", "16384"))
         return 2;
     for (size_t i = 0; i < nx; i++) {
         char *eq = strchr(xs[i], '=');
@@ -211,6 +238,9 @@ int main(int argc, char **argv)
         set(cc, "enable.partition.eof", "false"))
         return 2;
     rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+    fw_fetch_wake wake;
+    fw_fetch_wake_init(&wake, conf_u64(cc, "queued.min.messages"),
+                       conf_u64(cc, "queued.max.messages.kbytes") * 1024);
 
     char e[512];
     rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
@@ -230,7 +260,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 
-    uint64_t consumed = 0, errors = 0, commits = 0, bytes = 0;
+    uint64_t consumed = 0, errors = 0, commits = 0, bytes = 0, wakeups = 0;
     double t_start = mono_s(), t_first = 0, t_last = 0, last_cp = t_start, last_msg = t_start;
     bool idle_out = false, busy = false;
     rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(cons);
@@ -271,6 +301,11 @@ int main(int argc, char **argv)
                 struct part *p = part_of(rd_kafka_topic_name(m->rkt), m->partition);
                 if (m->offset + 1 > p->next)
                     p->next = m->offset + 1;
+                if (fw_fetch_wake_taken(&wake, m->len) &&
+                    fw_fetch_wake_look(&wake, rd_kafka_queue_length(cq))) {
+                    wake_fetchers(cons);
+                    wakeups++;
+                }
             }
             rd_kafka_message_destroy(m);
         }
@@ -291,8 +326,9 @@ int main(int argc, char **argv)
     double span = t_last - t_first;
     printf("consume_only: %" PRIu64 " messages, %.3f s, %.0f msg/s (first -> last consumed),"
            " join %.3f s, %" PRIu64 " bytes, %" PRIu64 " commits, %" PRIu64 " consumer errors,"
-           " cpu %.2f s, maxrss %ld KiB\n",
+           " cpu %.2f s, maxrss %ld KiB, %" PRIu64 " fetch wake-ups\n",
            consumed, span, span > 0 ? (double)(consumed - 1) / span : 0.0,
-           t_first ? t_first - t_start : 0.0, bytes, commits, errors, cpu, ru.ru_maxrss);
+           t_first ? t_first - t_start : 0.0, bytes, commits, errors, cpu, ru.ru_maxrss,
+           wakeups);
     return rc;
 }

@@ -218,6 +218,32 @@ def test_replay_equals_stream():
         c.cleanup()
 
 
+def test_fetch_wakeup():
+    """A backlog through a consumer queue far smaller than a fetch: the
+    daemon wakes librdkafka's fetcher each time the full queue drains to
+    half (librdkafka 2.0.2 would look again only a second later), and the
+    stream still gives replay's alerts, every event once."""
+    c = Case()
+    try:
+        path = generated(c.tmp, 30000, 43)
+        want = replay(path)
+        produce(c.topic, read_lines(path))
+        d = c.daemon("kafka.consumer.queued.max.messages.kbytes = 256\n"
+                     "metrics.listen = 127.0.0.1:0").start()
+        wait_for(lambda: metric(d, "fraudwatch_events_total") >= 30000, 120, "30000 events in")
+        wait_for(lambda: len(alerts_of(c.alerts)) >= len(want), 60, f"{len(want)} alerts")
+        assert metric(d, "fraudwatch_events_total") == 30000, "every event once"
+        wakeups = metric(d, "fraudwatch_consumer_fetch_wakeups_total")
+        assert wakeups >= 1, "the fetcher was never woken"
+        log(f"  {wakeups:.0f} fetch wake-ups for 30000 events through a 256 KiB queue")
+        got = alerts_of(c.alerts)
+        assert d.stop() == 0
+        assert ids(got) == ids(want), f"alert sets differ: {ids(want) ^ ids(got)}"
+        assert len(got) == len(want), f"{len(got)} alerts for {len(want)} distinct"
+    finally:
+        c.cleanup()
+
+
 SUBSCRIBER = {"call": "caller", "sms": "sender", "transfer": "payer_phone"}
 KEYED_RULES = {"R101", "R102", "R103", "R104", "R203"}  # subject = the subscriber
 
@@ -663,7 +689,7 @@ def dump_daemon_log():
 
 TESTS = [test_bad_config, test_replay_equals_stream, test_dead_letters, test_far_future_events,
          test_key_budget, test_healthz_when_checkpoints_fail, test_static_membership,
-         test_four_partitions_keyed,
+         test_four_partitions_keyed, test_fetch_wakeup,
          test_sigterm_commits, test_kill9_restart, test_broker_outage,
          test_kill9_during_background_checkpoint, test_checkpoint_waits_for_acks]
 
