@@ -106,7 +106,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* src/kafka_in.c's wake_fetchers(): a ListOffsets to the leaders of the
+/* src/kafka_common.c's fw_kafka_waker_look(): a ListOffsets to the leaders of the
  * assigned partitions wakes their broker threads, which then fetch. */
 static void wake_fetchers(rd_kafka_t *rk)
 {

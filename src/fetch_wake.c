@@ -1,7 +1,8 @@
 /* fetch_wake.c — when to wake librdkafka's fetchers after a full queue.
  *
  * Owns only a decision, so it is pure and unit-tested (tests/test_fetch_wake.c);
- * kafka_in.c reads the queue and does the waking.
+ * fw_kafka_waker (kafka_common.c) reads the queue and does the waking, for
+ * the daemon's consumer (kafka_in.c) and the scale-out forwarder.
  *
  * librdkafka 2.0.2 stops fetching a partition while the consumer's local
  * queue holds queued.min.messages or queued.max.messages.kbytes, and looks
@@ -12,7 +13,7 @@
  * librdkafka 2.3 added fetch.queue.backoff.ms for this; 2.0.2 has no
  * setting, so the daemon wakes the broker threads itself: once the queue
  * has been seen near a cap and has since drained below half of it,
- * kafka_in.c sends the partitions' leaders a small request, whose arrival
+ * fw_kafka_waker sends the partitions' leaders a small request, whose arrival
  * on their threads makes them decide again, and fetch.
  *
  * The queue's length is read every `every` messages taken (a mutex in

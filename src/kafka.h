@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fetch_wake.h"
 #include "fraudwatch/config.h"
 #include "fraudwatch/driver.h"
 #include "fraudwatch/metrics.h"
@@ -24,6 +25,30 @@ void fw_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *
 /* rd_kafka_conf_set() with an error naming the client, key and value. */
 int fw_kafka_set(rd_kafka_conf_t *c, const char *client, const char *key,
                  const char *value, char *err, size_t errlen);
+
+/* Wakes a consumer's fetchers once its queue, after being full, has drained
+ * to half (librdkafka 2.0.2 would look again only up to a second later;
+ * fetch_wake.c decides when).  Driven by the thread that polls. */
+typedef struct {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;   /* the consumer queue, for its length */
+    fw_fetch_wake when;
+    fw_counter *wakeups;       /* may be NULL */
+} fw_kafka_waker;
+/* Before rd_kafka_new(): the queue's caps as `c` will apply them. */
+int fw_kafka_waker_caps(fw_kafka_waker *w, rd_kafka_conf_t *c, const char *client,
+                        char *err, size_t errlen);
+/* After rd_kafka_poll_set_consumer(). */
+void fw_kafka_waker_start(fw_kafka_waker *w, rd_kafka_t *rk, fw_counter *wakeups);
+/* Before the consumer is closed (drops the queue reference). */
+void fw_kafka_waker_stop(fw_kafka_waker *w);
+void fw_kafka_waker_look(fw_kafka_waker *w);
+/* A message of `len` payload bytes was taken from the consumer queue. */
+static inline void fw_kafka_waker_taken(fw_kafka_waker *w, size_t len)
+{
+    if (w->queue && fw_fetch_wake_taken(&w->when, len))
+        fw_kafka_waker_look(w);
+}
 
 /* ---- producer ---- */
 typedef struct fw_out fw_out;

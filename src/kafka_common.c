@@ -1,6 +1,8 @@
-/* kafka_common.c — what the consumer and the producer share: librdkafka's
- * log routed into ours, and configuration with errors that name the key. */
+/* kafka_common.c — what the consumers and the producers share: librdkafka's
+ * log routed into ours, configuration with errors that name the key, and
+ * the consumers' fetch wake-up. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "fraudwatch/log.h"
 #include "fraudwatch/secret.h"
@@ -30,4 +32,60 @@ int fw_kafka_set(rd_kafka_conf_t *c, const char *client, const char *key,
         return -1;
     }
     return 0;
+}
+
+int fw_kafka_waker_caps(fw_kafka_waker *w, rd_kafka_conf_t *c, const char *client,
+                        char *err, size_t errlen)
+{
+    static const char *const keys[2] = { "queued.min.messages", "queued.max.messages.kbytes" };
+    uint64_t caps[2];
+    for (int i = 0; i < 2; i++) {
+        char v[32], *end;
+        size_t n = sizeof v;
+        if (rd_kafka_conf_get(c, keys[i], v, &n) != RD_KAFKA_CONF_OK ||
+            (caps[i] = strtoull(v, &end, 10), *end != '\0')) {
+            snprintf(err, errlen, "%s setting %s: cannot read it back", client, keys[i]);
+            return -1;
+        }
+    }
+    *w = (fw_kafka_waker){ 0 };
+    fw_fetch_wake_init(&w->when, caps[0], caps[1] * 1024);
+    return 0;
+}
+
+void fw_kafka_waker_start(fw_kafka_waker *w, rd_kafka_t *rk, fw_counter *wakeups)
+{
+    w->rk = rk;
+    w->queue = rd_kafka_queue_get_consumer(rk);
+    w->wakeups = wakeups;
+}
+
+void fw_kafka_waker_stop(fw_kafka_waker *w)
+{
+    if (w->queue)
+        rd_kafka_queue_destroy(w->queue);
+    w->queue = NULL;
+}
+
+/* A request to the leaders of the assigned partitions wakes their broker
+ * threads, which then decide again and fetch: a ListOffsets for the latest
+ * offset, whose answer is not needed.  The 1 ms timeout is what this thread
+ * may wait for it; a later answer is dropped by librdkafka.
+ * rd_kafka_offsets_for_times() keeps to its timeout;
+ * rd_kafka_query_watermark_offsets() in 2.0.2 waited the request's own 60 s
+ * with the broker stopped (bench/README.md, "The consumer queue"). */
+void fw_kafka_waker_look(fw_kafka_waker *w)
+{
+    if (!fw_fetch_wake_look(&w->when, (size_t)rd_kafka_queue_length(w->queue)))
+        return;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(w->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->cnt) {
+        for (int i = 0; i < l->cnt; i++)
+            l->elems[i].offset = RD_KAFKA_OFFSET_END;
+        rd_kafka_offsets_for_times(w->rk, l, 1);
+        if (w->wakeups)
+            fw_counter_add(w->wakeups, 1);
+    }
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
 }

@@ -52,7 +52,8 @@
  *
  * librdkafka 2.0.2 fetches again after its queue was full only when its
  * broker thread next wakes, up to a second later; the consumer wakes it
- * when the queue has drained to half (fetch_wake.c, wake_fetchers()). */
+ * when the queue has drained to half (fetch_wake.c, fw_kafka_waker in
+ * kafka_common.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +63,6 @@
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
-#include "fetch_wake.h"
 #include "kafka.h"
 #include "kafka_order.h"
 
@@ -102,9 +102,7 @@ struct fw_in {
     char *group;             /* kafka.group.id: checkpoints belong to it */
     rd_kafka_message_t *held; /* the driver's current message (fw_in_source) */
     int64_t lag_at;          /* fw_mono_ms() of the last lag update */
-    rd_kafka_queue_t *queue; /* the consumer queue, for its length */
-    fw_fetch_wake wake;      /* when to wake the fetchers (fetch_wake.c) */
-    fw_counter *wakeups;
+    fw_kafka_waker waker;    /* wakes the fetchers after a full queue */
     char fatal[512];
 };
 
@@ -261,26 +259,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_assign(rk, NULL);
 }
 
-/* The queue's caps as librdkafka will use them (the operator may have
- * set either). */
-static int queue_caps(fw_in *in, rd_kafka_conf_t *c, char *err, size_t errlen)
-{
-    char v[32];
-    size_t n = sizeof v;
-    uint64_t caps[2];
-    const char *keys[2] = { "queued.min.messages", "queued.max.messages.kbytes" };
-    for (int i = 0; i < 2; i++, n = sizeof v) {
-        char *end;
-        if (rd_kafka_conf_get(c, keys[i], v, &n) != RD_KAFKA_CONF_OK ||
-            (caps[i] = strtoull(v, &end, 10), *end != '\0')) {
-            snprintf(err, errlen, "consumer setting %s: cannot read it back", keys[i]);
-            return -1;
-        }
-    }
-    fw_fetch_wake_init(&in->wake, caps[0], caps[1] * 1024);
-    return 0;
-}
-
 fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
                  void *ctx, volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
@@ -343,7 +321,7 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
         fw_kafka_set(c, "consumer", "enable.auto.offset.store", "false", err, errlen) ||
         fw_kafka_set(c, "consumer", "enable.partition.eof", "false", err, errlen))
         goto fail;
-    if (queue_caps(in, c, err, errlen))
+    if (fw_kafka_waker_caps(&in->waker, c, "consumer", err, errlen))
         goto fail;
     rd_kafka_conf_set_opaque(c, in);
     rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
@@ -356,12 +334,11 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
     }
     c = NULL;
     rd_kafka_poll_set_consumer(in->rk);
-    in->queue = rd_kafka_queue_get_consumer(in->rk);
     in->errors = fw_metrics_counter(m, "fraudwatch_consumer_errors_total",
                                     "Consumer errors (reconnects, fetch errors).", "");
-    in->wakeups = fw_metrics_counter(
+    fw_kafka_waker_start(&in->waker, in->rk, fw_metrics_counter(
         m, "fraudwatch_consumer_fetch_wakeups_total",
-        "Times the consumer woke librdkafka's fetchers after its queue had been full.", "");
+        "Times the consumer woke librdkafka's fetchers after its queue had been full.", ""));
     in->rebalances = fw_metrics_counter(m, "fraudwatch_rebalances_total",
                                         "Partition assignments and revocations.", "");
     topics = rd_kafka_topic_partition_list_new((int)s->ninput_topics);
@@ -378,8 +355,8 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
 fail:
     if (c)
         rd_kafka_conf_destroy(c);
-    if (in && in->queue)
-        rd_kafka_queue_destroy(in->queue);
+    if (in)
+        fw_kafka_waker_stop(&in->waker);
     if (in && in->rk) {
         rd_kafka_destroy(in->rk);
         in->rk = NULL;
@@ -433,10 +410,7 @@ int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen)
     }
     fw_order_free(in->order, destroy_message);
     in->order = NULL;
-    if (in->queue) {
-        rd_kafka_queue_destroy(in->queue);
-        in->queue = NULL;
-    }
+    fw_kafka_waker_stop(&in->waker);
     if (in->rk) {
         /* rd_kafka_consumer_close() would wait for the group coordinator
          * (the revocation, an outstanding commit, LeaveGroup) without a
@@ -501,29 +475,6 @@ void fw_in_start_at(fw_in *in, const char *topic, int32_t partition,
     in->parts[ix].start = offset;
 }
 
-/* librdkafka 2.0.2 fetches again after a full queue only when its broker
- * thread next wakes, up to a second later (fetch_wake.c).  A request to the
- * leaders of the assigned partitions wakes their threads: a ListOffsets for
- * the latest offset, whose answer is not needed.  The timeout is what this
- * thread may wait for it; an answer that comes later is dropped by
- * librdkafka (the call is bounded by its timeout, unlike
- * rd_kafka_query_watermark_offsets(), which in 2.0.2 waits for the request's
- * own 60 s when the broker is stopped). */
-static void wake_fetchers(fw_in *in)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)in->nparts);
-    for (uint32_t i = 0; i < in->nparts; i++)
-        if (in->parts[i].assigned)
-            rd_kafka_topic_partition_list_add(l, in->parts[i].topic,
-                                              in->parts[i].partition)->offset =
-                RD_KAFKA_OFFSET_END;
-    if (l->cnt) {
-        rd_kafka_offsets_for_times(in->rk, l, 1);
-        fw_counter_add(in->wakeups, 1);
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
 /* One message from librdkafka's consumer queue (errors logged and counted,
  * not returned), with its partition's index. */
 static rd_kafka_message_t *poll_one(fw_in *in, int timeout_ms, uint32_t *src)
@@ -545,9 +496,7 @@ static rd_kafka_message_t *poll_one(fw_in *in, int timeout_ms, uint32_t *src)
         return NULL;
     }
     *src = part_index(in, rd_kafka_topic_name(m->rkt), m->partition);
-    if (fw_fetch_wake_taken(&in->wake, m->len) &&
-        fw_fetch_wake_look(&in->wake, (size_t)rd_kafka_queue_length(in->queue)))
-        wake_fetchers(in);
+    fw_kafka_waker_taken(&in->waker, m->len);
     return m;
 }
 

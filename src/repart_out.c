@@ -81,6 +81,7 @@ struct fw_forwarder {
     char dr_err[256];
     char fatal[512];
     fw_counter *read, *forwarded, *records, *marks;
+    fw_kafka_waker waker;    /* wakes the consumer's fetchers after a full queue */
 };
 
 /* ---- the input partitions --------------------------------------------------- */
@@ -361,6 +362,10 @@ fw_forwarder *fw_forwarder_new(const fw_settings *s, fw_ruleset *rules, fw_metri
         rd_kafka_conf_destroy(c);
         goto fail;
     }
+    if (fw_kafka_waker_caps(&f->waker, c, "forwarder consumer", err, errlen)) {
+        rd_kafka_conf_destroy(c);
+        goto fail;
+    }
     rd_kafka_conf_set_opaque(c, f);
     rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
     rd_kafka_conf_set_log_cb(c, fw_kafka_log);
@@ -417,6 +422,10 @@ fw_forwarder *fw_forwarder_new(const fw_settings *s, fw_ruleset *rules, fw_metri
                                     "event whose keys fall in k partitions counts k).", "");
     f->marks = fw_metrics_counter(m, "fraudwatch_scale_marks_total",
                                   "Progress marks produced into the repartition topic.", "");
+    fw_kafka_waker_start(&f->waker, f->in, fw_metrics_counter(
+        m, "fraudwatch_scale_fetch_wakeups_total",
+        "Times the forwarder woke librdkafka's fetchers after its consumer queue had been "
+        "full.", ""));
     return f;
 fail:
     fw_forwarder_free(f);
@@ -451,6 +460,7 @@ int fw_forwarder_run(fw_forwarder *f, volatile sig_atomic_t *stop)
                 fw_log(FW_LOG_WARN, "scale", "forwarder: consumer error", "error=\"%s\"",
                        rd_kafka_message_errstr(m));
             } else {
+                fw_kafka_waker_taken(&f->waker, m->len);
                 rc = forward(f, m);
             }
             rd_kafka_message_destroy(m);
@@ -498,6 +508,7 @@ int fw_forwarder_close(fw_forwarder *f, int64_t until_ms, char *err, size_t errl
         snprintf(err, errlen, "%s", f->fatal);
         return -1;
     }
+    fw_kafka_waker_stop(&f->waker);
     rd_kafka_consumer_close(f->in);   /* the revocation commits again: harmless */
     return 0;
 }
@@ -506,6 +517,7 @@ void fw_forwarder_free(fw_forwarder *f)
 {
     if (!f)
         return;
+    fw_kafka_waker_stop(&f->waker);
     if (f->in)
         rd_kafka_destroy(f->in);
     if (f->rt)

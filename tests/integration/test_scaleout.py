@@ -31,13 +31,13 @@ def generate(c, n, seed):
     return path
 
 
-def scaled(c, name):
+def scaled(c, name, extra=""):
     tmp = tempfile.mkdtemp(prefix=f"fw-{name}-", dir=c.tmp)
     return Daemon(tmp, c.topic, c.group, c.alerts, c.dlq,
                   f"instance.id = {name}\nha.mode = scaleout\nstate.store = kafka\n"
                   f"state.chunk_bytes = 65536\nscale.partitions = 8\n"
                   f"ha.session_timeout_ms = {SESSION_MS}\n"
-                  "state.checkpoint_interval_ms = 500\nmetrics.listen = 127.0.0.1:0\n")
+                  "state.checkpoint_interval_ms = 500\nmetrics.listen = 127.0.0.1:0\n" + extra)
 
 
 def producer(c, path, k):
@@ -293,7 +293,26 @@ def test_two_equal():
             assert d.stop() == 0
 
 
-TESTS = [test_two_equal, test_sigterm_handover, test_sigstop_rejoin, test_deleted_state_topic,
+def test_forwarder_fetch_wakeup():
+    """One daemon catching up a 30 000-event backlog on 2 input partitions
+    through a 256 KiB consumer queue: its forwarder wakes librdkafka's
+    fetcher after the queue was full (fraudwatch_scale_fetch_wakeups_total),
+    and the alert set equals replay's."""
+    with case(2) as (c, ds):
+        path = generate(c, 30000, 83)
+        want = replay(path)
+        for _ in producer(c, path, 1):
+            pass
+        ds.append(scaled(c, "wk0", "kafka.consumer.queued.max.messages.kbytes = 256\n").start())
+        meta = settle(c, want, 180)
+        compare(want, [m[2] for m in meta])
+        wakeups = t.metric(ds[0], "fraudwatch_scale_fetch_wakeups_total")
+        log(f"    {wakeups:.0f} forwarder fetch wake-ups")
+        assert wakeups >= 1, "the forwarder never woke its fetcher"
+        assert ds[0].stop() == 0
+
+
+TESTS = [test_two_equal, test_forwarder_fetch_wakeup, test_sigterm_handover, test_sigstop_rejoin, test_deleted_state_topic,
          test_join_and_kill]
 
 
