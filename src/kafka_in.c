@@ -293,6 +293,7 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
          * drains as fast as 64 or 128 MiB (~700k events/s here) with a peak
          * RSS of ~200 MiB instead of ~320 or ~490 (bench/queue_curve.py,
          * bench/README.md "The consumer queue"). */
+        fw_kafka_set(c, "consumer", "queued.min.messages", "1000000", err, errlen) ||
         fw_kafka_set(c, "consumer", "queued.max.messages.kbytes", "16384", err, errlen))
         goto fail;
     if (strcmp(s->ha_mode, "standby") == 0) {
