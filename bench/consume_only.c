@@ -22,8 +22,9 @@
  *             rd_kafka_consumer_poll() one message at a time, 0 ms timeout
  *             while messages flow (20 ms when idle), as the daemon's driver;
  *             the fetchers woken when the queue, once full, is half empty
- *             (src/fetch_wake.c, as src/kafka_in.c does; with nothing to do
- *             between polls this consumer seldom fills its queue);
+ *             (the daemon's own fw_kafka_waker, src/kafka_common.c; with
+ *             nothing to do between polls this consumer seldom fills its
+ *             queue);
  *   commits   every --commit-ms (default 5000, the daemon's
  *             state.checkpoint_interval_ms) the next offset of each partition,
  *             synchronously (the daemon waits for its commit's answer too).
@@ -44,7 +45,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "fetch_wake.h"
+#include "kafka.h"
 
 static volatile sig_atomic_t stop;
 
@@ -104,28 +105,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         fprintf(stderr, "consume_only: rebalance: %s\n", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
-}
-
-/* src/kafka_common.c's fw_kafka_waker_look(): a ListOffsets to the leaders of the
- * assigned partitions wakes their broker threads, which then fetch. */
-static void wake_fetchers(rd_kafka_t *rk)
-{
-    rd_kafka_topic_partition_list_t *assigned = NULL;
-    if (rd_kafka_assignment(rk, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned->cnt) {
-        for (int i = 0; i < assigned->cnt; i++)
-            assigned->elems[i].offset = RD_KAFKA_OFFSET_END;
-        rd_kafka_offsets_for_times(rk, assigned, 1);
-    }
-    if (assigned)
-        rd_kafka_topic_partition_list_destroy(assigned);
-}
-
-/* The queue's caps as librdkafka will use them (after any -X). */
-static uint64_t conf_u64(rd_kafka_conf_t *c, const char *k)
-{
-    char v[32];
-    size_t n = sizeof v;
-    return rd_kafka_conf_get(c, k, v, &n) == RD_KAFKA_CONF_OK ? strtoull(v, NULL, 10) : 0;
 }
 
 static int set(rd_kafka_conf_t *c, const char *k, const char *v)
@@ -238,11 +217,12 @@ int main(int argc, char **argv)
         set(cc, "enable.partition.eof", "false"))
         return 2;
     rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
-    fw_fetch_wake wake;
-    fw_fetch_wake_init(&wake, conf_u64(cc, "queued.min.messages"),
-                       conf_u64(cc, "queued.max.messages.kbytes") * 1024);
-
+    fw_kafka_waker waker;
     char e[512];
+    if (fw_kafka_waker_caps(&waker, cc, "consume_only", e, sizeof e)) {
+        fprintf(stderr, "consume_only: %s\n", e);
+        return 2;
+    }
     rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e);
     if (!cons) {
         fprintf(stderr, "consume_only: consumer: %s\n", e);
@@ -264,6 +244,7 @@ int main(int argc, char **argv)
     double t_start = mono_s(), t_first = 0, t_last = 0, last_cp = t_start, last_msg = t_start;
     bool idle_out = false, busy = false;
     rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(cons);
+    fw_kafka_waker_start(&waker, cons, NULL);
     rd_kafka_message_t *got[1024];
     ssize_t ngot = 0, igot = 0;
     if (batch > 1024)
@@ -301,11 +282,8 @@ int main(int argc, char **argv)
                 struct part *p = part_of(rd_kafka_topic_name(m->rkt), m->partition);
                 if (m->offset + 1 > p->next)
                     p->next = m->offset + 1;
-                if (fw_fetch_wake_taken(&wake, m->len) &&
-                    fw_fetch_wake_look(&wake, rd_kafka_queue_length(cq))) {
-                    wake_fetchers(cons);
+                if (fw_fetch_wake_taken(&waker.when, m->len) && fw_kafka_waker_look(&waker))
                     wakeups++;
-                }
             }
             rd_kafka_message_destroy(m);
         }
@@ -315,6 +293,7 @@ int main(int argc, char **argv)
         }
     }
     int rc = commit(cons, &commits) == 0 && !stop && !idle_out ? 0 : 1;
+    fw_kafka_waker_stop(&waker);
     rd_kafka_queue_destroy(cq);
     rd_kafka_consumer_close(cons);
     rd_kafka_destroy(cons);

@@ -42,12 +42,14 @@ int fw_kafka_waker_caps(fw_kafka_waker *w, rd_kafka_conf_t *c, const char *clien
 void fw_kafka_waker_start(fw_kafka_waker *w, rd_kafka_t *rk, fw_counter *wakeups);
 /* Before the consumer is closed (drops the queue reference). */
 void fw_kafka_waker_stop(fw_kafka_waker *w);
-void fw_kafka_waker_look(fw_kafka_waker *w);
+/* Reads the queue's length and wakes the fetchers when it is time: true
+ * when it did (counted in `wakeups`). */
+bool fw_kafka_waker_look(fw_kafka_waker *w);
 /* A message of `len` payload bytes was taken from the consumer queue. */
 static inline void fw_kafka_waker_taken(fw_kafka_waker *w, size_t len)
 {
     if (w->queue && fw_fetch_wake_taken(&w->when, len))
-        fw_kafka_waker_look(w);
+        (void)fw_kafka_waker_look(w);
 }
 
 /* ---- producer ---- */

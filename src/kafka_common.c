@@ -74,18 +74,21 @@ void fw_kafka_waker_stop(fw_kafka_waker *w)
  * rd_kafka_offsets_for_times() keeps to its timeout;
  * rd_kafka_query_watermark_offsets() in 2.0.2 waited the request's own 60 s
  * with the broker stopped (bench/README.md, "The consumer queue"). */
-void fw_kafka_waker_look(fw_kafka_waker *w)
+bool fw_kafka_waker_look(fw_kafka_waker *w)
 {
     if (!fw_fetch_wake_look(&w->when, (size_t)rd_kafka_queue_length(w->queue)))
-        return;
+        return false;
     rd_kafka_topic_partition_list_t *l = NULL;
+    bool woke = false;
     if (rd_kafka_assignment(w->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->cnt) {
         for (int i = 0; i < l->cnt; i++)
             l->elems[i].offset = RD_KAFKA_OFFSET_END;
         rd_kafka_offsets_for_times(w->rk, l, 1);
         if (w->wakeups)
             fw_counter_add(w->wakeups, 1);
+        woke = true;
     }
     if (l)
         rd_kafka_topic_partition_list_destroy(l);
+    return woke;
 }
