@@ -340,6 +340,17 @@ fw_in *fw_in_new(const fw_settings *s, fw_metrics *m, fw_in_revoke_fn revoke,
     fw_kafka_waker_start(&in->waker, in->rk, fw_metrics_counter(
         m, "fraudwatch_consumer_fetch_wakeups_total",
         "Times the consumer woke librdkafka's fetchers after its queue had been full.", ""));
+    /* The caps librdkafka was given, defaults and operator's keys resolved:
+     * what bounds the daemon's memory while it drains a backlog. */
+    fw_gauge_set(fw_metrics_gauge(m, "fraudwatch_consumer_queue_max_messages",
+                                  "The consumer queue's cap in messages "
+                                  "(queued.min.messages, as librdkafka was given it).", ""),
+                 (double)in->waker.when.cap_msgs);
+    fw_gauge_set(fw_metrics_gauge(m, "fraudwatch_consumer_queue_max_bytes",
+                                  "The consumer queue's cap in bytes "
+                                  "(queued.max.messages.kbytes times 1024, as librdkafka was "
+                                  "given it).", ""),
+                 (double)in->waker.when.cap_bytes);
     in->rebalances = fw_metrics_counter(m, "fraudwatch_rebalances_total",
                                         "Partition assignments and revocations.", "");
     topics = rd_kafka_topic_partition_list_new((int)s->ninput_topics);

@@ -233,6 +233,10 @@ def test_fetch_wakeup():
         wait_for(lambda: metric(d, "fraudwatch_events_total") >= 30000, 120, "30000 events in")
         wait_for(lambda: len(alerts_of(c.alerts)) >= len(want), 60, f"{len(want)} alerts")
         assert metric(d, "fraudwatch_events_total") == 30000, "every event once"
+        # The operator's key reached librdkafka; the count cap is the
+        # daemon's own 1,000,000 (librdkafka's default would be 100,000).
+        assert metric(d, "fraudwatch_consumer_queue_max_bytes") == 256 * 1024
+        assert metric(d, "fraudwatch_consumer_queue_max_messages") == 1000000
         wakeups = metric(d, "fraudwatch_consumer_fetch_wakeups_total")
         assert wakeups >= 1, "the fetcher was never woken"
         log(f"  {wakeups:.0f} fetch wake-ups for 30000 events through a 256 KiB queue")
@@ -388,6 +392,10 @@ def test_far_future_events():
         wait_for(lambda: metric(d, 'fraudwatch_events_off_clock_total{side="ahead"}') == 1, 30,
                  "one event counted ahead of the stream clock")
         assert metric(d, 'fraudwatch_events_off_clock_total{side="behind"}') == 1
+        # By the way: the consumer queue's default caps as librdkafka was
+        # given them (kafka_in.c; a key dropped there would show here).
+        assert metric(d, "fraudwatch_consumer_queue_max_bytes") == 16 * 1024 * 1024
+        assert metric(d, "fraudwatch_consumer_queue_max_messages") == 1000000
         assert d.stop() == 0
     finally:
         c.cleanup()
