@@ -543,6 +543,12 @@ rd_kafka_message_t *fw_in_poll(fw_in *in, int timeout_ms, uint32_t *src)
         rd_kafka_message_t *n = poll_one(in, left <= 0 ? 0 : left < 10 ? (int)left : 10, &from);
         if (!n || left > 0)
             now = fw_mono_coarse_ms();
+        if (n && fw_order_pass(in->order, from, now)) {
+            in->parts[from].pushed = n->offset;
+            in->parts[from].fed = n->offset + 1;
+            *src = from;
+            return n;
+        }
         if (n) {
             if (fw_order_push(in->order, from, rd_kafka_message_timestamp(n, NULL), n) != 0) {
                 /* Handing it over out of turn could put it before older

@@ -25,7 +25,9 @@
  * Pure logic over opaque message pointers, driven from the daemon's main
  * thread only (no locks), and unit-tested without Kafka (tests/test_order.c).
  * Each pop looks at every lane: linear in the number of assigned
- * partitions, which is small next to the cost of an event. */
+ * partitions, which is small next to the cost of an event.  With one
+ * partition assigned and nothing held, a message does not go through the
+ * buffer at all (fw_order_pass: what push and pop would do, without them). */
 #include "kafka_order.h"
 
 #include <stdlib.h>
@@ -51,6 +53,7 @@ struct fw_order {
     int64_t wait_ms;
     size_t max_buffered;
     size_t buffered;
+    uint32_t nassigned;      /* lanes assigned */
     uint64_t seq;
     int64_t head_ts;         /* of the message a pop is deciding about */
     int64_t head_aux[2];
@@ -109,6 +112,7 @@ void fw_order_assign(fw_order *o, uint32_t src, int64_t now_ms)
     struct lane *l = lane_get(o, src);
     if (!l)
         return;   /* out of memory: the partition is never waited for */
+    o->nassigned += !l->assigned;
     l->assigned = true;
     l->dry_since = now_ms;
 }
@@ -120,6 +124,7 @@ void fw_order_revoke(fw_order *o, uint32_t src, void (*destroy)(void *msg))
     struct lane *l = &o->lanes[src];
     o->buffered -= l->len;
     lane_clear(l, destroy);
+    o->nassigned -= l->assigned;
     l->assigned = false;
 }
 
@@ -157,6 +162,8 @@ int fw_order_push_aux(fw_order *o, uint32_t src, int64_t ts_ms, int64_t a0, int6
 void *fw_order_pop(fw_order *o, int64_t now_ms, fw_order_behind_fn behind,
                    void *ctx, uint32_t *src)
 {
+    if (!o->buffered)
+        return NULL;
     struct lane *best = NULL;
     const struct item *bi = NULL;
     for (uint32_t i = 0; i < o->nlanes; i++) {
@@ -191,6 +198,21 @@ void *fw_order_pop(fw_order *o, int64_t now_ms, fw_order_behind_fn behind,
     }
     o->buffered--;
     return m;
+}
+
+bool fw_order_pass(fw_order *o, uint32_t src, int64_t now_ms)
+{
+    /* Pushed, the message would be the only one held, so the pop's oldest
+     * head; the pop waits only for an assigned lane that is empty, and
+     * there is none but its own, which holds it.  What the pop would have
+     * left behind: the lane dry since now, one more push counted. */
+    if (o->buffered ||
+        (o->nassigned && !(o->nassigned == 1 && src < o->nlanes && o->lanes[src].assigned)))
+        return false;
+    if (src < o->nlanes)
+        o->lanes[src].dry_since = now_ms;
+    o->seq++;
+    return true;
 }
 
 size_t fw_order_buffered(const fw_order *o) { return o->buffered; }

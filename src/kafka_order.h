@@ -43,6 +43,14 @@ int fw_order_push_aux(fw_order *o, uint32_t src, int64_t ts_ms, int64_t a0, int6
 void *fw_order_pop(fw_order *o, int64_t now_ms, fw_order_behind_fn behind,
                    void *ctx, uint32_t *src);
 
+/* A message of partition `src` just delivered, with nothing buffered and no
+ * other partition assigned: true when fw_order_push() then fw_order_pop()
+ * would hand it straight back, which this records as done (the lane ran dry
+ * at now_ms) — the caller takes the message itself, with no copy in and out
+ * of the buffer.  False: push it as usual.  A single partition, the common
+ * case, never needs the buffer. */
+bool fw_order_pass(fw_order *o, uint32_t src, int64_t now_ms);
+
 /* Messages held now. */
 size_t fw_order_buffered(const fw_order *o);
 /* Inside a behind callback: the timestamp of the message the stream would

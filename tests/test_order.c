@@ -228,6 +228,121 @@ static void test_head_ts_and_aux(void **state)
     fw_order_free(o, NULL);
 }
 
+/* The daemon's poll loop (kafka_in.c, fw_in_poll) with and without
+ * fw_order_pass over one random script of deliveries, assignments,
+ * revocations, partitions behind and time passing: the messages come out
+ * the same, in the same order, at the same steps — and both paths were
+ * taken. */
+struct script {
+    uint64_t rng;
+    int next;                       /* the next message delivered */
+    uint32_t src;
+    int64_t ts;
+};
+
+static uint32_t rnd(struct script *s)
+{
+    s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(s->rng >> 33);
+}
+
+static int run_script(bool use_pass, int *out, int max, int *passed)
+{
+    struct script sc = { .rng = 42, .next = 1 };
+    memset(behind_table, 0, sizeof behind_table);
+    fw_order *o = fw_order_new(50, 64);
+    int64_t now = 0;
+    int n = 0;
+    *passed = 0;
+    fw_order_assign(o, 0, now);
+    sc.src = 0;
+    sc.ts = 0;
+    for (int step = 0; step < 40000 && n < max - 2; step++) {
+        uint32_t r = rnd(&sc) % 100;
+        if (r < 2) {
+            fw_order_assign(o, rnd(&sc) % 3, now);
+        } else if (r < 4) {
+            fw_order_revoke(o, rnd(&sc) % 3, NULL);
+        } else if (r < 10) {
+            now += rnd(&sc) % 40;
+        } else if (r < 13) {
+            behind_table[rnd(&sc) % 3] ^= 1;
+        } else {
+            /* one call: take what the buffer gives, else deliver one */
+            uint32_t src;
+            void *m = fw_order_pop(o, now, behind, NULL, &src);
+            if (!m) {
+                void *d = MSG(sc.next);
+                if (use_pass && fw_order_pass(o, sc.src, now)) {
+                    m = d;
+                    src = sc.src;
+                    (*passed)++;
+                } else {
+                    assert_int_equal(fw_order_push(o, sc.src, sc.ts, d), 0);
+                    m = fw_order_pop(o, now, behind, NULL, &src);
+                }
+                sc.next++;
+                /* the next delivery: mostly partition 0, in time order */
+                sc.src = rnd(&sc) % 8 < 6 ? 0 : rnd(&sc) % 4;
+                sc.ts += rnd(&sc) % 5;
+            }
+            if (m) {
+                out[n++] = (int)(uintptr_t)m;
+                out[n++] = -(int)src - 1000 * step;
+            }
+        }
+    }
+    fw_order_free(o, NULL);
+    return n;
+}
+
+static void test_pass_is_push_then_pop(void **state)
+{
+    (void)state;
+    enum { MAX = 60000 };
+    int *a = malloc(MAX * sizeof *a), *b = malloc(MAX * sizeof *b);
+    assert_non_null(a);
+    assert_non_null(b);
+    int pa, pb;
+    int na = run_script(false, a, MAX, &pa);
+    int nb = run_script(true, b, MAX, &pb);
+    assert_int_equal(pa, 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na * sizeof *a);
+    /* both paths taken, many times */
+    assert_true(pb > 1000);
+    assert_true(pb < na / 2 - 1000);
+    free(a);
+    free(b);
+}
+
+/* What fw_order_pass refuses: something buffered, or another partition
+ * assigned (even an empty one: it might be waited for). */
+static void test_pass_refuses(void **state)
+{
+    (void)state;
+    memset(behind_table, 0, sizeof behind_table);
+    fw_order *o = fw_order_new(1000, 1000);
+    assert_true(fw_order_pass(o, 3, 0));        /* nothing assigned yet */
+    fw_order_assign(o, 0, 0);
+    assert_true(fw_order_pass(o, 0, 0));
+    assert_false(fw_order_pass(o, 1, 0));       /* partition 0 may be waited for */
+    fw_order_assign(o, 1, 0);
+    assert_false(fw_order_pass(o, 0, 0));
+    fw_order_revoke(o, 1, NULL);
+    assert_true(fw_order_pass(o, 0, 0));
+    fw_order_assign(o, 0, 0);                   /* assigned twice counts once */
+    assert_true(fw_order_pass(o, 0, 0));
+    fw_order_push(o, 0, 5, MSG(1));
+    assert_false(fw_order_pass(o, 0, 0));       /* one held */
+    uint32_t src;
+    assert_int_equal(pop(o, 0, &src), 1);
+    assert_true(fw_order_pass(o, 0, 0));
+    fw_order_revoke(o, 0, NULL);
+    assert_true(fw_order_pass(o, 2, 0));
+    fw_order_free(o, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +352,8 @@ int main(void)
         cmocka_unit_test(test_revoke_drops_and_stops_waiting),
         cmocka_unit_test(test_ring_grows_and_wraps),
         cmocka_unit_test(test_head_ts_and_aux),
+        cmocka_unit_test(test_pass_is_push_then_pop),
+        cmocka_unit_test(test_pass_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
