@@ -109,6 +109,7 @@ def wait_for(pred, timeout, what):
 
 class Daemon:
     last = None
+    started = []   # every Daemon started: run_tests kills what a failed test left
     def __init__(self, tmp, topic, group, alerts, dlq, extra=""):
         self.tmp = tmp
         self.conf = os.path.join(tmp, "fraudwatch.conf")
@@ -137,6 +138,7 @@ kafka.consumer.auto.offset.reset = earliest
         logf = open(os.path.join(self.tmp, f"daemon-{len(self.logs)}.log"), "wb")
         self.logs.append(logf.name)
         self.proc = subprocess.Popen([FW, "run", "-c", self.conf], stdout=logf, stderr=logf)
+        Daemon.started.append(self)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=40):
@@ -723,6 +725,16 @@ def run_tests(tests, what="integration tests"):
             log(f"FAIL {fn.__name__} ({time.time() - t0:.1f}s)")
             traceback.print_exc(file=sys.stdout)
             dump_daemon_log()
+        finally:
+            # A test that failed before stopping its daemons would leave them
+            # running past the harness, on the shared broker, for the rest of
+            # the suite.
+            for d in Daemon.started:
+                if d.proc and d.proc.poll() is None:
+                    d.proc.kill()
+                    d.proc.wait()
+                d.proc = None
+            Daemon.started.clear()
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
