@@ -109,6 +109,17 @@ void *fw_hmap_find(const fw_hmap *m, uint64_t hash, const void *key,
     }
 }
 
+void fw_hmap_prefetch(const fw_hmap *m, uint64_t hash)
+{
+    __builtin_prefetch(&m->slots[hash & m->mask]);
+}
+
+void *fw_hmap_peek(const fw_hmap *m, uint64_t hash)
+{
+    const struct slot *s = &m->slots[hash & m->mask];
+    return s->hash == hash ? s->item : NULL;
+}
+
 static void place(struct slot *slots, size_t mask, uint64_t hash, void *item)
 {
     size_t i = hash & mask;

@@ -83,6 +83,9 @@ struct fw_snapshot {
 enum { ST_FREE, ST_FILLING, ST_FILLED, ST_PARSED, ST_DONE };
 
 #define BATCH_BYTES (4u << 20)
+#define PREFETCH_SLOT 12        /* updates ahead: a key's table slot, */
+#define PREFETCH_ITEM 8         /* its item, */
+#define PREFETCH_DATA 4         /* its window or chains (fw_state_prefetch) */
 #define GC_EVERY 256            /* batches per sweep of idle keys, a slice each */
 
 struct msg {
@@ -299,8 +302,18 @@ static void stage2(struct worker *w, fw_batch *b)
     fw_alert_out *out = &b->out[w->id];
     uint64_t evicted = fw_state_evictions(w->state);
     out->snoozes = b->snoozes;
-    for (size_t i = 0; i < v->n; i++)
+    /* Each update's key is a cache miss or three (table slot, item,
+     * window): ask for them ahead, in stages, so the misses of several
+     * updates overlap instead of following one another. */
+    for (size_t i = 0; i < v->n; i++) {
+        if (i + PREFETCH_SLOT < v->n)
+            fw_state_prefetch(w->state, &v->v[i + PREFETCH_SLOT], 0);
+        if (i + PREFETCH_ITEM < v->n)
+            fw_state_prefetch(w->state, &v->v[i + PREFETCH_ITEM], 1);
+        if (i + PREFETCH_DATA < v->n)
+            fw_state_prefetch(w->state, &v->v[i + PREFETCH_DATA], 2);
         fw_state_apply(w->state, b->rs, &v->v[i], out);
+    }
     evicted = fw_state_evictions(w->state) - evicted;
     if (evicted)      /* read by the feeder after DONE (acquire) */
         atomic_fetch_add_explicit(&b->evicted, evicted, memory_order_relaxed);

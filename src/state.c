@@ -305,6 +305,21 @@ void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
                                           subject_off, u->klen, r->shadow, snoozed };
 }
 
+void fw_state_prefetch(const fw_state *st, const fw_update *u, int stage)
+{
+    if (stage == 0) {
+        fw_hmap_prefetch(st->items, u->khash);
+        return;
+    }
+    const struct item *it = fw_hmap_peek(st->items, u->khash);
+    if (!it)
+        return;
+    if (stage == 1)
+        __builtin_prefetch(it);
+    else if (it->k.data)
+        __builtin_prefetch(it->k.data);
+}
+
 void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
                     fw_alert_out *out)
 {

@@ -39,6 +39,11 @@ typedef struct fw_alert_out {
 
 fw_state *fw_state_new(void);
 void fw_state_free(fw_state *st);
+/* A hint that `u` will be applied soon: `stage` 0 starts loading its
+ * table slot, 1 (some updates later, the slot likely in cache) its item, 2
+ * (later still) the item's window or chains.  No effect on the state. */
+void fw_state_prefetch(const fw_state *st, const fw_update *u, int stage);
+
 void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
                     fw_alert_out *out);
 /* Drops the state of keys idle for longer than their window (or

@@ -50,6 +50,18 @@ static void test_hmap(void **state)
         assert_ptr_equal(k, &items[i]);
     }
     assert_null(fw_hmap_find(m, h("nope"), "nope", 4, kv_eq));
+    /* fw_hmap_peek, the prefetch hint: never an item with another hash,
+     * nothing for an absent key, and the item itself for most keys (those
+     * in their home slot: the table is at most 5/8 full). */
+    int home = 0;
+    for (int i = 0; i < N; i++) {
+        fw_hmap_prefetch(m, h(items[i].key));
+        struct kv *p = fw_hmap_peek(m, h(items[i].key));
+        assert_true(p == NULL || p == &items[i]);
+        home += p == &items[i];
+    }
+    assert_true(home > N / 2);
+    assert_null(fw_hmap_peek(m, h("nope")));
     /* remove every other; the rest stay reachable (backward shift) */
     for (int i = 0; i < N; i += 2)
         assert_ptr_equal(fw_hmap_remove(m, h(items[i].key), items[i].key,

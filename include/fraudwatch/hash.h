@@ -35,6 +35,14 @@ size_t fw_hmap_bytes(const fw_hmap *m);
 void *fw_hmap_find(const fw_hmap *m, uint64_t hash, const void *key,
                    size_t len, fw_hmap_eq eq);
 
+/* Hints for a look-up to come (a loop over many keys overlaps their cache
+ * misses): fw_hmap_prefetch() starts loading the slot where `hash` would
+ * be; fw_hmap_peek() is the item in that slot if its hash is `hash` — most
+ * often the item fw_hmap_find() will return, but only a hint (NULL when
+ * the key is absent or further along the probe). */
+void fw_hmap_prefetch(const fw_hmap *m, uint64_t hash);
+void *fw_hmap_peek(const fw_hmap *m, uint64_t hash);
+
 /* Adds an item the caller knows is absent.  0, or -1 on out-of-memory (the
  * table is then unchanged). */
 int fw_hmap_insert(fw_hmap *m, uint64_t hash, void *item);
