@@ -660,7 +660,7 @@ def render_markdown(res):
         if mx:
             w(f"- daemon over the `max` run: {mx['cpu_s']:.1f} CPU s, peak RSS {fmt_mib(mx['hwm_kib'])} "
               f"(its consumer queues fetched events up to "
-              f"`kafka.consumer.queued.max.messages.kbytes`, 64 MiB by default).")
+              f"`kafka.consumer.queued.max.messages.kbytes`, 16 MiB by default).")
         w(f"- memory per 1 000 live keys: **{mem['kib_per_1000_keys']:.0f} KiB** "
           f"(≈ {mem['kib_per_1000_keys'] * 1.024:.0f} bytes a key) — the slope of "
           f"`fraudwatch replay`'s peak RSS between {mem['small']['events']:,} events "

@@ -51,6 +51,9 @@ def main():
             return 1
         with open(os.path.join(out, "results.json")) as f:
             res = json.load(f)
+        w = res.get("warmup") or {}
+        check(w.get("events") == 20000 and w.get("read_back") == 20000,
+              f"the broker warmed up before the sweep with the whole stream, read back ({w})")
         runs = {r["rate"]: r for r in res["runs"]}
         check(sorted(runs, key=str) == [10000, "max"], f"runs {list(runs)}")
         r10, mx = runs[10000], runs["max"]
