@@ -1,6 +1,12 @@
 /* state.c — all per-key state owned by one shard, and the apply step.
  *
- * Owns one hash table of items keyed by (rule state signature, key text).
+ * Owns the items keyed by (rule state signature, key text), in SUBS hash
+ * tables chosen by four bits of the key's hash.  One table would double
+ * in one step as the keys grow — at 512k slots that held the worker for
+ * 18 ms, the tail of a fresh daemon's first second at 200k events/s — while
+ * SUBS tables cross their thresholds at different moments, so each
+ * doubling is a sixteenth of the size and they are spread over many
+ * batches.
  * An item carries what every stateful rule needs (fw_keystate: the key's
  * high-water mark m, the time of its last alert for suppression, how long
  * it matters) plus its kind's own data — a window (threshold rules) or
@@ -57,8 +63,11 @@ struct item {
  * 16 bytes a live key (bench/README.md, "Memory per key"). */
 #define ITEM_SIZE(klen) (offsetof(struct item, key) + (size_t)(klen))
 
+#define SUB_BITS 4
+#define SUBS (1 << SUB_BITS)   /* hash tables per shard (see the top) */
+
 struct fw_state {
-    fw_hmap *items;
+    fw_hmap *items[SUBS];   /* by bits 28-31 of the key hash (table_of) */
     fw_buf evidence;
     fw_buf fields;          /* fw_state_fields */
     fw_fields_ix *fix;
@@ -70,7 +79,8 @@ struct fw_state {
     size_t ntodo, next, todo_cap;
     fw_buf *out;
     size_t early;         /* items encoded before a change */
-    size_t gc_pos;        /* where the sweep's next slice starts */
+    size_t gc_pos;        /* where the sweep's next slice starts: a slot ... */
+    uint32_t gc_sub;      /* ... of this table */
 
     /* the budget (fw_state_set_budget): keys beyond it evict others */
     size_t max_keys;      /* 0: none */
@@ -81,6 +91,22 @@ struct fw_state {
 };
 
 static void snap_item(fw_state *st, struct item *it);
+
+/* Bits 28-31 of the key hash: the shard is chosen by bits 32-63
+ * (fw_shard_of) and the slot in a table by the low bits, so these are
+ * independent of both for tables up to 2^28 slots. */
+static inline fw_hmap *table_of(const fw_state *st, uint64_t khash)
+{
+    return st->items[(khash >> 28) & (SUBS - 1)];
+}
+
+static size_t count_keys(const fw_state *st)
+{
+    size_t n = 0;
+    for (int i = 0; i < SUBS; i++)
+        n += fw_hmap_count(st->items[i]);
+    return n;
+}
 
 struct lookup {
     uint64_t sig;
@@ -99,11 +125,13 @@ fw_state *fw_state_new(void)
     fw_state *st = calloc(1, sizeof *st);
     if (!st)
         return NULL;
-    st->items = fw_hmap_new(1024);
-    if (!st->items) {
-        free(st);
-        return NULL;
-    }
+    for (int i = 0; i < SUBS; i++)
+        if (!(st->items[i] = fw_hmap_new(1024 / SUBS))) {
+            while (i--)
+                fw_hmap_free(st->items[i]);
+            free(st);
+            return NULL;
+        }
     st->rng = UINT64_C(0x9e3779b97f4a7c15);
     return st;
 }
@@ -122,11 +150,13 @@ void fw_state_free(fw_state *st)
 {
     if (!st)
         return;
-    size_t pos = 0;
-    struct item *it;
-    while ((it = fw_hmap_next(st->items, &pos)))
-        item_free(it);
-    fw_hmap_free(st->items);
+    for (int i = 0; i < SUBS; i++) {
+        size_t pos = 0;
+        struct item *it;
+        while ((it = fw_hmap_next(st->items[i], &pos)))
+            item_free(it);
+        fw_hmap_free(st->items[i]);
+    }
     for (size_t i = 0; i < st->nevicted; i++)
         item_free(st->evicted[i]);
     free(st->evicted);
@@ -137,7 +167,7 @@ void fw_state_free(fw_state *st)
     free(st);
 }
 
-size_t fw_state_keys(const fw_state *st) { return fw_hmap_count(st->items); }
+size_t fw_state_keys(const fw_state *st) { return count_keys(st); }
 
 /* Until when (event time) the item's state matters: its mark plus its
  * lifetime, or the end of its suppression; the sweep's measure too. */
@@ -166,7 +196,10 @@ static void evict_one(fw_state *st)
         st->rng ^= st->rng << 13;
         st->rng ^= st->rng >> 7;
         st->rng ^= st->rng << 17;
-        struct item *it = fw_hmap_sample(st->items, st->rng);
+        /* a table by the top bits, the first non-empty one from there */
+        struct item *it = NULL;
+        for (int t = 0; t < SUBS && !it; t++)
+            it = fw_hmap_sample(st->items[((st->rng >> 60) + t) % SUBS], st->rng);
         if (!it)
             return;
         int64_t until = item_until(it);
@@ -176,7 +209,7 @@ static void evict_one(fw_state *st)
         }
     }
     struct lookup l = { victim->sig, victim->key };
-    fw_hmap_remove(st->items, victim->khash, &l, victim->klen, item_eq);
+    fw_hmap_remove(table_of(st, victim->khash), victim->khash, &l, victim->klen, item_eq);
     st->evictions++;
     if (!st->snapping) {
         item_free(victim);
@@ -194,12 +227,13 @@ static void evict_one(fw_state *st)
 fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
 {
     struct lookup l = { r->state_sig, u->key };
-    struct item *it = fw_hmap_find(st->items, u->khash, &l, u->klen, item_eq);
+    fw_hmap *table = table_of(st, u->khash);
+    struct item *it = fw_hmap_find(table, u->khash, &l, u->klen, item_eq);
     if (it) {
         if (st->snapping && it->snap_gen != st->gen)
             snap_item(st, it);          /* as it was at the cut, before the change */
     } else {
-        if (st->max_keys && fw_hmap_count(st->items) >= st->max_keys)
+        if (st->max_keys && count_keys(st) >= st->max_keys)
             evict_one(st);
         it = fw_xcalloc(1, ITEM_SIZE(u->klen));
         it->sig = r->state_sig;
@@ -209,7 +243,7 @@ fw_keystate *fw_state_key(fw_state *st, const fw_rule *r, const fw_update *u)
         it->klen = u->klen;
         it->snap_gen = st->gen;         /* born after any cut in progress */
         memcpy(it->key, u->key, u->klen);
-        if (fw_hmap_insert(st->items, u->khash, it) != 0)
+        if (fw_hmap_insert(table, u->khash, it) != 0)
             fw_oom();
     }
     /* A rule reloaded with a new limit or suppression keeps its state
@@ -308,10 +342,10 @@ void fw_state_emit(fw_alert_out *out, const fw_rule *r, uint64_t version,
 void fw_state_prefetch(const fw_state *st, const fw_update *u, int stage)
 {
     if (stage == 0) {
-        fw_hmap_prefetch(st->items, u->khash);
+        fw_hmap_prefetch(table_of(st, u->khash), u->khash);
         return;
     }
-    const struct item *it = fw_hmap_peek(st->items, u->khash);
+    const struct item *it = fw_hmap_peek(table_of(st, u->khash), u->khash);
     if (!it)
         return;
     if (stage == 1)
@@ -342,16 +376,30 @@ void fw_state_gc_slice(fw_state *st, int64_t clock, int64_t lateness_ms, uint32_
 {
     if (st->snapping)
         return;           /* the snapshot still points at the items of the cut */
-    size_t cap = fw_hmap_capacity(st->items);
-    if (st->gc_pos >= cap)
-        st->gc_pos = 0;   /* a pass is over (or the table shrank under it) */
-    size_t end = st->gc_pos + (cap + slices - 1) / slices;
-    struct item *it;
-    while ((it = fw_hmap_next_upto(st->items, &st->gc_pos, end))) {
-        if (idle(it, clock, lateness_ms)) {
-            fw_hmap_remove_at(st->items, &st->gc_pos);
-            item_free(it);
+    /* The tables one after another, as if end to end: 1/slices of their
+     * slots in all per call. */
+    size_t total = 0;
+    for (int i = 0; i < SUBS; i++)
+        total += fw_hmap_capacity(st->items[i]);
+    size_t budget = (total + slices - 1) / slices;
+    while (budget) {
+        fw_hmap *m = st->items[st->gc_sub];
+        size_t cap = fw_hmap_capacity(m);
+        if (st->gc_pos >= cap) {    /* this table is done (or shrank under it) */
+            st->gc_pos = 0;
+            st->gc_sub = (st->gc_sub + 1) % SUBS;
+            continue;
         }
+        size_t n = cap - st->gc_pos < budget ? cap - st->gc_pos : budget;
+        size_t end = st->gc_pos + n;
+        struct item *it;
+        while ((it = fw_hmap_next_upto(m, &st->gc_pos, end))) {
+            if (idle(it, clock, lateness_ms)) {
+                fw_hmap_remove_at(m, &st->gc_pos);
+                item_free(it);
+            }
+        }
+        budget -= n;
     }
 }
 
@@ -380,11 +428,13 @@ static void save_item(fw_buf *out, const struct item *it)
 
 void fw_state_save(const fw_state *st, fw_buf *out)
 {
-    fw_enc_u64(out, fw_hmap_count(st->items));
-    size_t pos = 0;
-    const struct item *it;
-    while ((it = fw_hmap_next(st->items, &pos)))
-        save_item(out, it);
+    fw_enc_u64(out, count_keys(st));
+    for (int i = 0; i < SUBS; i++) {
+        size_t pos = 0;
+        const struct item *it;
+        while ((it = fw_hmap_next(st->items[i], &pos)))
+            save_item(out, it);
+    }
 }
 
 static void snap_item(fw_state *st, struct item *it)
@@ -398,17 +448,20 @@ size_t fw_state_snap_begin(fw_state *st, fw_buf *out)
 {
     if (st->snapping)                   /* not expected: finish the old one */
         fw_state_snap_step(st, SIZE_MAX);
-    size_t n = fw_hmap_count(st->items);
+    size_t n = count_keys(st);
     if (n > st->todo_cap) {
         size_t cap = n + n / 4;
         struct item **t = fw_xrealloc(st->todo, cap * sizeof *t);
         st->todo = t;
         st->todo_cap = cap;
     }
-    size_t pos = 0, k = 0;
-    struct item *it;
-    while ((it = fw_hmap_next(st->items, &pos)))
-        st->todo[k++] = it;
+    size_t k = 0;
+    for (int i = 0; i < SUBS; i++) {
+        size_t pos = 0;
+        struct item *it;
+        while ((it = fw_hmap_next(st->items[i], &pos)))
+            st->todo[k++] = it;
+    }
     st->gen++;
     st->ntodo = k;
     st->next = 0;
@@ -489,8 +542,8 @@ int fw_state_load(FILE *f, fw_state *(*place)(void *ctx, uint64_t khash),
         }
         fw_state *st = ok ? place(ctx, it->khash) : NULL;
         struct lookup l = { it->sig, it->key };
-        if (!st || fw_hmap_find(st->items, it->khash, &l, it->klen, item_eq) ||
-            fw_hmap_insert(st->items, it->khash, it) != 0) {
+        if (!st || fw_hmap_find(table_of(st, it->khash), it->khash, &l, it->klen, item_eq) ||
+            fw_hmap_insert(table_of(st, it->khash), it->khash, it) != 0) {
             item_free(it);
             goto bad;
         }
