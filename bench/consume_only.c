@@ -282,7 +282,7 @@ int main(int argc, char **argv)
                 struct part *p = part_of(rd_kafka_topic_name(m->rkt), m->partition);
                 if (m->offset + 1 > p->next)
                     p->next = m->offset + 1;
-                if (fw_fetch_wake_taken(&waker.when, m->len) && fw_kafka_waker_look(&waker))
+                if (fw_kafka_waker_taken(&waker, m->len))
                     wakeups++;
             }
             rd_kafka_message_destroy(m);

@@ -45,11 +45,11 @@ void fw_kafka_waker_stop(fw_kafka_waker *w);
 /* Reads the queue's length and wakes the fetchers when it is time: true
  * when it did (counted in `wakeups`). */
 bool fw_kafka_waker_look(fw_kafka_waker *w);
-/* A message of `len` payload bytes was taken from the consumer queue. */
-static inline void fw_kafka_waker_taken(fw_kafka_waker *w, size_t len)
+/* A message of `len` payload bytes was taken from the consumer queue:
+ * true when that woke the fetchers. */
+static inline bool fw_kafka_waker_taken(fw_kafka_waker *w, size_t len)
 {
-    if (w->queue && fw_fetch_wake_taken(&w->when, len))
-        (void)fw_kafka_waker_look(w);
+    return w->queue && fw_fetch_wake_taken(&w->when, len) && fw_kafka_waker_look(w);
 }
 
 /* ---- producer ---- */

@@ -100,6 +100,17 @@ static inline fw_hmap *table_of(const fw_state *st, uint64_t khash)
     return st->items[(khash >> 28) & (SUBS - 1)];
 }
 
+/* Every item, table after table: *t and *pos start at 0. */
+static struct item *next_item(const fw_state *st, int *t, size_t *pos)
+{
+    for (; *t < SUBS; ++*t, *pos = 0) {
+        struct item *it = fw_hmap_next(st->items[*t], pos);
+        if (it)
+            return it;
+    }
+    return NULL;
+}
+
 static size_t count_keys(const fw_state *st)
 {
     size_t n = 0;
@@ -150,13 +161,13 @@ void fw_state_free(fw_state *st)
 {
     if (!st)
         return;
-    for (int i = 0; i < SUBS; i++) {
-        size_t pos = 0;
-        struct item *it;
-        while ((it = fw_hmap_next(st->items[i], &pos)))
-            item_free(it);
+    int t = 0;
+    size_t pos = 0;
+    struct item *it;
+    while ((it = next_item(st, &t, &pos)))
+        item_free(it);
+    for (int i = 0; i < SUBS; i++)
         fw_hmap_free(st->items[i]);
-    }
     for (size_t i = 0; i < st->nevicted; i++)
         item_free(st->evicted[i]);
     free(st->evicted);
@@ -429,12 +440,11 @@ static void save_item(fw_buf *out, const struct item *it)
 void fw_state_save(const fw_state *st, fw_buf *out)
 {
     fw_enc_u64(out, count_keys(st));
-    for (int i = 0; i < SUBS; i++) {
-        size_t pos = 0;
-        const struct item *it;
-        while ((it = fw_hmap_next(st->items[i], &pos)))
-            save_item(out, it);
-    }
+    int t = 0;
+    size_t pos = 0;
+    const struct item *it;
+    while ((it = next_item(st, &t, &pos)))
+        save_item(out, it);
 }
 
 static void snap_item(fw_state *st, struct item *it)
@@ -455,13 +465,11 @@ size_t fw_state_snap_begin(fw_state *st, fw_buf *out)
         st->todo = t;
         st->todo_cap = cap;
     }
-    size_t k = 0;
-    for (int i = 0; i < SUBS; i++) {
-        size_t pos = 0;
-        struct item *it;
-        while ((it = fw_hmap_next(st->items[i], &pos)))
-            st->todo[k++] = it;
-    }
+    int t = 0;
+    size_t pos = 0, k = 0;
+    struct item *it;
+    while ((it = next_item(st, &t, &pos)))
+        st->todo[k++] = it;
     st->gen++;
     st->ntodo = k;
     st->next = 0;
