@@ -86,7 +86,13 @@ enum { ST_FREE, ST_FILLING, ST_FILLED, ST_PARSED, ST_DONE };
 #define PREFETCH_SLOT 12        /* updates ahead: a key's table slot, */
 #define PREFETCH_ITEM 8         /* its item, */
 #define PREFETCH_DATA 4         /* its window or chains (fw_state_prefetch) */
-#define GC_EVERY 256            /* batches per sweep of idle keys, a slice each */
+/* Events per whole sweep of idle keys; each batch sweeps its events' share
+ * of the tables.  262,144 is 256 full batches, the pass replay has always
+ * made, so replay's sweep (and its "live keys") is what it was.  A share
+ * per event rather than a slice per batch: at live rates batches are cut
+ * small (~280 events at 100k/s), and a slice per batch made the sweep
+ * 5 % of the daemon's CPU there (bench/README.md). */
+#define GC_PASS_EVENTS 262144
 
 struct msg {
     size_t off;
@@ -340,7 +346,7 @@ static void stage2(struct worker *w, fw_batch *b)
     }
     now = fw_sclock_update(&w->clock);
     if (now != FW_TS_NONE)
-        fw_state_gc_slice(w->state, now, late, GC_EVERY);
+        fw_state_gc_slice(w->state, now, late, b->n, p->o.gc_pass_events);
     if (b->snap)
         snapshot_begin(w, b->snap);
     else if (w->snap)
@@ -472,6 +478,8 @@ fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen
         p->o.lateness_ms = FW_DEFAULT_LATENESS_MS;
     if (!p->o.snapshot_step)
         p->o.snapshot_step = SNAPSHOT_STEP;
+    if (!p->o.gc_pass_events)
+        p->o.gc_pass_events = GC_PASS_EVENTS;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     atomic_init(&p->submitted, 0);

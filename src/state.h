@@ -48,9 +48,12 @@ void fw_state_apply(fw_state *st, const fw_ruleset *rs, const fw_update *u,
                     fw_alert_out *out);
 /* Drops the state of keys idle for longer than their window (or
  * suppression) plus `lateness_ms`, judged by the stream clock `clock`, in
- * slices: each call sweeps the next 1/`slices` of the table, so `slices`
- * calls make a whole pass.  Nothing while a snapshot is open. */
-void fw_state_gc_slice(fw_state *st, int64_t clock, int64_t lateness_ms, uint32_t slices);
+ * slices: a call for a batch of `events` sweeps the next
+ * events / `pass_events` of the tables (at least one slot when events > 0),
+ * so a whole pass takes `pass_events` events, however they are batched.
+ * Nothing while a snapshot is open. */
+void fw_state_gc_slice(fw_state *st, int64_t clock, int64_t lateness_ms, uint32_t events,
+                       uint32_t pass_events);
 size_t fw_state_keys(const fw_state *st);
 /* At most max_keys keys (0: no limit): a new key beyond it evicts the key
  * whose state ends first among a few sampled.  Evictions so far. */

@@ -39,6 +39,8 @@ typedef struct fw_pipeline_opts {
     uint32_t batch_events;     /* messages per batch (default 1024) */
     uint32_t snapshot_step;    /* state items encoded per batch while a
                                   snapshot is taken (default 2048) */
+    uint32_t gc_pass_events;   /* events per whole sweep of idle keys: each
+                                  batch sweeps its share (default 262144) */
     uint32_t own_parts;        /* ha.mode = scaleout: keep only keys of */
     uint32_t own_part;         /* repartition partition own_part (0: all) */
 } fw_pipeline_opts;
