@@ -247,15 +247,34 @@ int main(int argc, char **argv)
     }
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     /* Connect and learn the partitions before the clock starts, so the first
-     * paced messages do not wait for metadata. */
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    if (merr || md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "loadgen: topic %s: %s\n", topic,
-                rd_kafka_err2str(merr ? merr : md->topics[0].err));
-        return 1;
+     * paced messages do not wait for metadata.  A broker that stalls (a
+     * shared CI machine saw one silent for 11 s) or a topic created a moment
+     * ago without a leader yet is waited for, up to 60 s in all, saying so. */
+    double md_t0 = mono_s();
+    for (int attempt = 1;; attempt++) {
+        const rd_kafka_metadata_t *md = NULL;
+        rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+        if (!merr) {
+            merr = md->topic_cnt != 1 ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC : md->topics[0].err;
+            rd_kafka_metadata_destroy(md);
+            if (!merr)
+                break;
+        }
+        bool passing = merr == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                       merr == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                       merr == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                       merr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                       merr == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+        if (!passing || mono_s() - md_t0 >= 60) {
+            fprintf(stderr, "loadgen: topic %s: %s\n", topic, rd_kafka_err2str(merr));
+            return 1;
+        }
+        if (attempt == 1 || attempt % 25 == 0)
+            fprintf(stderr, "loadgen: topic %s: %s (attempt %d), asking again\n", topic,
+                    rd_kafka_err2str(merr), attempt);
+        struct timespec pause = { .tv_nsec = 200 * 1000000L };
+        nanosleep(&pause, NULL);
     }
-    rd_kafka_metadata_destroy(md);
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
