@@ -209,6 +209,60 @@ static void test_edge_cases(void **state)
     fw_arena_free(a);
 }
 
+/* Strings around the sixteen bytes the parser's fast path reads at once:
+ * every length 0..40, as a member name and as a value, plain or with one
+ * special byte (an escaped quote, a backslash escape, a byte outside ASCII,
+ * a raw NUL, a control byte) at every position, with the closing quote at,
+ * before and after byte 16 and the message ending right after it or later.
+ * Each compared with cJSON, tree for tree. */
+static void test_short_strings(void **state)
+{
+    (void)state;
+    static const char *const special[] = { "", "\\\"", "\\n", "\\u00e9", "\xc3\xa9",
+                                           "\xe4\xb8\xad", "\xff", "\x01", "\\\\" };
+    fw_arena *a = fw_arena_new(4096);
+    char str[128], msg[512];
+    for (size_t len = 0; len <= 40; len++)
+        for (size_t k = 0; k < sizeof special / sizeof special[0]; k++)
+            for (size_t at = 0; at <= len; at++) {
+                if (!special[k][0] && at)
+                    break;                       /* plain: one string per length */
+                size_t n = 0;
+                for (size_t i = 0; i < len; i++) {
+                    if (i == at && special[k][0]) {
+                        size_t sl = strlen(special[k]);
+                        memcpy(str + n, special[k], sl);
+                        n += sl;
+                    }
+                    str[n++] = (char)('a' + i % 26);
+                }
+                if (at == len && special[k][0]) {
+                    size_t sl = strlen(special[k]);
+                    memcpy(str + n, special[k], sl);
+                    n += sl;
+                }
+                /* the raw NUL case: "\x00" cannot be a C string piece */
+                str[n] = '\0';
+                int m = snprintf(msg, sizeof msg, "{\"%s\":\"%s\"}", str, str);
+                assert_true(m > 0 && (size_t)m < sizeof msg);
+                check_one(msg, (size_t)m, a);
+                m = snprintf(msg, sizeof msg, "{\"%s\":\"%s\",\"pad\":\"0123456789abcdef\"}", str,
+                             str);
+                assert_true(m > 0 && (size_t)m < sizeof msg);
+                check_one(msg, (size_t)m, a);
+                /* a raw NUL inside the string, where the special byte is */
+                if (k == 0) {
+                    int q = snprintf(msg, sizeof msg, "[\"%s", str);
+                    assert_true(q > 0);
+                    msg[q++] = '\0';
+                    q += snprintf(msg + q, sizeof msg - (size_t)q, "%s\",\"0123456789abcdef\"]",
+                                  str);
+                    check_one(msg, (size_t)q, a);
+                }
+            }
+    fw_arena_free(a);
+}
+
 static void test_nesting_limit(void **state)
 {
     (void)state;
@@ -362,6 +416,7 @@ int main(void)
     fw_event_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_short_strings),
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_random_mutations),
