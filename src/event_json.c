@@ -291,8 +291,8 @@ fail:
  * closing quote is within its first sixteen bytes, ASCII, no backslash —
  * every member name of the events, and most short values.  The sixteen
  * bytes loaded to find the quote are the copy: one store, no memcpy, and
- * none of the general function's register saving (73 → 35 instructions a
- * member name, callgrind). */
+ * none of the general function's register saving (callgrind, replay of
+ * 300k events: 2.44G → 2.23G instructions in all; a member name cost 117). */
 static inline bool parse_string(jp *j, char **out)
 {
 #ifdef __SSE2__
