@@ -97,8 +97,11 @@ static inline cJSON *new_node(jp *j)
 
 /* cJSON's buffer_skip_whitespace(), to the letter: nothing at the end; at
  * the end after skipping, back one byte. */
-static void skip_ws(jp *j)
+static inline void skip_ws(jp *j)
 {
+    /* No whitespace, the usual case (about nine calls an event): one test. */
+    if (j->off < j->len && j->s[j->off] > 32)
+        return;
     if (j->off >= j->len)
         return;
     while (j->off < j->len && j->s[j->off] <= 32)
