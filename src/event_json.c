@@ -363,6 +363,24 @@ static bool parse_number(jp *j, cJSON *item)
         j->off += i;
         return true;
     }
+    /* A decimal fraction (an amount, 712.33), at most 15 digits in all and
+     * then no other number byte: the digits are an exact double and so is
+     * 10^k, and IEEE division rounds their quotient correctly, which is
+     * the double strtod returns for the same text (Clinger's fast path). */
+    if (nd >= 1 && nd <= 15 && i < rem && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < rem && nd + (i - f0) < 16 && s[i] >= '0' && s[i] <= '9')
+            v = v * 10 + (uint64_t)(s[i++] - '0');
+        size_t nf = i - f0;
+        if (nf >= 1 && nd + nf <= 15 && (i == rem || !number_byte(s[i]))) {
+            static const double pow10[16] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                              1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+            double q = (double)v / pow10[nf];
+            set_number(item, neg ? -q : q);
+            j->off += i;
+            return true;
+        }
+    }
     /* Anything else exactly as cJSON's parse_number(): strtod over a copy
      * of every number byte from here, the point made the locale's. */
     size_t k = 0;

@@ -263,6 +263,48 @@ static void test_short_strings(void **state)
     fw_arena_free(a);
 }
 
+static uint64_t next_rand(void);
+
+/* Decimal fractions, which the parser divides itself when they have at most
+ * 15 digits (Clinger's fast path): bit for bit what cJSON's strtod gives,
+ * for every split of 1..17 digits into integer and fraction, random digits,
+ * both signs, leading and trailing zeros, and what may follow. */
+static void test_decimal_numbers(void **state)
+{
+    (void)state;
+    static const char *const fixed[] = {
+        "0.1", "0.2", "0.3", "-0.0", "0.0", "00.5", "1.0", "712.33", "320.83", "49999.990",
+        "999999999999.999", "99999999999999.9", "0.000000000000001", "0.123456789012345",
+        "9007199254740.99", "1.", "1.e5", "1.5e3", "1.5E-3", "1.5.5", "-1.25", "-.5",
+        "123456789012345.6", "0.1234567890123456", "4503599627370495.5",
+    };
+    static const char *const after[] = { "", ",", "}", " ", "e", "E1", "+", "-", ".", "x" };
+    fw_arena *a = fw_arena_new(4096);
+    char msg[128], num[64];
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        for (size_t k = 0; k < sizeof after / sizeof after[0]; k++) {
+            int m = snprintf(msg, sizeof msg, "{\"a\":%s%s}", fixed[i], after[k]);
+            check_one(msg, (size_t)m, a);
+            m = snprintf(msg, sizeof msg, "[%s%s", fixed[i], after[k]);
+            check_one(msg, (size_t)m, a);
+        }
+    for (int round = 0; round < 20000; round++) {
+        size_t digits = 1 + (size_t)(next_rand() % 17), point = 1 + (size_t)(next_rand() % digits);
+        size_t n = 0;
+        if (next_rand() % 2)
+            num[n++] = '-';
+        for (size_t d = 0; d < digits; d++) {
+            if (d == point)
+                num[n++] = '.';
+            num[n++] = (char)('0' + next_rand() % 10);
+        }
+        num[n] = '\0';
+        int m = snprintf(msg, sizeof msg, "{\"amount\":%s,\"x\":1}", num);
+        check_one(msg, (size_t)m, a);
+    }
+    fw_arena_free(a);
+}
+
 static void test_nesting_limit(void **state)
 {
     (void)state;
@@ -417,6 +459,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_short_strings),
+        cmocka_unit_test(test_decimal_numbers),
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_random_mutations),
