@@ -291,9 +291,10 @@ fail:
 }
 
 /* parse_string_any(), with the common case first and inline: a string whose
- * closing quote is within its first sixteen bytes, ASCII, no backslash —
- * every member name of the events, and most short values.  The sixteen
- * bytes loaded to find the quote are the copy: one store, no memcpy, and
+ * closing quote is within its first sixteen bytes (or 32: event ids,
+ * account numbers), ASCII, no backslash — every member name of the events,
+ * and most values that are not text.  The bytes loaded to find the quote
+ * are the copy: a store per sixteen, no memcpy, and
  * none of the general function's register saving (callgrind, replay of
  * 300k events: 2.44G → 2.23G instructions in all; a member name cost 117). */
 static inline bool parse_string(jp *j, char **out)
@@ -307,8 +308,8 @@ static inline bool parse_string(jp *j, char **out)
             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
         unsigned before = (hit & -hit) - 1;    /* the bytes before the first hit */
-        if (hit && start[__builtin_ctz(hit)] == '"' &&
-            !((unsigned)_mm_movemask_epi8(v) & before)) {
+        unsigned high = (unsigned)_mm_movemask_epi8(v);
+        if (hit && start[__builtin_ctz(hit)] == '"' && !(high & before)) {
             unsigned n = (unsigned)__builtin_ctz(hit);
             unsigned char *text = jalloc(j, 16);
             if (!text)
@@ -318,6 +319,27 @@ static inline bool parse_string(jp *j, char **out)
             *out = (char *)text;
             j->off += n + 2;
             return true;
+        }
+        /* The same over 32 bytes: an event id, an account number. */
+        if (!hit && !high && j->len - j->off > 32) {
+            __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(start + 16));
+            unsigned hit2 = (unsigned)_mm_movemask_epi8(
+                _mm_or_si128(_mm_cmpeq_epi8(w, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(w, _mm_set1_epi8('\\'))));
+            unsigned before2 = (hit2 & -hit2) - 1;
+            if (hit2 && start[16 + __builtin_ctz(hit2)] == '"' &&
+                !((unsigned)_mm_movemask_epi8(w) & before2)) {
+                unsigned n = 16 + (unsigned)__builtin_ctz(hit2);
+                unsigned char *text = jalloc(j, 32);
+                if (!text)
+                    return false;
+                _mm_storeu_si128((__m128i *)(void *)text, v);
+                _mm_storeu_si128((__m128i *)(void *)(text + 16), w);
+                text[n] = '\0';
+                *out = (char *)text;
+                j->off += n + 2;
+                return true;
+            }
         }
     }
 #endif
