@@ -12,13 +12,18 @@
  * reads of the run of bytes from [0-9+-eE.] that starts it, "\u0000" ends
  * a string's text early, nesting stops at CJSON_NESTING_LIMIT.  So everything downstream
  * reads events with cJSON's accessors, unchanged, and cJSON_Delete frees
- * them.  The only shortcut is the common case: an integer of at most 15
- * digits is exact as a double, so it is converted without strtod; every
- * other number goes through the same strtod call cJSON makes.
+ * them.  The shortcuts are for the common cases and give the same values:
+ * an integer of at most 15 digits is exact as a double, and a decimal
+ * fraction of at most 15 digits is the exact quotient of two exact doubles,
+ * correctly rounded (what strtod returns), so neither goes through strtod;
+ * every other number does, as in cJSON.  A string closed within 16 or 32
+ * bytes, ASCII and without escapes, is copied with the vector loads that
+ * found its end; a member's string or number is parsed in the object's
+ * loop, without a call.
  *
  * tests/test_json.c and tests/fuzz/fuzz_event.c compare it with the
- * library, tree for tree, on hand-written edge cases, the fuzz corpus and
- * random mutations of it.
+ * library, tree for tree, on hand-written edge cases, every short string
+ * and decimal shape, the fuzz corpus and random mutations of it.
  *
  * The message's UTF-8 check rides along: a string's bytes are checked only
  * when one is outside ASCII, and everything between strings that a
