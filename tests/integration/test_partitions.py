@@ -18,6 +18,7 @@ usage: test_partitions.py FRAUDWATCH GEN SOURCE_ROOT [TEST-NAME ...]
 Exit 77 (skipped) without FW_KAFKA_PORT.  Ends with "N passed, N failed".
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -80,6 +81,31 @@ def test_four_partitions_backlog_equals_replay():
     """4 partitions keyed by subscriber, consumed as a backlog: every rule's
     alerts equal replay's, sequences and cross-key windows included."""
     run_backlog(4)
+
+
+def test_loadgen_waits_for_a_topic_created_late():
+    """bench/loadgen (the harness's producer, here and in the scale-out and
+    bench tests) asks again for a topic's metadata instead of giving up on
+    the first answer: a topic created two seconds after it starts gets every
+    message.  Before, it exited 1 at once ("Unknown topic or partition"),
+    and a broker silent for longer than its one 10 s request failed a CI
+    run the same way."""
+    c = Case(partitions=1)
+    try:
+        path = generate(c, 500, 5, 1)
+        late = f"{c.topic}-late"
+        loadgen = os.path.join(os.path.dirname(t.GEN), "loadgen")
+        p = subprocess.Popen([loadgen, "-b", t.BROKER, "-t", late, "-q", path],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert p.poll() is None, f"loadgen gave up before the topic existed: {p.communicate()}"
+        t.create_topic(late, 1)
+        out, err = p.communicate(timeout=90)
+        assert p.returncode == 0, f"loadgen exited {p.returncode}: {err}"
+        assert "asking again" in err, err
+        assert " 500 delivered, 0 failed" in err + out, err + out
+    finally:
+        c.cleanup()
 
 
 def main():
