@@ -387,6 +387,20 @@ static bool health(void *ctx, char *reason, size_t len)
     return false;
 }
 
+/* An endpoint on a free loopback port serving m (the test is skipped, m
+ * freed, where this build has no libmicrohttpd). */
+static fw_http *http_or_skip(fw_metrics *m, fw_health_fn check)
+{
+    char err[512] = "";
+    fw_http *h = fw_http_start("127.0.0.1:0", m, check, NULL, err, sizeof err);
+    if (!h && strstr(err, "no libmicrohttpd")) {
+        fw_metrics_free(m);
+        skip();
+    }
+    assert_non_null(h);
+    return h;
+}
+
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 static void test_http(void **state)
@@ -398,12 +412,7 @@ static void test_http(void **state)
     fw_counter_add(c, 42);
     atomic_store(&is_healthy, true);
 
-    fw_http *h = fw_http_start("127.0.0.1:0", m, health, NULL, err, sizeof err);
-    if (!h && strstr(err, "no libmicrohttpd")) {
-        skip();
-        return;
-    }
-    assert_non_null(h);
+    fw_http *h = http_or_skip(m, health);
     int port = fw_http_port(h);
     assert_true(port > 0 && port < 65536);
 
@@ -656,16 +665,10 @@ static int probe(int port, const char *request, int status, const char *body, in
 static void test_http_slow_clients(void **state)
 {
     (void)state;
-    char err[512] = "", resp[65536];
+    char resp[65536];
     fw_metrics *m = fw_metrics_new();
     atomic_store(&is_healthy, true);
-    fw_http *h = fw_http_start("127.0.0.1:0", m, health, NULL, err, sizeof err);
-    if (!h && strstr(err, "no libmicrohttpd")) {
-        fw_metrics_free(m);
-        skip();
-        return;
-    }
-    assert_non_null(h);
+    fw_http *h = http_or_skip(m, health);
 
     struct trickle *t = calloc(1, sizeof *t);
     assert_non_null(t);
@@ -693,16 +696,10 @@ static void test_http_slow_clients(void **state)
 static void test_http_slow_clients_same_address(void **state)
 {
     (void)state;
-    char err[512] = "", resp[65536];
+    char resp[65536];
     fw_metrics *m = fw_metrics_new();
     fw_counter_add(fw_metrics_counter(m, "fw_slow_test_total", "x", ""), 7);
-    fw_http *h = fw_http_start("127.0.0.1:0", m, NULL, NULL, err, sizeof err);
-    if (!h && strstr(err, "no libmicrohttpd")) {
-        fw_metrics_free(m);
-        skip();
-        return;
-    }
-    assert_non_null(h);
+    fw_http *h = http_or_skip(m, NULL);
 
     struct trickle *t = calloc(1, sizeof *t);
     assert_non_null(t);
@@ -767,16 +764,10 @@ static bool slow_health(void *ctx, char *reason, size_t len)
 static void test_http_burst_spares_the_unread(void **state)
 {
     (void)state;
-    char err[512] = "", resp[65536];
+    char resp[65536];
     fw_metrics *m = fw_metrics_new();
     fw_counter_add(fw_metrics_counter(m, "fw_burst_test_total", "x", ""), 3);
-    fw_http *h = fw_http_start("127.0.0.1:0", m, slow_health, NULL, err, sizeof err);
-    if (!h && strstr(err, "no libmicrohttpd")) {
-        fw_metrics_free(m);
-        skip();
-        return;
-    }
-    assert_non_null(h);
+    fw_http *h = http_or_skip(m, slow_health);
     int port = fw_http_port(h);
     enum { OLD = 14, BURST = 30 };
     int old[OLD], burst[BURST];
@@ -825,15 +816,9 @@ static void test_http_burst_spares_the_unread(void **state)
 static void test_http_request_deadline(void **state)
 {
     (void)state;
-    char err[512] = "", resp[65536];
+    char resp[65536];
     fw_metrics *m = fw_metrics_new();
-    fw_http *h = fw_http_start("127.0.0.1:0", m, NULL, NULL, err, sizeof err);
-    if (!h && strstr(err, "no libmicrohttpd")) {
-        fw_metrics_free(m);
-        skip();
-        return;
-    }
-    assert_non_null(h);
+    fw_http *h = http_or_skip(m, NULL);
 
     struct trickle *t = calloc(1, sizeof *t);
     assert_non_null(t);
