@@ -10,6 +10,7 @@
  * condition false and its not_ form true. */
 #include "match.h"
 #include "cond_forms.h"
+#include "regex_literals.h"
 
 #include <math.h>
 #include <string.h>
@@ -38,6 +39,12 @@ struct fw_matcher {
     uint8_t *found;
     uint32_t *found_gen;
     uint32_t nfound;
+    /* and the literal scans of fields done so far (regex_literals.c): the
+     * literals found, by scan */
+    const fw_ruleset *rs;
+    uint64_t *lits;
+    uint32_t *lits_gen;
+    uint32_t nlits;
 };
 
 fw_matcher *fw_matcher_new(void)
@@ -72,6 +79,8 @@ void fw_matcher_free(fw_matcher *m)
     free(m->field_gen);
     free(m->found);
     free(m->found_gen);
+    free(m->lits);
+    free(m->lits_gen);
     free(m);
 }
 
@@ -91,12 +100,21 @@ void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, const fw_ruleset *
         memset(m->found_gen + m->nfound, 0, (n - m->nfound) * sizeof *m->found_gen);
         m->nfound = n;
     }
+    n = rs->nscans;
+    if (n > m->nlits) {
+        m->lits = fw_xrealloc(m->lits, n * sizeof *m->lits);
+        m->lits_gen = fw_xrealloc(m->lits_gen, n * sizeof *m->lits_gen);
+        memset(m->lits_gen + m->nlits, 0, (n - m->nlits) * sizeof *m->lits_gen);
+        m->nlits = n;
+    }
     if (++m->gen == 0) {       /* after 2^32 events: forget every entry */
         memset(m->field_gen, 0, m->nfield * sizeof *m->field_gen);
         memset(m->found_gen, 0, m->nfound * sizeof *m->found_gen);
+        memset(m->lits_gen, 0, m->nlits * sizeof *m->lits_gen);
         m->gen = 1;
     }
     m->root = root;
+    m->rs = rs;
 }
 
 void fw_matcher_end_event(fw_matcher *m) { m->root = NULL; }
@@ -149,6 +167,22 @@ int fw_matcher_search(fw_matcher *m, const pcre2_code *re, const cJSON *v)
     return 0;
 }
 
+/* Search i (of the event's set) cannot match v: its field's literal scan,
+ * done once per event, found none of its literals.  Then the regex need
+ * not run (and cannot hit a limit). */
+static bool ruled_out(fw_matcher *m, uint32_t i, const cJSON *v)
+{
+    const fw_ruleset *rs = m->rs;
+    if (!rs->filters || !rs->filters[i].mask || !cJSON_IsString(v) || !v->valuestring)
+        return false;
+    uint32_t s = rs->filters[i].scan;
+    if (m->lits_gen[s] != m->gen) {
+        m->lits_gen[s] = m->gen;
+        m->lits[s] = fw_litscan_run(rs->scans[s], v->valuestring, strlen(v->valuestring));
+    }
+    return !(m->lits[s] & rs->filters[i].mask);
+}
+
 int fw_matcher_search_cond(fw_matcher *m, const cJSON *root, const fw_cond *c,
                            const cJSON *v)
 {
@@ -160,7 +194,7 @@ int fw_matcher_search_cond(fw_matcher *m, const cJSON *root, const fw_cond *c,
         return m->found[i] & 1;
     }
     uint64_t faults = m->faults;
-    int r = fw_matcher_search(m, c->re, v);
+    int r = ruled_out(m, i, v) ? 0 : fw_matcher_search(m, c->re, v);
     m->found_gen[i] = m->gen;
     m->found[i] = (uint8_t)(r | (m->faults != faults) << 1);
     return r;

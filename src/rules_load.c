@@ -14,6 +14,7 @@
  * index the matcher walks.  Regexes are compiled and JIT-compiled here, once,
  * before anyone else can see the set. */
 #include "ruleset_impl.h"
+#include "regex_literals.h"
 #include "alert_fields.h"
 #include "cond_forms.h"
 #include "fraudwatch/alloc.h"
@@ -378,6 +379,38 @@ const cJSON *fw_lx_member(const cJSON *obj, const char *name) { return member(ob
 bool fw_lx_path(fw_loader *L, const cJSON *v, const char *place, fw_path *out)
 {
     return parse_path(L, v, place, out);
+}
+
+/* Each distinct search whose literals are known (regex_literals.c) gets
+ * the bits of its literals in one scan of its field, shared with the other
+ * searches on that field while the scan has room: match.c runs a search
+ * only when the event's scan of that field found one of its literals. */
+static void plan_literal_scans(fw_ruleset *rs, const struct search_key *keys)
+{
+    if (!rs->nsearches)
+        return;
+    rs->filters = fw_xcalloc(rs->nsearches, sizeof *rs->filters);
+    uint32_t *field_of = fw_xcalloc(rs->nsearches, sizeof *field_of);
+    for (uint32_t i = 0; i < rs->nsearches; i++) {
+        fw_litset set;
+        if (!keys[i].path || !fw_regex_literals(keys[i].pattern, keys[i].caseless, &set))
+            continue;
+        uint64_t mask = 0;
+        uint32_t at = 0;                    /* the scan it joins */
+        for (uint32_t s = 0; s < rs->nscans && !mask; s++)
+            if (field_of[s] == keys[i].path && (mask = fw_litscan_add(rs->scans[s], &set)))
+                at = s;
+        if (!mask) {                        /* a first scan of this field, or one more */
+            rs->scans = fw_xrealloc(rs->scans, (rs->nscans + 1) * sizeof *rs->scans);
+            at = rs->nscans++;
+            rs->scans[at] = fw_litscan_new();
+            field_of[at] = keys[i].path;
+            mask = fw_litscan_add(rs->scans[at], &set);
+        }
+        rs->filters[i] = (struct fw_search_filter){ at, mask };
+        fw_litset_clear(&set);
+    }
+    free(field_of);
 }
 
 uint32_t fw_lx_search_slot(fw_loader *L, const fw_cond *c)
@@ -958,6 +991,7 @@ static int load(const fw_rulefile *files, size_t nfiles, const fw_listpart *part
     for (uint32_t i = 0; i < rs->npaths; i++)
         free(L.paths[i]);
     free(L.paths);
+    plan_literal_scans(rs, L.searches);
     for (uint32_t i = 0; i < rs->nsearches; i++)
         free(L.searches[i].pattern);
     free(L.searches);

@@ -9,6 +9,7 @@
  * a set drops its references to them. */
 #include "cond_forms.h"
 #include "rule_kinds.h"
+#include "regex_literals.h"
 #include "ruleset_impl.h"
 
 #include <stdlib.h>
@@ -84,6 +85,10 @@ static void ruleset_free(fw_ruleset *rs)
     }
     free(rs->types);
     free(rs->other.targets);
+    free(rs->filters);
+    for (uint32_t i = 0; i < rs->nscans; i++)
+        fw_litscan_free(rs->scans[i]);
+    free(rs->scans);
     free(rs);
 }
 

@@ -160,6 +160,14 @@ struct fw_ruleset {
     fw_type_index other;     /* targets for types no rule names ("*" only) */
     uint32_t npaths;         /* distinct field paths: fw_path.slot <= npaths */
     uint32_t nsearches;      /* distinct regex searches: fw_cond.search <= nsearches */
+    /* Per distinct search, the literal scan of its field that can rule it
+     * out (regex_literals.c, match.c): mask 0 when none can. */
+    struct fw_search_filter {
+        uint32_t scan;
+        uint64_t mask;
+    } *filters;              /* nsearches entries, or NULL */
+    struct fw_litscan **scans;
+    uint32_t nscans;
 };
 
 /* Does `a OP b` hold, given cmp = (a > b) - (a < b)?  One definition for
