@@ -88,7 +88,8 @@ enum { ST_FREE, ST_FILLING, ST_FILLED, ST_PARSED, ST_DONE };
 #define PREFETCH_DATA 4         /* its window or chains (fw_state_prefetch) */
 /* Events per whole sweep of idle keys; each batch sweeps its events' share
  * of the tables.  262,144 is 256 full batches, the pass replay has always
- * made, so replay's sweep (and its "live keys") is what it was.  A share
+ * made; state.c stretches it up to 8 times while passes find almost
+ * nothing idle.  A share
  * per event rather than a slice per batch: at live rates batches are cut
  * small (~280 events at 100k/s), and a slice per batch made the sweep
  * 5 % of the daemon's CPU there (bench/README.md). */
@@ -963,6 +964,14 @@ int fw_pipeline_load(fw_pipeline *p, FILE *f, char *err, size_t errlen)
      * which keeps state longer, never shorter). */
     (void)clock;
     return 0;
+}
+
+uint64_t fw_pipeline_sweep_visits(fw_pipeline *p)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < p->o.workers; i++)
+        n += fw_state_gc_visits(p->workers[i].state);
+    return n;
 }
 
 size_t fw_pipeline_keys(fw_pipeline *p)

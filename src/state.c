@@ -33,7 +33,13 @@
  * window (or suppression) plus the configured lateness; each worker
  * sweeps its tables in slices, each batch its events' share of a pass,
  * since a whole sweep of a few hundred thousand keys held a worker for
- * tens of milliseconds: the p99 at 200k events/s. */
+ * tens of milliseconds: the p99 at 200k events/s.  Each key the sweep
+ * looks at is a cache miss, so a pass that found almost nothing idle
+ * (under 1/64 of its keys) makes the next one twice as long, up to 8
+ * times; one that found more halves it again.  A pass is stretched only
+ * while what it leaves behind is a few per cent of the keys; a stream
+ * whose keys do not expire (a backlog drained in minutes of event time)
+ * stops paying for a sweep that frees nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -81,6 +87,9 @@ struct fw_state {
     size_t early;         /* items encoded before a change */
     size_t gc_pos;        /* where the sweep's next slice starts: a slot ... */
     uint32_t gc_sub;      /* ... of this table */
+    uint32_t gc_stretch;  /* this pass takes gc_stretch times pass_events */
+    uint64_t gc_seen, gc_freed;   /* keys looked at and dropped in this pass */
+    uint64_t gc_visits;           /* keys looked at, in all */
 
     /* the budget (fw_state_set_budget): keys beyond it evict others */
     size_t max_keys;      /* 0: none */
@@ -144,6 +153,7 @@ fw_state *fw_state_new(void)
             return NULL;
         }
     st->rng = UINT64_C(0x9e3779b97f4a7c15);
+    st->gc_stretch = 1;
     return st;
 }
 
@@ -383,17 +393,33 @@ static bool idle(const struct item *it, int64_t clock, int64_t lateness_ms)
     return until == FW_TS_NONE || until + lateness_ms <= clock;
 }
 
+#define GC_FEW_IDLE 64       /* a pass that dropped under 1/64 of its keys ... */
+#define GC_STRETCH_MAX 8     /* ... makes the next twice as long, up to 8 times */
+
+/* The end of a pass: the next one's length (see the top). */
+static void gc_pass_done(fw_state *st)
+{
+    if (st->gc_freed * GC_FEW_IDLE < st->gc_seen) {
+        if (st->gc_stretch < GC_STRETCH_MAX)
+            st->gc_stretch *= 2;
+    } else if (st->gc_stretch > 1) {
+        st->gc_stretch /= 2;
+    }
+    st->gc_visits += st->gc_seen;
+    st->gc_seen = st->gc_freed = 0;
+}
+
 void fw_state_gc_slice(fw_state *st, int64_t clock, int64_t lateness_ms, uint32_t events,
                        uint32_t pass_events)
 {
     if (st->snapping || !events || !pass_events)
         return;           /* the snapshot still points at the items of the cut */
-    /* The tables one after another, as if end to end: events/pass_events
-     * of their slots in all per call, rounded up. */
-    uint64_t total = 0;
+    /* The tables one after another, as if end to end: events/pass of
+     * their slots in all per call, rounded up. */
+    uint64_t total = 0, pass = (uint64_t)pass_events * st->gc_stretch;
     for (int i = 0; i < SUBS; i++)
         total += fw_hmap_capacity(st->items[i]);
-    uint64_t share = (total * events + pass_events - 1) / pass_events;
+    uint64_t share = (total * events + pass - 1) / pass;
     size_t budget = (size_t)(share < total ? share : total);
     while (budget) {
         fw_hmap *m = st->items[st->gc_sub];
@@ -401,20 +427,26 @@ void fw_state_gc_slice(fw_state *st, int64_t clock, int64_t lateness_ms, uint32_
         if (st->gc_pos >= cap) {    /* this table is done (or shrank under it) */
             st->gc_pos = 0;
             st->gc_sub = (st->gc_sub + 1) % SUBS;
+            if (st->gc_sub == 0)
+                gc_pass_done(st);
             continue;
         }
         size_t n = cap - st->gc_pos < budget ? cap - st->gc_pos : budget;
         size_t end = st->gc_pos + n;
         struct item *it;
         while ((it = fw_hmap_next_upto(m, &st->gc_pos, end))) {
+            st->gc_seen++;
             if (idle(it, clock, lateness_ms)) {
                 fw_hmap_remove_at(m, &st->gc_pos);
                 item_free(it);
+                st->gc_freed++;
             }
         }
         budget -= n;
     }
 }
+
+uint64_t fw_state_gc_visits(const fw_state *st) { return st->gc_visits + st->gc_seen; }
 
 /* ---- checkpoints ---------------------------------------------------------- */
 

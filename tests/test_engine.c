@@ -427,6 +427,51 @@ static void test_state_expiry_keeps_semantics(void **state)
     free(ev);
 }
 
+/* The events through a pipeline of 2 workers, `batch` events a batch and a
+ * sweep pass every `pass` events, for one threshold rule (a 10-minute
+ * window on "k"): the keys left at the end, and how many the sweep looked
+ * at (*visits, if not NULL). */
+static size_t keys_after(const char *events, uint32_t batch, uint32_t pass, uint64_t *visits)
+{
+    const char *rules =
+        "[{\"id\":\"W\",\"event\":\"c\",\"threshold\":{\"group_by\":\"k\","
+        "\"window_s\":600,\"count\":{\">=\":2}}}]";
+    fw_rulefile f = { "test.json", rules, strlen(rules) };
+    fw_ruleset *rs;
+    assert_int_equal(fw_ruleset_load_files(&f, 1, 1, &rs, err, sizeof err), 0);
+    fw_pipeline_opts o = { .workers = 2, .batch_events = batch, .max_event_bytes = 4096,
+                           .gc_pass_events = pass };
+    fw_mem_source *src = fw_mem_source_new();
+    fw_mem_source_add_lines(src, events, 0, UINT64_MAX);
+    fwt_result res;
+    memset(&res, 0, sizeof res);
+    fwt_collector c = { .res = &res };
+    fw_driver *d = fwt_driver(rs, &o, src, &c, err, sizeof err);
+    assert_non_null(d);
+    fwt_drive(d, &res);
+    size_t keys = fw_pipeline_keys(fw_driver_pipeline(d));
+    if (visits)
+        *visits = fw_pipeline_sweep_visits(fw_driver_pipeline(d));
+    assert_int_equal(res.nalerts, 0);
+    fw_driver_free(d);
+    fw_mem_source_free(src);
+    fwt_result_free(&res);
+    fw_ruleset_unref(rs);
+    return keys;
+}
+
+/* n one-off keys ("k<first>" on), `gap_ms` apart from ts0, appended. */
+static char *one_off_keys(char *ev, size_t *len, int first, int n, long long ts0, long long gap_ms)
+{
+    ev = realloc(ev, *len + (size_t)n * 100 + 1);
+    assert_non_null(ev);
+    for (int i = 0; i < n; i++)
+        *len += (size_t)sprintf(ev + *len,
+                                "{\"event_id\":\"x%d\",\"type\":\"c\",\"ts\":%lld,\"k\":\"k%d\"}\n",
+                                first + i, ts0 + gap_ms * i, first + i);
+    return ev;
+}
+
 /* The sweep of idle keys runs in slices, each batch its events' share of a
  * pass: over a long stream of one-off keys it still drops them, so only
  * the keys of the last stretch of the stream are live at the end, and how
@@ -435,36 +480,10 @@ static void test_state_expiry_keeps_semantics(void **state)
  * and a pass every `pass` events. */
 static size_t keys_left_after_sweep(uint32_t batch, uint32_t pass)
 {
-    const char *rules =
-        "[{\"id\":\"W\",\"event\":\"c\",\"threshold\":{\"group_by\":\"k\","
-        "\"window_s\":600,\"count\":{\">=\":2}}}]";
-    fw_rulefile f = { "test.json", rules, strlen(rules) };
-    fw_ruleset *rs;
-    assert_int_equal(fw_ruleset_load_files(&f, 1, 1, &rs, err, sizeof err), 0);
     enum { N = 20000 };
-    size_t cap = (size_t)N * 100, len = 0;
-    char *ev = malloc(cap);
-    assert_non_null(ev);
-    for (int i = 0; i < N; i++)  /* a minute apart, every key once */
-        len += (size_t)snprintf(ev + len, cap - len,
-                                "{\"event_id\":\"x%d\",\"type\":\"c\",\"ts\":%lld,\"k\":\"k%d\"}\n",
-                                i, T0 + 60000LL * i, i);
-    fw_pipeline_opts o = { .workers = 2, .batch_events = batch, .max_event_bytes = 4096,
-                           .gc_pass_events = pass };
-    fw_mem_source *src = fw_mem_source_new();
-    fw_mem_source_add_lines(src, ev, 0, UINT64_MAX);
-    fwt_result res;
-    memset(&res, 0, sizeof res);
-    fwt_collector c = { .res = &res };
-    fw_driver *d = fwt_driver(rs, &o, src, &c, err, sizeof err);
-    assert_non_null(d);
-    fwt_drive(d, &res);
-    size_t keys = fw_pipeline_keys(fw_driver_pipeline(d));
-    assert_int_equal(res.nalerts, 0);
-    fw_driver_free(d);
-    fw_mem_source_free(src);
-    fwt_result_free(&res);
-    fw_ruleset_unref(rs);
+    size_t len = 0;
+    char *ev = one_off_keys(NULL, &len, 0, N, T0, 60000);  /* a minute apart */
+    size_t keys = keys_after(ev, batch, pass, NULL);
     free(ev);
     return keys;
 }
@@ -487,6 +506,34 @@ static void test_idle_keys_swept_in_slices(void **state)
     /* The default pass, 262,144 events, is far longer than this stream:
      * the sweep has not come round, nothing is dropped yet. */
     assert_true(keys_left_after_sweep(300, 0) > 20000 / 2);
+}
+
+/* A sweep that finds nothing idle backs off, and comes back when keys go
+ * idle.  First 40,000 one-off keys a millisecond apart: 40 s of event
+ * time, inside every key's 10-minute window, so nothing is idle.  A pass
+ * every 768 events would look at about 40,000² / (2 × 768) ≈ 1.04M keys;
+ * passes that double while they find nothing (up to 8 times 768) look at
+ * a fraction of that.  Then 20,000 more keys a minute apart: keys go idle
+ * (all the first 40,000 at once, then one a minute), the passes shorten
+ * again, and the keys left are few, as in test_idle_keys_swept_in_slices. */
+static void test_idle_sweep_backs_off(void **state)
+{
+    (void)state;
+    enum { QUIET = 40000, LATER = 20000 };
+    size_t len = 0;
+    char *ev = one_off_keys(NULL, &len, 0, QUIET, T0, 1);
+    uint64_t visits;
+    size_t keys = keys_after(ev, 300, 768, &visits);
+    assert_int_equal(keys, QUIET);                 /* nothing was idle */
+    uint64_t fixed = (uint64_t)QUIET * QUIET / (2 * 768);
+    if (!(visits > 0 && visits < fixed / 3))
+        fail_msg("the sweep looked at %llu keys (a fixed pass: ~%llu)",
+                 (unsigned long long)visits, (unsigned long long)fixed);
+    ev = one_off_keys(ev, &len, QUIET, LATER, T0 + QUIET + 60000, 60000);
+    keys = keys_after(ev, 300, 768, NULL);
+    if (!(keys > 0 && keys < LATER / 4))
+        fail_msg("%zu keys left of %d", keys, QUIET + LATER);
+    free(ev);
 }
 
 /* ---- absurd timestamps (issue 10, item 1) ------------------------------ */
@@ -787,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8_in_pattern_subject),
         cmocka_unit_test(test_state_expiry_keeps_semantics),
         cmocka_unit_test(test_idle_keys_swept_in_slices),
+        cmocka_unit_test(test_idle_sweep_backs_off),
         cmocka_unit_test(test_absurd_times_touch_only_their_key),
         cmocka_unit_test(test_key_budget_evicts_coldest),
         cmocka_unit_test(test_windows_match_oracle),

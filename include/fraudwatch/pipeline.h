@@ -40,7 +40,9 @@ typedef struct fw_pipeline_opts {
     uint32_t snapshot_step;    /* state items encoded per batch while a
                                   snapshot is taken (default 2048) */
     uint32_t gc_pass_events;   /* events per whole sweep of idle keys: each
-                                  batch sweeps its share (default 262144) */
+                                  batch sweeps its share (default 262144; up
+                                  to 8 times as many while passes find
+                                  almost nothing idle) */
     uint32_t own_parts;        /* ha.mode = scaleout: keep only keys of */
     uint32_t own_part;         /* repartition partition own_part (0: all) */
 } fw_pipeline_opts;
@@ -180,6 +182,9 @@ int fw_pipeline_save(fw_pipeline *p, FILE *f, char *err, size_t errlen);
 int fw_pipeline_load(fw_pipeline *p, FILE *f, char *err, size_t errlen);
 /* Keys held (sum over workers); read while no batch is in flight. */
 size_t fw_pipeline_keys(fw_pipeline *p);
+/* Keys the idle-key sweep has looked at (sum over workers); read while no
+ * batch is in flight. */
+uint64_t fw_pipeline_sweep_visits(fw_pipeline *p);
 
 #define FW_MAX_WORKERS 64
 
