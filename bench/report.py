@@ -234,6 +234,12 @@ def parse_consume_only(line):
     return parse_kv_summary(line, "consume_only")
 
 
+def median_of(throughput):
+    """", median of N rounds" when the backlog phase ran more than one."""
+    n = len(throughput.get("backlog_rounds") or [])
+    return f", median of {n} rounds" if n > 1 else ""
+
+
 def ceiling_ratios(throughput):
     """daemon backlog drain / each reference measured in the same run.
     -> {"consume_only": r or None, "consume_only_met": bool or None,
@@ -531,15 +537,23 @@ def render_markdown(res):
     d, p, c = t.get("daemon_backlog"), t.get("passthrough"), t.get("consume_only")
     cr = ceiling_ratios(t)
     if d:
-        w(f"| daemon draining the topic (backlog, no producer running) | "
+        w(f"| daemon draining the topic (backlog, no producer running{median_of(t)}) | "
           f"{fmt_int(d['events_per_s'])} ev/s | {d['cpu_s']:.1f} CPU s, peak RSS {fmt_mib(d['hwm_kib'])} |")
     if c:
         w(f"| consume-only ceiling over the same topic (the daemon's consumer settings, "
-          f"no parsing, no output, commit every 5 s) | {fmt_int(c['msg_per_s'])} msg/s | "
+          f"no parsing, no output, commit every 5 s{median_of(t)}) | {fmt_int(c['msg_per_s'])} msg/s | "
           f"{c['cpu_s']:.1f} CPU s, peak RSS {fmt_mib(c['hwm_kib'])} |")
     if cr["consume_only"] is not None:
         w(f"| daemon / consume-only | **{cr['consume_only']:.2f}** | target ≥ "
           f"{CEILING_TARGET:.2f}: {met(cr['consume_only_met'])} |")
+    rounds = t.get("backlog_rounds") or []
+    if len(rounds) > 1 and all(r.get("consume_only") for r in rounds):
+        each = ", ".join(
+            f"{r['daemon']['events_per_s'] / r['consume_only']['msg_per_s']:.2f} "
+            f"({'daemon' if r['first'] == 'daemon' else 'consume-only'} first: "
+            f"{fmt_int(r['daemon']['events_per_s'])} / {fmt_int(r['consume_only']['msg_per_s'])})"
+            for r in rounds)
+        w(f"| the rounds (medians above) | {each} | |")
     if p:
         w(f"| pass-through over the same topic (consume + produce a copy of every message, "
           f"no matching: more work than the daemon's output, not a ceiling) | "
