@@ -84,4 +84,13 @@ double fwt_num(const cJSON *alert, const char *path);
 /* "ev(id, type, ts, extra)" → a JSON event line; extra is ",\"k\":v..." */
 char *fwt_events(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* xorshift64: the tests' reproducible random numbers (a seeded *x, never 0). */
+static inline uint64_t fwt_xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
 #endif

@@ -561,13 +561,7 @@ static void put(struct stream *s, const char *fmt, ...)
     s->len += (size_t)n;
 }
 
-static uint64_t rnd(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
+static uint64_t rnd(uint64_t *x) { return fwt_xorshift(x); }
 
 /* A stream over several days in bursts (so idle keys really are swept),
  * with a few late events, and — when `poison` — `npoison` events of their

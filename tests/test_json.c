@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "event_json.h"
+#include "harness.h"
 #include "fraudwatch/event.h"
 #include "fraudwatch/text.h"
 #include "json_diff.h"
@@ -413,13 +414,7 @@ static void test_corpus(void **state)
 }
 
 static uint64_t rng = 0x9E3779B97F4A7C15u;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t next_rand(void) { return fwt_xorshift(&rng); }
 
 /* Bytes that steer a JSON parser: structure, escapes, number bytes. */
 static const char steer[] = "{}[]\":,!\\u0123456789abcdefABCDEF+-.eEntrfl \t\r\n\x01\x7f\xef\xbb\xbf\xe4\xb8\xad\xc3\xed\xa0\x80\xf4\x90\x00";

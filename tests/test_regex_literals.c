@@ -92,13 +92,7 @@ static void test_extraction(void **state)
 }
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static uint64_t next_rand(void) { return fwt_xorshift(&rng); }
 
 /* The literals found in t[0..n), the slow way. */
 static uint64_t naive_scan(const fw_litset *s, const char *t, size_t n)
