@@ -33,7 +33,7 @@
 
 #include "fraudwatch/alloc.h"
 
-#define RUN_MAX 255        /* a longer run keeps its first RUN_MAX bytes */
+#define RUN_MAX 255        /* a longer run is cut into pieces of at most this */
 #define DEPTH_MAX 32
 #define REPEAT_INF UINT32_MAX
 
@@ -284,10 +284,10 @@ static bool read_seq(struct reader *r, fw_litset *out)
             break;
         }
         if (kind == LIT && min > 0) {
-            if (rn + alen <= RUN_MAX) {
-                memcpy(run + rn, atom, alen);
-                rn += alen;
-            }
+            if (rn + alen > RUN_MAX)
+                end_run(&best, run, &rn);   /* the run so far is one piece, this starts the next */
+            memcpy(run + rn, atom, alen);
+            rn += alen;
             if (max != 1)
                 end_run(&best, run, &rn);   /* it repeats: what follows is not adjacent */
         } else {

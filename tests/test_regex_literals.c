@@ -91,6 +91,32 @@ static void test_extraction(void **state)
     }
 }
 
+/* A run of literal characters longer than the reader keeps (255 bytes) is
+ * cut into pieces: each literal must still be a substring of the pattern's
+ * one match, the pattern itself (a character that did not fit must not be
+ * skipped while later ones are kept). */
+static void test_long_run(void **state)
+{
+    (void)state;
+    char pattern[1024];
+    size_t n = 0;
+    memset(pattern, 'a', 254);
+    n = 254;
+    for (int i = 0; i < 100; i++) {        /* 中b 中b ... crosses 255 mid-character */
+        memcpy(pattern + n, "\xe4\xb8\xad" "b", 4);
+        n += 4;
+    }
+    pattern[n] = '\0';
+    fw_litset s;
+    assert_true(fw_regex_literals(pattern, false, &s));
+    for (uint32_t i = 0; i < s.n; i++)
+        if (!memmem(pattern, n, s.lit[i], s.len[i]))
+            fail_msg("literal %u (%u bytes) is not in the pattern's one match", i, s.len[i]);
+    assert_int_equal(s.n, 1);              /* the longest piece: 255 bytes of 中b... */
+    assert_int_equal(s.len[0], 255);
+    fw_litset_clear(&s);
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static uint64_t next_rand(void) { return fwt_xorshift(&rng); }
 
@@ -338,6 +364,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_extraction),
+        cmocka_unit_test(test_long_run),
         cmocka_unit_test(test_scan_finds_what_is_there),
         cmocka_unit_test(test_scan_refuses_what_does_not_fit),
         cmocka_unit_test(test_sound_against_pcre2),
