@@ -132,11 +132,16 @@ static bool skip_class(struct reader *r)
             p += 2;
         } else if (*p == '[' && p + 1 < r->end &&
                    (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            /* [:name:] (or [:^name:]) is a POSIX class, as PCRE2 reads it;
+             * anything else that starts so is given up on, since PCRE2 may
+             * end the class earlier than a search for ":]" would. */
             unsigned char kind = p[1];
             const unsigned char *q = p + 2;
-            while (q + 1 < r->end && !(q[0] == kind && q[1] == ']'))
+            if (q < r->end && *q == '^')
                 q++;
-            if (q + 1 >= r->end)
+            while (q < r->end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z')))
+                q++;
+            if (q + 1 >= r->end || q[0] != kind || q[1] != ']')
                 return false;
             p = q + 2;
         } else {

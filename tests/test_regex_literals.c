@@ -67,6 +67,8 @@ static void test_extraction(void **state)
         { "\\d+元\\d+", false, "元" },
         { "[^]x]+yz", false, "yz" },
         { "[[:digit:]]]ab", false, "]ab" },
+        { "[[:^alpha:]x]yz", false, "yz" },
+        { "[[:a]b|cd:]ef]gh", false, "-" },   /* not a POSIX class: the class ends at "a]" */
         { "^(170|171|162)\\d{8}$", false, "170|171|162" },
         { "a*b*", false, "-" },            /* nothing required */
         { "ab|c", false, "-" },            /* a one-byte branch */
