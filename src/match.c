@@ -84,29 +84,23 @@ void fw_matcher_free(fw_matcher *m)
     free(m);
 }
 
+/* Grows one of the per-event caches (values and their generations) to
+ * `want` entries, the new ones invalid (generation 0). */
+#define CACHE_GROW(vals, gens, have, want)                                  \
+    do {                                                                    \
+        if ((want) > (have)) {                                              \
+            (vals) = fw_xrealloc((vals), (want) * sizeof *(vals));          \
+            (gens) = fw_xrealloc((gens), (want) * sizeof *(gens));          \
+            memset((gens) + (have), 0, ((want) - (have)) * sizeof *(gens)); \
+            (have) = (want);                                                \
+        }                                                                   \
+    } while (0)
+
 void fw_matcher_begin_event(fw_matcher *m, const cJSON *root, const fw_ruleset *rs)
 {
-    uint32_t n = rs->npaths;
-    if (n > m->nfield) {
-        m->field = fw_xrealloc(m->field, n * sizeof *m->field);
-        m->field_gen = fw_xrealloc(m->field_gen, n * sizeof *m->field_gen);
-        memset(m->field_gen + m->nfield, 0, (n - m->nfield) * sizeof *m->field_gen);
-        m->nfield = n;
-    }
-    n = rs->nsearches;
-    if (n > m->nfound) {
-        m->found = fw_xrealloc(m->found, n * sizeof *m->found);
-        m->found_gen = fw_xrealloc(m->found_gen, n * sizeof *m->found_gen);
-        memset(m->found_gen + m->nfound, 0, (n - m->nfound) * sizeof *m->found_gen);
-        m->nfound = n;
-    }
-    n = rs->nscans;
-    if (n > m->nlits) {
-        m->lits = fw_xrealloc(m->lits, n * sizeof *m->lits);
-        m->lits_gen = fw_xrealloc(m->lits_gen, n * sizeof *m->lits_gen);
-        memset(m->lits_gen + m->nlits, 0, (n - m->nlits) * sizeof *m->lits_gen);
-        m->nlits = n;
-    }
+    CACHE_GROW(m->field, m->field_gen, m->nfield, rs->npaths);
+    CACHE_GROW(m->found, m->found_gen, m->nfound, rs->nsearches);
+    CACHE_GROW(m->lits, m->lits_gen, m->nlits, rs->nscans);
     if (++m->gen == 0) {       /* after 2^32 events: forget every entry */
         memset(m->field_gen, 0, m->nfield * sizeof *m->field_gen);
         memset(m->found_gen, 0, m->nfound * sizeof *m->found_gen);
