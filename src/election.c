@@ -57,8 +57,11 @@
 #include "fraudwatch/log.h"
 #include "kafka.h"
 
+#define CLOSE_WAIT_MS 5000   /* leaving the control group while still joining it */
+
 struct fw_election {
     rd_kafka_t *rk;
+    bool assigned_once;          /* its first assignment came (kafka.h: joining) */
     char topic[300];
     char group[1100];
     int64_t session_ms;
@@ -110,11 +113,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     fw_election *e = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        e->assigned_once = true;
         if (coop)
             rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
         else
             rd_kafka_assign(rk, parts);
-        if (parts->cnt > 0 && !atomic_load(&e->lost)) {
+        /* While leaving (fw_election_free), an assignment elects nobody. */
+        if (parts->cnt > 0 && !atomic_load(&e->lost) && !atomic_load(&e->quit)) {
             pthread_mutex_lock(&e->mu);
             atomic_store(&e->lease_until, fw_mono_ms() + e->session_ms / 2);
             atomic_store(&e->active, true);
@@ -347,7 +352,13 @@ void fw_election_free(fw_election *e)
     atomic_store(&e->quit, true);
     if (e->thread_started)
         pthread_join(e->thread, NULL);
-    if (e->rk) {
+    /* Still joining the control group, the consumer cannot be destroyed
+     * (kafka.h): it waits for its first assignment, and the close gives it
+     * back; if that does not come in time it is left as it is (the process
+     * is about to exit). */
+    if (e->rk && fw_kafka_await_first_assignment(e->rk, &e->assigned_once,
+                                                 fw_mono_ms() + CLOSE_WAIT_MS,
+                                                 "control consumer")) {
         rd_kafka_consumer_close(e->rk);   /* leave: a standby takes over now */
         rd_kafka_destroy(e->rk);
     }

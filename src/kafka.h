@@ -26,6 +26,27 @@ void fw_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *
 int fw_kafka_set(rd_kafka_conf_t *c, const char *client, const char *key,
                  const char *value, char *err, size_t errlen);
 
+/* librdkafka 2.0.2 aborts in rd_kafka_destroy() (an assertion in
+ * rd_kafka_sticky_assignor_state_destroy; fixed in librdkafka 2.3.0) when a
+ * cooperative-sticky group member is destroyed after its JoinGroup was
+ * answered and before its first assignment arrived: the assignor's state
+ * is still NULL.  Every group consumer of the daemon is cooperative-sticky
+ * and can be stopped while joining (a SIGTERM, a daemon leaving while
+ * another joins).  `assigned_once` is what the consumer's rebalance
+ * callback sets on its first assignment (an empty one included).
+ *
+ * True while destroying `rk` would abort. */
+bool fw_kafka_joining(rd_kafka_t *rk, const bool *assigned_once);
+/* Serves `rk` (from the thread that polls it, which must be the caller)
+ * until its first assignment has come, or until a second before until_ms;
+ * the messages polled meanwhile are dropped unprocessed (whoever reads the
+ * partition next reads them again).  `client` names it in the log.  True
+ * when `rk` may be closed and destroyed; false when it must be left alone
+ * (the process is about to exit; the group drops the member after its
+ * session timeout, and it held no partition). */
+bool fw_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,
+                                     int64_t until_ms, const char *client);
+
 /* Wakes a consumer's fetchers once its queue, after being full, has drained
  * to half (librdkafka 2.0.2 would look again only up to a second later;
  * fetch_wake.c decides when).  Driven by the thread that polls. */

@@ -1,9 +1,12 @@
 /* kafka_common.c — what the consumers and the producers share: librdkafka's
- * log routed into ours, configuration with errors that name the key, and
- * the consumers' fetch wake-up. */
+ * log routed into ours, configuration with errors that name the key, the
+ * group consumers' guard against librdkafka's abort while joining, and the
+ * consumers' fetch wake-up. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
 #include "fraudwatch/secret.h"
 #include "kafka.h"
@@ -32,6 +35,40 @@ int fw_kafka_set(rd_kafka_conf_t *c, const char *client, const char *key,
         return -1;
     }
     return 0;
+}
+
+bool fw_kafka_joining(rd_kafka_t *rk, const bool *assigned_once)
+{
+    if (*assigned_once)
+        return false;
+    /* The protocol is known once the JoinGroup answer has set the
+     * assignor; before that there is nothing to trip over. */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    return proto && strcmp(proto, "COOPERATIVE") == 0;
+}
+
+bool fw_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,
+                                     int64_t until_ms, const char *client)
+{
+    if (!fw_kafka_joining(rk, assigned_once))
+        return true;
+    fw_log(FW_LOG_INFO, "kafka", "closing while joining: waiting for the first "
+                                 "assignment before leaving the group", "client=\"%s\"", client);
+    int64_t wait_until = until_ms - 1000;
+    /* The rebalance callback runs inside rd_kafka_consumer_poll(), on this
+     * thread: the flag is read again after each call. */
+    while (!*assigned_once && fw_mono_ms() < wait_until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    if (*assigned_once)
+        return true;
+    fw_log(FW_LOG_WARN, "kafka", "closing while joining: the first assignment did not come "
+                                 "in time; leaving the consumer as it is (the group drops "
+                                 "this member after its session timeout)",
+           "client=\"%s\"", client);
+    return false;
 }
 
 int fw_kafka_waker_caps(fw_kafka_waker *w, rd_kafka_conf_t *c, const char *client,

@@ -381,35 +381,6 @@ fail:
     return NULL;
 }
 
-/* librdkafka 2.0.2 aborts in rd_kafka_destroy() (an assertion in
- * rd_kafka_sticky_assignor_state_destroy) when a cooperative-sticky member
- * is destroyed after its JoinGroup was answered and before its first
- * assignment arrived: the assignor's state is still NULL (fixed in
- * librdkafka 2.3.0).  A SIGTERM while joining lands in that window, so a
- * member that has a protocol but no assignment yet waits for the
- * assignment first, until a second before the deadline; the close that
- * follows gives back whatever it was handed, unprocessed.  False when the
- * assignment did not come: the handle must then be neither closed nor
- * destroyed (the process is about to exit; the group drops the member
- * after its session timeout, and it held no partition). */
-static bool wait_first_assignment(fw_in *in, int64_t until_ms)
-{
-    if (in->assigned_once)
-        return true;
-    const char *proto = rd_kafka_rebalance_protocol(in->rk);
-    if (!proto || strcmp(proto, "COOPERATIVE") != 0)
-        return true;  /* not joined yet: nothing to trip over */
-    fw_log(FW_LOG_INFO, "kafka", "closing while joining: waiting for the first "
-                                 "assignment before leaving the group", "protocol=%s", proto);
-    int64_t wait_until = until_ms - 1000;
-    while (!in->assigned_once && fw_mono_ms() < wait_until) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->rk, 100);
-        if (m)
-            rd_kafka_message_destroy(m);   /* never processed: read again later */
-    }
-    return in->assigned_once;
-}
-
 int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen)
 {
     if (!in)
@@ -435,7 +406,10 @@ int fw_in_close(fw_in *in, int64_t until_ms, char *err, size_t errlen)
          * revocation reaches on_rebalance() either through the callback,
          * from inside rd_kafka_queue_poll(), or as an event. */
         in->closing = true;
-        if (!wait_first_assignment(in, until_ms)) {
+        /* A member still joining cannot be destroyed (kafka.h): it waits
+         * for its first assignment, which the close then gives back. */
+        if (!fw_kafka_await_first_assignment(in->rk, &in->assigned_once, until_ms,
+                                             "consumer")) {
             snprintf(err, errlen, "closing while joining: the first assignment did not "
                                   "come in time; exiting without leaving the group (the "
                                   "group drops this member after its session timeout)");

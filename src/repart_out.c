@@ -62,6 +62,7 @@ struct src {
 struct fw_forwarder {
     const fw_settings *s;
     rd_kafka_t *in;          /* consumer */
+    bool assigned_once;      /* its first assignment came (kafka.h: joining) */
     rd_kafka_t *out;         /* producer */
     rd_kafka_topic_t *rt;    /* the repartition topic */
     char rtopic[300];
@@ -145,6 +146,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     fw_forwarder *f = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        f->assigned_once = true;
         /* Where each starts: its committed position (the next owner
          * forwards from what the last one had acknowledged). */
         rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
@@ -509,6 +511,12 @@ int fw_forwarder_close(fw_forwarder *f, int64_t until_ms, char *err, size_t errl
         return -1;
     }
     fw_kafka_waker_stop(&f->waker);
+    /* Still joining the input group, the consumer cannot be destroyed
+     * (kafka.h): it waits for its first assignment, which the close gives
+     * back (committing where the previous owner's commit left it). */
+    if (!fw_kafka_await_first_assignment(f->in, &f->assigned_once, until_ms,
+                                         "forwarder consumer"))
+        return 0;   /* fw_forwarder_free() leaves it alone */
     rd_kafka_consumer_close(f->in);   /* the revocation commits again: harmless */
     return 0;
 }
@@ -518,7 +526,14 @@ void fw_forwarder_free(fw_forwarder *f)
     if (!f)
         return;
     fw_kafka_waker_stop(&f->waker);
-    if (f->in)
+    /* Not closed while joining (an error path, or the close gave up
+     * waiting): destroying it would abort (kafka.h), so it is left as it
+     * is; the process is about to exit. */
+    if (f->in && fw_kafka_joining(f->in, &f->assigned_once))
+        fw_log(FW_LOG_WARN, "scale", "forwarder: consumer left unclosed: it was still joining "
+                                     "its group (the group drops it after its session timeout)",
+               NULL);
+    else if (f->in)
         rd_kafka_destroy(f->in);
     if (f->rt)
         rd_kafka_topic_destroy(f->rt);

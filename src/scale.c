@@ -83,6 +83,8 @@ struct scale {
     uint32_t nparts;
     char rtopic[300], stopic[300], ctopic[300], cgroup[1100];
     rd_kafka_t *ctl;
+    bool ctl_assigned;           /* its first assignment came (kafka.h: joining) */
+    bool ctl_closing;            /* leaving: an assignment now starts no unit */
     struct unit **units;         /* by partition; NULL: not owned (caller's thread) */
     atomic_bool *own;            /* by partition, for the lease thread */
     pthread_t lease_th;
@@ -447,8 +449,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct scale *sc = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        sc->ctl_assigned = true;
         rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
-        if (parts->cnt > 0 && !atomic_load(&sc->broken)) {
+        if (parts->cnt > 0 && !atomic_load(&sc->broken) && !sc->ctl_closing) {
             atomic_store(&sc->lease_until, fw_mono_ms() + sc->session_ms / 2);
             for (int i = 0; i < parts->cnt; i++) {
                 fw_log(FW_LOG_INFO, "scale", "partition assigned: restoring its state",
@@ -699,8 +702,16 @@ out:
         atomic_store(&sc.quit, true);
         if (sc.lease_started)
             pthread_join(sc.lease_th, NULL);
-        rd_kafka_consumer_close(sc.ctl);
-        rd_kafka_destroy(sc.ctl);
+        /* Still joining the control group, it cannot be destroyed
+         * (kafka.h): it waits for its first assignment, starts no unit for
+         * it, and the close gives it back.  If that does not come in time,
+         * the handle is left as it is: the process is about to exit. */
+        sc.ctl_closing = true;
+        if (fw_kafka_await_first_assignment(sc.ctl, &sc.ctl_assigned,
+                                            fw_mono_ms() + CLOSE_WAIT_MS, "control consumer")) {
+            rd_kafka_consumer_close(sc.ctl);
+            rd_kafka_destroy(sc.ctl);
+        }
     }
     for (uint32_t p = 0; p < sc.nparts; p++)
         if (sc.units[p])
