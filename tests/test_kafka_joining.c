@@ -62,33 +62,43 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static rd_kafka_mock_cluster_t *cluster(rd_kafka_t **owner, const char **boot)
+/* The mock cluster of this child (each case runs in one of its own). */
+static rd_kafka_t *owner;
+static rd_kafka_mock_cluster_t *mc;
+static const char *boot;
+
+static void cluster_up(void)
 {
     char e[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "log_level", "2", e, sizeof e);
-    *owner = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof e);
-    if (!*owner)
+    owner = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof e);
+    if (!owner)
         die(e);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(*owner, 1);
+    mc = rd_kafka_mock_cluster_new(owner, 1);
     if (!mc)
         die("rd_kafka_mock_cluster_new failed");
     if (rd_kafka_mock_topic_create(mc, TOPIC, 1, 1))
         die("rd_kafka_mock_topic_create failed");
     rd_kafka_mock_coordinator_set(mc, "group", GROUP, 1);
-    *boot = rd_kafka_mock_cluster_bootstraps(mc);
-    return mc;
+    boot = rd_kafka_mock_cluster_bootstraps(mc);
+}
+
+static void cluster_free(void)
+{
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(owner);
 }
 
 /* The coordinator answers the next SyncGroup `ms` late. */
-static void sync_late(rd_kafka_mock_cluster_t *mc, int ms)
+static void sync_late(int ms)
 {
     if (rd_kafka_mock_broker_push_request_error_rtts(mc, 1, K_SYNC_GROUP, 1,
                                                      RD_KAFKA_RESP_ERR_NO_ERROR, ms))
         die("push_request_error_rtts(SyncGroup) failed");
 }
 
-static void member_new(struct member *m, const char *boot, const char *topic)
+static void member_new(struct member *m)
 {
     char e[512];
     memset(m, 0, sizeof *m);
@@ -109,15 +119,18 @@ static void member_new(struct member *m, const char *boot, const char *topic)
         die(e);
     rd_kafka_poll_set_consumer(m->rk);
     rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(t, TOPIC, RD_KAFKA_PARTITION_UA);
     if (rd_kafka_subscribe(m->rk, t))
         die("subscribe failed");
     rd_kafka_topic_partition_list_destroy(t);
 }
 
-/* Polls until `m` is in the window (JoinGroup answered, no assignment). */
-static void until_joining(struct member *m)
+/* A new member whose first SyncGroup is answered `sync_ms` late, polled
+ * until it is in the window (JoinGroup answered, no assignment). */
+static void join_late(struct member *m, int sync_ms)
 {
+    sync_late(sync_ms);
+    member_new(m);
     int64_t end = fw_mono_ms() + 40000;
     while (!fw_kafka_joining(m->rk, &m->assigned_once)) {
         if (m->assigned_once)
@@ -130,45 +143,40 @@ static void until_joining(struct member *m)
     }
 }
 
+/* Leaves the group and frees the member. */
+static void member_close(struct member *m)
+{
+    rd_kafka_consumer_close(m->rk);
+    rd_kafka_destroy(m->rk);
+}
+
 /* ---- the cases, each the body of a child -------------------------------- */
 
 /* Destroyed in the window: librdkafka aborts (the child dies of SIGABRT). */
 static int case_window_aborts(void)
 {
-    rd_kafka_t *owner;
-    const char *boot;
-    rd_kafka_mock_cluster_t *mc = cluster(&owner, &boot);
-    sync_late(mc, 6000);
+    cluster_up();
     struct member m;
-    member_new(&m, boot, TOPIC);
-    until_joining(&m);
-    rd_kafka_consumer_close(m.rk);
-    rd_kafka_destroy(m.rk);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(owner);
+    join_late(&m, 6000);
+    member_close(&m);
+    cluster_free();
     return 0;   /* not reached with librdkafka < 2.3.0 */
 }
 
 /* The guard waits for the assignment; then close and destroy are clean. */
 static int case_guard_waits(void)
 {
-    rd_kafka_t *owner;
-    const char *boot;
-    rd_kafka_mock_cluster_t *mc = cluster(&owner, &boot);
-    sync_late(mc, 3000);
+    cluster_up();
     struct member m;
-    member_new(&m, boot, TOPIC);
-    until_joining(&m);
+    join_late(&m, 3000);
     if (!fw_kafka_await_first_assignment(m.rk, &m.assigned_once, fw_mono_ms() + 20000, "test"))
         die("the guard gave up although the assignment was 3 s away");
     if (!m.assigned_once || m.assigns != 1 || m.last_cnt != 1)
         die("the guard returned without the one-partition assignment");
     if (fw_kafka_joining(m.rk, &m.assigned_once))
         die("still joining after the assignment");
-    rd_kafka_consumer_close(m.rk);
-    rd_kafka_destroy(m.rk);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(owner);
+    member_close(&m);
+    cluster_free();
     return 0;
 }
 
@@ -177,11 +185,9 @@ static int case_guard_waits(void)
  * ends there too. */
 static int case_empty_assignment(void)
 {
-    rd_kafka_t *owner;
-    const char *boot;
-    rd_kafka_mock_cluster_t *mc = cluster(&owner, &boot);
+    cluster_up();
     struct member a, b;
-    member_new(&a, boot, TOPIC);
+    member_new(&a);
     int64_t end = fw_mono_ms() + 20000;
     while (!a.assigned_once) {
         if (fw_mono_ms() > end)
@@ -190,19 +196,14 @@ static int case_empty_assignment(void)
         if (msg)
             rd_kafka_message_destroy(msg);
     }
-    sync_late(mc, 3000);
-    member_new(&b, boot, TOPIC);
-    until_joining(&b);
+    join_late(&b, 3000);
     if (!fw_kafka_await_first_assignment(b.rk, &b.assigned_once, fw_mono_ms() + 40000, "b"))
         die("the guard gave up waiting for the second member's assignment");
     if (b.last_cnt != 0)
         die("the second member took the partition in the first rebalance");
-    rd_kafka_consumer_close(b.rk);
-    rd_kafka_destroy(b.rk);
-    rd_kafka_consumer_close(a.rk);
-    rd_kafka_destroy(a.rk);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(owner);
+    member_close(&b);
+    member_close(&a);
+    cluster_free();
     return 0;
 }
 
@@ -210,13 +211,9 @@ static int case_empty_assignment(void)
  * before it and says the handle must be left alone. */
 static int case_guard_gives_up(void)
 {
-    rd_kafka_t *owner;
-    const char *boot;
-    rd_kafka_mock_cluster_t *mc = cluster(&owner, &boot);
-    sync_late(mc, 8000);
+    cluster_up();
     struct member m;
-    member_new(&m, boot, TOPIC);
-    until_joining(&m);
+    join_late(&m, 8000);
     int64_t t0 = fw_mono_ms();
     if (fw_kafka_await_first_assignment(m.rk, &m.assigned_once, t0 + 3000, "test"))
         die("the guard said close although no assignment came");
