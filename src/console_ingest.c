@@ -37,12 +37,14 @@
 #include "fraudwatch/alloc.h"
 #include "fraudwatch/clock.h"
 #include "fraudwatch/log.h"
+#include "kafka.h"
 
 #define BATCH FW_CON_BATCH_MAX
 #define RETENTION_EVERY_MS (5 * 60 * 1000)
 
 struct fw_con_ingest {
     rd_kafka_t *rk;
+    bool assigned_once;      /* its first assignment came (kafka.h: joining) */
     fw_con_store *st;
     pthread_t thread;
     atomic_bool stop;
@@ -414,9 +416,33 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Assigns and revokes what librdkafka would without a callback; it is
+ * here to see the first assignment.  The operator may set
+ * kafka.consumer.partition.assignment.strategy = cooperative-sticky (the
+ * daemon's assignor), and a cooperative-sticky member stopped while still
+ * joining would abort in librdkafka 2.0.2 (kafka.h). */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    fw_con_ingest *in = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        in->assigned_once = true;
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+        else
+            rd_kafka_assign(rk, parts);
+    } else if (coop) {
+        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
 fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,
                                    char *err, size_t errlen)
 {
+    fw_con_ingest *in = fw_xcalloc(1, sizeof *in);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char e[512];
     struct { const char *k, *v; } fixed[] = {
@@ -432,6 +458,7 @@ fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_
         if (rd_kafka_conf_set(conf, fixed[i].k, fixed[i].v, e, sizeof e) != RD_KAFKA_CONF_OK) {
             snprintf(err, errlen, "kafka: %s: %s", fixed[i].k, e);
             rd_kafka_conf_destroy(conf);
+            free(in);
             return NULL;
         }
     for (size_t i = 0; i < cfg->nconsumer; i++)
@@ -439,12 +466,16 @@ fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_
                               sizeof e) != RD_KAFKA_CONF_OK) {
             snprintf(err, errlen, "kafka.consumer.%s: %s", cfg->consumer_keys[i], e);
             rd_kafka_conf_destroy(conf);
+            free(in);
             return NULL;
         }
+    rd_kafka_conf_set_opaque(conf, in);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof e);
     if (!rk) {
         snprintf(err, errlen, "kafka: %s", e);
         rd_kafka_conf_destroy(conf);
+        free(in);
         return NULL;
     }
     rd_kafka_poll_set_consumer(rk);
@@ -456,9 +487,9 @@ fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_
         snprintf(err, errlen, "kafka: subscribe to %s: %s", cfg->console_alerts_topic,
                  rd_kafka_err2str(rc));
         rd_kafka_destroy(rk);
+        free(in);
         return NULL;
     }
-    fw_con_ingest *in = fw_xcalloc(1, sizeof *in);
     in->rk = rk;
     in->st = st;
     in->topic = fw_xstrdup(cfg->console_alerts_topic);
@@ -484,7 +515,8 @@ fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_
                                  NULL);
     if (pthread_create(&in->thread, NULL, run, in) != 0) {
         snprintf(err, errlen, "cannot start the ingest thread");
-        rd_kafka_destroy(rk);
+        if (!fw_kafka_joining(rk, &in->assigned_once))   /* else left alone: kafka.h */
+            rd_kafka_destroy(rk);
         free(in->topic);
         free(in);
         return NULL;
@@ -499,8 +531,14 @@ void fw_con_ingest_stop(fw_con_ingest *in)
     atomic_store(&in->stop, true);
     pthread_join(in->thread, NULL);
     rd_kafka_commit(in->rk, NULL, 0);   /* the stored offsets, now */
-    rd_kafka_consumer_close(in->rk);
-    rd_kafka_destroy(in->rk);
+    /* With the cooperative-sticky assignor and still joining, the consumer
+     * cannot be destroyed (kafka.h): it waits for its first assignment, or
+     * is left as it is (the console is exiting). */
+    if (fw_kafka_await_first_assignment(in->rk, &in->assigned_once, fw_mono_ms() + 5000,
+                                        "console consumer")) {
+        rd_kafka_consumer_close(in->rk);
+        rd_kafka_destroy(in->rk);
+    }
     fw_con_routes_free(in->routes);
     fw_con_batch_free(in->batch);
     free(in->topic);

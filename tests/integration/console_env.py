@@ -124,11 +124,14 @@ class Console:
         raise fwtest.FixtureError("console did not answer")
 
     def stop(self, sig=signal.SIGTERM):
+        """Stops it; its exit status (None if it was not running)."""
+        rc = None
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(30)
+            rc = self.proc.wait(30)
         self.proc = None
         self.logf.close()
+        return rc
 
     def log(self):
         with open(self.log_path) as f:

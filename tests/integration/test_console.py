@@ -296,8 +296,14 @@ def test_disabled_user(e):
 
 
 def test_rereading_adds_nothing(e):
+    """A second console in another group reads the whole topic again and
+    adds nothing.  It runs with the cooperative-sticky assignor (the
+    daemon's; allowed for the console too), and stops with status 0."""
     states = e.redis.cli("HGET", f"fw:con:alert:{next(iter(e.closed))}", "state")
-    second = ce.Console(e.fw, e.root, e.tmp, e.redis.url, e.brokers, e.topic, group="console-other")
+    second = ce.Console(e.fw, e.root, e.tmp, e.redis.url, e.brokers, e.topic, group="console-other",
+                        extra=["--set",
+                               "kafka.consumer.partition.assignment.strategy=cooperative-sticky"])
+    stopped = False
     try:
         ce.wait_for(lambda: "routes loaded" in second.log(), timeout=30)
         # It reads the whole topic again: every alert is found already stored.
@@ -308,8 +314,11 @@ def test_rereading_adds_nothing(e):
         assert e.redis.cli("ZCARD", "fw:con:idx:all") == str(len(e.alerts))
         assert e.redis.cli("HGET", f"fw:con:alert:{next(iter(e.closed))}", "state") == states
         assert e.redis.cli("HGET", "fw:con:stats:all", "total") == str(len(e.alerts))
+        stopped = True
+        assert second.stop() == 0, second.log()[-2000:]
     finally:
-        second.stop()
+        if not stopped:
+            second.stop()
 
 
 def test_console_and_redis_restart(e):
