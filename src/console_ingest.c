@@ -425,18 +425,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     fw_con_ingest *in = opaque;
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         in->assigned_once = true;
-        if (coop)
-            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
-        else
-            rd_kafka_assign(rk, parts);
-    } else if (coop) {
-        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
-    } else {
-        rd_kafka_assign(rk, NULL);
-    }
+    fw_kafka_rebalance_apply(rk, err, parts);
 }
 
 fw_con_ingest *fw_con_ingest_start(const fw_settings *cfg, fw_con_store *st, fw_metrics *m,

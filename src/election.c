@@ -111,13 +111,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     fw_election *e = opaque;
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         e->assigned_once = true;
-        if (coop)
-            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
-        else
-            rd_kafka_assign(rk, parts);
+        fw_kafka_rebalance_apply(rk, err, parts);
         /* While leaving (fw_election_free), an assignment elects nobody. */
         if (parts->cnt > 0 && !atomic_load(&e->lost) && !atomic_load(&e->quit)) {
             pthread_mutex_lock(&e->mu);
@@ -138,10 +134,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         set_lost(e, rd_kafka_assignment_lost(rk) ? "the control partition's assignment was lost "
                                                    "(session timed out)"
                                                  : "the control partition was revoked");
-    if (coop)
-        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
-    else
-        rd_kafka_assign(rk, NULL);
+    fw_kafka_rebalance_apply(rk, err, parts);
 }
 
 /* One broker round trip that only a current member can make. */

@@ -47,6 +47,12 @@ bool fw_kafka_joining(rd_kafka_t *rk, const bool *assigned_once);
 bool fw_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,
                                      int64_t until_ms, const char *client);
 
+/* What librdkafka does with a rebalance when no callback is set, for a
+ * callback that only needs to see it: assign or revoke `parts`,
+ * incrementally under the cooperative protocol, whole under the eager one. */
+void fw_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts);
+
 /* Wakes a consumer's fetchers once its queue, after being full, has drained
  * to half (librdkafka 2.0.2 would look again only up to a second later;
  * fetch_wake.c decides when).  Driven by the thread that polls. */

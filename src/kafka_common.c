@@ -47,6 +47,18 @@ bool fw_kafka_joining(rd_kafka_t *rk, const bool *assigned_once)
     return proto && strcmp(proto, "COOPERATIVE") == 0;
 }
 
+void fw_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts)
+{
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if (coop)
+        rd_kafka_error_destroy(assign ? rd_kafka_incremental_assign(rk, parts)
+                                      : rd_kafka_incremental_unassign(rk, parts));
+    else
+        rd_kafka_assign(rk, assign ? parts : NULL);
+}
+
 bool fw_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,
                                      int64_t until_ms, const char *client)
 {

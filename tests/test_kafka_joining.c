@@ -56,10 +56,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         m->assigned_once = true;
         m->assigns++;
         m->last_cnt = parts->cnt;
-        rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
-    } else {
-        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
     }
+    fw_kafka_rebalance_apply(rk, err, parts);
 }
 
 /* The mock cluster of this child (each case runs in one of its own). */
