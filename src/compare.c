@@ -796,7 +796,7 @@ static void cmp_free(cmp *c)
             fw_batch *b;
             while ((b = fw_pipeline_retire(c->s[s].p, true)))
                 fw_pipeline_recycle(c->s[s].p, b);
-            fw_pipeline_free(c->s[s].p);
+            fw_pipeline_free_at_exit(c->s[s].p);   /* the command exits next */
         }
         fw_ruleset_unref(c->s[s].rs);
         free(c->s[s].map);

@@ -857,7 +857,7 @@ fw_driver *fw_driver_new(const fw_driver_opts *o, char *err, size_t errlen)
     return d;
 }
 
-void fw_driver_free(fw_driver *d)
+static void driver_free(fw_driver *d, bool at_exit)
 {
     if (!d)
         return;
@@ -868,10 +868,16 @@ void fw_driver_free(fw_driver *d)
         fw_gauge_add(d->state_keys, -d->keys_shown);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
-    fw_pipeline_free(d->p);
+    if (at_exit)
+        fw_pipeline_free_at_exit(d->p);
+    else
+        fw_pipeline_free(d->p);
     fw_ruleset_unref(d->rs);
     fw_rulestats_free(d->rstats);
     free(d->ring);
     free(d->queue_depth);
     free(d);
 }
+
+void fw_driver_free(fw_driver *d) { driver_free(d, false); }
+void fw_driver_free_at_exit(fw_driver *d) { driver_free(d, true); }

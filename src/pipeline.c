@@ -530,7 +530,7 @@ oom:
     return NULL;
 }
 
-void fw_pipeline_free(fw_pipeline *p)
+static void pipeline_free(fw_pipeline *p, bool at_exit)
 {
     if (!p)
         return;
@@ -541,7 +541,10 @@ void fw_pipeline_free(fw_pipeline *p)
     for (uint32_t i = 0; p->workers && i < p->o.workers; i++) {
         fw_scanner_free(p->workers[i].scanner);
         fw_arena_free(p->workers[i].parse_arena);
-        fw_state_free(p->workers[i].state);
+        if (at_exit)
+            fw_state_leave(p->workers[i].state);
+        else
+            fw_state_free(p->workers[i].state);
     }
     for (uint32_t i = 0; p->slots && i < p->nslots; i++)
         batch_free(&p->slots[i]);
@@ -552,6 +555,9 @@ void fw_pipeline_free(fw_pipeline *p)
     pthread_cond_destroy(&p->cv);
     free(p);
 }
+
+void fw_pipeline_free(fw_pipeline *p) { pipeline_free(p, false); }
+void fw_pipeline_free_at_exit(fw_pipeline *p) { pipeline_free(p, true); }
 
 /* ---- feeder side ------------------------------------------------------- */
 

@@ -123,7 +123,9 @@ int fw_replay_run(const fw_replay_opts *o, fw_replay_stats *st, char *err,
     fprintf(o->log, "live keys: %zu\n", fw_pipeline_keys(fw_driver_pipeline(d)));
     rc = 0;
 out:
-    fw_driver_free(d);
+    /* The process exits next: its keys' state goes with it (a third of the
+     * run's time at 600,000 keys if freed one by one). */
+    fw_driver_free_at_exit(d);
     fw_lines_sink_free(sink);
     fw_file_source_close(src);
     fw_ruleset_unref(rs);

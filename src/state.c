@@ -40,6 +40,7 @@
  * while what it leaves behind is a few per cent of the keys; a stream
  * whose keys do not expire (a backlog drained in minutes of event time)
  * stops paying for a sweep that frees nothing. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -97,6 +98,8 @@ struct fw_state {
     uint64_t rng;
     struct item **evicted;   /* out of the table, freed when the snapshot ends */
     size_t nevicted, evicted_cap;
+
+    struct fw_state *left_next;   /* fw_state_leave's list */
 };
 
 static void snap_item(fw_state *st, struct item *it);
@@ -186,6 +189,31 @@ void fw_state_free(fw_state *st)
     fw_fields_ix_free(st->fix);
     free(st->todo);
     free(st);
+}
+
+/* The states left at exit (fw_state_leave), chained through `left_next`.
+ * Only a process's last steps add to it, and rarely: a mutex is enough. */
+static pthread_mutex_t left_mu = PTHREAD_MUTEX_INITIALIZER;
+static fw_state *left;
+
+void fw_state_leave(fw_state *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&left_mu);
+    st->left_next = left;
+    left = st;
+    pthread_mutex_unlock(&left_mu);
+}
+
+size_t fw_state_left_keys(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&left_mu);
+    for (const fw_state *st = left; st; st = st->left_next)
+        n += fw_state_keys(st);
+    pthread_mutex_unlock(&left_mu);
+    return n;
 }
 
 size_t fw_state_keys(const fw_state *st) { return count_keys(st); }

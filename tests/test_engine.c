@@ -16,6 +16,7 @@
 
 #include "fraudwatch/event.h"
 #include "harness.h"
+#include "state.h"
 
 #define T0 1700000000000LL
 
@@ -536,6 +537,41 @@ static void test_idle_sweep_backs_off(void **state)
     free(ev);
 }
 
+/* A process about to exit (replay, compare) leaves its keys' state to the
+ * exit instead of freeing it item by item: every key is still there,
+ * reachable (the ASan build's leak check at this test's exit sees it), and
+ * counted by fw_state_left_keys. */
+static void test_state_left_at_exit(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    size_t len = 0;
+    char *ev = one_off_keys(NULL, &len, 0, N, T0, 1);
+    const char *rules =
+        "[{\"id\":\"W\",\"event\":\"c\",\"threshold\":{\"group_by\":\"k\","
+        "\"window_s\":600,\"count\":{\">=\":2}}}]";
+    fw_rulefile f = { "test.json", rules, strlen(rules) };
+    fw_ruleset *rs;
+    assert_int_equal(fw_ruleset_load_files(&f, 1, 1, &rs, err, sizeof err), 0);
+    fw_pipeline_opts o = { .workers = 2, .batch_events = 64, .max_event_bytes = 4096 };
+    fw_mem_source *src = fw_mem_source_new();
+    fw_mem_source_add_lines(src, ev, 0, UINT64_MAX);
+    fwt_result res;
+    memset(&res, 0, sizeof res);
+    fwt_collector c = { .res = &res };
+    fw_driver *d = fwt_driver(rs, &o, src, &c, err, sizeof err);
+    assert_non_null(d);
+    fwt_drive(d, &res);
+    assert_int_equal(fw_pipeline_keys(fw_driver_pipeline(d)), N);
+    size_t before = fw_state_left_keys();
+    fw_driver_free_at_exit(d);
+    assert_int_equal(fw_state_left_keys() - before, N);
+    fw_mem_source_free(src);
+    fwt_result_free(&res);
+    fw_ruleset_unref(rs);
+    free(ev);
+}
+
 /* ---- absurd timestamps (issue 10, item 1) ------------------------------ */
 
 struct stream {
@@ -829,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_state_expiry_keeps_semantics),
         cmocka_unit_test(test_idle_keys_swept_in_slices),
         cmocka_unit_test(test_idle_sweep_backs_off),
+        cmocka_unit_test(test_state_left_at_exit),
         cmocka_unit_test(test_absurd_times_touch_only_their_key),
         cmocka_unit_test(test_key_budget_evicts_coldest),
         cmocka_unit_test(test_windows_match_oracle),

@@ -154,6 +154,9 @@ fw_driver *fw_driver_new(const fw_driver_opts *o, char *err, size_t errlen);
  * the source and the sink.  A checkpoint written and not yet published is
  * dropped (the one in place stays the truth). */
 void fw_driver_free(fw_driver *d);
+/* The same, for a process about to exit: the per-key state is left to the
+ * exit (fw_pipeline_free_at_exit). */
+void fw_driver_free_at_exit(fw_driver *d);
 
 /* Loads the checkpoint in state_dir if there is one (0 also when none).
  * Call before the first run. */

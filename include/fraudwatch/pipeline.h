@@ -64,6 +64,10 @@ typedef struct fw_pipeline_opts {
 fw_pipeline *fw_pipeline_new(const fw_pipeline_opts *o, char *err, size_t errlen);
 /* Stops and joins the workers.  Retire every batch first. */
 void fw_pipeline_free(fw_pipeline *p);
+/* The same, for a process about to exit (replay, compare): the workers'
+ * per-key state is left to the exit (fw_state_leave in state.c), not freed
+ * item by item. */
+void fw_pipeline_free_at_exit(fw_pipeline *p);
 
 /* A free batch to fill, matched under `rs` (a reference is taken), or NULL
  * when every slot is in flight: retire one and try again. */
