@@ -410,7 +410,12 @@ uint64_t fw_litscan_run(const fw_litscan *sc, const char *t, size_t n)
      * third byte read at the last start is t[n], the terminator, which no
      * literal holds. */
     for (size_t i = 0; i + 1 < n; i++) {
-        uint64_t c = sc->m[0][u[i]] & sc->m[1][u[i + 1]] & sc->m[2][u[i + 2]] & ~found;
+        /* Most bytes start no literal (in Chinese text, every
+         * continuation byte): one table look-up rules them out. */
+        uint64_t c = sc->m[0][u[i]];
+        if (!c)
+            continue;
+        c &= sc->m[1][u[i + 1]] & sc->m[2][u[i + 2]] & ~found;
         while (c) {
             int b = __builtin_ctzll(c);
             c &= c - 1;
