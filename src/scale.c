@@ -90,6 +90,7 @@ struct scale {
     pthread_t lease_th;
     bool lease_started;
     atomic_bool quit;
+    atomic_bool exiting;         /* the daemon stops: units leave their keys' state to the exit */
     int64_t session_ms;
     atomic_llong lease_until;
     atomic_uint evicted;         /* renew() saw this member evicted: fences close */
@@ -387,7 +388,13 @@ out:
         fw_driver_end_checkpoints(u->drv);
     }
     fw_out_free(out);
-    fw_driver_free(u->drv);
+    /* At the daemon's stop, the process exits next: the keys' state goes
+     * with it, and the partitions' new owners, who wait for every unit to
+     * stop, do not wait for it to be freed item by item. */
+    if (atomic_load(&u->sc->exiting))
+        fw_driver_free_at_exit(u->drv);
+    else
+        fw_driver_free(u->drv);
     u->drv = NULL;
     fw_fence_sink_free(fence);
     fw_ckpt_kafka_free(ck);
@@ -681,6 +688,7 @@ int fw_scale_run(const fw_settings *s, fw_metrics *m, fw_reloader *rl, fw_rulese
         }
     }
 out:
+    atomic_store(&sc.exiting, true);
     /* The forwarder first (what it sent is acknowledged and committed),
      * then the units: leaving the control group revokes them, each writes
      * its final checkpoint — unless the ownership was lost. */
