@@ -203,6 +203,12 @@ static void test_utf8_exhaustive(void **state)
             static const char *const around[][2] = {
                 { "", "" }, { "ab", "" }, { "", "c" }, { "0123456789", "\xe4\xb8\xad" },
                 { "\xe4\xb8\xad", "\xe4\xb8\xadz" },
+                /* the first, third and fifth character of a five-character
+                 * window, and across its end (an ASCII byte before it) */
+                { "", "\xe4\xb8\xad\xe6\x96\x87\xe4\xb8\xad\xe6\x96\x87\xe4\xb8\xad" },
+                { "\xe4\xb8\xad\xe6\x96\x87", "\xe4\xb8\xad\xe6\x96\x87\xe4\xb8\xad" },
+                { "\xe4\xb8\xad\xe6\x96\x87\xe4\xb8\xad\xe6\x96\x87", "\xe4\xb8\xad\xe6\x96\x87\xe4\xb8\xad\xe6\x96\x87" },
+                { "\xe4\xb8\xad\xe6\x96\x87\xe4\xb8\xad\xe6\x96\x87" "a", "\xe4\xb8\xad\xe6\x96\x87\xe4\xb8\xad\xe6\x96\x87" },
             };
             for (size_t a = 0; a < sizeof around / sizeof around[0]; a++) {
                 size_t pre = strlen(around[a][0]), post = strlen(around[a][1]);
