@@ -50,7 +50,13 @@ bool fw_kafka_joining(rd_kafka_t *rk, const bool *assigned_once)
 void fw_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts)
 {
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL: the group handle has terminated (a close under way, its queue
+     * of group operations shut): nothing can be assigned or revoked any
+     * more, and librdkafka would refuse any call. */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    if (!proto)
+        return;
+    bool coop = strcmp(proto, "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     if (coop)
         rd_kafka_error_destroy(assign ? rd_kafka_incremental_assign(rk, parts)
