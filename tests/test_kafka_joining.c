@@ -148,6 +148,19 @@ static void join_late(struct member *m, int sync_ms)
     }
 }
 
+/* Polls a member until its first assignment (20 s at most). */
+static void await_assigned(struct member *m)
+{
+    int64_t end = fw_mono_ms() + 20000;
+    while (!m->assigned_once) {
+        if (fw_mono_ms() > end)
+            die("a member saw no assignment within 20 s");
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 20);
+        if (msg)
+            rd_kafka_message_destroy(msg);
+    }
+}
+
 /* Leaves the group and frees the member. */
 static void member_close(struct member *m)
 {
@@ -211,14 +224,7 @@ static int empty_assignment_once(void)
     cluster_up();
     struct member a, b;
     member_new(&a);
-    int64_t end = fw_mono_ms() + 20000;
-    while (!a.assigned_once) {
-        if (fw_mono_ms() > end)
-            die("the first member saw no assignment within 20 s");
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(a.rk, 20);
-        if (msg)
-            rd_kafka_message_destroy(msg);
-    }
+    await_assigned(&a);
     struct poller pa = { .m = &a };
     atomic_init(&pa.stop, false);
     pthread_t th;
@@ -260,14 +266,7 @@ static int case_apply_after_close(void)
     cluster_up();
     struct member m;
     member_new(&m);
-    int64_t end = fw_mono_ms() + 20000;
-    while (!m.assigned_once) {
-        if (fw_mono_ms() > end)
-            die("no assignment within 20 s");
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(m.rk, 20);
-        if (msg)
-            rd_kafka_message_destroy(msg);
-    }
+    await_assigned(&m);
     rd_kafka_consumer_close(m.rk);
     if (rd_kafka_rebalance_protocol(m.rk) != NULL)
         die("the protocol is still known after the close: this case tests nothing");
