@@ -98,13 +98,16 @@ def replay(events_path):
     return replay_with(RULES, events_path)
 
 
-def wait_for(pred, timeout, what):
+def wait_for(pred, timeout, what, state=None):
+    """Polls pred every 0.5 s; after `timeout` s fails naming `what` and,
+    when given, what state() shows then (the topics, say)."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         if pred():
             return
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    seen = f"; found: {state()}" if state else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{seen}")
 
 
 class Daemon:
@@ -175,6 +178,11 @@ class Case:
         return Daemon(self.tmp, self.topic, self.group, self.alerts, self.dlq, extra)
 
     def cleanup(self):
+        # Called from a test's `finally`: when the test is failing, show the
+        # daemon's log now, before its directory goes (run_tests' own dump
+        # would find nothing).
+        if sys.exc_info()[0] is not None:
+            dump_daemon_log()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

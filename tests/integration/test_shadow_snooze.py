@@ -101,10 +101,15 @@ def test_snooze_while_running():
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         d = c.daemon(f"rules.source = {r.url}\noutput.shadow_topic = {shadow_topic}").start()
+
+        def topics():
+            return {topic: [(x["event_id"], x.get("snoozed", False)) for x in alerts_of(topic)]
+                    for topic in (c.alerts, shadow_topic)}
+
         produce(c.topic, [ping(1, "victim"), ping(2, "victim"), ping(3, "other"),
                           ping(4, "other"), ping(5, "other")])
         wait_for(lambda: [a["event_id"] for a in alerts_of(c.alerts)] == ["p5"], 60,
-                 "the live alert of the other key")
+                 "the live alert of the other key", topics)
 
         t_add = time.time()
         p = subprocess.run([t.FW, "snooze", "add", "T", "victim", "--for", "1h",
@@ -116,7 +121,7 @@ def test_snooze_while_running():
         log(f"    snooze add -> swapped in the daemon: {time.time() - t_add:.2f}s "
             "(command included; shared machine)")
         produce(c.topic, [ping(6, "victim")])      # the 3rd for victim: fires, snoozed
-        wait_for(lambda: len(alerts_of(shadow_topic)) == 1, 30, "the snoozed alert")
+        wait_for(lambda: len(alerts_of(shadow_topic)) == 1, 30, "the snoozed alert", topics)
         a = alerts_of(shadow_topic)[0]
         assert a["event_id"] == "p6" and a["snoozed"] is True and "shadow" not in a, a
         assert a["evidence"]["count"] == 3, "the window kept the events before the snooze"
@@ -129,7 +134,7 @@ def test_snooze_while_running():
                  "the daemon to drop the snooze")
         produce(c.topic, [ping(7, "victim")])
         wait_for(lambda: [x["event_id"] for x in alerts_of(c.alerts)] == ["p5", "p7"], 30,
-                 "the live alert after the snooze ended")
+                 "the live alert after the snooze ended", topics)
         assert alerts_of(c.alerts)[1]["evidence"]["count"] == 4
         text = d.log_text()
         assert len(re.findall(r'msg="rule set swapped in"', text)) == 0, \
