@@ -50,6 +50,15 @@
  * span partitions see them in the order they were produced; `fed` follows
  * what is handed over, `pushed` what is buffered.
  *
+ * Messages are taken one rd_kafka_consumer_poll() at a time, not with
+ * rd_kafka_consume_batch_queue(), which would cost less per message: in
+ * librdkafka 2.0.2 a batch moves the partition's position past each
+ * message as it collects it, and the version barrier of the pause that
+ * librdkafka puts on every partition at a rebalance then destroys the
+ * collected messages; fetching resumes past them, so they are never
+ * delivered (fixed in 2.1.0; bench/README.md, "Batch consumption on
+ * librdkafka 2.0.2").
+ *
  * librdkafka 2.0.2 fetches again after its queue was full only when its
  * broker thread next wakes, up to a second later; the consumer wakes it
  * when the queue has drained to half (fetch_wake.c, fw_kafka_waker in
