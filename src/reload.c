@@ -424,14 +424,20 @@ static bool ensure_store(fw_reloader *r, struct rules_conn *c, int64_t now)
         return false;
     }
     fw_log(FW_LOG_INFO, "rules", "connected to redis", NULL);
-    r->snoozes_read = false;   /* read them again, whatever their version */
     c->backoff = 100;
     c->next_check = 0;   /* read the version at once */
     /* A server restarted without persistence starts its generation and the
      * list versions again from 0: after losing the connection, read
-     * everything again whatever the versions say. */
-    if (c->reconnecting)
+     * everything again whatever the versions say, the snoozes too.  Not on
+     * the first connection: the daemon started with what fw_reloader_new()
+     * read, and the versions tell whether anything changed since; reading
+     * the snoozes again there handed the daemon an identical set, logged
+     * as swapped in ("snoozes=0" at every start, which a test waiting for
+     * a snooze's removal took for the removal). */
+    if (c->reconnecting) {
         c->full = true;
+        r->snoozes_read = false;
+    }
     c->reconnecting = true;
     return true;
 }
