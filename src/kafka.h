@@ -47,6 +47,43 @@ bool fw_kafka_joining(rd_kafka_t *rk, const bool *assigned_once);
 bool fw_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,
                                      int64_t until_ms, const char *client);
 
+/* Commits held while the group rebalances.
+ *
+ * librdkafka 2.0.2 takes an OffsetCommit answered ILLEGAL_GENERATION for a
+ * lost assignment: it revokes every partition of the member as lost and
+ * joins again (librdkafka #4059, fixed in 2.10).  A commit sent while the
+ * member's own JoinGroup waits at the coordinator gets that answer: the
+ * broker handles one request of a connection at a time, so the commit
+ * waits behind the JoinGroup and is checked against the generation the
+ * join has just made.  Under the cooperative protocol a revocation is
+ * followed by an assignment from the same round ("assign after revoke",
+ * delivered even when empty), then a JoinGroup for a second round that
+ * waits for the other members (up to their heartbeat interval), then that
+ * round's assignment.  Committing in that wait made a daemon joining the
+ * group take every partition from the others (scale-out units stopped
+ * without a checkpoint and restored again from older ones).
+ *
+ * So every group consumer of the daemon holds its commits from a
+ * revocation it handled until the assignment of the round that follows,
+ * and commits what it held then.  Commits inside the revocation callback
+ * itself go out before any JoinGroup and are safe.  The hold ends anyway
+ * after FW_REJOIN_HOLD_MAX_MS (a revocation that starts no second round,
+ * such as a poll interval exceeded, would otherwise hold commits until the
+ * next rebalance).  Set from the rebalance callbacks; read from any
+ * thread. */
+#define FW_REJOIN_HOLD_MAX_MS 15000
+typedef struct {
+    _Atomic int state;           /* 0 steady, 1 awaiting the assign after revoke,
+                                    2 awaiting the next round's assignment */
+    _Atomic long long since_ms;  /* fw_mono_ms() of the last change */
+} fw_rejoin_guard;
+/* From the revocation callback, before it returns. */
+void fw_rejoin_revoked(fw_rejoin_guard *g, rd_kafka_t *rk, bool lost);
+/* From the assignment callback. */
+void fw_rejoin_assigned(fw_rejoin_guard *g);
+/* True while a commit must wait. */
+bool fw_rejoin_holding(fw_rejoin_guard *g);
+
 /* What librdkafka does with a rebalance when no callback is set, for a
  * callback that only needs to see it: assign or revoke `parts`,
  * incrementally under the cooperative protocol, whole under the eager one. */

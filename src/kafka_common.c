@@ -2,6 +2,7 @@
  * log routed into ours, configuration with errors that name the key, the
  * group consumers' guard against librdkafka's abort while joining, and the
  * consumers' fetch wake-up. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,34 @@ void fw_kafka_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                       : rd_kafka_incremental_unassign(rk, parts));
     else
         rd_kafka_assign(rk, assign ? parts : NULL);
+}
+
+void fw_rejoin_revoked(fw_rejoin_guard *g, rd_kafka_t *rk, bool lost)
+{
+    /* Cooperative and not lost: the assignment of the same round comes
+     * first, then the JoinGroup of the next; otherwise the next assignment
+     * ends the round (kafka.h). */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    bool coop = proto && strcmp(proto, "COOPERATIVE") == 0;
+    atomic_store(&g->state, coop && !lost ? 1 : 2);
+    atomic_store(&g->since_ms, fw_mono_ms());
+}
+
+void fw_rejoin_assigned(fw_rejoin_guard *g)
+{
+    int st = atomic_load(&g->state);
+    atomic_store(&g->state, st == 1 ? 2 : 0);
+    atomic_store(&g->since_ms, fw_mono_ms());
+}
+
+bool fw_rejoin_holding(fw_rejoin_guard *g)
+{
+    if (atomic_load(&g->state) == 0)
+        return false;
+    if (fw_mono_ms() - atomic_load(&g->since_ms) < FW_REJOIN_HOLD_MAX_MS)
+        return true;
+    atomic_store(&g->state, 0);
+    return false;
 }
 
 bool fw_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,

@@ -106,6 +106,8 @@ struct fw_in {
     int64_t commit_retry_at; /* fw_mono_ms() of the next retry; 0: none due */
     volatile sig_atomic_t *stop; /* set: unbounded waits give up (may be NULL) */
     bool closing;            /* in fw_in_close(): no commit retry in a revocation */
+    fw_rejoin_guard rejoin;  /* commits held while the group rebalances (kafka.h) */
+    bool revoking;           /* in the revocation callback: commits go out */
     bool assigned_once;      /* an assignment has reached on_rebalance() */
     fw_order *order;         /* input.order_wait_ms > 0: partitions by time */
     char *group;             /* kafka.group.id: checkpoints belong to it */
@@ -191,6 +193,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     fw_counter_add(in->rebalances, 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         in->assigned_once = true;
+        fw_rejoin_assigned(&in->rejoin);
+        if (in->commit_retry_at && !fw_rejoin_holding(&in->rejoin))
+            in->commit_retry_at = 1;    /* what was held back: at the next poll */
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             uint32_t ix = part_index(in, tp->topic, tp->partition); /* may grow parts */
@@ -224,6 +229,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         bool lost = rd_kafka_assignment_lost(rk);
+        in->revoking = true;
         if (!lost && in->revoke)
             in->revoke(in->ctx);
         /* Last chance while the partitions are ours; but not while closing:
@@ -257,6 +263,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                    "error=\"%s\"", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
+        fw_rejoin_revoked(&in->rejoin, rk, lost);
+        in->revoking = false;
         return;
     }
     fw_log(FW_LOG_ERROR, "kafka", "rebalance error", "error=\"%s\"",
@@ -623,6 +631,21 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos, int64_t un
     if (pos->cnt == 0) {
         rd_kafka_topic_partition_list_destroy(pos);
         return 0;
+    }
+    if (!in->revoking && fw_rejoin_holding(&in->rejoin)) {
+        /* Held back until the round's assignment (kafka.h), then retried
+         * like a commit that failed. */
+        for (int i = 0; i < pos->cnt; i++)
+            in->parts[part_index(in, pos->elems[i].topic, pos->elems[i].partition)]
+                .uncommitted = pos->elems[i].offset;
+        if (!in->commit_retry_at)
+            in->commit_retry_at = fw_mono_ms() + COMMIT_RETRY_MS;
+        rd_kafka_topic_partition_list_destroy(pos);
+        fw_log(FW_LOG_INFO, "kafka", "offset commit held back: the group is rebalancing "
+                                     "(committed when the rebalance ends)", NULL);
+        if (err)
+            snprintf(err, errlen, "offset commit held back while the group rebalances");
+        return -1;
     }
     int64_t t0 = fw_mono_ms();
     rd_kafka_resp_err_t all;

@@ -63,6 +63,8 @@ struct fw_forwarder {
     const fw_settings *s;
     rd_kafka_t *in;          /* consumer */
     bool assigned_once;      /* its first assignment came (kafka.h: joining) */
+    fw_rejoin_guard rejoin;  /* the periodic commit waits while the group
+                                rebalances (kafka.h) */
     rd_kafka_t *out;         /* producer */
     rd_kafka_topic_t *rt;    /* the repartition topic */
     char rtopic[300];
@@ -130,7 +132,7 @@ static int settle_and_commit(fw_forwarder *f, const rd_kafka_topic_partition_lis
         rd_kafka_topic_partition_list_add(l, x->topic, x->partition)->offset = x->next;
     }
     int rc = 0;
-    if (l->cnt > 0) {
+    if (l->cnt > 0 && (only || !fw_rejoin_holding(&f->rejoin))) {
         r = rd_kafka_commit(f->in, l, 0);
         if (r && r != RD_KAFKA_RESP_ERR__NO_OFFSET)
             fw_log(FW_LOG_WARN, "scale", "forwarder: input positions not committed (they are "
@@ -147,6 +149,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     fw_forwarder *f = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         f->assigned_once = true;
+        fw_rejoin_assigned(&f->rejoin);
+        f->commit_at = 0;    /* what a rebalance held back, at once */
         /* Where each starts: its committed position (the next owner
          * forwards from what the last one had acknowledged). */
         rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
@@ -170,6 +174,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     for (int i = 0; i < parts->cnt; i++)
         src_of(f, parts->elems[i].topic, parts->elems[i].partition)->owned = false;
     rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+    fw_rejoin_revoked(&f->rejoin, rk, rd_kafka_assignment_lost(rk));
     fw_log(FW_LOG_INFO, "scale", "forwarder: input partitions revoked", "count=%d lost=%d",
            parts->cnt, (int)rd_kafka_assignment_lost(rk));
 }

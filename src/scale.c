@@ -16,7 +16,10 @@
  *     to that partition of the state topic (ckpt_kafka.c), and whose alerts
  *     go to the alert topic through a fence.  Assigned: restore its last
  *     checkpoint and resume at its positions.  Revoked: a final checkpoint,
- *     then let go — the next owner restores exactly that.  Lost (the
+ *     then let go — the next owner restores exactly that; the units of one
+ *     revocation stop together, and the rebalance waits for their
+ *     hand-overs, not for their keys' state to be freed (a unit on the
+ *     retiring list frees it on its own thread).  Lost (the
  *     session expired: kill -9 elsewhere is the others' concern; here, a
  *     pause): no checkpoint, nothing more produced, the daemon exits 3.
  * Why units are whole drivers: the checkpoint protocol, the ordering of
@@ -69,8 +72,11 @@ struct unit {
     volatile sig_atomic_t hard;
     atomic_bool owned;           /* false once revoked or lost: the fence refuses */
     atomic_bool lost;            /* lost, not revoked: no final checkpoint */
+    atomic_bool handed;          /* all but its memory let go: checkpoint, alerts,
+                                    consumer (set under scale.mu) */
     atomic_bool ended;           /* the thread is done */
     bool failed;
+    struct unit *next_retiring;  /* scale.retiring: stopped, freeing its state */
     uint64_t rules_gen, snooze_gen;
     fw_driver *drv;
     char err[1024];
@@ -86,6 +92,7 @@ struct scale {
     bool ctl_assigned;           /* its first assignment came (kafka.h: joining) */
     bool ctl_closing;            /* leaving: an assignment now starts no unit */
     struct unit **units;         /* by partition; NULL: not owned (caller's thread) */
+    struct unit *retiring;       /* handed over, still freeing (caller's thread) */
     atomic_bool *own;            /* by partition, for the lease thread */
     pthread_t lease_th;
     bool lease_started;
@@ -93,11 +100,15 @@ struct scale {
     atomic_bool exiting;         /* the daemon stops: units leave their keys' state to the exit */
     int64_t session_ms;
     atomic_llong lease_until;
+    fw_rejoin_guard rejoin;      /* no renewal while the control group rebalances
+                                    (kafka.h) */
+    pthread_mutex_t renew_mu;    /* a renewal, or the revocation ending */
     atomic_uint evicted;         /* renew() saw this member evicted: fences close */
     atomic_bool broken;          /* fatal: a unit thread could not start */
     char broken_why[256];
     /* what units take at their next turn */
     pthread_mutex_t mu;
+    pthread_cond_t handed_cv;    /* a unit has handed its partition over */
     fw_ruleset *rs;
     fw_snoozes *sn;
     atomic_ullong rules_gen, snooze_gen;
@@ -387,23 +398,31 @@ out:
         fw_driver_flush(u->drv);
         fw_driver_end_checkpoints(u->drv);
     }
+    /* Everything the partition's next owner could meet goes first: the
+     * alerts (flushed), the checkpoint writer and the consumer.  The driver
+     * calls none of them any more: nothing is in flight. */
     fw_out_free(out);
-    /* At the daemon's stop, the process exits next: the keys' state goes
-     * with it, and the partitions' new owners, who wait for every unit to
-     * stop, do not wait for it to be freed item by item. */
-    if (atomic_load(&u->sc->exiting))
+    fw_fence_sink_free(fence);
+    fw_ckpt_kafka_free(ck);
+    fw_rin_free(in);
+    pthread_mutex_lock(&sc->mu);
+    atomic_store(&u->handed, true);
+    pthread_cond_broadcast(&sc->handed_cv);
+    pthread_mutex_unlock(&sc->mu);
+    /* Then the keys' state, which takes most of a second at 600k keys: the
+     * rebalance no longer waits for it (unit_stop_wait).  At the daemon's
+     * stop the process exits next and the state goes with it. */
+    if (atomic_load(&sc->exiting))
         fw_driver_free_at_exit(u->drv);
     else
         fw_driver_free(u->drv);
     u->drv = NULL;
-    fw_fence_sink_free(fence);
-    fw_ckpt_kafka_free(ck);
-    fw_rin_free(in);
     atomic_store(&u->ended, true);
     return NULL;
 }
 
 static void unit_stop(struct scale *sc, int32_t p, bool lost);
+static void reap_retiring(struct scale *sc, int32_t p);
 
 static void unit_start(struct scale *sc, int32_t p)
 {
@@ -413,6 +432,9 @@ static void unit_start(struct scale *sc, int32_t p)
         unit_stop(sc, p, true);    /* a fenced one, done: make room */
     if (sc->units[p])
         return;
+    /* A unit of the same partition still freeing its state holds the
+     * partition's state directory (driver.c's lock): wait for it. */
+    reap_retiring(sc, p);
     struct unit *u = fw_xcalloc(1, sizeof *u);
     u->sc = sc;
     u->p = p;
@@ -428,9 +450,15 @@ static void unit_start(struct scale *sc, int32_t p)
     fw_gauge_add(sc->owned_g, 1);
 }
 
-/* lost: the partition may already be another's: nothing more is
- * produced or checkpointed. */
-static void unit_stop(struct scale *sc, int32_t p, bool lost)
+/* Stopping a unit is in two steps, so that a rebalance taking several
+ * partitions away stops their units together and waits only for their
+ * hand-overs (final checkpoint, alerts out, consumer closed), not for
+ * their state to be freed:
+ *   unit_stop_begin: ask it to stop (lost: the partition may already be
+ *     another's: nothing more is produced or checkpointed);
+ *   unit_stop_wait: wait until it has handed the partition over, then put
+ *     it on the retiring list, joined and freed by reap_retiring(). */
+static void unit_stop_begin(struct scale *sc, int32_t p, bool lost)
 {
     if (p < 0 || (uint32_t)p >= sc->nparts || !sc->units[p])
         return;
@@ -440,13 +468,46 @@ static void unit_stop(struct scale *sc, int32_t p, bool lost)
         atomic_store(&u->owned, false);
     }
     u->stop = 1;
-    pthread_join(u->th, NULL);
+}
+
+static void unit_stop_wait(struct scale *sc, int32_t p)
+{
+    if (p < 0 || (uint32_t)p >= sc->nparts || !sc->units[p])
+        return;
+    struct unit *u = sc->units[p];
+    pthread_mutex_lock(&sc->mu);
+    while (!atomic_load(&u->handed))
+        pthread_cond_wait(&sc->handed_cv, &sc->mu);
+    pthread_mutex_unlock(&sc->mu);
     atomic_store(&u->owned, false);
     atomic_store(&sc->own[p], false);
     sc->units[p] = NULL;
+    u->next_retiring = sc->retiring;
+    sc->retiring = u;
     fw_gauge_add(sc->owned_g, -1);
     fw_counter_add(sc->handovers, 1);
-    free(u);
+}
+
+static void unit_stop(struct scale *sc, int32_t p, bool lost)
+{
+    unit_stop_begin(sc, p, lost);
+    unit_stop_wait(sc, p);
+}
+
+/* Joins and frees the retiring units that are done, and those of
+ * partition `p` (>= 0) or all of them (p == -2) whether done or not. */
+static void reap_retiring(struct scale *sc, int32_t p)
+{
+    for (struct unit **up = &sc->retiring; *up;) {
+        struct unit *u = *up;
+        if (atomic_load(&u->ended) || u->p == p || p == -2) {
+            pthread_join(u->th, NULL);
+            *up = u->next_retiring;
+            free(u);
+        } else {
+            up = &u->next_retiring;
+        }
+    }
 }
 
 /* ---- ownership: the control group ------------------------------------------ */
@@ -458,6 +519,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         sc->ctl_assigned = true;
         rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+        fw_rejoin_assigned(&sc->rejoin);
+        /* From a SyncGroup the coordinator answered, empty or not: this
+         * member is current (renewals may have been held for the round). */
+        if (!atomic_load(&sc->broken) && !sc->ctl_closing)
+            atomic_store(&sc->lease_until, fw_mono_ms() + sc->session_ms / 2);
         if (parts->cnt > 0 && !atomic_load(&sc->broken) && !sc->ctl_closing) {
             atomic_store(&sc->lease_until, fw_mono_ms() + sc->session_ms / 2);
             for (int i = 0; i < parts->cnt; i++) {
@@ -469,19 +535,49 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     bool lost = rd_kafka_assignment_lost(rk);
+    int64_t t_cb = fw_mono_ms();
     for (int i = 0; i < parts->cnt; i++) {
         fw_log(FW_LOG_INFO, "scale", lost ? "partition lost: stopping its unit, no checkpoint"
                                           : "partition revoked: final checkpoint, then hand-over",
                "partition=%d", (int)parts->elems[i].partition);
-        unit_stop(sc, parts->elems[i].partition, lost);
+        unit_stop_begin(sc, parts->elems[i].partition, lost);
     }
+    for (int i = 0; i < parts->cnt; i++)
+        unit_stop_wait(sc, parts->elems[i].partition);
+    if (parts->cnt > 0)
+        fw_log(FW_LOG_INFO, "scale", lost ? "partitions let go" : "partitions handed over",
+               "count=%d ms=%lld", parts->cnt, (long long)(fw_mono_ms() - t_cb));
     rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+    /* No renewal from here until the next round's assignment: one that
+     * waited behind this member's JoinGroup would lose it every partition
+     * (kafka.h).  Under the lock, so that a renewal under way is answered
+     * first.  The revocation came from a SyncGroup the coordinator answered
+     * just before this callback, so the lease runs for the usual half
+     * session from the callback's start (renewals during the final
+     * checkpoints may have taken it further); the round's assignment
+     * renews it. */
+    pthread_mutex_lock(&sc->renew_mu);
+    fw_rejoin_revoked(&sc->rejoin, rk, lost);
+    pthread_mutex_unlock(&sc->renew_mu);
+    if (!lost && !atomic_load(&sc->broken) &&
+        atomic_load(&sc->lease_until) < t_cb + sc->session_ms / 2)
+        atomic_store(&sc->lease_until, t_cb + sc->session_ms / 2);
 }
 
 /* One broker round trip that only a current member can make (election.c
  * has the reasoning); on its own thread, so that a unit's final checkpoint
  * in a revocation (the caller's thread waits for it) keeps its lease. */
+static void renew_now(struct scale *sc);
+
 static void renew(struct scale *sc)
+{
+    pthread_mutex_lock(&sc->renew_mu);
+    if (!fw_rejoin_holding(&sc->rejoin))   /* the group rebalancing (kafka.h) */
+        renew_now(sc);
+    pthread_mutex_unlock(&sc->renew_mu);
+}
+
+static void renew_now(struct scale *sc)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (uint32_t p = 0; p < sc->nparts; p++)
@@ -583,6 +679,8 @@ int fw_scale_run(const fw_settings *s, fw_metrics *m, fw_reloader *rl, fw_rulese
                         .session_ms = s->ha_session_timeout_ms };
     int rc = 1;
     pthread_mutex_init(&sc.mu, NULL);
+    pthread_cond_init(&sc.handed_cv, NULL);
+    pthread_mutex_init(&sc.renew_mu, NULL);
     sc.rs = fw_ruleset_ref(rs);
     sc.sn = fw_reloader_take_snoozes(rl);
     fw_scale_topics(s, sc.rtopic, sc.stopic, sc.ctopic, sizeof sc.rtopic);
@@ -660,6 +758,7 @@ int fw_scale_run(const fw_settings *s, fw_metrics *m, fw_reloader *rl, fw_rulese
             }
         if (rc)
             break;
+        reap_retiring(&sc, -1);
         if (*hup) {
             *hup = 0;
             fw_reloader_hup(rl);
@@ -705,8 +804,9 @@ out:
     if (sc.ctl) {
         bool lost = atomic_load(&sc.broken) || rc != 0;
         for (uint32_t p = 0; p < sc.nparts; p++)
-            if (sc.units[p])
-                unit_stop(&sc, (int32_t)p, lost);
+            unit_stop_begin(&sc, (int32_t)p, lost);
+        for (uint32_t p = 0; p < sc.nparts; p++)
+            unit_stop_wait(&sc, (int32_t)p);
         atomic_store(&sc.quit, true);
         if (sc.lease_started)
             pthread_join(sc.lease_th, NULL);
@@ -722,8 +822,10 @@ out:
         }
     }
     for (uint32_t p = 0; p < sc.nparts; p++)
-        if (sc.units[p])
-            unit_stop(&sc, (int32_t)p, true);
+        unit_stop_begin(&sc, (int32_t)p, true);
+    for (uint32_t p = 0; p < sc.nparts; p++)
+        unit_stop_wait(&sc, (int32_t)p);
+    reap_retiring(&sc, -2);
     fw_forwarder_free(sc.fwd);
     fw_inputs_free(&sc.inputs);
     free(sc.units);
@@ -731,6 +833,8 @@ out:
     fw_ruleset_unref(sc.rs);
     if (sc.sn)
         fw_snoozes_unref(sc.sn);
+    pthread_cond_destroy(&sc.handed_cv);
+    pthread_mutex_destroy(&sc.renew_mu);
     pthread_mutex_destroy(&sc.mu);
     return rc;
 }

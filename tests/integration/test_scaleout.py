@@ -175,6 +175,42 @@ def test_join_and_kill():
         ds[0].proc = None
 
 
+def test_join_hands_over_cleanly():
+    """A daemon joining a running one: the first hands over the partitions
+    the group moves (final checkpoint, no unit stopped as lost), its
+    forwarder's and its control group's commits during the rebalance do not
+    make librdkafka 2.0.2 take its other partitions for lost (kafka.h), and
+    the alert set still equals replay's."""
+    with case(4) as (c, ds):
+        path = generate(c, 60000, 91)
+        want = replay(path)
+        chunks = producer(c, path, 2)
+        next(chunks)
+        ds.append(scaled(c, "hj0").start())
+        wait_for(lambda: t.metric(ds[0], "fraudwatch_scale_partitions_owned") == 8, 60,
+                 "the first daemon owning all 8 partitions")
+        wait_for(lambda: t.metric(ds[0], "fraudwatch_events_total") > 0, 60,
+                 "the first daemon applying events")
+        ds.append(scaled(c, "hj1").start())
+        owned = lambda d: t.metric(d, "fraudwatch_scale_partitions_owned")
+        wait_for(lambda: owned(ds[1]) > 0 and owned(ds[0]) + owned(ds[1]) == 8, 60,
+                 "the 8 partitions split between the two")
+        time.sleep(3)    # a late loss would show by now
+        text = ds[0].log_text()
+        assert "partition lost" not in text and "unit fenced" not in text, \
+            "the first daemon lost partitions when the second joined"
+        assert "lost=1" not in text, "the forwarder lost its input partitions"
+        assert "partitions handed over" in text
+        log(f"    split {owned(ds[0]):.0f} + {owned(ds[1]):.0f}, nothing lost; "
+            + " ".join(l.split("msg=")[1] for l in text.splitlines()
+                       if "partitions handed over" in l))
+        next(chunks)
+        meta = settle(c, want, 180)
+        compare(want, [m[2] for m in meta])
+        for d in ds:
+            assert d.stop() == 0
+
+
 def test_sigterm_handover():
     """Two daemons share the work; SIGTERM one mid-stream: it writes its
     units' final checkpoints and exits 0, the other takes its partitions
@@ -313,7 +349,7 @@ def test_forwarder_fetch_wakeup():
 
 
 TESTS = [test_two_equal, test_forwarder_fetch_wakeup, test_sigterm_handover, test_sigstop_rejoin, test_deleted_state_topic,
-         test_join_and_kill]
+         test_join_and_kill, test_join_hands_over_cleanly]
 
 
 def main():
