@@ -1,7 +1,8 @@
 /* kafka_common.c — what the consumers and the producers share: librdkafka's
  * log routed into ours, configuration with errors that name the key, the
- * group consumers' guard against librdkafka's abort while joining, and the
- * consumers' fetch wake-up. */
+ * group consumers' guard against librdkafka's abort while joining, their
+ * commit hold while the group rebalances, and the consumers' fetch
+ * wake-up. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -21,6 +21,11 @@
  * behind the checkpoint, and the next owner of the partition would process
  * again what was done.  The daemon's final checkpoint retries it too
  * (fw_in_commit_pending); the revocation inside fw_in_close() does not.
+ * A checkpoint published while the group rebalances (after a revocation,
+ * until the next round's assignment) has its commit held back the same
+ * way and sent when the round ends: librdkafka 2.0.2 would take a commit
+ * sent then for a lost assignment (kafka.h, "Commits held while the group
+ * rebalances").
  *
  * Nothing here waits for the broker without a bound the caller chose.
  * librdkafka's synchronous rd_kafka_commit() has none: while the group
