@@ -149,7 +149,10 @@ def sigterm_during_rebalance(victim):
             # or, when one of A's commits (every 300 ms here) reached the
             # coordinator just as B's join moved the generation on, librdkafka
             # 2.0.2 calls A's assignment lost (ILLEGAL_GENERATION) and A takes
-            # part of it back (kafka_in.c).  Either way it is mid-rebalance.
+            # part of it back (kafka_in.c).  A holds its commits from the
+            # revocation to the next round (kafka.h), which closes the wide
+            # window; one sent before A knows of the rebalance can still
+            # cross.  Either way it is mid-rebalance.
             wait_for(lambda: log_has(a, "rebalance: checkpointing before hand-over") or
                      log_has(a, "msg=\"partition lost\""), 60, "A's revocation")
             log("    A's side of the rebalance: " +
