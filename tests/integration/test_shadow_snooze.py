@@ -46,6 +46,23 @@ def ping(i, key, ts=None):
                        "k": key, "n": i}).encode()
 
 
+def snooze_case(c):
+    """The snooze tests' shadow topic (created) and rule directory: rule T
+    fires on the 3rd ping of a key within an hour, every time."""
+    shadow_topic = c.alerts + ".snoozed"
+    create_topic(shadow_topic, 1)
+    rules = write_rules(os.path.join(c.tmp, "rules"), [
+        {"id": "T", "event": "ping", "subject": "k", "suppress_s": 0,
+         "threshold": {"group_by": "k", "window_s": 3600, "count": {">=": 3}}}])
+    return shadow_topic, rules
+
+
+def snoozed_flags(c, shadow_topic):
+    """Each topic's alerts as (event_id, snoozed) pairs: what a wait shows."""
+    return {topic: [(x["event_id"], x.get("snoozed", False)) for x in alerts_of(topic)]
+            for topic in (c.alerts, shadow_topic)}
+
+
 def test_shadow_topic():
     """A shadow rule's alerts go to the shadow topic only, flagged; live and
     shadow together are replay's alerts."""
@@ -94,19 +111,13 @@ def test_snooze_while_running():
     c = Case()
     r = Redis()
     try:
-        shadow_topic = c.alerts + ".snoozed"
-        create_topic(shadow_topic, 1)
-        rules = write_rules(os.path.join(c.tmp, "rules"), [
-            {"id": "T", "event": "ping", "subject": "k", "suppress_s": 0,
-             "threshold": {"group_by": "k", "window_s": 3600, "count": {">=": 3}}}])
+        shadow_topic, rules = snooze_case(c)
         p = subprocess.run([t.FW, "rules", "push", rules, "--redis", r.url],
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         d = c.daemon(f"rules.source = {r.url}\noutput.shadow_topic = {shadow_topic}").start()
 
-        def topics():
-            return {topic: [(x["event_id"], x.get("snoozed", False)) for x in alerts_of(topic)]
-                    for topic in (c.alerts, shadow_topic)}
+        topics = lambda: snoozed_flags(c, shadow_topic)
 
         produce(c.topic, [ping(1, "victim"), ping(2, "victim"), ping(3, "other"),
                           ping(4, "other"), ping(5, "other")])
@@ -162,25 +173,18 @@ def test_snoozes_after_redis_restart():
     c = Case()
     r = Redis()
     try:
-        shadow_topic = c.alerts + ".snoozed"
-        create_topic(shadow_topic, 1)
-        rules = write_rules(os.path.join(c.tmp, "rules"), [
-            {"id": "T", "event": "ping", "subject": "k", "suppress_s": 0,
-             "threshold": {"group_by": "k", "window_s": 3600, "count": {">=": 3}}}])
+        shadow_topic, rules = snooze_case(c)
 
-        def setup():   # the same commands before and after the restart
-            for argv in (["rules", "push", rules], ["snooze", "add", "T", subject[0],
+        def setup(subject):   # the same commands before and after the restart
+            for argv in (["rules", "push", rules], ["snooze", "add", "T", subject,
                                                    "--for", "1h", "--reason", "test"]):
                 p = subprocess.run([t.FW, *argv, "--redis", r.url],
                                    capture_output=True, text=True)
                 assert p.returncode == 0, p.stderr
 
-        def topics():
-            return {topic: [(x["event_id"], x.get("snoozed", False)) for x in alerts_of(topic)]
-                    for topic in (c.alerts, shadow_topic)}
+        topics = lambda: snoozed_flags(c, shadow_topic)
 
-        subject = ["victim"]
-        setup()
+        setup("victim")
         d = c.daemon(f"rules.source = {r.url}\noutput.shadow_topic = {shadow_topic}").start()
         produce(c.topic, [ping(1, "victim"), ping(2, "victim"), ping(3, "victim")])
         wait_for(lambda: [a["event_id"] for a in alerts_of(shadow_topic)] == ["p3"], 60,
@@ -192,8 +196,7 @@ def test_snoozes_after_redis_restart():
         wait_for(lambda: d.log_text().count("redis unreachable") >= 4, 30,
                  "the daemon to retry redis a few times")
         r.start()
-        subject[0] = "other"
-        setup()        # snooze version 1 again, for another subject
+        setup("other")        # snooze version 1 again, for another subject
         wait_for(lambda: 'msg="snoozes swapped in" snoozes=1' in d.log_text(), 30,
                  "the daemon to read the snoozes after reconnecting")
         produce(c.topic, [ping(4, "victim"), ping(5, "other"), ping(6, "other"),
