@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_engine_opts.h"
 #include "fraudwatch/text.h"
 #include "fraudwatch/compare.h"
 #include "fraudwatch/pipeline.h"
@@ -34,36 +35,32 @@ bool fw_cli_is_compare(int argc, char **argv)
 
 int fw_cli_replay_compare(int argc, char **argv, const char *usage)
 {
-    enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS,
-           OPT_MAX_REGEXES, OPT_COMPARE, OPT_JSON, OPT_TRUTH, OPT_EXAMPLES };
+    enum { OPT_COMPARE = FW_CLI_OPT_OWN, OPT_JSON, OPT_TRUTH, OPT_EXAMPLES };
     static const struct option opts[] = {
         { "compare", no_argument, NULL, OPT_COMPARE },
         { "json", no_argument, NULL, OPT_JSON },
         { "truth", required_argument, NULL, OPT_TRUTH },
         { "examples", required_argument, NULL, OPT_EXAMPLES },
         { "rules", required_argument, NULL, 'r' },
-        { "threads", required_argument, NULL, 't' },
-        { "max-event-bytes", required_argument, NULL, OPT_MAX_BYTES },
-        { "lateness", required_argument, NULL, OPT_LATENESS },
-        { "max-reported", required_argument, NULL, OPT_MAX_REPORTED },
-        { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
-        { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
+        FW_CLI_ENGINE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     static const char me[] = "fraudwatch replay --compare";
-    fw_compare_opts o = { .threads = 1,
-                          .max_event_bytes = FW_DEFAULT_MAX_EVENT_BYTES,
-                          .lateness_ms = FW_DEFAULT_LATENESS_MS,
-                          .max_keys = FW_DEFAULT_MAX_KEYS,
-                          .examples = FW_COMPARE_DEFAULT_EXAMPLES,
+    fw_compare_opts o = { .examples = FW_COMPARE_DEFAULT_EXAMPLES,
                           .out = stdout,
-                          .log = stderr,
-                          .max_reported = 100 };
+                          .log = stderr };
+    fw_cli_engine e = fw_cli_engine_defaults();
     unsigned long long v;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "r:t:h", opts, NULL)) != -1) {
+        int rc = fw_cli_engine_opt(&e, c, optarg, me);
+        if (rc >= 0) {
+            if (rc)
+                return rc;
+            continue;
+        }
         switch (c) {
         case OPT_COMPARE:
             break;
@@ -85,53 +82,6 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             fprintf(stderr, "%s: takes the two rules directories as OLD_DIR NEW_DIR, "
                             "not --rules\n", me);
             return 2;
-        case 't':
-            if (fw_parse_u64(optarg, 1, FW_MAX_WORKERS, &v) != 0) {
-                fprintf(stderr, "%s: --threads must be 1..%d, not '%s'\n", me,
-                        FW_MAX_WORKERS, optarg);
-                return 2;
-            }
-            o.threads = (uint32_t)v;
-            break;
-        case OPT_MAX_BYTES:
-            if (fw_parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
-                fprintf(stderr, "%s: --max-event-bytes must be %u..%u, not '%s'\n", me,
-                        FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, optarg);
-                return 2;
-            }
-            o.max_event_bytes = (size_t)v;
-            break;
-        case OPT_LATENESS:
-            if (fw_parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
-                fprintf(stderr, "%s: --lateness must be %d..%d seconds, not '%s'\n", me,
-                        FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, optarg);
-                return 2;
-            }
-            o.lateness_ms = (int64_t)v * 1000;
-            break;
-        case OPT_MAX_REGEXES:
-            if (fw_parse_u64(optarg, 1, 1000000, &v) != 0) {
-                fprintf(stderr, "%s: --max-regex-per-event must be 1..1000000, not '%s'\n",
-                        me, optarg);
-                return 2;
-            }
-            fw_ruleset_set_max_regexes((uint32_t)v);
-            break;
-        case OPT_MAX_KEYS:
-            if (fw_parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
-                fprintf(stderr, "%s: --max-keys must be %u..%u, not '%s'\n", me,
-                        FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, optarg);
-                return 2;
-            }
-            o.max_keys = v;
-            break;
-        case OPT_MAX_REPORTED:
-            if (fw_parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
-                fprintf(stderr, "%s: --max-reported must be a count, not '%s'\n", me, optarg);
-                return 2;
-            }
-            o.max_reported = (uint32_t)v;
-            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -140,6 +90,11 @@ int fw_cli_replay_compare(int argc, char **argv, const char *usage)
             return 2;
         }
     }
+    o.threads = e.threads;
+    o.max_event_bytes = e.max_event_bytes;
+    o.lateness_ms = e.lateness_ms;
+    o.max_keys = e.max_keys;
+    o.max_reported = e.max_reported;
     int npos = argc - optind;
     if (npos < 2 || npos > 3) {
         fprintf(stderr, "%s: needs OLD_DIR NEW_DIR and at most one input file, "

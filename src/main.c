@@ -38,6 +38,7 @@
 #include "fraudwatch/clock.h"
 #include "fraudwatch/timetext.h"
 #include "cli_compare.h"
+#include "cli_engine_opts.h"
 #ifdef FW_HAVE_REDIS
 #include "fraudwatch/rulestore.h"
 #include "cli_history.h"
@@ -495,85 +496,33 @@ static int set_max_regexes(const char *cmd, const char *arg)
 
 static int cmd_replay(int argc, char **argv)
 {
-    enum { OPT_MAX_BYTES = 256, OPT_LATENESS, OPT_MAX_REPORTED, OPT_MAX_KEYS,
-           OPT_MAX_REGEXES, OPT_SNOOZES };
+    enum { OPT_SNOOZES = FW_CLI_OPT_OWN };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
-        { "threads", required_argument, NULL, 't' },
-        { "max-event-bytes", required_argument, NULL, OPT_MAX_BYTES },
-        { "lateness", required_argument, NULL, OPT_LATENESS },
-        { "max-reported", required_argument, NULL, OPT_MAX_REPORTED },
-        { "max-keys", required_argument, NULL, OPT_MAX_KEYS },
-        { "max-regex-per-event", required_argument, NULL, OPT_MAX_REGEXES },
+        FW_CLI_ENGINE_OPTIONS,
         { "snoozes", required_argument, NULL, OPT_SNOOZES },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    fw_replay_opts o = { .threads = 1,
-                         .max_event_bytes = FW_DEFAULT_MAX_EVENT_BYTES,
-                         .lateness_ms = FW_DEFAULT_LATENESS_MS,
-                         .out = stdout,
-                         .log = stderr,
-                         .max_reported = 100,
-                         .max_keys = FW_DEFAULT_MAX_KEYS };
     if (fw_cli_is_compare(argc, argv))      /* replay --compare: cli_compare.c */
         return fw_cli_replay_compare(argc, argv, usage_replay);
-    unsigned long long v;
+    fw_replay_opts o = { .out = stdout, .log = stderr };
+    fw_cli_engine e = fw_cli_engine_defaults();
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "r:t:h", opts, NULL)) != -1) {
+        int rc = fw_cli_engine_opt(&e, c, optarg, "fraudwatch replay");
+        if (rc >= 0) {
+            if (rc)
+                return rc;
+            continue;
+        }
         switch (c) {
         case 'r':
             o.rules_dir = optarg;
             break;
-        case 't':
-            if (fw_parse_u64(optarg, 1, FW_MAX_WORKERS, &v) != 0) {
-                fprintf(stderr, "fraudwatch replay: --threads must be 1..%d, "
-                                "not '%s'\n", FW_MAX_WORKERS, optarg);
-                return 2;
-            }
-            o.threads = (uint32_t)v;
-            break;
-        case OPT_MAX_BYTES:
-            if (fw_parse_u64(optarg, FW_MIN_MAX_EVENT_BYTES, FW_MAX_MAX_EVENT_BYTES, &v) != 0) {
-                fprintf(stderr, "fraudwatch replay: --max-event-bytes must be "
-                                "%u..%u, not '%s'\n", FW_MIN_MAX_EVENT_BYTES,
-                        FW_MAX_MAX_EVENT_BYTES, optarg);
-                return 2;
-            }
-            o.max_event_bytes = (size_t)v;
-            break;
-        case OPT_LATENESS:
-            if (fw_parse_u64(optarg, FW_MIN_LATENESS_S, FW_MAX_LATENESS_S, &v) != 0) {
-                fprintf(stderr, "fraudwatch replay: --lateness must be "
-                                "%d..%d seconds, not '%s'\n", FW_MIN_LATENESS_S,
-                        FW_MAX_LATENESS_S, optarg);
-                return 2;
-            }
-            o.lateness_ms = (int64_t)v * 1000;
-            break;
-        case OPT_MAX_REGEXES:
-            if (set_max_regexes("replay", optarg) != 0)
-                return 2;
-            break;
         case OPT_SNOOZES:
             o.snoozes_file = optarg;
-            break;
-        case OPT_MAX_KEYS:
-            if (fw_parse_u64(optarg, FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, &v) != 0) {
-                fprintf(stderr, "fraudwatch replay: --max-keys must be %u..%u, not '%s'\n",
-                        FW_MIN_MAX_KEYS, FW_MAX_MAX_KEYS, optarg);
-                return 2;
-            }
-            o.max_keys = v;
-            break;
-        case OPT_MAX_REPORTED:
-            if (fw_parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
-                fprintf(stderr, "fraudwatch replay: --max-reported must be a "
-                                "count, not '%s'\n", optarg);
-                return 2;
-            }
-            o.max_reported = (uint32_t)v;
             break;
         case 'h':
             fputs(usage_replay, stdout);
@@ -583,6 +532,11 @@ static int cmd_replay(int argc, char **argv)
             return 2;
         }
     }
+    o.threads = e.threads;
+    o.max_event_bytes = e.max_event_bytes;
+    o.lateness_ms = e.lateness_ms;
+    o.max_keys = e.max_keys;
+    o.max_reported = e.max_reported;
     if (!o.rules_dir) {
         fputs("fraudwatch replay: --rules DIR is required\n", stderr);
         fputs(usage_replay, stderr);

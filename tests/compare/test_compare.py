@@ -260,6 +260,24 @@ for args, want in [(["--compare", "before"], "needs OLD_DIR NEW_DIR"),
     p = run(*args)
     check("usage %s: exit 2" % " ".join(args), p.returncode == 2 and want in p.stderr,
           "rc=%d %s" % (p.returncode, p.stderr))
+# The engine options mean the same in both commands (cli_engine_opts.c): the same
+# refusal after the command's name, and the same values accepted.
+for opt, bad in [("--threads", "0"), ("--max-event-bytes", "1"), ("--lateness", "x"),
+                 ("--max-keys", "1"), ("--max-reported", "-1"), ("--max-regex-per-event", "0")]:
+    plain = run("--rules", "before", opt, bad, "events.jsonl")
+    comp = run("--compare", "before", "after", opt, bad, "events.jsonl")
+    why = lambda q, me: q.stderr.split(me + ": ", 1)[-1].splitlines()[0] if q.stderr else ""
+    check("%s %s: refused alike by replay and replay --compare" % (opt, bad),
+          plain.returncode == 2 and comp.returncode == 2 and opt + " must be" in plain.stderr and
+          why(plain, "fraudwatch replay") == why(comp, "fraudwatch replay --compare"),
+          "%r / %r" % (plain.stderr, comp.stderr))
+good = ["--threads", "2", "--max-event-bytes", "65536", "--lateness", "600", "--max-keys",
+        "100000", "--max-reported", "5", "--max-regex-per-event", "1000"]
+plain = run("--rules", "before", *good, "events.jsonl")
+comp = run("--compare", "before", "after", *good, "events.jsonl")
+check("the same engine options accepted by both", plain.returncode == 0 and
+      comp.returncode == 0, plain.stderr + comp.stderr)
+
 p = run("--help")
 check("replay --help documents --compare, --json, --truth, --examples",
       p.returncode == 0 and all(s in p.stdout for s in
