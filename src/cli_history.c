@@ -535,22 +535,34 @@ static const fw_rhist_file *find_named(const fw_rhist_record *rec, const char *n
     return NULL;
 }
 
+/* The start of the commands that take one VERSION: the options, the store
+ * opened, the version resolved.  -1 to go on (*r open, *v set), else the
+ * exit status. */
+static int one_version(int argc, char **argv, struct opts *o, fw_rstore **r, uint64_t *v)
+{
+    int rc = parse(argc, argv, o);
+    if (rc >= 0)
+        return rc;
+    if (o->npos != 1)
+        return usage_error(o, "expected one VERSION");
+    if (open_store(o, r) != 0)
+        return 1;
+    *v = version_arg(o, *r, o->pos[0]);
+    if (!*v) {
+        fw_rstore_free(*r);
+        return 1;
+    }
+    return -1;
+}
+
 static int cmd_show(int argc, char **argv)
 {
     struct opts o = { .cmd = "rules show", .usage = usage_show, .allowed = O_FILE };
-    int rc = parse(argc, argv, &o);
+    fw_rstore *r;
+    uint64_t v;
+    int rc = one_version(argc, argv, &o, &r, &v);
     if (rc >= 0)
         return rc;
-    if (o.npos != 1)
-        return usage_error(&o, "expected one VERSION");
-    fw_rstore *r;
-    if (open_store(&o, &r) != 0)
-        return 1;
-    uint64_t v = version_arg(&o, r, o.pos[0]);
-    if (!v) {
-        fw_rstore_free(r);
-        return 1;
-    }
     char err[4096];
     fw_rhist_record rec;
     rc = fw_rhist_get(r, v, o.file != NULL, &rec, err, sizeof err);
@@ -716,19 +728,11 @@ static int cmd_diff(int argc, char **argv)
 static int cmd_rollback(int argc, char **argv)
 {
     struct opts o = { .cmd = "rules rollback", .usage = usage_rollback, .allowed = O_MSG };
-    int rc = parse(argc, argv, &o);
+    fw_rstore *r;
+    uint64_t v;
+    int rc = one_version(argc, argv, &o, &r, &v);
     if (rc >= 0)
         return rc;
-    if (o.npos != 1)
-        return usage_error(&o, "expected one VERSION");
-    fw_rstore *r;
-    if (open_store(&o, &r) != 0)
-        return 1;
-    uint64_t v = version_arg(&o, r, o.pos[0]);
-    if (!v) {
-        fw_rstore_free(r);
-        return 1;
-    }
     static char err[65536];
     char host[256], what[64];
     fw_rhist_meta m;

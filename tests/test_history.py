@@ -278,6 +278,11 @@ def test_trim_and_refusals(r, tmp):
     assert "last 2 versions" in p.stderr and "nothing was changed" in p.stderr
     p = fw(r, "rules", "rollback", "9", check=False)
     assert p.returncode == 1 and "no version 9" in p.stderr, p.stderr
+    p = fw(r, "rules", "show", "9", check=False)
+    assert p.returncode == 1 and "no version 9" in p.stderr, p.stderr
+    for cmd in (["show"], ["rollback", "3", "4"]):
+        p = fw(r, "rules", *cmd, check=False)
+        assert p.returncode == 2 and "expected one VERSION" in p.stderr, (cmd, p.stderr)
     p = fw(r, "rules", "diff", "2", "4", check=False)
     assert p.returncode == 1 and "not kept" in p.stderr
     out = fw(r, "rules", "show", "2").stdout
