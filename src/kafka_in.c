@@ -637,9 +637,11 @@ int fw_in_commit(fw_in *in, rd_kafka_topic_partition_list_t *all_pos, int64_t un
         rd_kafka_topic_partition_list_destroy(pos);
         return 0;
     }
-    if (!in->revoking && fw_rejoin_holding(&in->rejoin)) {
+    if (!in->revoking && !(in->stop && *in->stop) && fw_rejoin_holding(&in->rejoin)) {
         /* Held back until the round's assignment (kafka.h), then retried
-         * like a commit that failed. */
+         * like a commit that failed.  Not when stopping: the final
+         * checkpoint's commit is tried as it always was (held, it would
+         * only fail). */
         for (int i = 0; i < pos->cnt; i++)
             in->parts[part_index(in, pos->elems[i].topic, pos->elems[i].partition)]
                 .uncommitted = pos->elems[i].offset;
