@@ -72,9 +72,11 @@ bool fw_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,
  * next rebalance).  Set from the rebalance callbacks; read from any
  * thread. */
 #define FW_REJOIN_HOLD_MAX_MS 15000
+enum { FW_REJOIN_STEADY, FW_REJOIN_AFTER_REVOKE, FW_REJOIN_NEXT_ROUND };
 typedef struct {
-    _Atomic int state;           /* 0 steady, 1 awaiting the assign after revoke,
-                                    2 awaiting the next round's assignment */
+    _Atomic int state;           /* FW_REJOIN_STEADY; awaiting the assignment
+                                    after the revocation; awaiting the next
+                                    round's assignment */
     _Atomic long long since_ms;  /* fw_mono_ms() of the last change */
 } fw_rejoin_guard;
 /* From the revocation callback, before it returns. */

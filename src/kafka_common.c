@@ -74,24 +74,24 @@ void fw_rejoin_revoked(fw_rejoin_guard *g, rd_kafka_t *rk, bool lost)
      * ends the round (kafka.h). */
     const char *proto = rd_kafka_rebalance_protocol(rk);
     bool coop = proto && strcmp(proto, "COOPERATIVE") == 0;
-    atomic_store(&g->state, coop && !lost ? 1 : 2);
+    atomic_store(&g->state, coop && !lost ? FW_REJOIN_AFTER_REVOKE : FW_REJOIN_NEXT_ROUND);
     atomic_store(&g->since_ms, fw_mono_ms());
 }
 
 void fw_rejoin_assigned(fw_rejoin_guard *g)
 {
     int st = atomic_load(&g->state);
-    atomic_store(&g->state, st == 1 ? 2 : 0);
+    atomic_store(&g->state, st == FW_REJOIN_AFTER_REVOKE ? FW_REJOIN_NEXT_ROUND : FW_REJOIN_STEADY);
     atomic_store(&g->since_ms, fw_mono_ms());
 }
 
 bool fw_rejoin_holding(fw_rejoin_guard *g)
 {
-    if (atomic_load(&g->state) == 0)
+    if (atomic_load(&g->state) == FW_REJOIN_STEADY)
         return false;
     if (fw_mono_ms() - atomic_load(&g->since_ms) < FW_REJOIN_HOLD_MAX_MS)
         return true;
-    atomic_store(&g->state, 0);
+    atomic_store(&g->state, FW_REJOIN_STEADY);
     return false;
 }
 

@@ -421,6 +421,8 @@ out:
     return NULL;
 }
 
+enum { REAP_DONE = -1, REAP_ALL = -2 };   /* reap_retiring(): no partition of its own */
+
 static void unit_stop(struct scale *sc, int32_t p, bool lost);
 static void reap_retiring(struct scale *sc, int32_t p);
 
@@ -495,12 +497,12 @@ static void unit_stop(struct scale *sc, int32_t p, bool lost)
 }
 
 /* Joins and frees the retiring units that are done, and those of
- * partition `p` (>= 0) or all of them (p == -2) whether done or not. */
+ * partition `p` (>= 0) or all of them (REAP_ALL) whether done or not. */
 static void reap_retiring(struct scale *sc, int32_t p)
 {
     for (struct unit **up = &sc->retiring; *up;) {
         struct unit *u = *up;
-        if (atomic_load(&u->ended) || u->p == p || p == -2) {
+        if (atomic_load(&u->ended) || u->p == p || p == REAP_ALL) {
             pthread_join(u->th, NULL);
             *up = u->next_retiring;
             free(u);
@@ -567,16 +569,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* One broker round trip that only a current member can make (election.c
  * has the reasoning); on its own thread, so that a unit's final checkpoint
  * in a revocation (the caller's thread waits for it) keeps its lease. */
-static void renew_now(struct scale *sc);
-
-static void renew(struct scale *sc)
-{
-    pthread_mutex_lock(&sc->renew_mu);
-    if (!fw_rejoin_holding(&sc->rejoin))   /* the group rebalancing (kafka.h) */
-        renew_now(sc);
-    pthread_mutex_unlock(&sc->renew_mu);
-}
-
 static void renew_now(struct scale *sc)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
@@ -608,6 +600,14 @@ static void renew_now(struct scale *sc)
             atomic_store(&sc->own[p], false);
         atomic_fetch_add(&sc->evicted, 1);
     }
+}
+
+static void renew(struct scale *sc)
+{
+    pthread_mutex_lock(&sc->renew_mu);
+    if (!fw_rejoin_holding(&sc->rejoin))   /* the group rebalancing (kafka.h) */
+        renew_now(sc);
+    pthread_mutex_unlock(&sc->renew_mu);
 }
 
 static void *lease_main(void *arg)
@@ -758,7 +758,7 @@ int fw_scale_run(const fw_settings *s, fw_metrics *m, fw_reloader *rl, fw_rulese
             }
         if (rc)
             break;
-        reap_retiring(&sc, -1);
+        reap_retiring(&sc, REAP_DONE);
         if (*hup) {
             *hup = 0;
             fw_reloader_hup(rl);
@@ -825,7 +825,7 @@ out:
         unit_stop_begin(&sc, (int32_t)p, true);
     for (uint32_t p = 0; p < sc.nparts; p++)
         unit_stop_wait(&sc, (int32_t)p);
-    reap_retiring(&sc, -2);
+    reap_retiring(&sc, REAP_ALL);
     fw_forwarder_free(sc.fwd);
     fw_inputs_free(&sc.inputs);
     free(sc.units);
